@@ -1,0 +1,29 @@
+package dev.ambient.ca;
+
+import static io.restassured.RestAssured.given;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+
+import io.quarkus.test.junit.QuarkusTest;
+import org.junit.jupiter.api.Test;
+
+/** What a kubelet and a Prometheus see of this service: probes and a metrics page. */
+@QuarkusTest
+class ServiceEndpointsTest {
+
+    static final int METRICS_TEST_PORT = 55014;
+
+    @Test
+    void readinessAndLivenessAnswerUp() {
+        given().get("/healthz/ready").then().statusCode(200).body("status", equalTo("UP"));
+        given().get("/healthz/live").then().statusCode(200).body("status", equalTo("UP"));
+    }
+
+    @Test
+    void prometheusScrapesTheManagementPort() {
+        given().port(METRICS_TEST_PORT).accept("text/plain; version=0.0.4").get("/metrics").then()
+                .statusCode(200)
+                .contentType(containsString("text/plain"))
+                .body(containsString("jvm_memory_used_bytes"));
+    }
+}
