@@ -1,0 +1,118 @@
+package dev.ambient.net;
+
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.handler.codec.http2.Http2DataFrame;
+import io.netty.handler.codec.http2.Http2ResetFrame;
+import io.netty.util.ReferenceCountUtil;
+import java.util.ArrayDeque;
+
+/**
+ * Holds what a channel reads before its tunnel is ready (early data, an early FIN or reset), so
+ * nothing is lost while a CONNECT is answered or an upstream is dialled. Even with auto-read off,
+ * epoll reads at accept time and a parent HTTP/2 read delivers a whole batch of frames, so this
+ * must exist; it is bounded, and a peer that pushes past the bound is cut off. Whoever installs it
+ * turns auto-read off; the relay turns it back on.
+ */
+public final class PendingReads extends ChannelInboundHandlerAdapter {
+
+    public static final String NAME = "pending-reads";
+
+    private final ArrayDeque<Object> held = new ArrayDeque<>();
+    private final long maxBytes;
+    private long bytes;
+    private boolean inactive;
+
+    public PendingReads(long maxBytes) {
+        this.maxBytes = maxBytes;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        bytes += switch (msg) {
+            case io.netty.buffer.ByteBuf b -> b.readableBytes();
+            case Http2DataFrame f -> f.content().readableBytes();
+            default -> 0;
+        };
+        held.add(msg);
+        if (bytes > maxBytes) {
+            ctx.close();
+        }
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+        // Swallowed: the relay flushes when it replays.
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (evt instanceof ChannelInputShutdownEvent || evt instanceof Http2ResetFrame) {
+            held.add(evt);
+        } else {
+            ctx.fireUserEventTriggered(evt);
+        }
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        inactive = true;
+        ctx.fireChannelInactive();
+    }
+
+    /**
+     * Installs a holder on a fresh TCP channel before anything reads it: auto-read off, and
+     * half-closure on, since a FIN read without it would close the whole socket.
+     */
+    public static void install(io.netty.channel.Channel tcp, long maxBytes) {
+        tcp.config().setOption(io.netty.channel.ChannelOption.ALLOW_HALF_CLOSURE, true);
+        tcp.config().setAutoRead(false);
+        tcp.pipeline().addFirst(NAME, new PendingReads(maxBytes));
+    }
+
+    /**
+     * On the channel's event loop, after the consuming handler was added: replays what was held to
+     * it and removes the holder. Returns false if there was no holder.
+     */
+    public static boolean release(io.netty.channel.Channel ch) {
+        PendingReads pending = (PendingReads) ch.pipeline().get(NAME);
+        if (pending == null) {
+            return false;
+        }
+        pending.handOver(ch.pipeline().context(NAME));
+        return true;
+    }
+
+    private void handOver(ChannelHandlerContext ctx) {
+        boolean any = false;
+        Object next;
+        while ((next = held.poll()) != null) {
+            if (next instanceof ChannelInputShutdownEvent || next instanceof Http2ResetFrame) {
+                if (any) {
+                    ctx.fireChannelReadComplete();
+                    any = false;
+                }
+                ctx.fireUserEventTriggered(next);
+            } else {
+                ctx.fireChannelRead(next);
+                any = true;
+            }
+        }
+        if (any) {
+            ctx.fireChannelReadComplete();
+        }
+        if (inactive) {
+            ctx.fireChannelInactive();
+        }
+        ctx.pipeline().remove(this);
+    }
+
+    @Override
+    public void handlerRemoved(ChannelHandlerContext ctx) {
+        Object m;
+        while ((m = held.poll()) != null) {
+            ReferenceCountUtil.release(m);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+package dev.ambient.net;
+
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.ServerChannel;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollEventLoopGroup;
+import io.netty.channel.epoll.EpollServerSocketChannel;
+import io.netty.channel.epoll.EpollSocketChannel;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.util.concurrent.DefaultThreadFactory;
+
+/**
+ * The data plane's Netty transport: native epoll on Linux (for IP_TRANSPARENT, IP_FREEBIND and
+ * friends), NIO elsewhere. The data plane gets its own event loops so that control-plane work,
+ * admin pages and metric scrapes, which run on Quarkus's Vert.x loops, never delay traffic.
+ */
+public record Transport(EventLoopGroup group, Class<? extends SocketChannel> socketChannel,
+        Class<? extends ServerChannel> serverChannel, boolean isNative) implements AutoCloseable {
+
+    public static Transport create(String name, int threads) {
+        DefaultThreadFactory factory = new DefaultThreadFactory(name, true);
+        if (Epoll.isAvailable()) {
+            return new Transport(new EpollEventLoopGroup(threads, factory), EpollSocketChannel.class,
+                    EpollServerSocketChannel.class, true);
+        }
+        return new Transport(new NioEventLoopGroup(threads, factory), NioSocketChannel.class,
+                NioServerSocketChannel.class, false);
+    }
+
+    @Override
+    public void close() {
+        group.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
+    }
+}
