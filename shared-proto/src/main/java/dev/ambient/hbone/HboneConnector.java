@@ -2,6 +2,7 @@ package dev.ambient.hbone;
 
 import dev.ambient.identity.HboneTls;
 import dev.ambient.identity.SpiffeId;
+import dev.ambient.net.SocketMark;
 import dev.ambient.net.Transport;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
@@ -32,11 +33,14 @@ public final class HboneConnector {
     private final Transport transport;
     private final HboneSettings settings;
     private final int connectTimeoutMillis;
+    private final int socketMark;
 
-    public HboneConnector(Transport transport, HboneSettings settings, int connectTimeoutMillis) {
+    /** @param socketMark SO_MARK for every connection (so capture rules skip them); 0 = none */
+    public HboneConnector(Transport transport, HboneSettings settings, int connectTimeoutMillis, int socketMark) {
         this.transport = transport;
         this.settings = settings;
         this.connectTimeoutMillis = connectTimeoutMillis;
+        this.socketMark = socketMark;
     }
 
     /**
@@ -52,6 +56,9 @@ public final class HboneConnector {
                 .handler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
+                        if (socketMark != 0) {
+                            SocketMark.set(ch, socketMark);
+                        }
                         SslHandler ssl = tls.newHandler(ch.alloc(), server.getHostString(), server.getPort());
                         ch.pipeline().addLast(ssl, new AlpnCheck(server, expected, promise));
                     }

@@ -1,0 +1,183 @@
+package dev.ambient.ztunnel;
+
+import dev.ambient.hbone.HboneConnector;
+import dev.ambient.hbone.HboneSettings;
+import dev.ambient.net.Transport;
+import dev.ambient.ztunnel.config.ZtunnelConfig;
+import dev.ambient.ztunnel.identity.CertificateSource;
+import dev.ambient.ztunnel.identity.LocalCertificateSource;
+import dev.ambient.ztunnel.identity.WorkloadCertificates;
+import dev.ambient.ztunnel.inbound.InboundHandler;
+import dev.ambient.ztunnel.inbound.InboundListeners;
+import dev.ambient.ztunnel.inbound.InboundPlaintextListener;
+import dev.ambient.ztunnel.inbound.WorkloadDialer;
+import dev.ambient.ztunnel.outbound.OutboundCaptureListener;
+import dev.ambient.ztunnel.metrics.TrafficMetrics;
+import dev.ambient.ztunnel.outbound.OutboundProxy;
+import dev.ambient.ztunnel.outbound.OutboundRouter;
+import dev.ambient.ztunnel.outbound.Socks5Listener;
+import dev.ambient.ztunnel.pool.ConnectionPool;
+import dev.ambient.ztunnel.state.AuthorizationEvaluator;
+import dev.ambient.ztunnel.state.LocalConfigException;
+import dev.ambient.ztunnel.state.LocalConfigFile;
+import dev.ambient.ztunnel.state.LocalConfigParser;
+import dev.ambient.ztunnel.state.WorkloadStore;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.net.InetSocketAddress;
+import java.util.Optional;
+import org.jboss.logging.Logger;
+
+/**
+ * One ztunnel assembled from its parts: state (standalone file), identity, the data-plane event
+ * loops, inbound listeners, the outbound proxy with its connection pool, and SOCKS5. Plain Java,
+ * so tests run several nodes in one JVM; {@link Ztunnel} runs one inside Quarkus.
+ */
+public final class ZtunnelNode implements AutoCloseable {
+
+    private static final Logger LOG = Logger.getLogger(ZtunnelNode.class);
+
+    private final ZtunnelConfig config;
+    private final MeterRegistry registry;
+    private final WorkloadStore store = new WorkloadStore();
+    private Transport transport;
+    private WorkloadCertificates certificates;
+    private ConnectionPool pool;
+    private InboundListeners inbound;
+    private Socks5Listener socks;
+    private OutboundCaptureListener capture;
+    private InboundPlaintextListener plaintext;
+    private LocalConfigFile localConfig;
+    private volatile boolean started;
+
+    public ZtunnelNode(ZtunnelConfig config, MeterRegistry registry) {
+        this.config = config;
+        this.registry = registry;
+    }
+
+    public ZtunnelNode start() throws LocalConfigException {
+        var dp = config.dataplane();
+        int threads = dp.threads().orElse(Runtime.getRuntime().availableProcessors());
+        transport = Transport.create("ztunnel-dataplane", threads);
+        HboneSettings settings = new HboneSettings(dp.streamWindow(), dp.connectionWindow(), dp.maxFrameSize(),
+                dp.maxStreamsPerConnection());
+        certificates = new WorkloadCertificates(certificateSource());
+        TrafficMetrics metrics = new TrafficMetrics(registry);
+        AuthorizationEvaluator authorization = new AuthorizationEvaluator();
+        int connectTimeout = (int) config.pool().connectTimeout().toMillis();
+
+        pool = new ConnectionPool(new HboneConnector(transport, settings, connectTimeout, dp.socketMark()), transport.group(),
+                config.pool().idleTimeout());
+        WorkloadDialer dialer = new WorkloadDialer(transport, dp.preserveSourceIp(), connectTimeout, dp.socketMark());
+        inbound = new InboundListeners(transport, config.nodeName(), config.ports().hbone(), config.trustDomain(),
+                certificates, settings, (uid, identity) -> new InboundHandler(uid, identity, store, authorization,
+                        metrics, dialer));
+        store.addListener(inbound::reconcile);
+
+        OutboundProxy outbound = new OutboundProxy(store, new OutboundRouter(config.trustDomain(), config.ports().hbone()),
+                certificates, pool, metrics, transport, config.trustDomain(), connectTimeout, dp.socketMark());
+        var ports = config.ports();
+        if (ports.outboundCapture() > 0) {
+            capture = new OutboundCaptureListener(transport, store, outbound, config.nodeName());
+            capture.bind(new InetSocketAddress(ports.captureAddress(), ports.outboundCapture()));
+        }
+        if (ports.inboundPlaintext() > 0) {
+            plaintext = new InboundPlaintextListener(transport, store, authorization, metrics, dialer,
+                    config.nodeName(), config.trustDomain());
+            plaintext.bind(new InetSocketAddress(ports.captureAddress(), ports.inboundPlaintext()));
+        }
+        if (config.ports().socks5() > 0) {
+            socks = new Socks5Listener(transport, store, outbound, config.nodeName());
+            socks.bind(new InetSocketAddress(config.nodeIp(), config.ports().socks5()));
+        }
+
+        Gauge.builder("ztunnel_pool_connections", pool, ConnectionPool::totalConnections)
+                .description("Pooled outbound HBONE connections").register(registry);
+        Gauge.builder("ztunnel_workloads", store, s -> s.current().workloads().size())
+                .description("Workloads known to this ztunnel").register(registry);
+
+        if (config.localConfig().isPresent()) {
+            localConfig = new LocalConfigFile(config.localConfig().get(), new LocalConfigParser(), store);
+            localConfig.start();
+        }
+        inbound.reconcile(store.current());
+        started = true;
+        LOG.infof("ztunnel for node %s started: %d data-plane threads (%s), identity from %s, config from %s",
+                config.nodeName(), threads, transport.isNative() ? "epoll" : "nio", certificates.source().describe(),
+                config.localConfig().map(Object::toString).orElse("nothing yet"));
+        return this;
+    }
+
+    private CertificateSource certificateSource() {
+        var id = config.identity();
+        if (!"local".equals(id.source())) {
+            throw new IllegalArgumentException("ztunnel.identity.source=" + id.source()
+                    + " is not supported yet; use 'local'");
+        }
+        return new LocalCertificateSource(id.caDir(), config.trustDomain(), id.certificateLifetime());
+    }
+
+    @Override
+    public void close() {
+        if (localConfig != null) {
+            localConfig.close();
+        }
+        for (AutoCloseable listener : new AutoCloseable[] {socks, capture, plaintext}) {
+            if (listener != null) {
+                try {
+                    listener.close();
+                } catch (Exception e) {
+                    LOG.debugf("closing %s: %s", listener, e.getMessage());
+                }
+            }
+        }
+        if (inbound != null) {
+            inbound.close();
+        }
+        if (pool != null) {
+            pool.close();
+        }
+        if (certificates != null) {
+            certificates.close();
+        }
+        if (transport != null) {
+            transport.close();
+        }
+    }
+
+    public boolean started() {
+        return started;
+    }
+
+    public WorkloadStore store() {
+        return store;
+    }
+
+    public WorkloadCertificates certificates() {
+        return certificates;
+    }
+
+    public InboundListeners inbound() {
+        return inbound;
+    }
+
+    public ConnectionPool pool() {
+        return pool;
+    }
+
+    public Optional<LocalConfigFile> localConfig() {
+        return Optional.ofNullable(localConfig);
+    }
+
+    public Optional<Socks5Listener> socks() {
+        return Optional.ofNullable(socks);
+    }
+
+    public MeterRegistry registry() {
+        return registry;
+    }
+
+    public ZtunnelConfig config() {
+        return config;
+    }
+}

@@ -1,0 +1,108 @@
+package dev.ambient.ztunnel.config;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.OptionalInt;
+
+/** Every ztunnel setting; each key is documented once, in svc-ztunnel/README.md. */
+@ConfigMapping(prefix = "ztunnel")
+public interface ZtunnelConfig {
+
+    /** Kubernetes node this ztunnel serves; only workloads whose node matches are proxied here. */
+    @WithDefault("node-a")
+    String nodeName();
+
+    /** Address of this node: the SOCKS5 listener binds here, so several ztunnels share one machine. */
+    @WithDefault("127.0.0.1")
+    String nodeIp();
+
+    @WithDefault("cluster.local")
+    String trustDomain();
+
+    /** Standalone mode: the YAML file of workloads, services and policies, reloaded on change. */
+    Optional<Path> localConfig();
+
+    Ports ports();
+
+    Identity identity();
+
+    DataPlane dataplane();
+
+    Pool pool();
+
+    interface Ports {
+        @WithDefault("15008")
+        int hbone();
+
+        /** Outbound capture: connections redirected by REDIRECT rules; 0 disables it. */
+        @WithDefault("15001")
+        int outboundCapture();
+
+        /** Inbound plaintext capture: non-mesh clients redirected to a local workload; 0 disables it. */
+        @WithDefault("15006")
+        int inboundPlaintext();
+
+        /** Address the 15001/15006 capture listeners bind (REDIRECT sends to the loopback). */
+        @WithDefault("127.0.0.1")
+        String captureAddress();
+
+        /** SOCKS5 on the node IP; 0 disables it. */
+        @WithDefault("15080")
+        int socks5();
+
+        /** Admin (config dump), bound to localhost only. */
+        @WithDefault("15000")
+        int admin();
+    }
+
+    interface Identity {
+        /** local: sign with a root kept in ca-dir (standalone); a remote CA plugs in later. */
+        @WithDefault("local")
+        String source();
+
+        /** Root key and certificate for the local source; created on first start. */
+        @WithDefault("/var/lib/ztunnel/ca")
+        Path caDir();
+
+        @WithDefault("24h")
+        Duration certificateLifetime();
+    }
+
+    interface DataPlane {
+        /** Event-loop threads that move bytes; default: one per core. */
+        OptionalInt threads();
+
+        @WithDefault("4194304")
+        int streamWindow();
+
+        @WithDefault("16777216")
+        int connectionWindow();
+
+        @WithDefault("1048576")
+        int maxFrameSize();
+
+        /** Streams a peer may open on one HBONE connection to us. */
+        @WithDefault("100")
+        int maxStreamsPerConnection();
+
+        /** SO_MARK on every socket the ztunnel opens, exempted by the capture rules; 0 = none. */
+        @WithDefault("1337")
+        int socketMark();
+
+        /** Keep the client's source IP when dialling local workloads (needs a bindable address). */
+        @WithDefault("true")
+        boolean preserveSourceIp();
+    }
+
+    interface Pool {
+        @WithDefault("5s")
+        Duration connectTimeout();
+
+        /** A pooled HBONE connection with no stream for this long is closed. */
+        @WithDefault("60s")
+        Duration idleTimeout();
+    }
+}

@@ -1,0 +1,135 @@
+package dev.ambient.ztunnel.inbound;
+
+import dev.ambient.identity.SpiffeId;
+import dev.ambient.net.OriginalDestination;
+import dev.ambient.net.PendingReads;
+import dev.ambient.net.SocketRelay;
+import dev.ambient.net.Transport;
+import dev.ambient.proto.workload.PeerAuthentication;
+import dev.ambient.proto.workload.Workload;
+import dev.ambient.ztunnel.identity.WorkloadIdentity;
+import dev.ambient.ztunnel.metrics.AccessLog;
+import dev.ambient.ztunnel.metrics.ConnectionLabels;
+import dev.ambient.ztunnel.metrics.TrafficMetrics;
+import dev.ambient.ztunnel.state.AuthorizationEvaluator;
+import dev.ambient.ztunnel.state.StateSnapshot;
+import dev.ambient.ztunnel.state.WorkloadStore;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.Optional;
+import org.jboss.logging.Logger;
+
+/**
+ * Port 15006: plaintext connections to local workloads from outside the mesh, redirected here.
+ * The same L4 policies apply, without an identity; PeerAuthentication STRICT refuses them.
+ */
+public final class InboundPlaintextListener implements AutoCloseable {
+
+    private static final Logger LOG = Logger.getLogger(InboundPlaintextListener.class);
+
+    private final Transport transport;
+    private final WorkloadStore store;
+    private final AuthorizationEvaluator authorization;
+    private final TrafficMetrics metrics;
+    private final WorkloadDialer dialer;
+    private final String nodeName;
+    private final String trustDomain;
+    private Channel server;
+
+    public InboundPlaintextListener(Transport transport, WorkloadStore store, AuthorizationEvaluator authorization,
+            TrafficMetrics metrics, WorkloadDialer dialer, String nodeName, String trustDomain) {
+        this.transport = transport;
+        this.store = store;
+        this.authorization = authorization;
+        this.metrics = metrics;
+        this.dialer = dialer;
+        this.nodeName = nodeName;
+        this.trustDomain = trustDomain;
+    }
+
+    public void bind(InetSocketAddress address) {
+        server = new ServerBootstrap().group(transport.group()).channel(transport.serverChannel())
+                .option(ChannelOption.SO_REUSEADDR, true)
+                .childOption(ChannelOption.TCP_NODELAY, true)
+                .childOption(ChannelOption.AUTO_READ, false)
+                .childHandler(new ChannelInitializer<>() {
+                    @Override
+                    protected void initChannel(Channel ch) {
+                        PendingReads.install(ch, 1 << 20);
+                        accepted(ch);
+                    }
+                }).bind(address).syncUninterruptibly().channel();
+        LOG.infof("inbound: plaintext capture on %s", address);
+    }
+
+    private void accepted(Channel client) {
+        long start = System.nanoTime();
+        InetSocketAddress from = (InetSocketAddress) client.remoteAddress();
+        Optional<InetSocketAddress> original = OriginalDestination.of(client);
+        StateSnapshot state = store.current();
+        Workload source = state.workloadByAddress(from.getAddress()).orElse(null);
+        if (original.isEmpty()) {
+            refuse(client, from, null, null, null, "no original destination: connection was not redirected", start);
+            return;
+        }
+        InetSocketAddress dst = original.get();
+        Optional<Workload> local = state.workloadByAddress(dst.getAddress()).filter(w -> w.getNode().equals(nodeName));
+        if (local.isEmpty()) {
+            refuse(client, from, dst, source, null, dst.getAddress().getHostAddress()
+                    + " is not a workload on node " + nodeName, start);
+            return;
+        }
+        Workload destination = local.get();
+        if (state.peerAuthenticationMode(destination, dst.getPort()) == PeerAuthentication.Mode.STRICT) {
+            refuse(client, from, dst, source, destination, "PeerAuthentication STRICT: plaintext refused", start);
+            return;
+        }
+        var decision = authorization.evaluate(state, destination,
+                AuthorizationEvaluator.Request.plaintext(from.getAddress(), dst.getAddress(), dst.getPort()));
+        if (!decision.allowed()) {
+            refuse(client, from, dst, source, destination, decision.reason(), start);
+            return;
+        }
+        SpiffeId destinationId = WorkloadIdentity.of(destination, trustDomain);
+        dialer.dial(client.eventLoop(), dst, from).addListener((ChannelFutureListener) f -> {
+            if (!f.isSuccess()) {
+                refuse(client, from, dst, source, destination, "workload did not accept: " + f.cause().getMessage(),
+                        start);
+                return;
+            }
+            TrafficMetrics.Connection counted = metrics.opened(labels(source, destination, destinationId), true);
+            SocketRelay.start(client, f.channel()).thenAccept(r -> {
+                counted.bytes(r.aToB(), r.bToA());
+                counted.closed();
+                AccessLog.connection("inbound", from, "-", dst, destinationId.uri(), "plaintext", r.aToB(), r.bToA(),
+                        Duration.ofNanos(System.nanoTime() - start), r.clean() ? "ok" : "error", r.reason());
+            });
+        });
+    }
+
+    private ConnectionLabels labels(Workload source, Workload destination, SpiffeId destinationId) {
+        return ConnectionLabels.of("destination", source, null, destination, destinationId, null, false);
+    }
+
+    private void refuse(Channel client, InetSocketAddress from, InetSocketAddress dst, Workload source,
+            Workload destination, String reason, long start) {
+        client.config().setOption(ChannelOption.SO_LINGER, 0);
+        client.close();
+        metrics.failed(labels(source, destination,
+                destination == null ? null : WorkloadIdentity.of(destination, trustDomain)), "DENY");
+        AccessLog.connection("inbound", from, "-", dst, "-", "plaintext", 0, 0,
+                Duration.ofNanos(System.nanoTime() - start), "refused", reason);
+    }
+
+    @Override
+    public void close() {
+        if (server != null) {
+            server.close().syncUninterruptibly();
+        }
+    }
+}

@@ -1,0 +1,126 @@
+package dev.ambient.ztunnel.outbound;
+
+import dev.ambient.identity.SpiffeId;
+import dev.ambient.proto.workload.GatewayAddress;
+import dev.ambient.proto.workload.Service;
+import dev.ambient.proto.workload.TunnelProtocol;
+import dev.ambient.proto.workload.Workload;
+import dev.ambient.ztunnel.identity.WorkloadIdentity;
+import dev.ambient.ztunnel.state.StateSnapshot;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Decides the route of an outbound connection: a service VIP picks a healthy endpoint and its
+ * target port; a destination (or service) with a waypoint goes to the waypoint; HBONE workloads
+ * get a tunnel to their own 15008; anything else passes through as plain TCP.
+ */
+public final class OutboundRouter {
+
+    private final String trustDomain;
+    private final int defaultHbonePort;
+
+    public OutboundRouter(String trustDomain, int defaultHbonePort) {
+        this.trustDomain = trustDomain;
+        this.defaultHbonePort = defaultHbonePort;
+    }
+
+    public Route route(StateSnapshot state, Workload source, InetSocketAddress dst) {
+        Optional<Service> service = state.serviceByAddress(dst.getAddress());
+        if (service.isPresent()) {
+            return toService(state, source, service.get(), dst);
+        }
+        Optional<Workload> workload = state.workloadByAddress(dst.getAddress());
+        if (workload.isEmpty()) {
+            return new Route.Passthrough(dst, null, null);
+        }
+        Workload w = workload.get();
+        if (w.hasWaypoint()) {
+            Optional<Route> viaWaypoint = toWaypoint(state, source, w.getWaypoint(), dst, w, null);
+            if (viaWaypoint.isPresent()) {
+                return viaWaypoint.get();
+            }
+        }
+        return toWorkload(w, null, dst);
+    }
+
+    private Route toService(StateSnapshot state, Workload source, Service service, InetSocketAddress vip) {
+        boolean hasPort = service.getPortsList().stream().anyMatch(p -> p.getServicePort() == vip.getPort());
+        if (!hasPort) {
+            return new Route.Refused("service " + service.getHostname() + " has no port " + vip.getPort());
+        }
+        if (service.hasWaypoint()) {
+            Optional<Route> viaWaypoint = toWaypoint(state, source, service.getWaypoint(), vip, null, service);
+            if (viaWaypoint.isPresent()) {
+                return viaWaypoint.get();
+            }
+        }
+        List<Workload> endpoints = state.healthyEndpoints(service);
+        if (endpoints.isEmpty()) {
+            return new Route.Refused("service " + service.getHostname() + " has no healthy endpoint");
+        }
+        Workload endpoint = endpoints.get(ThreadLocalRandom.current().nextInt(endpoints.size()));
+        int targetPort = state.targetPort(endpoint, service, vip.getPort());
+        if (targetPort <= 0 || endpoint.getAddressesCount() == 0) {
+            return new Route.Refused("endpoint " + endpoint.getUid() + " has no address or port for " + vip.getPort());
+        }
+        InetSocketAddress target = new InetSocketAddress(address(endpoint.getAddresses(0).toByteArray()), targetPort);
+        return toWorkload(endpoint, service, target);
+    }
+
+    private Route toWorkload(Workload w, Service service, InetSocketAddress target) {
+        if (w.getTunnelProtocol() != TunnelProtocol.HBONE) {
+            return new Route.Passthrough(target, w, service);
+        }
+        Set<SpiffeId> expected = new HashSet<>();
+        expected.add(WorkloadIdentity.of(w, trustDomain));
+        if (service != null) {
+            for (String san : service.getSubjectAltNamesList()) {
+                try {
+                    expected.add(SpiffeId.parse(san));
+                } catch (IllegalArgumentException ignored) {
+                    // Non-SPIFFE SANs never match a mesh certificate.
+                }
+            }
+        }
+        return new Route.Hbone(new InetSocketAddress(target.getAddress(), defaultHbonePort), target, Set.copyOf(expected),
+                w, service, false);
+    }
+
+    /** Empty when the waypoint cannot be resolved, or when the source is the waypoint itself. */
+    private Optional<Route> toWaypoint(StateSnapshot state, Workload source, GatewayAddress gw,
+            InetSocketAddress authority, Workload destination, Service service) {
+        int port = gw.getHboneMtlsPort() == 0 ? defaultHbonePort : gw.getHboneMtlsPort();
+        Workload waypoint = null;
+        if (gw.hasAddress()) {
+            waypoint = state.workloadByAddress(address(gw.getAddress().getAddress().toByteArray())).orElse(null);
+        } else if (gw.hasHostname()) {
+            Optional<Service> wpService = state.serviceByHostname(gw.getHostname().getNamespace(),
+                    gw.getHostname().getHostname());
+            List<Workload> pods = wpService.map(state::healthyEndpoints).orElse(List.of());
+            if (!pods.isEmpty()) {
+                waypoint = pods.get(ThreadLocalRandom.current().nextInt(pods.size()));
+            }
+        }
+        if (waypoint == null || waypoint.getAddressesCount() == 0 || source.getUid().equals(waypoint.getUid())) {
+            return Optional.empty();
+        }
+        InetAddress ip = address(waypoint.getAddresses(0).toByteArray());
+        return Optional.of(new Route.Hbone(new InetSocketAddress(ip, port), authority,
+                Set.of(WorkloadIdentity.of(waypoint, trustDomain)), destination, service, true));
+    }
+
+    private static InetAddress address(byte[] raw) {
+        try {
+            return InetAddress.getByAddress(raw);
+        } catch (UnknownHostException e) {
+            throw new IllegalStateException("malformed address in state", e);
+        }
+    }
+}

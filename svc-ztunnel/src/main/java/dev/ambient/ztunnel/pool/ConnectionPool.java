@@ -1,0 +1,188 @@
+package dev.ambient.ztunnel.pool;
+
+import dev.ambient.hbone.HboneClientConnection;
+import dev.ambient.hbone.HboneConnector;
+import dev.ambient.hbone.HboneException;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.EventLoopGroup;
+import io.netty.handler.codec.http2.Http2Headers;
+import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.handler.ssl.SslContext;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import org.jboss.logging.Logger;
+
+/**
+ * Multiplexes CONNECT streams over few mutual-TLS HTTP/2 connections: one connection per key
+ * until the server's stream limit, then another; connections idle past the timeout are closed.
+ * Streams waiting for a connection being dialled ride on it rather than each dialling their own.
+ */
+public final class ConnectionPool implements AutoCloseable {
+
+    private static final Logger LOG = Logger.getLogger(ConnectionPool.class);
+
+    private final HboneConnector connector;
+    private final EventLoopGroup loops;
+    private final Duration idleTimeout;
+    private final Map<PoolKey, Slot> slots = new ConcurrentHashMap<>();
+    private final java.util.concurrent.ScheduledFuture<?> reaper;
+
+    /** A connection being dialled and the streams already promised to it. */
+    private static final class Dialing {
+        final Future<HboneClientConnection> connect;
+        int promised;
+
+        Dialing(Future<HboneClientConnection> connect) {
+            this.connect = connect;
+        }
+    }
+
+    private static final class Slot {
+        final List<HboneClientConnection> open = new ArrayList<>();
+        final List<Dialing> dialing = new ArrayList<>();
+    }
+
+    public ConnectionPool(HboneConnector connector, EventLoopGroup loops, Duration idleTimeout) {
+        this.connector = connector;
+        this.loops = loops;
+        this.idleTimeout = idleTimeout;
+        long period = Math.max(1, Math.min(idleTimeout.toMillis() / 2, 5_000));
+        this.reaper = loops.next().scheduleAtFixedRate(this::closeIdle, period, period, TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * Opens a CONNECT stream to the key's destination, reusing a pooled connection with room.
+     *
+     * @param tls the source identity's client context (used only if a connection must be dialled)
+     * @param customizer socket adjustments for a new connection (bind, mark); may be null
+     */
+    public Future<Http2StreamChannel> open(PoolKey key, SslContext tls, Http2Headers connect,
+            Consumer<Bootstrap> customizer) {
+        Slot slot;
+        Dialing ride = null;
+        for (;;) {
+            slot = slots.computeIfAbsent(key, k -> new Slot());
+            synchronized (slot) {
+                if (slots.get(key) != slot) {
+                    continue; // reaped between lookup and lock
+                }
+                slot.open.removeIf(c -> !c.isUsable());
+                for (HboneClientConnection c : slot.open) {
+                    if (c.hasCapacity()) {
+                        return c.open(connect);
+                    }
+                }
+                for (Dialing d : slot.dialing) {
+                    if (d.promised < 100) { // the most a server must allow before its SETTINGS are seen
+                        d.promised++;
+                        ride = d;
+                        break;
+                    }
+                }
+                if (ride == null) {
+                    ride = new Dialing(connector.connect(key.destination(), tls, key.expectedIdentities(), loops.next(),
+                            customizer));
+                    ride.promised = 1;
+                    slot.dialing.add(ride);
+                    Dialing dialed = ride;
+                    Slot owner = slot;
+                    ride.connect.addListener(f -> connected(key, owner, dialed));
+                }
+            }
+            break;
+        }
+        Promise<Http2StreamChannel> result = loops.next().newPromise();
+        ride.connect.addListener(f -> {
+            if (!f.isSuccess()) {
+                result.tryFailure(f.cause());
+                return;
+            }
+            HboneClientConnection c = (HboneClientConnection) f.getNow();
+            c.open(connect).addListener(s -> {
+                if (s.isSuccess()) {
+                    result.trySuccess((Http2StreamChannel) s.getNow());
+                } else {
+                    result.tryFailure(s.cause());
+                }
+            });
+        });
+        return result;
+    }
+
+    private void connected(PoolKey key, Slot slot, Dialing d) {
+        synchronized (slot) {
+            slot.dialing.remove(d);
+            if (d.connect.isSuccess()) {
+                HboneClientConnection c = d.connect.getNow();
+                slot.open.add(c);
+                LOG.debugf("pool: new HBONE connection %s -> %s (%s)", key.source(), key.destination(), c.peer());
+                c.closeFuture().addListener(x -> {
+                    synchronized (slot) {
+                        slot.open.remove(c);
+                    }
+                });
+            } else if (d.connect.cause() instanceof HboneException e) {
+                LOG.debugf("pool: connection to %s failed: %s", key.destination(), e.getMessage());
+            }
+        }
+    }
+
+    /** Connections per key, for the config dump and tests. */
+    public Map<PoolKey, Integer> connectionCounts() {
+        Map<PoolKey, Integer> out = new java.util.HashMap<>();
+        slots.forEach((k, s) -> {
+            synchronized (s) {
+                if (!s.open.isEmpty()) {
+                    out.put(k, s.open.size());
+                }
+            }
+        });
+        return out;
+    }
+
+    public int totalConnections() {
+        return connectionCounts().values().stream().mapToInt(Integer::intValue).sum();
+    }
+
+    private void closeIdle() {
+        long now = System.nanoTime();
+        slots.forEach((k, s) -> {
+            List<HboneClientConnection> idle = new ArrayList<>();
+            synchronized (s) {
+                for (HboneClientConnection c : s.open) {
+                    long since = c.idleSinceNanos();
+                    if (since >= 0 && now - since > idleTimeout.toNanos()) {
+                        idle.add(c);
+                    }
+                }
+                s.open.removeAll(idle);
+            }
+            idle.forEach(c -> {
+                LOG.debugf("pool: closing idle HBONE connection to %s", k.destination());
+                c.close();
+            });
+        });
+        slots.entrySet().removeIf(e -> {
+            synchronized (e.getValue()) {
+                return e.getValue().open.isEmpty() && e.getValue().dialing.isEmpty();
+            }
+        });
+    }
+
+    @Override
+    public void close() {
+        reaper.cancel(false);
+        slots.values().forEach(s -> {
+            synchronized (s) {
+                s.open.forEach(HboneClientConnection::close);
+            }
+        });
+    }
+}
