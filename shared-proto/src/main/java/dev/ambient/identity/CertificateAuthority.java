@@ -98,6 +98,23 @@ public final class CertificateAuthority {
      * @throws UncheckedIOException when they cannot be read or written
      */
     public static CertificateAuthority loadOrCreate(Path dir, String trustDomain, Duration rootLifetime) {
+        // Several processes (the ztunnels of a mesh on one machine) may start at once on the same
+        // directory: without the lock each could create its own root and none would trust another.
+        synchronized (CertificateAuthority.class) {
+            try {
+                Files.createDirectories(dir);
+                try (var channel = java.nio.channels.FileChannel.open(dir.resolve(".lock"),
+                        java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.WRITE);
+                        var lock = channel.lock()) {
+                    return loadOrCreateLocked(dir, trustDomain, rootLifetime);
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot lock CA directory " + dir, e);
+            }
+        }
+    }
+
+    private static CertificateAuthority loadOrCreateLocked(Path dir, String trustDomain, Duration rootLifetime) {
         Path rootFile = dir.resolve(ROOT_CERT_FILE);
         Path keyFile = dir.resolve(KEY_FILE);
         Path chainFile = dir.resolve(CERT_CHAIN_FILE);
