@@ -35,9 +35,19 @@ public final class HboneClientConnection {
     private boolean settingsSeen; // event loop only
     private volatile long idleSinceNanos = System.nanoTime();
 
-    HboneClientConnection(Channel channel, SpiffeId peer, HboneSettings settings) {
+    private final Promise<HboneClientConnection> ready;
+    private final java.net.InetSocketAddress server;
+    private volatile Throwable failure;
+
+    HboneClientConnection(Channel channel, SpiffeId peer, HboneSettings settings,
+            Promise<HboneClientConnection> ready, java.net.InetSocketAddress server) {
         this.channel = channel;
         this.peer = peer;
+        this.ready = ready;
+        this.server = server;
+        channel.closeFuture().addListener(f -> ready.tryFailure(new HboneException(HboneException.NO_RESPONSE,
+                "server " + Authority.format(server) + " closed the connection before HTTP/2 SETTINGS"
+                        + (failure == null ? "" : ": " + HboneServerInitializer.rootMessage(failure)))));
         // Until the server's SETTINGS arrive, assume the HTTP/2 minimum a server must allow.
         this.maxStreams = 100;
     }
@@ -132,10 +142,23 @@ public final class HboneClientConnection {
                         maxStreams = Integer.MAX_VALUE; // absent in the first SETTINGS: unlimited (RFC 9113 6.5.2)
                     }
                     settingsSeen = true;
+                    ready.trySuccess(HboneClientConnection.this);
                 } else if (msg instanceof Http2GoAwayFrame) {
                     goingAway = true;
                 }
                 ctx.fireChannelRead(msg);
+            }
+        };
+    }
+
+    /** Sits before the HTTP/2 codec (which swallows errors) to keep why the connection failed. */
+    ChannelHandler failureRecorder() {
+        return new ChannelInboundHandlerAdapter() {
+            @Override
+            public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                // e.g. the server's TLS alert refusing our certificate; reported if not yet ready.
+                failure = cause;
+                ctx.fireExceptionCaught(cause);
             }
         };
     }

@@ -109,8 +109,11 @@ public final class HboneConnector {
             Http2FrameCodec codec = Http2FrameCodecBuilder.forClient()
                     .initialSettings(settings.toHttp2Settings(false))
                     .build();
-            HboneClientConnection connection = new HboneClientConnection(ch, peer, settings);
-            ch.pipeline().addLast(codec, connection.settingsWatcher(),
+            // In TLS 1.3 the server judges our certificate after our side of the handshake is done;
+            // a refusal only shows on the first read. The server's SETTINGS (the first frame it
+            // must send) proves it accepted us, so the connection is ready only then.
+            HboneClientConnection connection = new HboneClientConnection(ch, peer, settings, promise, server);
+            ch.pipeline().addLast(connection.failureRecorder(), codec, connection.settingsWatcher(),
                     new Http2MultiplexHandler(new ChannelInitializer<>() {
                         @Override
                         protected void initChannel(Channel pushed) {
@@ -120,9 +123,6 @@ public final class HboneConnector {
             int topUp = settings.connectionWindow() - 65_535;
             if (topUp > 0) {
                 ch.writeAndFlush(new DefaultHttp2WindowUpdateFrame(topUp));
-            }
-            if (!promise.trySuccess(connection)) {
-                ch.close();
             }
         }
 

@@ -250,14 +250,16 @@ class HboneTlsTest {
         SslContext server = HboneTls.serverContext(serverCert, roots(ca), serverEngine);
         SslContext client = HboneTls.clientContext(clientCert, roots(ca), clientEngine);
         boolean resumed = false;
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 6; i++) {
             Loopback.Outcome outcome = loopback.connect(server, client);
             assertTrue(outcome.succeeded(), outcome::toString);
             assertEquals(CLIENT, HboneTls.verifiedPeer(outcome.server().join()));
             assertEquals(SERVER, HboneTls.verifiedPeer(outcome.client().join()));
             resumed |= Boolean.TRUE.equals(openSslSessionReused(outcome.server().join()));
         }
-        if (serverEngine == SslProvider.OPENSSL) {
+        // BoringSSL on both ends resumes most later connections here; a JDK client only now and then
+        // (it picks up the session ticket a little late), so only that pairing must show a resumption
+        if (serverEngine == SslProvider.OPENSSL && clientEngine == SslProvider.OPENSSL) {
             assertTrue(resumed, "expected BoringSSL to resume at least one session");
         }
     }

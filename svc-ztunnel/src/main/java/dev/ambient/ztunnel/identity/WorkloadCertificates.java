@@ -51,6 +51,7 @@ public final class WorkloadCertificates implements AutoCloseable {
         final SpiffeId id;
         volatile CompletableFuture<TlsMaterial> first = new CompletableFuture<>();
         volatile TlsMaterial current;
+        volatile Instant renewsAt;
         volatile String lastError;
         volatile int failures;
         volatile boolean removed;
@@ -105,7 +106,7 @@ public final class WorkloadCertificates implements AutoCloseable {
             }
             WorkloadCertificate c = m.certificate();
             boolean expired = c.notAfter().isBefore(Instant.now());
-            return new Status(e.id.uri(), expired ? "expired" : "valid", c.notBefore(), c.notAfter(), c.renewAt(),
+            return new Status(e.id.uri(), expired ? "expired" : "valid", c.notBefore(), c.notAfter(), e.renewsAt,
                     c.leaf().getSerialNumber().toString(16), e.lastError);
         }).sorted(Comparator.comparing(Status::identity)).toList();
     }
@@ -124,9 +125,11 @@ public final class WorkloadCertificates implements AutoCloseable {
                     e.lastError = null;
                     e.failures = 0;
                     e.first.complete(m);
-                    LOG.infof("certificate for %s issued by %s, valid until %s, renewal at %s", e.id, source.describe(),
-                            cert.notAfter(), cert.renewAt());
-                    schedule(e, Duration.between(Instant.now(), cert.renewAt()));
+                    LOG.infof("certificate for %s issued by %s, valid until %s, renewal in %s", e.id,
+                            source.describe(), cert.notAfter(), renewalDelay(cert));
+                    Duration delay = renewalDelay(cert);
+                    e.renewsAt = Instant.now().plus(delay);
+                    schedule(e, delay);
                     return;
                 } catch (RuntimeException ex) {
                     err = ex;
@@ -150,6 +153,16 @@ public final class WorkloadCertificates implements AutoCloseable {
         if (!e.removed && !scheduler.isShutdown()) {
             scheduler.schedule(() -> fetch(e), Math.max(0, delay.toMillis()), TimeUnit.MILLISECONDS);
         }
+    }
+
+    /**
+     * Half of the remaining lifetime, counted from now rather than from notBefore: CAs backdate
+     * notBefore for clock skew, which for short lifetimes would put the half-life in the past.
+     */
+    static Duration renewalDelay(WorkloadCertificate cert) {
+        Duration remaining = Duration.between(Instant.now(), cert.notAfter());
+        Duration half = remaining.dividedBy(2);
+        return half.compareTo(MIN_RETRY) < 0 ? MIN_RETRY : half;
     }
 
     static Duration backoff(int failures) {
