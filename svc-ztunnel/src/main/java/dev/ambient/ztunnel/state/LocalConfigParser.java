@@ -69,7 +69,7 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  *   nodeAddress: 127.0.0.2                 # optional; where this workload's HBONE is received
  *   waypoint: {address: 127.0.30.1, port: 15008}
  *   # or      {hostname: waypoint.default.svc.cluster.local, namespace: default, port: 15008}
- *   #         (namespace defaults to the workload's; port defaults to 15008)
+ *   #         (namespace defaults to the workload's; port defaults to the proxies' HBONE port, 15008)
  *   services:                              # the services this workload backs: "<namespace>/<hostname>"
  *     default/echo.default.svc.cluster.local: {80: 8080}   # {servicePort: targetPort}; {} = the service's
  *
@@ -128,7 +128,6 @@ public final class LocalConfigParser {
     public static final String DEFAULT_TRUST_DOMAIN = "cluster.local";
     public static final String DEFAULT_SERVICE_ACCOUNT = "default";
     public static final String DEFAULT_REVISION = "latest";
-    public static final int DEFAULT_HBONE_PORT = 15008;
     /** At most this many problems are listed in one exception. */
     public static final int MAX_PROBLEMS = 20;
 
@@ -387,7 +386,8 @@ public final class LocalConfigParser {
                 return null;
             }
             GatewayAddress.Builder b = GatewayAddress.newBuilder();
-            Integer port = f.has("port") ? port(f.get("port"), false) : Integer.valueOf(DEFAULT_HBONE_PORT);
+            // Absent: 0, meaning "the HBONE port the proxies are configured with" (15008 by default).
+            Integer port = f.has("port") ? port(f.get("port"), false) : Integer.valueOf(0);
             b.setHboneMtlsPort(port == null ? 0 : port);
             if (f.has("address") && f.has("hostname")) {
                 problem(at, "give either address or hostname, not both");

@@ -100,7 +100,7 @@ class LocalConfigParserTest {
         Workload echo2 = s.workloadByUid("cluster1//Pod/default/echo-2").orElseThrow();
         assertEquals("waypoint.default.svc.cluster.local", echo2.getWaypoint().getHostname().getHostname());
         assertEquals("default", echo2.getWaypoint().getHostname().getNamespace());
-        assertEquals(15008, echo2.getWaypoint().getHboneMtlsPort());
+        assertEquals(0, echo2.getWaypoint().getHboneMtlsPort());
         assertEquals(0, echo2.getServicesMap().get("default/echo.default.svc.cluster.local").getPortsCount());
 
         assertEquals(WorkloadStatus.UNHEALTHY,
@@ -120,7 +120,7 @@ class LocalConfigParserTest {
                 Port.newBuilder().setServicePort(9000).setTargetPort(0).build()), echo.getPortsList());
         assertEquals(List.of("spiffe://cluster.local/ns/default/sa/echo"), echo.getSubjectAltNamesList());
         assertEquals(bytes("127.0.30.1"), echo.getWaypoint().getAddress().getAddress());
-        assertEquals(15008, echo.getWaypoint().getHboneMtlsPort());
+        assertEquals(0, echo.getWaypoint().getHboneMtlsPort());
         // hostname default
         assertTrue(s.serviceByHostname("default", "waypoint.default.svc.cluster.local").isPresent());
 
