@@ -6,6 +6,7 @@ import dev.ambient.net.Transport;
 import dev.ambient.ztunnel.config.ZtunnelConfig;
 import dev.ambient.ztunnel.identity.CertificateSource;
 import dev.ambient.ztunnel.identity.LocalCertificateSource;
+import dev.ambient.ztunnel.identity.RemoteCertificateSource;
 import dev.ambient.ztunnel.identity.WorkloadCertificates;
 import dev.ambient.ztunnel.inbound.InboundHandler;
 import dev.ambient.ztunnel.inbound.InboundListeners;
@@ -22,6 +23,7 @@ import dev.ambient.ztunnel.state.LocalConfigException;
 import dev.ambient.ztunnel.state.LocalConfigFile;
 import dev.ambient.ztunnel.state.LocalConfigParser;
 import dev.ambient.ztunnel.state.WorkloadStore;
+import dev.ambient.ztunnel.xds.XdsClient;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.net.InetSocketAddress;
@@ -48,6 +50,7 @@ public final class ZtunnelNode implements AutoCloseable {
     private OutboundCaptureListener capture;
     private InboundPlaintextListener plaintext;
     private LocalConfigFile localConfig;
+    private XdsClient xds;
     private volatile boolean started;
 
     public ZtunnelNode(ZtunnelConfig config, MeterRegistry registry) {
@@ -96,7 +99,10 @@ public final class ZtunnelNode implements AutoCloseable {
         Gauge.builder("ztunnel_workloads", store, s -> s.current().workloads().size())
                 .description("Workloads known to this ztunnel").register(registry);
 
-        if (config.localConfig().isPresent()) {
+        if (config.xdsAddress().isPresent()) {
+            xds = new XdsClient(config.xdsAddress().get(), config.nodeName(), store);
+            xds.start();
+        } else if (config.localConfig().isPresent()) {
             localConfig = new LocalConfigFile(config.localConfig().get(), new LocalConfigParser(), store);
             localConfig.start();
         }
@@ -104,23 +110,29 @@ public final class ZtunnelNode implements AutoCloseable {
         started = true;
         LOG.infof("ztunnel for node %s started: %d data-plane threads (%s), identity from %s, config from %s",
                 config.nodeName(), threads, transport.isNative() ? "epoll" : "nio", certificates.source().describe(),
-                config.localConfig().map(Object::toString).orElse("nothing yet"));
+                config.xdsAddress().map(a -> "xds at " + a)
+                        .orElse(config.localConfig().map(Object::toString).orElse("nothing yet")));
         return this;
     }
 
     private CertificateSource certificateSource() {
         var id = config.identity();
-        if (!"local".equals(id.source())) {
-            throw new IllegalArgumentException("ztunnel.identity.source=" + id.source()
-                    + " is not supported yet; use 'local'");
-        }
-        return new LocalCertificateSource(id.caDir(), config.trustDomain(), id.certificateLifetime());
+        return switch (id.source()) {
+            case "local" -> new LocalCertificateSource(id.caDir(), config.trustDomain(), id.certificateLifetime());
+            case "ca" -> new RemoteCertificateSource(id.caAddress(), id.tokenFile(), id.certificateLifetime(), store,
+                    config.nodeName(), config.trustDomain(), java.util.concurrent.ForkJoinPool.commonPool());
+            default -> throw new IllegalArgumentException("ztunnel.identity.source=" + id.source()
+                    + " is unknown; use 'local' or 'ca'");
+        };
     }
 
     @Override
     public void close() {
         if (localConfig != null) {
             localConfig.close();
+        }
+        if (xds != null) {
+            xds.close();
         }
         for (AutoCloseable listener : new AutoCloseable[] {socks, capture, plaintext}) {
             if (listener != null) {
@@ -167,6 +179,10 @@ public final class ZtunnelNode implements AutoCloseable {
 
     public Optional<LocalConfigFile> localConfig() {
         return Optional.ofNullable(localConfig);
+    }
+
+    public Optional<XdsClient> xds() {
+        return Optional.ofNullable(xds);
     }
 
     public Optional<Socks5Listener> socks() {

@@ -34,6 +34,10 @@ public class ZtunnelReadiness implements HealthCheck {
         r.withData("workloads", node.store().current().workloads().size())
                 .withData("listeners", listeners)
                 .withData("certificates", node.certificates().status().size());
+        if (node.xds().isPresent() && !node.xds().get().synced()) {
+            return r.down().withData("reason", "configuration not yet received from xds: "
+                    + java.util.Objects.toString(node.xds().get().lastError(), "waiting")).build();
+        }
         if (pending > 0) {
             return r.down().withData("reason", pending + " certificate(s) not yet valid").build();
         }

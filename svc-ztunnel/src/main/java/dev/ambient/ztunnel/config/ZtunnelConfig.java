@@ -25,6 +25,9 @@ public interface ZtunnelConfig {
     /** Standalone mode: the YAML file of workloads, services and policies, reloaded on change. */
     Optional<Path> localConfig();
 
+    /** The control plane (svc-xds) as host:port; its discovery stream replaces the local file. */
+    Optional<String> xdsAddress();
+
     Ports ports();
 
     Identity identity();
@@ -59,7 +62,7 @@ public interface ZtunnelConfig {
     }
 
     interface Identity {
-        /** local: sign with a root kept in ca-dir (standalone); a remote CA plugs in later. */
+        /** local: sign with a root kept in ca-dir (standalone); ca: ask svc-ca at ca-address. */
         @WithDefault("local")
         String source();
 
@@ -69,6 +72,14 @@ public interface ZtunnelConfig {
 
         @WithDefault("24h")
         Duration certificateLifetime();
+
+        /** svc-ca's gRPC address (host:port), for source=ca. */
+        @WithDefault("ca.istio-system.svc:15012")
+        String caAddress();
+
+        /** This ztunnel's service-account token, sent to svc-ca; re-read on every request. */
+        @WithDefault("/var/run/secrets/tokens/ambient-ca-token")
+        Path tokenFile();
     }
 
     interface DataPlane {
