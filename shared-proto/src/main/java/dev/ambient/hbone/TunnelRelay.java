@@ -16,6 +16,7 @@ import io.netty.handler.codec.http2.Http2HeadersFrame;
 import io.netty.handler.codec.http2.Http2ResetFrame;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import dev.ambient.net.PendingReads;
+import dev.ambient.net.SocketRelay;
 import io.netty.util.ReferenceCountUtil;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -103,7 +104,8 @@ public final class TunnelRelay {
     private void maybeCompleteCleanly() {
         if (tcpInputEnded && streamInputEnded) {
             // Both halves closed: close the socket once its last bytes are flushed.
-            tcp.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+            SocketRelay.onLoop(tcp, () -> tcp.writeAndFlush(Unpooled.EMPTY_BUFFER)
+                    .addListener(ChannelFutureListener.CLOSE));
             finish(true, "closed");
         }
     }
@@ -121,7 +123,7 @@ public final class TunnelRelay {
             }
             intoTunnel += n;
             observer.intoTunnel(n);
-            stream.write(new DefaultHttp2DataFrame(buf));
+            SocketRelay.onLoop(stream, () -> stream.write(new DefaultHttp2DataFrame(buf)));
             if (!stream.isWritable()) {
                 tcp.config().setAutoRead(false);
             }
@@ -129,14 +131,14 @@ public final class TunnelRelay {
 
         @Override
         public void channelReadComplete(ChannelHandlerContext ctx) {
-            stream.flush();
+            SocketRelay.onLoop(stream, stream::flush);
         }
 
         @Override
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof ChannelInputShutdownEvent && !tcpInputEnded) {
                 tcpInputEnded = true;
-                stream.writeAndFlush(new DefaultHttp2DataFrame(true));
+                SocketRelay.onLoop(stream, () -> stream.writeAndFlush(new DefaultHttp2DataFrame(true)));
                 maybeCompleteCleanly();
             } else {
                 ctx.fireUserEventTriggered(evt);
@@ -172,7 +174,8 @@ public final class TunnelRelay {
                     if (n > 0) {
                         outOfTunnel += n;
                         observer.outOfTunnel(n);
-                        tcp.write(data.content().retain());
+                        var content = data.content().retain();
+                        SocketRelay.onLoop(tcp, () -> tcp.write(content));
                         if (!tcp.isWritable()) {
                             stream.config().setAutoRead(false);
                         }
@@ -193,17 +196,17 @@ public final class TunnelRelay {
                 return;
             }
             streamInputEnded = true;
-            tcp.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
+            SocketRelay.onLoop(tcp, () -> tcp.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
                 if (f.isSuccess() && tcp instanceof DuplexChannel duplex) {
                     duplex.shutdownOutput();
                 }
-            });
+            }));
             maybeCompleteCleanly();
         }
 
         @Override
         public void channelReadComplete(ChannelHandlerContext ctx) {
-            tcp.flush();
+            SocketRelay.onLoop(tcp, tcp::flush);
         }
 
         @Override

@@ -56,6 +56,19 @@ public final class SocketRelay {
         });
     }
 
+    /**
+     * Runs an operation on a channel's own event loop. Netty queues a plain write() from another
+     * thread differently from writeAndFlush() and close(), so cross-thread operations can overtake
+     * each other (data lost behind a shutdown); funnelling ours through execute() keeps their order.
+     */
+    public static void onLoop(Channel ch, Runnable op) {
+        if (ch.eventLoop().inEventLoop()) {
+            op.run();
+        } else {
+            ch.eventLoop().execute(op);
+        }
+    }
+
     private void finish(boolean clean, String reason) {
         if (finished.compareAndSet(false, true)) {
             if (!clean) {
@@ -89,7 +102,7 @@ public final class SocketRelay {
             } else {
                 bToA += buf.readableBytes();
             }
-            peer.write(buf);
+            onLoop(peer, () -> peer.write(buf));
             if (!peer.isWritable()) {
                 self.config().setAutoRead(false);
             }
@@ -97,7 +110,7 @@ public final class SocketRelay {
 
         @Override
         public void channelReadComplete(ChannelHandlerContext ctx) {
-            peer.flush();
+            onLoop(peer, peer::flush);
         }
 
         @Override
@@ -115,14 +128,15 @@ public final class SocketRelay {
                 } else {
                     bEnded = true;
                 }
-                peer.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
+                onLoop(peer, () -> peer.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
                     if (f.isSuccess() && peer instanceof DuplexChannel d) {
                         d.shutdownOutput();
                     }
-                });
+                }));
                 if (aEnded && bEnded) {
-                    a.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
-                    b.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+                    // Both directions are done; each socket closes after what was queued for it.
+                    onLoop(a, () -> a.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE));
+                    onLoop(b, () -> b.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE));
                     finish(true, "closed");
                 }
             } else {

@@ -30,6 +30,23 @@ public record Transport(EventLoopGroup group, Class<? extends SocketChannel> soc
                 NioServerSocketChannel.class, false);
     }
 
+    /**
+     * Binds a listening socket whose accepted connections get {@code childHandler}. Accepted sockets
+     * have TCP_NODELAY, half-closure on (a FIN is relayed, not a close) and write watermarks of
+     * 512 KiB / 1 MiB, the bound on what a relay buffers per direction. Blocks until bound.
+     */
+    public io.netty.channel.Channel listen(java.net.InetSocketAddress address,
+            io.netty.channel.ChannelHandler childHandler) {
+        return new io.netty.bootstrap.ServerBootstrap().group(group).channel(serverChannel)
+                .option(io.netty.channel.ChannelOption.SO_REUSEADDR, true)
+                .childOption(io.netty.channel.ChannelOption.TCP_NODELAY, true)
+                .childOption(io.netty.channel.ChannelOption.ALLOW_HALF_CLOSURE, true)
+                .childOption(io.netty.channel.ChannelOption.WRITE_BUFFER_WATER_MARK,
+                        new io.netty.channel.WriteBufferWaterMark(512 << 10, 1 << 20))
+                .childHandler(childHandler)
+                .bind(address).syncUninterruptibly().channel();
+    }
+
     @Override
     public void close() {
         group.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();

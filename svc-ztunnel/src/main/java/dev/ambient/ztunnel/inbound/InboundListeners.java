@@ -9,10 +9,7 @@ import dev.ambient.proto.workload.Workload;
 import dev.ambient.ztunnel.identity.WorkloadCertificates;
 import dev.ambient.ztunnel.identity.WorkloadIdentity;
 import dev.ambient.ztunnel.state.StateSnapshot;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelOption;
-import io.netty.channel.WriteBufferWaterMark;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.util.HashMap;
@@ -98,16 +95,11 @@ public final class InboundListeners implements AutoCloseable {
 
     private void bind(Listener l) {
         InboundHandler handler = handlers.apply(l.workloadUid(), l.identity());
-        ServerBootstrap b = new ServerBootstrap().group(transport.group()).channel(transport.serverChannel())
-                .option(ChannelOption.SO_REUSEADDR, true)
-                .childOption(ChannelOption.TCP_NODELAY, true)
-                .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(512 << 10, 1 << 20))
-                .childHandler(new HboneServerInitializer(
-                        () -> certificates.current(l.identity()).map(WorkloadCertificates.TlsMaterial::server)
-                                .orElse(null),
-                        settings, handler));
+        var tls = new HboneServerInitializer(
+                () -> certificates.current(l.identity()).map(WorkloadCertificates.TlsMaterial::server).orElse(null),
+                settings, handler);
         try {
-            Channel ch = b.bind(l.address()).syncUninterruptibly().channel();
+            Channel ch = transport.listen(l.address(), tls);
             bound.put(l, ch);
             LOG.infof("inbound: listening for HBONE on %s as %s (workload %s)", l.address(), l.identity(),
                     l.workloadUid());

@@ -14,7 +14,6 @@ import dev.ambient.ztunnel.metrics.TrafficMetrics;
 import dev.ambient.ztunnel.state.AuthorizationEvaluator;
 import dev.ambient.ztunnel.state.StateSnapshot;
 import dev.ambient.ztunnel.state.WorkloadStore;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelInitializer;
@@ -53,17 +52,13 @@ public final class InboundPlaintextListener implements AutoCloseable {
     }
 
     public void bind(InetSocketAddress address) {
-        server = new ServerBootstrap().group(transport.group()).channel(transport.serverChannel())
-                .option(ChannelOption.SO_REUSEADDR, true)
-                .childOption(ChannelOption.TCP_NODELAY, true)
-                .childOption(ChannelOption.AUTO_READ, false)
-                .childHandler(new ChannelInitializer<>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        PendingReads.install(ch, 1 << 20);
-                        accepted(ch);
-                    }
-                }).bind(address).syncUninterruptibly().channel();
+        server = transport.listen(address, new ChannelInitializer<>() {
+            @Override
+            protected void initChannel(Channel ch) {
+                PendingReads.install(ch, 1 << 20);
+                accepted(ch);
+            }
+        });
         LOG.infof("inbound: plaintext capture on %s", address);
     }
 

@@ -6,7 +6,6 @@ import dev.ambient.net.Transport;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.ztunnel.metrics.AccessLog;
 import dev.ambient.ztunnel.state.WorkloadStore;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
@@ -37,17 +36,13 @@ public final class OutboundCaptureListener implements AutoCloseable {
     }
 
     public void bind(InetSocketAddress address) {
-        server = new ServerBootstrap().group(transport.group()).channel(transport.serverChannel())
-                .option(ChannelOption.SO_REUSEADDR, true)
-                .childOption(ChannelOption.TCP_NODELAY, true)
-                .childOption(ChannelOption.AUTO_READ, false)
-                .childHandler(new ChannelInitializer<>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        PendingReads.install(ch, 1 << 20);
-                        accepted(ch);
-                    }
-                }).bind(address).syncUninterruptibly().channel();
+        server = transport.listen(address, new ChannelInitializer<>() {
+            @Override
+            protected void initChannel(Channel ch) {
+                PendingReads.install(ch, 1 << 20);
+                accepted(ch);
+            }
+        });
         LOG.infof("outbound: capturing on %s", address);
     }
 
@@ -68,7 +63,7 @@ public final class OutboundCaptureListener implements AutoCloseable {
             client.close();
             return;
         }
-        proxy.connect(source.get(), from, dst.get()).whenComplete((established, err) -> {
+        proxy.connect(source.get(), from, dst.get(), client.eventLoop()).whenComplete((established, err) -> {
             if (err != null) {
                 // The application sees a reset, as it would from an unreachable or refusing peer.
                 client.config().setOption(ChannelOption.SO_LINGER, 0);

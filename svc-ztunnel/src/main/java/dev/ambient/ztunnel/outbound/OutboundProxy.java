@@ -22,6 +22,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import java.net.InetSocketAddress;
 import java.time.Duration;
@@ -79,13 +80,18 @@ public final class OutboundProxy {
         this.connectTimeoutMillis = connectTimeoutMillis;
     }
 
-    public CompletableFuture<Established> connect(Workload source, InetSocketAddress client, InetSocketAddress dst) {
+    /**
+     * @param loop the client connection's event loop: a plain TCP upstream is dialled on it, so
+     *        both sockets of a passthrough relay are served by one thread
+     */
+    public CompletableFuture<Established> connect(Workload source, InetSocketAddress client, InetSocketAddress dst,
+            EventLoop loop) {
         long start = System.nanoTime();
         SpiffeId sourceId = WorkloadIdentity.of(source, trustDomain);
         Route route = router.route(store.current(), source, dst);
         CompletableFuture<Established> result = switch (route) {
             case Route.Refused r -> CompletableFuture.failedFuture(new OutboundException(0, r.reason()));
-            case Route.Passthrough p -> passthrough(p, source, sourceId, client);
+            case Route.Passthrough p -> passthrough(p, source, sourceId, client, loop);
             case Route.Hbone h -> hbone(h, source, sourceId, client);
         };
         return result.whenComplete((ok, err) -> {
@@ -142,9 +148,9 @@ public final class OutboundProxy {
     }
 
     private CompletableFuture<Established> passthrough(Route.Passthrough route, Workload source, SpiffeId sourceId,
-            InetSocketAddress client) {
+            InetSocketAddress client, EventLoop loop) {
         CompletableFuture<Established> out = new CompletableFuture<>();
-        new Bootstrap().group(transport.group()).channel(transport.socketChannel())
+        new Bootstrap().group(loop).channel(transport.socketChannel())
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, connectTimeoutMillis)
                 .option(ChannelOption.TCP_NODELAY, true)
                 .handler(new ChannelInitializer<>() {

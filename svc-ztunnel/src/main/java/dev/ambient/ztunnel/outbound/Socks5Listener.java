@@ -7,13 +7,11 @@ import dev.ambient.proto.workload.Workload;
 import dev.ambient.ztunnel.metrics.AccessLog;
 import dev.ambient.ztunnel.state.StateSnapshot;
 import dev.ambient.ztunnel.state.WorkloadStore;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
-import io.netty.channel.ChannelOption;
 import io.netty.handler.codec.ByteToMessageDecoder;
 import java.net.Inet4Address;
 import java.net.Inet6Address;
@@ -57,16 +55,12 @@ public final class Socks5Listener implements AutoCloseable {
     }
 
     public void bind(InetSocketAddress address) {
-        server = new ServerBootstrap().group(transport.group()).channel(transport.serverChannel())
-                .option(ChannelOption.SO_REUSEADDR, true)
-                .childOption(ChannelOption.TCP_NODELAY, true)
-                .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
-                .childHandler(new ChannelInitializer<>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        ch.pipeline().addLast(new Handshake());
-                    }
-                }).bind(address).syncUninterruptibly().channel();
+        server = transport.listen(address, new ChannelInitializer<>() {
+            @Override
+            protected void initChannel(Channel ch) {
+                ch.pipeline().addLast(new Handshake());
+            }
+        });
         LOG.infof("outbound: SOCKS5 listening on %s", address);
     }
 
@@ -204,7 +198,7 @@ public final class Socks5Listener implements AutoCloseable {
             reply(client, REPLY_NOT_ALLOWED).addListener(ChannelFutureListener.CLOSE);
             return;
         }
-        proxy.connect(source.get(), from, dst).whenComplete((established, err) -> {
+        proxy.connect(source.get(), from, dst, client.eventLoop()).whenComplete((established, err) -> {
             if (err != null) {
                 Throwable cause = err instanceof java.util.concurrent.CompletionException ? err.getCause() : err;
                 int status = cause instanceof OutboundProxy.OutboundException oe ? oe.status() : 0;
