@@ -76,9 +76,10 @@ public final class RemoteCertificateSource implements CertificateSource, AutoClo
         KeyPair keys = CertificateRequests.newKeyPair();
         CertificateRequest.Builder request = CertificateRequest.newBuilder()
                 .setCsr(CertificateRequests.createPem(keys, identity))
-                .setValiditySeconds(lifetime.toSeconds())
-                .putMetadata("impersonated-identity", identity.uri());
-        localPod(identity).ifPresent(pod -> request.putMetadata("pod-name", pod.getName())
+                .setValiditySeconds(lifetime.toSeconds());
+        // Without a pod of that identity on this node, the CA would refuse: ask as ourselves.
+        localPod(identity).ifPresent(pod -> request.putMetadata("impersonated-identity", identity.uri())
+                .putMetadata("pod-name", pod.getName())
                 .putMetadata("pod-namespace", pod.getNamespace()));
         var response = stub.createCertificate(request.build());
         List<X509Certificate> chain = new ArrayList<>();
