@@ -1,0 +1,439 @@
+package dev.ambient.xds.translate;
+
+import dev.ambient.proto.l7.HeaderMatch;
+import dev.ambient.proto.l7.HeaderMutation;
+import dev.ambient.proto.l7.PathMatch;
+import dev.ambient.proto.l7.QueryParamMatch;
+import dev.ambient.proto.l7.RetryPolicy;
+import dev.ambient.proto.l7.Route;
+import dev.ambient.proto.l7.RouteMatch;
+import dev.ambient.proto.l7.ServiceRoutes;
+import dev.ambient.proto.l7.WeightedBackend;
+import dev.ambient.proto.workload.Port;
+import dev.ambient.proto.workload.Service;
+import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+
+/**
+ * Gateway API HTTPRoutes into one {@link ServiceRoutes} table per Service they attach to.
+ *
+ * <p>A parent of kind Service (Istio ambient's way, GAMMA) attaches the route to that service; a
+ * parent of kind Gateway that is a waypoint attaches it to every service using that waypoint
+ * (filtered by the route's {@code hostnames}, if any). Other Gateways are not served here.
+ *
+ * <p>Every (rule, match) pair becomes one {@link Route} with one match, and the table is ordered
+ * by Gateway API precedence, so "first match wins" in the waypoint gives the Gateway API result:
+ * exact path, then regular expression, then the longest prefix; then a method match; then more
+ * header matches; then more query matches; then the oldest route, then namespace/name, then rule
+ * order. A rule without matches matches every request (path prefix "/").
+ *
+ * <p>An HTTPRoute with an unknown field or an unsupported feature (a filter other than the header
+ * modifiers, a regular-expression query match) is reported and skipped; a parent that does not
+ * exist is reported and skipped; a backend that does not exist is reported and left out (the
+ * Gateway API would answer 500 for its share; here the other backends take it; a rule left
+ * without any backend answers 500).
+ */
+final class RouteTranslator {
+
+    private static final Set<String> SPEC_KEYS = Set.of("parentRefs", "hostnames", "rules");
+    private static final Set<String> PARENT_KEYS = Set.of("group", "kind", "namespace", "name", "port", "sectionName");
+    private static final Set<String> RULE_KEYS = Set.of("name", "matches", "filters", "backendRefs", "timeouts",
+            "retry", "sessionPersistence");
+    private static final Set<String> MATCH_KEYS = Set.of("path", "headers", "queryParams", "method");
+    private static final Set<String> BACKEND_KEYS = Set.of("group", "kind", "name", "namespace", "port", "weight",
+            "filters");
+    private static final Set<String> MODIFIER_KEYS = Set.of("set", "add", "remove");
+    private static final Set<String> METHODS = Set.of("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+            "TRACE", "PATCH");
+
+    private final Context ctx;
+
+    RouteTranslator(Context ctx) {
+        this.ctx = ctx;
+    }
+
+    /** One table's routes with the keys that order them. */
+    private record Entry(Route route, int pathRank, int prefixLength, boolean method, int headers, int queries,
+            String created, String source, int rule, int match) {
+    }
+
+    private static final Comparator<Entry> PRECEDENCE = Comparator.comparingInt(Entry::pathRank)
+            .thenComparing(Comparator.comparingInt(Entry::prefixLength).reversed())
+            .thenComparing(e -> !e.method())
+            .thenComparing(Comparator.comparingInt(Entry::headers).reversed())
+            .thenComparing(Comparator.comparingInt(Entry::queries).reversed())
+            .thenComparing(Entry::created)
+            .thenComparing(Entry::source)
+            .thenComparingInt(Entry::rule)
+            .thenComparingInt(Entry::match);
+
+    private static final class Table {
+        final Service service;
+        final List<Entry> entries = new ArrayList<>();
+        final Set<String> sources = new TreeSet<>();
+        final Set<Integer> ports = new TreeSet<>();
+        boolean allPorts;
+
+        Table(Service service) {
+            this.service = service;
+        }
+    }
+
+    List<ServiceRoutes> translate(List<GenericKubernetesResource> routes) {
+        Map<String, Table> tables = new TreeMap<>();
+        for (GenericKubernetesResource r : routes) {
+            try {
+                if (r.getMetadata() == null || r.getMetadata().getName() == null) {
+                    ctx.problem("HTTPRoute/?", "metadata.name is missing");
+                    continue;
+                }
+                route(r, tables);
+            } catch (Specs.Invalid e) {
+                ctx.problem(r, e.getMessage());
+            } catch (RuntimeException e) {
+                ctx.problem(r, "cannot be translated: " + e);
+            }
+        }
+        List<ServiceRoutes> out = new ArrayList<>();
+        for (Table t : tables.values()) {
+            t.entries.sort(PRECEDENCE);
+            ServiceRoutes.Builder b = ServiceRoutes.newBuilder().setServiceHostname(t.service.getHostname())
+                    .setServiceNamespace(t.service.getNamespace()).addAllSources(t.sources);
+            if (!t.allPorts) {
+                b.addAllPorts(t.ports);
+            }
+            t.entries.forEach(e -> b.addRoutes(e.route()));
+            out.add(b.build());
+        }
+        return out;
+    }
+
+    private void route(GenericKubernetesResource r, Map<String, Table> tables) {
+        String ns = Specs.namespace(r);
+        String source = ns + "/" + r.getMetadata().getName();
+        Map<String, Object> spec = Specs.spec(r);
+        Specs.onlyKeys(spec, "spec", SPEC_KEYS);
+        List<String> hostnames = Specs.strings(spec.get("hostnames"), "spec.hostnames");
+        List<Map<String, Object>> rules = Specs.maps(spec.get("rules"), "spec.rules");
+
+        // Translate the rules first: an invalid route attaches nowhere.
+        List<List<Entry>> perRule = new ArrayList<>();
+        String created = r.getMetadata().getCreationTimestamp() == null ? "" : r.getMetadata().getCreationTimestamp();
+        for (int i = 0; i < rules.size(); i++) {
+            perRule.add(rule(r, ns, source, created, i, rules.get(i)));
+        }
+
+        List<Map<String, Object>> parents = Specs.maps(spec.get("parentRefs"), "spec.parentRefs");
+        if (parents.isEmpty()) {
+            throw new Specs.Invalid("spec.parentRefs: required");
+        }
+        for (int i = 0; i < parents.size(); i++) {
+            String at = "spec.parentRefs[" + i + "]";
+            Map<String, Object> parent = parents.get(i);
+            Specs.onlyKeys(parent, at, PARENT_KEYS);
+            String kind = Specs.string(parent.getOrDefault("kind", "Gateway"), at + ".kind");
+            String group = Specs.string(parent.get("group"), at + ".group");
+            String name = Specs.string(parent.get("name"), at + ".name");
+            String parentNs = Specs.string(parent.getOrDefault("namespace", ns), at + ".namespace");
+            Integer port = parent.get("port") == null ? null : Specs.port(parent.get("port"), at + ".port");
+            if (name == null) {
+                throw new Specs.Invalid(at + ".name: required");
+            }
+            List<Service> attached = new ArrayList<>();
+            if (kind.equals("Service") && (group == null || group.isEmpty() || group.equals("core"))) {
+                Service svc = ctx.translatedServices.get(parentNs + "/" + name);
+                if (svc == null) {
+                    ctx.problem(r, at + ": Service " + parentNs + "/" + name + " does not exist");
+                    continue;
+                }
+                if (port != null && svc.getPortsList().stream().noneMatch(p -> p.getServicePort() == port)) {
+                    ctx.problem(r, at + ": Service " + parentNs + "/" + name + " has no port " + port);
+                    continue;
+                }
+                if (!svc.hasWaypoint()) {
+                    ctx.problem(r, at + ": Service " + parentNs + "/" + name
+                            + " has no waypoint; the routes apply once it has one");
+                }
+                attached.add(svc);
+            } else if (kind.equals("Gateway") && (group == null || group.equals("gateway.networking.k8s.io"))) {
+                GenericKubernetesResource gw = ctx.gateways.get(parentNs + "/" + name);
+                if (gw == null) {
+                    ctx.problem(r, at + ": Gateway " + parentNs + "/" + name + " does not exist");
+                    continue;
+                }
+                if (!ctx.isWaypoint(gw)) {
+                    ctx.problem(r, at + ": Gateway " + parentNs + "/" + name
+                            + " is not a waypoint; only waypoints are served");
+                    continue;
+                }
+                String wpHost = ctx.config.serviceHostname(name, parentNs);
+                for (Service svc : ctx.translatedServices.values()) {
+                    if (svc.hasWaypoint() && svc.getWaypoint().getHostname().getHostname().equals(wpHost)
+                            && hostnameMatches(hostnames, svc)) {
+                        attached.add(svc);
+                    }
+                }
+            } else {
+                ctx.problem(r, at + ": parent kind " + (group == null ? "" : group + "/") + kind + " is not supported");
+                continue;
+            }
+            for (Service svc : attached) {
+                Table t = tables.computeIfAbsent(svc.getNamespace() + "/" + svc.getHostname(), k -> new Table(svc));
+                t.sources.add(source);
+                if (port == null) {
+                    t.allPorts = true;
+                } else {
+                    t.ports.add(port);
+                }
+                perRule.forEach(t.entries::addAll);
+            }
+        }
+    }
+
+    private static boolean hostnameMatches(List<String> hostnames, Service svc) {
+        if (hostnames.isEmpty()) {
+            return true;
+        }
+        String h = svc.getHostname();
+        for (String want : hostnames) {
+            if (want.equals(h) || want.equals(svc.getName()) || want.equals(svc.getName() + "." + svc.getNamespace())
+                    || (want.startsWith("*.") && h.endsWith(want.substring(1)))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private List<Entry> rule(GenericKubernetesResource r, String ns, String source, String created, int index,
+            Map<String, Object> rule) {
+        String at = "spec.rules[" + index + "]";
+        Specs.onlyKeys(rule, at, RULE_KEYS);
+        if (rule.get("sessionPersistence") != null) {
+            throw new Specs.Invalid(at + ".sessionPersistence: not supported");
+        }
+        String ruleName = Specs.string(rule.get("name"), at + ".name");
+        Route.Builder base = Route.newBuilder()
+                .setName(source + "/" + (ruleName != null ? ruleName : String.valueOf(index)));
+        for (Map<String, Object> f : Specs.maps(rule.get("filters"), at + ".filters")) {
+            filter(base, f, at + ".filters");
+        }
+        List<Map<String, Object>> backends = Specs.maps(rule.get("backendRefs"), at + ".backendRefs");
+        for (int j = 0; j < backends.size(); j++) {
+            WeightedBackend b = backend(r, ns, backends.get(j), at + ".backendRefs[" + j + "]");
+            if (b != null) {
+                base.addBackends(b);
+            }
+        }
+        if (base.getBackendsCount() == 0) {
+            base.setDirectResponseStatus(500); // no valid backend: Gateway API says 500
+        }
+        Map<String, Object> timeouts = Specs.map(rule.get("timeouts"), at + ".timeouts");
+        Specs.onlyKeys(timeouts, at + ".timeouts", Set.of("request", "backendRequest"));
+        if (timeouts.get("request") != null) {
+            long ms = Specs.durationMillis(Specs.string(timeouts.get("request"), at + ".timeouts.request"),
+                    at + ".timeouts.request");
+            base.setTimeoutMs((int) Math.min(ms, Integer.MAX_VALUE));
+        }
+        RetryPolicy.Builder retry = null;
+        if (rule.get("retry") != null) {
+            Map<String, Object> rt = Specs.map(rule.get("retry"), at + ".retry");
+            Specs.onlyKeys(rt, at + ".retry", Set.of("attempts", "backoff", "codes"));
+            retry = RetryPolicy.newBuilder();
+            Integer attempts = Specs.integer(rt.get("attempts"), at + ".retry.attempts");
+            retry.setAttempts(attempts == null ? 0 : attempts);
+            if (rt.get("backoff") != null) {
+                retry.setBackoffBaseMs((int) Specs.durationMillis(Specs.string(rt.get("backoff"),
+                        at + ".retry.backoff"), at + ".retry.backoff"));
+            }
+            for (Object code : Specs.list(rt.get("codes"), at + ".retry.codes")) {
+                Integer c = Specs.integer(code, at + ".retry.codes");
+                if (c == null || c < 400 || c > 599) {
+                    throw new Specs.Invalid(at + ".retry.codes: not an HTTP error status: " + code);
+                }
+                retry.addRetryOn(String.valueOf(c));
+            }
+        }
+        if (timeouts.get("backendRequest") != null) {
+            long ms = Specs.durationMillis(Specs.string(timeouts.get("backendRequest"),
+                    at + ".timeouts.backendRequest"), at + ".timeouts.backendRequest");
+            if (retry == null) {
+                retry = RetryPolicy.newBuilder();
+            }
+            retry.setPerTryTimeoutMs((int) Math.min(ms, Integer.MAX_VALUE));
+        }
+        if (retry != null) {
+            base.setRetry(retry);
+        }
+
+        List<Map<String, Object>> matches = Specs.maps(rule.get("matches"), at + ".matches");
+        List<Entry> out = new ArrayList<>();
+        if (matches.isEmpty()) {
+            matches = List.of(Map.of());
+        }
+        for (int m = 0; m < matches.size(); m++) {
+            String mat = at + ".matches[" + m + "]";
+            Map<String, Object> match = matches.get(m);
+            Specs.onlyKeys(match, mat, MATCH_KEYS);
+            RouteMatch.Builder rm = RouteMatch.newBuilder();
+            Map<String, Object> path = Specs.map(match.get("path"), mat + ".path");
+            Specs.onlyKeys(path, mat + ".path", Set.of("type", "value"));
+            String type = Specs.string(path.getOrDefault("type", "PathPrefix"), mat + ".path.type");
+            String value = Specs.string(path.getOrDefault("value", "/"), mat + ".path.value");
+            int pathRank;
+            switch (type) {
+                case "Exact" -> {
+                    pathRank = 0;
+                    rm.setPath(PathMatch.newBuilder().setKind(PathMatch.Kind.EXACT).setValue(value));
+                }
+                case "RegularExpression" -> {
+                    pathRank = 1;
+                    regex(value, mat + ".path.value");
+                    rm.setPath(PathMatch.newBuilder().setKind(PathMatch.Kind.REGULAR_EXPRESSION).setValue(value));
+                }
+                case "PathPrefix" -> {
+                    pathRank = 2;
+                    if (!value.startsWith("/")) {
+                        throw new Specs.Invalid(mat + ".path.value: must start with '/'");
+                    }
+                    rm.setPath(PathMatch.newBuilder().setKind(PathMatch.Kind.PREFIX).setValue(value));
+                }
+                default -> throw new Specs.Invalid(mat + ".path.type: unknown type '" + type + "'");
+            }
+            List<Map<String, Object>> headers = Specs.maps(match.get("headers"), mat + ".headers");
+            for (int h = 0; h < headers.size(); h++) {
+                String hat = mat + ".headers[" + h + "]";
+                Map<String, Object> hm = headers.get(h);
+                Specs.onlyKeys(hm, hat, Set.of("type", "name", "value"));
+                String htype = Specs.string(hm.getOrDefault("type", "Exact"), hat + ".type");
+                String hname = required(hm, "name", hat);
+                String hvalue = required(hm, "value", hat);
+                HeaderMatch.Builder hb = HeaderMatch.newBuilder().setName(hname.toLowerCase()).setValue(hvalue);
+                switch (htype) {
+                    case "Exact" -> hb.setKind(HeaderMatch.Kind.EXACT);
+                    case "RegularExpression" -> {
+                        regex(hvalue, hat + ".value");
+                        hb.setKind(HeaderMatch.Kind.REGULAR_EXPRESSION);
+                    }
+                    default -> throw new Specs.Invalid(hat + ".type: unknown type '" + htype + "'");
+                }
+                rm.addHeaders(hb);
+            }
+            List<Map<String, Object>> queries = Specs.maps(match.get("queryParams"), mat + ".queryParams");
+            for (int q = 0; q < queries.size(); q++) {
+                String qat = mat + ".queryParams[" + q + "]";
+                Map<String, Object> qm = queries.get(q);
+                Specs.onlyKeys(qm, qat, Set.of("type", "name", "value"));
+                String qtype = Specs.string(qm.getOrDefault("type", "Exact"), qat + ".type");
+                if (!qtype.equals("Exact")) {
+                    throw new Specs.Invalid(qat + ".type: only Exact query matches are supported");
+                }
+                rm.addQueryParams(QueryParamMatch.newBuilder().setName(required(qm, "name", qat))
+                        .setValue(required(qm, "value", qat)));
+            }
+            String method = Specs.string(match.get("method"), mat + ".method");
+            if (method != null) {
+                if (!METHODS.contains(method)) {
+                    throw new Specs.Invalid(mat + ".method: unknown method '" + method + "'");
+                }
+                rm.setMethod(method);
+            }
+            Route route = base.clone().addMatches(rm).build();
+            out.add(new Entry(route, pathRank, pathRank == 2 ? value.length() : 0, method != null,
+                    headers.size(), queries.size(), created, source, index, m));
+        }
+        return out;
+    }
+
+    private static String required(Map<String, Object> m, String key, String at) {
+        String v = Specs.string(m.get(key), at + "." + key);
+        if (v == null) {
+            throw new Specs.Invalid(at + "." + key + ": required");
+        }
+        return v;
+    }
+
+    private static void regex(String value, String at) {
+        try {
+            Pattern.compile(value);
+        } catch (PatternSyntaxException e) {
+            throw new Specs.Invalid(at + ": not a regular expression: " + e.getDescription());
+        }
+    }
+
+    private static void filter(Route.Builder route, Map<String, Object> f, String at) {
+        String type = Specs.string(f.get("type"), at + ".type");
+        if ("RequestHeaderModifier".equals(type) || "ResponseHeaderModifier".equals(type)) {
+            Specs.onlyKeys(f, at, Set.of("type", "requestHeaderModifier", "responseHeaderModifier"));
+            boolean request = type.equals("RequestHeaderModifier");
+            String key = request ? "requestHeaderModifier" : "responseHeaderModifier";
+            Map<String, Object> mod = Specs.map(f.get(key), at + "." + key);
+            Specs.onlyKeys(mod, at + "." + key, MODIFIER_KEYS);
+            List<HeaderMutation> muts = new ArrayList<>();
+            for (Map<String, Object> h : Specs.maps(mod.get("set"), at + "." + key + ".set")) {
+                muts.add(HeaderMutation.newBuilder().setOp(HeaderMutation.Op.SET)
+                        .setName(required(h, "name", at + ".set")).setValue(required(h, "value", at + ".set")).build());
+            }
+            for (Map<String, Object> h : Specs.maps(mod.get("add"), at + "." + key + ".add")) {
+                muts.add(HeaderMutation.newBuilder().setOp(HeaderMutation.Op.ADD)
+                        .setName(required(h, "name", at + ".add")).setValue(required(h, "value", at + ".add")).build());
+            }
+            for (String name : Specs.strings(mod.get("remove"), at + "." + key + ".remove")) {
+                muts.add(HeaderMutation.newBuilder().setOp(HeaderMutation.Op.REMOVE).setName(name).build());
+            }
+            if (request) {
+                route.addAllRequestHeaderMutations(muts);
+            } else {
+                route.addAllResponseHeaderMutations(muts);
+            }
+            return;
+        }
+        throw new Specs.Invalid(at + ": filter type " + type + " is not supported; route skipped");
+    }
+
+    private WeightedBackend backend(GenericKubernetesResource r, String ns, Map<String, Object> ref, String at) {
+        Specs.onlyKeys(ref, at, BACKEND_KEYS);
+        if (ref.get("filters") != null && !Specs.list(ref.get("filters"), at + ".filters").isEmpty()) {
+            throw new Specs.Invalid(at + ".filters: per-backend filters are not supported; route skipped");
+        }
+        String kind = Specs.string(ref.getOrDefault("kind", "Service"), at + ".kind");
+        String group = Specs.string(ref.get("group"), at + ".group");
+        String name = Specs.string(ref.get("name"), at + ".name");
+        String backendNs = Specs.string(ref.getOrDefault("namespace", ns), at + ".namespace");
+        Integer weight = Specs.integer(ref.getOrDefault("weight", 1), at + ".weight");
+        if (name == null) {
+            throw new Specs.Invalid(at + ".name: required");
+        }
+        if (weight < 0 || weight > 1_000_000) {
+            throw new Specs.Invalid(at + ".weight: must be 0..1000000");
+        }
+        if (!kind.equals("Service") || !(group == null || group.isEmpty() || group.equals("core"))) {
+            ctx.problem(r, at + ": backend kind " + kind + " is not supported; backend left out");
+            return null;
+        }
+        Service svc = ctx.translatedServices.get(backendNs + "/" + name);
+        if (svc == null) {
+            ctx.problem(r, at + ": Service " + backendNs + "/" + name + " does not exist; backend left out");
+            return null;
+        }
+        if (ref.get("port") == null) {
+            ctx.problem(r, at + ".port: required for a Service backend; backend left out");
+            return null;
+        }
+        int port = Specs.port(ref.get("port"), at + ".port");
+        if (svc.getPortsList().stream().map(Port::getServicePort).noneMatch(p -> p == port)) {
+            ctx.problem(r, at + ": Service " + backendNs + "/" + name + " has no port " + port
+                    + "; backend left out");
+            return null;
+        }
+        return WeightedBackend.newBuilder().setService(svc.getNamespace() + "/" + svc.getHostname()).setPort(port)
+                .setWeight(weight).build();
+    }
+}

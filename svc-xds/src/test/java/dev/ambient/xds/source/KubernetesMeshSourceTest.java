@@ -1,0 +1,126 @@
+package dev.ambient.xds.source;
+
+import static dev.ambient.xds.source.DirectoryMeshSourceTest.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import dev.ambient.discovery.ResourceTypes;
+import dev.ambient.proto.l7.ServiceRoutes;
+import dev.ambient.proto.l7.WeightedBackend;
+import dev.ambient.proto.workload.Authorization;
+import dev.ambient.proto.workload.Scope;
+import dev.ambient.proto.workload.TunnelProtocol;
+import dev.ambient.proto.workload.Workload;
+import dev.ambient.xds.model.MeshModel;
+import dev.ambient.xds.model.MeshSnapshot;
+import dev.ambient.xds.translate.Fixtures;
+import dev.ambient.xds.translate.KubeKind;
+import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.QuarkusTestProfile;
+import io.quarkus.test.junit.TestProfile;
+import io.quarkus.test.kubernetes.client.WithKubernetesTestServer;
+import jakarta.inject.Inject;
+import java.net.InetAddress;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The Kubernetes source as the application runs it (xds.source defaults to kubernetes), against
+ * the fabric8 mock API server in CRUD mode: the same Istio YAML, applied through the API.
+ */
+@QuarkusTest
+@WithKubernetesTestServer(crud = true)
+@TestProfile(KubernetesMeshSourceTest.Profile.class)
+class KubernetesMeshSourceTest {
+
+    /** The waypoint controller stays out of the way; quick recomputation. */
+    public static class Profile implements QuarkusTestProfile {
+        @Override
+        public Map<String, String> getConfigOverrides() {
+            return Map.of("xds.waypoint.enabled", "false", "xds.debounce", "20ms");
+        }
+    }
+
+    static final String PRODUCTPAGE = "Kubernetes//Pod/shop/productpage-v1-7d9f8c6b5-x2k4q";
+
+    @Inject
+    KubernetesClient client;
+
+    @Inject
+    MeshModel model;
+
+    static ByteString ip(String s) {
+        return ByteString.copyFrom(InetAddress.ofLiteral(s).getAddress());
+    }
+
+    void apply(HasMetadata o) {
+        if (o instanceof GenericKubernetesResource g) {
+            KubeKind kind = KubeKind.of(g.getApiVersion(), g.getKind()).orElseThrow();
+            client.genericKubernetesResources(KubernetesMeshSource.context(kind))
+                    .inNamespace(g.getMetadata().getNamespace()).resource(g).createOr(r -> r.update());
+        } else {
+            client.resource(o).createOr(r -> r.update());
+        }
+    }
+
+    Workload workload(String uid) {
+        MeshSnapshot.Entry e = model.current().resources(ResourceTypes.WORKLOAD).get(uid);
+        return e == null ? null : (Workload) e.resource();
+    }
+
+    @Test
+    void theMeshFollowsTheApiServer() {
+        assertInstanceOf(KubernetesMeshSource.class, model, "xds.source defaults to kubernetes");
+        await("synced (all informers listed, absent CRDs counted as empty)", model::synced, Duration.ofSeconds(60));
+        List<MeshSnapshot> seen = new CopyOnWriteArrayList<>();
+        model.addListener(seen::add);
+
+        Fixtures.objects("bookinfo.yaml", "policies.yaml").forEach(this::apply);
+        await("the workloads, policies and routes", () -> workload(PRODUCTPAGE) != null
+                && model.current().resources(ResourceTypes.SERVICE_ROUTES).containsKey("shop/reviews.shop.svc.cluster.local")
+                && model.current().resources(ResourceTypes.AUTHORIZATION).containsKey("shop/productpage-viewer")
+                && model.current().resources(ResourceTypes.L7_AUTHORIZATION).containsKey("shop/reviews-readers"));
+        await("the waypoint", () -> workload(PRODUCTPAGE).hasWaypoint());
+
+        Workload pp = workload(PRODUCTPAGE);
+        assertEquals(TunnelProtocol.HBONE, pp.getTunnelProtocol());
+        assertEquals(ip("10.244.1.5"), pp.getAddresses(0), "the pod's status as written");
+        assertEquals("waypoint.shop.svc.cluster.local", pp.getWaypoint().getHostname().getHostname());
+        Authorization viewer = (Authorization) model.current().resources(ResourceTypes.AUTHORIZATION)
+                .get("shop/productpage-viewer").resource();
+        assertEquals(Scope.WORKLOAD_SELECTOR, viewer.getScope());
+        assertEquals(List.of(PRODUCTPAGE), viewer.getSelectedWorkloadsList());
+        ServiceRoutes routes = (ServiceRoutes) model.current().resources(ResourceTypes.SERVICE_ROUTES)
+                .get("shop/reviews.shop.svc.cluster.local").resource();
+        assertEquals(List.of(90, 10), routes.getRoutes(1).getBackendsList().stream().map(WeightedBackend::getWeight)
+                .toList());
+        assertTrue(!seen.isEmpty(), "listeners heard of the changes");
+
+        // A pod that moves, a pod that goes: the snapshot follows.
+        Pod moved = client.pods().inNamespace("shop").withName("productpage-v1-7d9f8c6b5-x2k4q").get();
+        moved.getStatus().setPodIP("10.244.1.77");
+        moved.getStatus().getPodIPs().getFirst().setIp("10.244.1.77");
+        client.resource(moved).update();
+        await("the moved pod", () -> ip("10.244.1.77").equals(workload(PRODUCTPAGE).getAddresses(0)));
+
+        client.pods().inNamespace("shop").withName("productpage-v1-7d9f8c6b5-x2k4q").delete();
+        await("the deleted pod", () -> workload(PRODUCTPAGE) == null);
+        await("the policy selects nobody now", () -> ((Authorization) model.current()
+                .resources(ResourceTypes.AUTHORIZATION).get("shop/productpage-viewer").resource())
+                .getSelectedWorkloadsCount() == 0);
+
+        // A generic resource deleted through the API.
+        client.genericKubernetesResources(KubernetesMeshSource.context(KubeKind.HTTP_ROUTE)).inNamespace("shop")
+                .withName("reviews").delete();
+        await("the deleted route", () -> model.current().resources(ResourceTypes.SERVICE_ROUTES).isEmpty());
+    }
+}
