@@ -1,0 +1,210 @@
+package dev.ambient.xds.waypoint;
+
+import io.fabric8.kubernetes.api.model.EnvVar;
+import io.fabric8.kubernetes.api.model.EnvVarBuilder;
+import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.IntOrString;
+import io.fabric8.kubernetes.api.model.ObjectMeta;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.api.model.OwnerReference;
+import io.fabric8.kubernetes.api.model.OwnerReferenceBuilder;
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.api.model.ServiceAccount;
+import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
+import io.fabric8.kubernetes.api.model.ServiceBuilder;
+import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.api.model.apps.DeploymentBuilder;
+import io.fabric8.kubernetes.api.model.autoscaling.v2.HorizontalPodAutoscaler;
+import io.fabric8.kubernetes.api.model.autoscaling.v2.HorizontalPodAutoscalerBuilder;
+import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudget;
+import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudgetBuilder;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The objects a waypoint Gateway stands for, as the controller wants them to be: a
+ * ServiceAccount, a Deployment, a Service, a HorizontalPodAutoscaler and, when at least two
+ * replicas always run, a PodDisruptionBudget. All named after the Gateway, all owned by it.
+ * Pure functions of the Gateway and the configuration.
+ */
+public final class WaypointObjects {
+
+    public static final String GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name";
+    public static final String GATEWAY_CLASS_LABEL = "gateway.networking.k8s.io/gateway-class-name";
+    /** Istio's label (and value) on what its waypoint controller creates. */
+    public static final String MANAGED_LABEL = "gateway.istio.io/managed";
+    public static final String MANAGED_VALUE = "istio.io-mesh-controller";
+    /** On the pods only: a waypoint speaks HBONE itself; ztunnel must not capture it again (as Istio). */
+    public static final String DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode";
+
+    public static final int HBONE_PORT = 15008;
+    public static final int METRICS_PORT = 15020;
+    public static final int HEALTH_PORT = 15021;
+    public static final int TARGET_CPU_UTILIZATION = 80;
+
+    /** The desired objects of one Gateway; {@code podDisruptionBudget} is null when none is wanted. */
+    public record Desired(ServiceAccount serviceAccount, Deployment deployment, Service service,
+            HorizontalPodAutoscaler autoscaler, PodDisruptionBudget podDisruptionBudget) {
+
+        public List<HasMetadata> all() {
+            List<HasMetadata> all = new ArrayList<>(List.of(serviceAccount, deployment, service, autoscaler));
+            if (podDisruptionBudget != null) {
+                all.add(podDisruptionBudget);
+            }
+            return all;
+        }
+    }
+
+    private WaypointObjects() {
+    }
+
+    /** The labels every managed object carries (and by which the controller finds them). */
+    public static Map<String, String> managedLabels(String gatewayName) {
+        return Map.of(GATEWAY_NAME_LABEL, gatewayName, MANAGED_LABEL, MANAGED_VALUE);
+    }
+
+    public static Desired desired(GenericKubernetesResource gateway, WaypointGateway.Valid bounds, WaypointConfig config) {
+        String name = gateway.getMetadata().getName();
+        String namespace = gateway.getMetadata().getNamespace();
+        Map<String, String> labels = new LinkedHashMap<>();
+        labels.put(GATEWAY_NAME_LABEL, name);
+        labels.put(GATEWAY_CLASS_LABEL, config.gatewayClass());
+        labels.put(MANAGED_LABEL, MANAGED_VALUE);
+        Map<String, String> selector = Map.of(GATEWAY_NAME_LABEL, name);
+
+        ServiceAccount sa = new ServiceAccountBuilder()
+                .withMetadata(meta(gateway, labels))
+                .build();
+
+        Map<String, String> podLabels = new LinkedHashMap<>(labels);
+        podLabels.put(DATAPLANE_MODE_LABEL, "none");
+        podLabels.put("service.istio.io/canonical-name", name);
+        podLabels.put("service.istio.io/canonical-revision", "latest");
+        Map<String, String> podAnnotations = new LinkedHashMap<>();
+        podAnnotations.put("prometheus.io/scrape", "true");
+        podAnnotations.put("prometheus.io/port", String.valueOf(METRICS_PORT));
+        podAnnotations.put("prometheus.io/path", "/metrics");
+
+        // No spec.replicas: the HorizontalPodAutoscaler owns the replica count.
+        Deployment deployment = new DeploymentBuilder()
+                .withMetadata(meta(gateway, labels))
+                .withNewSpec()
+                    .withNewSelector().withMatchLabels(selector).endSelector()
+                    .withNewTemplate()
+                        .withNewMetadata().withLabels(podLabels).withAnnotations(podAnnotations).endMetadata()
+                        .withNewSpec()
+                            .withServiceAccountName(name)
+                            .withTerminationGracePeriodSeconds(30L)
+                            .addNewContainer()
+                                .withName("waypoint")
+                                .withImage(config.image())
+                                .withImagePullPolicy(config.imagePullPolicy())
+                                .withEnv(env(namespace, name))
+                                .addNewPort().withName("hbone").withContainerPort(HBONE_PORT).withProtocol("TCP").endPort()
+                                .addNewPort().withName("metrics").withContainerPort(METRICS_PORT).withProtocol("TCP").endPort()
+                                .addNewPort().withName("health").withContainerPort(HEALTH_PORT).withProtocol("TCP").endPort()
+                                .withNewReadinessProbe()
+                                    .withNewHttpGet().withPath("/healthz/ready").withPort(new IntOrString(HEALTH_PORT))
+                                        .withScheme("HTTP").endHttpGet()
+                                    .withPeriodSeconds(5).withFailureThreshold(3)
+                                .endReadinessProbe()
+                                .withNewResources()
+                                    // The CPU request is what the HorizontalPodAutoscaler's utilization is measured against.
+                                    .addToRequests("cpu", new Quantity("100m"))
+                                    .addToRequests("memory", new Quantity("64Mi"))
+                                    .addToLimits("memory", new Quantity("256Mi"))
+                                .endResources()
+                                .withNewSecurityContext()
+                                    .withPrivileged(false)
+                                    .withAllowPrivilegeEscalation(false)
+                                    .withReadOnlyRootFilesystem(true)
+                                    .withRunAsNonRoot(true)
+                                    .withNewCapabilities().addToDrop("ALL").endCapabilities()
+                                .endSecurityContext()
+                                .addNewVolumeMount().withName("tmp").withMountPath("/tmp").endVolumeMount()
+                            .endContainer()
+                            .addNewVolume().withName("tmp").withNewEmptyDir().endEmptyDir().endVolume()
+                        .endSpec()
+                    .endTemplate()
+                .endSpec()
+                .build();
+
+        Service service = new ServiceBuilder()
+                .withMetadata(meta(gateway, labels))
+                .withNewSpec()
+                    .withType("ClusterIP")
+                    .withSelector(selector)
+                    .addNewPort().withName("mesh").withPort(HBONE_PORT).withTargetPort(new IntOrString(HBONE_PORT))
+                        .withProtocol("TCP").endPort()
+                .endSpec()
+                .build();
+
+        HorizontalPodAutoscaler hpa = new HorizontalPodAutoscalerBuilder()
+                .withMetadata(meta(gateway, labels))
+                .withNewSpec()
+                    .withNewScaleTargetRef().withApiVersion("apps/v1").withKind("Deployment").withName(name).endScaleTargetRef()
+                    .withMinReplicas(bounds.minReplicas())
+                    .withMaxReplicas(bounds.maxReplicas())
+                    .addNewMetric()
+                        .withType("Resource")
+                        .withNewResource()
+                            .withName("cpu")
+                            .withNewTarget().withType("Utilization").withAverageUtilization(TARGET_CPU_UTILIZATION).endTarget()
+                        .endResource()
+                    .endMetric()
+                .endSpec()
+                .build();
+
+        // minAvailable 1 only when at least two replicas always run: with one replica it would
+        // forbid every voluntary eviction and block node drains until the autoscaler scales up.
+        PodDisruptionBudget pdb = bounds.minReplicas() < 2 ? null : new PodDisruptionBudgetBuilder()
+                .withMetadata(meta(gateway, labels))
+                .withNewSpec()
+                    .withMinAvailable(new IntOrString(1))
+                    .withNewSelector().withMatchLabels(selector).endSelector()
+                .endSpec()
+                .build();
+
+        return new Desired(sa, deployment, service, hpa, pdb);
+    }
+
+    private static List<EnvVar> env(String namespace, String name) {
+        return List.of(
+                new EnvVarBuilder().withName("WAYPOINT_GATEWAY").withValue(namespace + "/" + name).build(),
+                new EnvVarBuilder().withName("POD_NAME").withNewValueFrom().withNewFieldRef()
+                        .withFieldPath("metadata.name").endFieldRef().endValueFrom().build(),
+                new EnvVarBuilder().withName("POD_NAMESPACE").withNewValueFrom().withNewFieldRef()
+                        .withFieldPath("metadata.namespace").endFieldRef().endValueFrom().build(),
+                new EnvVarBuilder().withName("SERVICE_ACCOUNT").withNewValueFrom().withNewFieldRef()
+                        .withFieldPath("spec.serviceAccountName").endFieldRef().endValueFrom().build(),
+                // Read by the image's java launcher (same flags as the ztunnel: Netty native transport, FFM).
+                new EnvVarBuilder().withName("JAVA_OPTS").withValue(
+                        "-XX:MaxRAMPercentage=75 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow")
+                        .build());
+    }
+
+    private static ObjectMeta meta(GenericKubernetesResource gateway, Map<String, String> labels) {
+        return new ObjectMetaBuilder()
+                .withName(gateway.getMetadata().getName())
+                .withNamespace(gateway.getMetadata().getNamespace())
+                .withLabels(new LinkedHashMap<>(labels))
+                .withOwnerReferences(ownerReference(gateway))
+                .build();
+    }
+
+    /** Garbage collection by the API server: deleting the Gateway deletes what it owns. */
+    public static OwnerReference ownerReference(GenericKubernetesResource gateway) {
+        return new OwnerReferenceBuilder()
+                .withApiVersion(WaypointGateway.API_VERSION)
+                .withKind(WaypointGateway.KIND)
+                .withName(gateway.getMetadata().getName())
+                .withUid(gateway.getMetadata().getUid())
+                .withController(true)
+                .withBlockOwnerDeletion(true)
+                .build();
+    }
+}
