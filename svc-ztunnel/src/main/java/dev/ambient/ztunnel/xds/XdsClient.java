@@ -74,7 +74,8 @@ public final class XdsClient implements AutoCloseable {
     }
 
     public void start() {
-        channel = ManagedChannelBuilder.forTarget(target).usePlaintext()
+        // A 10,000-pod initial sync is about 3 MiB; leave room above gRPC's 4 MiB default.
+        channel = ManagedChannelBuilder.forTarget(target).usePlaintext().maxInboundMessageSize(64 << 20)
                 .keepAliveTime(30, TimeUnit.SECONDS).build();
         scheduler.execute(this::connect);
     }
