@@ -96,8 +96,21 @@ public final class HboneClientConnection {
      * carrying the status otherwise.
      */
     public Future<Http2StreamChannel> open(Http2Headers connect) {
-        Promise<Http2StreamChannel> promise = channel.eventLoop().newPromise();
         activeStreams.incrementAndGet();
+        return openReserved(connect);
+    }
+
+    /**
+     * Counts {@code streams} as open before they are: a pool promising streams to a connection it
+     * is still dialling reserves them, so no other caller takes their places meanwhile.
+     */
+    public void reserve(int streams) {
+        activeStreams.addAndGet(streams);
+    }
+
+    /** Opens a stream already counted by {@link #reserve}. */
+    public Future<Http2StreamChannel> openReserved(Http2Headers connect) {
+        Promise<Http2StreamChannel> promise = channel.eventLoop().newPromise();
         new Http2StreamChannelBootstrap(channel).handler(new ChannelInboundHandlerAdapter() {
             @Override
             public void handlerAdded(ChannelHandlerContext ctx) {

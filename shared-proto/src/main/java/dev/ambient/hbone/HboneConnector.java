@@ -109,6 +109,9 @@ public final class HboneConnector {
             Http2FrameCodec codec = Http2FrameCodecBuilder.forClient()
                     .initialSettings(settings.toHttp2Settings(false))
                     .build();
+            // Frames up to 1 MiB span several TLS records; composing them avoids copying into a
+            // fresh unpooled buffer whenever the cumulation outgrows a pool chunk.
+            codec.setCumulator(io.netty.handler.codec.ByteToMessageDecoder.COMPOSITE_CUMULATOR);
             // In TLS 1.3 the server judges our certificate after our side of the handshake is done;
             // a refusal only shows on the first read. The server's SETTINGS (the first frame it
             // must send) proves it accepted us, so the connection is ready only then.

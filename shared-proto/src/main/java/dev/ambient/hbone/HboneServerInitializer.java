@@ -78,6 +78,9 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
                     // Peers are authenticated proxies whose streams legitimately end by the thousand.
                     .decoderEnforceMaxRstFramesPerWindow(0, 0)
                     .build();
+            // Frames up to 1 MiB span several TLS records; composing them avoids copying into a
+            // fresh unpooled buffer whenever the cumulation outgrows a pool chunk.
+            codec.setCumulator(io.netty.handler.codec.ByteToMessageDecoder.COMPOSITE_CUMULATOR);
             ch.pipeline().addLast(codec, new Http2MultiplexHandler(new ChannelInitializer<Http2StreamChannel>() {
                 @Override
                 protected void initChannel(Http2StreamChannel stream) {

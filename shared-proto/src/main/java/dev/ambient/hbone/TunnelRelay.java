@@ -61,6 +61,8 @@ public final class TunnelRelay {
      */
     public static CompletableFuture<Result> start(Http2StreamChannel stream, Channel tcp, RelayObserver observer) {
         TunnelRelay relay = new TunnelRelay(stream, tcp, observer);
+        // Netty's 32/64 KiB default would pause the TCP reader every 64 KiB against a MiB window.
+        stream.config().setWriteBufferWaterMark(new io.netty.channel.WriteBufferWaterMark(1 << 20, 4 << 20));
         relay.attach(tcp, relay.new TcpSide());
         relay.attach(stream, relay.new StreamSide());
         return relay.done;

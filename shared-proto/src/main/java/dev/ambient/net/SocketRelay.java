@@ -65,7 +65,11 @@ public final class SocketRelay {
         if (ch.eventLoop().inEventLoop()) {
             op.run();
         } else {
-            ch.eventLoop().execute(op);
+            try {
+                ch.eventLoop().execute(op);
+            } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+                // The process is stopping and the channel goes with its loop.
+            }
         }
     }
 

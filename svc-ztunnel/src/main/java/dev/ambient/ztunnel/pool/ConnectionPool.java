@@ -105,7 +105,7 @@ public final class ConnectionPool implements AutoCloseable {
                 return;
             }
             HboneClientConnection c = (HboneClientConnection) f.getNow();
-            c.open(connect).addListener(s -> {
+            c.openReserved(connect).addListener(s -> {
                 if (s.isSuccess()) {
                     result.trySuccess((Http2StreamChannel) s.getNow());
                 } else {
@@ -121,6 +121,8 @@ public final class ConnectionPool implements AutoCloseable {
             slot.dialing.remove(d);
             if (d.connect.isSuccess()) {
                 HboneClientConnection c = d.connect.getNow();
+                // The streams promised while dialling are counted before the connection is shared.
+                c.reserve(d.promised);
                 slot.open.add(c);
                 LOG.debugf("pool: new HBONE connection %s -> %s (%s)", key.source(), key.destination(), c.peer());
                 c.closeFuture().addListener(x -> {

@@ -148,9 +148,14 @@ class TwoNodeMeshTest {
         ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor();
         List<Socket> open = new ArrayList<>();
         try {
-            // All open at once: each is a CONNECT stream held open while the others are created.
+            // All opened concurrently and held open: a stream must never be put on a connection
+            // already at the server's limit (the server would refuse it).
+            List<Future<Socket>> opening = new ArrayList<>();
             for (int i = 0; i < streams; i++) {
-                open.add(socks(SOCKS_A, "127.0.10.1", "127.0.20.1", 28080));
+                opening.add(pool.submit(() -> socks(SOCKS_A, "127.0.10.1", "127.0.20.1", 28080)));
+            }
+            for (Future<Socket> f : opening) {
+                open.add(f.get());
             }
             int connections = nodeA.pool().totalConnections();
             assertTrue(connections >= 3 && connections <= 5,

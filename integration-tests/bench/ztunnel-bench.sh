@@ -1,0 +1,491 @@
+#!/usr/bin/env bash
+# ztunnel benchmark: throughput, request rate, latency, CPU per request and memory of two ztunnels
+# (node-a, node-b) carrying a captured client's traffic over HBONE, compared with the same traffic
+# sent directly. Everything runs in a private network namespace on loopback addresses; the
+# namespace, its iptables rules and every process started here are removed on exit.
+#
+#   sudo integration-tests/bench/ztunnel-bench.sh
+#
+# Settings (environment; see README.md beside this file): ZBENCH_DURATION (10 s per timed run),
+# ZBENCH_IDLE_CONNS (1000), ZBENCH_WRK_THREADS (1), ZBENCH_XMX (256m), ZBENCH_THREADS (data-plane
+# threads per ztunnel; default: the ztunnel's own), ZBENCH_ACCESS_LOG (INFO, or WARN),
+# ZBENCH_JVM_OPTS (extra JVM flags for both ztunnels), ZBENCH_QUIET_WAIT (30 s), ZBENCH_NS
+# (zbench), ZBENCH_JAVA_HOME, ZBENCH_KEEP=1 (keep the temp dir with the logs),
+# ZBENCH_SETUP_ONLY=1 (set up, check the paths, then wait for Ctrl-C: for experiments).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+jar="$repo/svc-ztunnel/target/quarkus-app/quarkus-run.jar"
+java_home="${ZBENCH_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+NS="${ZBENCH_NS:-zbench}"
+DUR="${ZBENCH_DURATION:-10}"
+IDLE_CONNS="${ZBENCH_IDLE_CONNS:-1000}"
+WRK_THREADS="${ZBENCH_WRK_THREADS:-1}"
+XMX="${ZBENCH_XMX:-256m}"
+ACCESS_LOG="${ZBENCH_ACCESS_LOG:-INFO}"
+
+# Addresses, all inside the namespace. Routes with a source hint make unbound clients (wrk, curl)
+# pick the right source: 127.0.20.0/24 is reached from the client workload 127.0.10.1 (captured,
+# tunnelled); 127.0.21.0/24 from 127.0.11.1, which no rule captures (direct). nginx listens on both.
+NODE_A=127.0.0.2
+NODE_B=127.0.0.3
+CLIENT=127.0.10.1          # workload on node-a: its connections to SERVER are captured
+SERVER=127.0.20.1          # workload on node-b: nginx :8080, iperf3 :5201, idle holder :9000
+DIRECT_CLIENT=127.0.11.1   # not a workload, never captured
+DIRECT_SERVER=127.0.21.1   # same nginx, reached directly
+MARK=1337                  # the ztunnels' default socket mark (ztunnel.dataplane.socket-mark)
+
+python=/usr/bin/python3
+[ -x "$python" ] || python="$(command -v python3)"
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
+die() { printf 'ztunnel-bench: %s\n' "$*" >&2; exit 1; }
+nx() { ip netns exec "$NS" "$@"; }
+calc() { awk "BEGIN { v = $1; printf \"%${2:-.1f}\", v }" 2>/dev/null || echo nan; }
+isnum() { [[ "$1" =~ ^-?[0-9]+([.][0-9]+)?$ ]]; }
+
+# ---------------------------------------------------------------------------------------------
+# Prerequisites
+[ "$(id -u)" = 0 ] || die "needs root (network namespace, iptables)"
+missing=()
+for tool in ip:iproute2 iptables:iptables iperf3:iperf3 wrk:wrk nginx:nginx curl:curl; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (apt-get)"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+[ -n "$python" ] || die "needs python3"
+[ -x "$java_home/bin/java" ] || die "no Java 25 at $java_home (set ZBENCH_JAVA_HOME)"
+
+if [ ! -f "$jar" ]; then
+  say "building svc-ztunnel (jar missing)"
+  for attempt in 1 2 3; do
+    if (cd "$repo" && JAVA_HOME="$java_home" ./mvnw -B -q -o -pl shared-proto,svc-ztunnel -am package -DskipTests); then
+      break
+    fi
+    [ $attempt = 3 ] && die "build failed three times"
+    say "build failed (someone else may be building); retrying in 60 s"
+    sleep 60
+  done
+fi
+
+if ip netns list | grep -qw "^$NS"; then
+  if [ -z "$(ip netns pids "$NS" 2>/dev/null)" ]; then
+    ip netns del "$NS"   # left over from an interrupted run, nothing inside
+  else
+    die "network namespace $NS exists and has processes in it; choose another with ZBENCH_NS"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup: always, whatever happened
+work="$(mktemp -d /tmp/zbench.XXXXXX)"
+pids=()
+cleanup() {
+  set +e
+  local i pid
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid="${pids[$i]}"
+    kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  ip netns del "$NS" 2>/dev/null
+  if [ "${ZBENCH_KEEP:-0}" = 1 ]; then
+    echo "kept logs and config in $work"
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+start_bg() { # name, command... (run inside the namespace; ip netns exec execs, so $! is the process)
+  local name="$1"; shift
+  ip netns exec "$NS" "$@" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  eval "pid_${name//-/_}=$!"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Network namespace, routes, capture rules
+say "network namespace $NS: lo up, source-hint routes, capture rules (nothing on the host is touched)"
+ip netns add "$NS"
+nx ip link set lo up
+nx ip route add local 127.0.20.0/24 dev lo src "$CLIENT" table local
+nx ip route add local 127.0.21.0/24 dev lo src "$DIRECT_CLIENT" table local
+nx iptables -w -t nat -A OUTPUT -m mark --mark "$MARK" -j RETURN
+nx iptables -w -t nat -A OUTPUT -p tcp -s "$CLIENT" -d "$SERVER" -j REDIRECT --to-ports 15001
+redirected() { nx iptables -w -t nat -L OUTPUT -n -v -x | awk '/REDIRECT/ { print $1; exit }'; }
+
+# ---------------------------------------------------------------------------------------------
+# Servers: nginx (100-byte file), iperf3, a connection holder
+mkdir -p "$work/www" "$work/nginx/logs" "$work/ca"
+head -c 99 /dev/zero | tr '\0' 'z' >"$work/www/100b.txt"; echo >>"$work/www/100b.txt"
+cat >"$work/nginx.conf" <<EOF
+daemon off;
+user root;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  default_type text/plain;
+  sendfile on;
+  tcp_nodelay on;
+  keepalive_timeout 300s;
+  keepalive_requests 100000000;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  server {
+    listen $SERVER:8080;
+    listen $DIRECT_SERVER:8080;
+    root $work/www;
+  }
+}
+EOF
+cp "$here/mesh.yaml" "$work/mesh.yaml"
+# A private copy of the packaged app, so that a rebuild in the work tree during the run cannot
+# pull the jars from under the JVMs.
+cp -a "$(dirname "$jar")" "$work/quarkus-app"
+jar_info="built $(date -u -r "$jar" +%Y-%m-%dT%H:%M:%SZ); sources now at $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- shared-proto svc-ztunnel 2>/dev/null || echo ' with uncommitted changes in shared-proto/svc-ztunnel')"
+jar="$work/quarkus-app/quarkus-run.jar"
+
+say "servers: nginx on $SERVER:8080 and $DIRECT_SERVER:8080, iperf3 on $SERVER:5201, holder on $SERVER:9000"
+start_bg nginx nginx -p "$work/nginx" -c "$work/nginx.conf" -e "$work/nginx/error.log"
+start_bg iperf3 iperf3 -s -B "$SERVER" -p 5201
+start_bg holder bash -c "ulimit -n 65536 2>/dev/null || true; exec $python $here/idle_conns.py serve $SERVER 9000"
+
+# ---------------------------------------------------------------------------------------------
+# Two ztunnels
+jvm_flags=(--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow "-Xmx$XMX")
+read -r -a extra_jvm_flags <<<"${ZBENCH_JVM_OPTS:-}"
+jvm_flags+=("${extra_jvm_flags[@]}")
+ztunnel() { # node, node ip, admin port, outbound capture port
+  local node="$1" ip="$2" admin="$3" capture="$4" extra=()
+  [ -n "${ZBENCH_THREADS:-}" ] && extra+=("-Dztunnel.dataplane.threads=$ZBENCH_THREADS")
+  start_bg "ztunnel-$node" "$java_home/bin/java" "${jvm_flags[@]}" \
+    -Dztunnel.node-name="$node" -Dztunnel.node-ip="$ip" \
+    -Dztunnel.local-config="$work/mesh.yaml" -Dztunnel.identity.ca-dir="$work/ca" \
+    -Dztunnel.ports.hbone=15008 -Dztunnel.ports.outbound-capture="$capture" \
+    -Dztunnel.ports.inbound-plaintext=0 -Dztunnel.ports.capture-address=127.0.0.1 \
+    -Dztunnel.ports.socks5=0 -Dztunnel.ports.admin="$admin" \
+    -Dztunnel.dataplane.socket-mark="$MARK" \
+    -Dquarkus.http.host="$ip" -Dquarkus.management.host="$ip" \
+    "-Dquarkus.log.category.\"dev.ambient.ztunnel.access\".level=$ACCESS_LOG" \
+    "${extra[@]}" -jar "$jar"
+}
+wait_ready() { # name, pid, url
+  local t0=$SECONDS
+  for _ in $(seq 1 240); do
+    if nx curl -fsS -o /dev/null "$3" 2>/dev/null; then
+      say "$1 ready in $((SECONDS - t0)) s ($3)"; return 0
+    fi
+    if ! kill -0 "$2" 2>/dev/null; then
+      echo "$1 exited; last lines of its log:" >&2; tail -30 "$work/$1.log" >&2; return 1
+    fi
+    sleep 0.25
+  done
+  echo "$1 not ready after 60 s; last lines of its log:" >&2; tail -30 "$work/$1.log" >&2; return 1
+}
+
+# node-a first: it creates the local root in the shared CA dir that node-b then reads.
+say "ztunnel jar: $jar_info"
+say "starting ztunnel node-a ($NODE_A, capture 127.0.0.1:15001) and node-b ($NODE_B), -Xmx$XMX"
+ztunnel node-a "$NODE_A" 15000 15001
+wait_ready ztunnel-node-a "$pid_ztunnel_node_a" "http://$NODE_A:15021/healthz/ready"
+ztunnel node-b "$NODE_B" 15100 0
+wait_ready ztunnel-node-b "$pid_ztunnel_node_b" "http://$NODE_B:15021/healthz/ready"
+ZA=$pid_ztunnel_node_a
+ZB=$pid_ztunnel_node_b
+for p in $ZA $ZB; do [ "$(cat /proc/$p/comm)" = java ] || die "pid $p is not the ztunnel JVM"; done
+grep -h "data-plane threads" "$work"/ztunnel-node-*.log | sed 's/^.*ztunnel for/   ztunnel for/' || true
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+CLK_TCK="$(getconf CLK_TCK)"
+rss_start_a=$(rss_kb "$ZA"); rss_start_b=$(rss_kb "$ZB")
+
+# ---------------------------------------------------------------------------------------------
+# Check the paths: direct must not be captured, tunnelled must go through both ztunnels over HBONE
+say "checking the paths"
+before=$(redirected)
+body=$(nx curl -fsS --max-time 5 "http://$DIRECT_SERVER:8080/100b.txt" | wc -c)
+[ "$body" = 100 ] || die "direct request to nginx failed (got $body bytes)"
+[ "$(redirected)" = "$before" ] || die "the direct request was captured; it must not be"
+body=$(nx curl -fsS --max-time 5 "http://$SERVER:8080/100b.txt" | wc -c)
+[ "$body" = 100 ] || die "tunnelled request failed (got $body bytes); see $work/ztunnel-node-*.log"
+[ "$(redirected)" -gt "$before" ] || die "the tunnelled request was not captured by the REDIRECT rule"
+if [ "$ACCESS_LOG" = INFO ]; then
+  ok=0
+  for _ in $(seq 1 75); do
+    if grep -q "outbound src=$CLIENT:[0-9]* .*via=hbone .*outcome=ok" "$work/ztunnel-node-a.log" \
+      && grep -q "inbound src=$CLIENT:[0-9]* .*dst=$SERVER:8080 .*via=hbone .*outcome=ok" "$work/ztunnel-node-b.log"; then
+      ok=1; break
+    fi
+    sleep 0.2
+  done
+  if [ $ok != 1 ]; then
+    grep -h "dev.ambient.ztunnel.access" "$work"/ztunnel-node-*.log >&2 || true
+    die "no via=hbone outcome=ok access-log lines for the test request on both nodes after 15 s"
+  fi
+  echo "   direct: 100 bytes, not captured; tunnel: 100 bytes, captured, access logs:"
+  grep -h "src=$CLIENT:[0-9]* .*outcome=ok" "$work/ztunnel-node-a.log" | tail -1 | sed 's/^.*\(outbound src\)/     node-a: \1/'
+  grep -h "src=$CLIENT:[0-9]* .*outcome=ok" "$work/ztunnel-node-b.log" | tail -1 | sed 's/^.*\(inbound src\)/     node-b: \1/'
+else
+  echo "   direct: 100 bytes, not captured; tunnel: 100 bytes, captured (access log is $ACCESS_LOG: not checked)"
+fi
+
+if [ "${ZBENCH_SETUP_ONLY:-0}" = 1 ]; then
+  say "set up; holding until interrupted (Ctrl-C or kill -TERM $$). Try, e.g.:"
+  echo "   ip netns exec $NS iperf3 -c $SERVER -B $CLIENT        # tunnelled"
+  echo "   ip netns exec $NS wrk -c1 -d5s --latency http://$SERVER:8080/100b.txt   # tunnelled"
+  echo "   ip netns exec $NS wrk -c1 -d5s --latency http://$DIRECT_SERVER:8080/100b.txt   # direct"
+  echo "   logs: $work (ztunnel pids: node-a $ZA, node-b $ZB)"
+  sleep infinity &
+  pids+=($!)
+  wait $! || true
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Measurement helpers
+PROBE=(0 0 0 0 0)
+probe() { "$python" "$here/cpu_probe.py" "$NS" "$$"; }
+probe_start() { read -r -a PROBE <<<"$(probe)"; }
+probe_stop() { # sets OTHERS (% of the machine used outside the benchmark), STEAL (%), JIT (s)
+  local now
+  read -r -a now <<<"$(probe)"
+  local total=$((now[0] - PROBE[0])) busy=$((now[1] - PROBE[1])) ours=$((now[2] - PROBE[2]))
+  local steal=$((now[3] - PROBE[3])) jit=$((now[4] - PROBE[4]))
+  if [ "$total" -gt 0 ]; then
+    OTHERS=$(calc "100 * ($busy - $ours) / $total" .0f); STEAL=$(calc "100 * $steal / $total" .0f)
+    [ "${OTHERS#-}" = "$OTHERS" ] || OTHERS=0
+  else
+    OTHERS=nan STEAL=nan
+  fi
+  JIT=$(calc "$jit / $CLK_TCK" .2f)
+  OTHERS_ALL+=("$OTHERS"); STEAL_ALL+=("$STEAL")
+}
+OTHERS_ALL=() STEAL_ALL=()
+
+iperf_run() { # label, client bind, extra args...; sets I_GBPS (receiver side), I_BYTES, I_CPU_A/B (ticks)
+  local label="$1" bind="$2"; shift 2
+  local out="$work/iperf-$label.json" a0 b0
+  I_GBPS=nan I_BYTES=0
+  a0=$(cpu_ticks "$ZA"); b0=$(cpu_ticks "$ZB")
+  probe_start
+  if nx iperf3 -c "$SERVER" -p 5201 -B "$bind" -t "$DUR" -J "$@" >"$out" 2>&1; then
+    read -r I_GBPS I_BYTES < <("$python" -c 'import json,sys; d=json.load(open(sys.argv[1]))["end"]["sum_received"]; print("%.2f %d" % (d["bits_per_second"]/1e9, d["bytes"]))' "$out" 2>/dev/null || echo "nan 0")
+  else
+    echo "   iperf3 $label failed: $(tail -3 "$out" | tr '\n' ' ')" >&2
+  fi
+  probe_stop
+  I_CPU_A=$(($(cpu_ticks "$ZA") - a0)); I_CPU_B=$(($(cpu_ticks "$ZB") - b0))
+}
+
+to_us() { # wrk latency "29.00us" / "1.20ms" / "1.00s" -> microseconds
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /s$/) m = 1000000; else { print "nan"; exit }; printf "%.1f", n * m }'
+}
+wrk_run() { # label, host, connections, duration; sets W_RPS, W_REQ, W_P50, W_P99, W_CPU_A/B (ticks)
+  local label="$1" host="$2" conns="$3" dur="$4" out="$work/wrk-$1.txt" a0 b0
+  W_RPS=nan W_REQ=nan W_P50=nan W_P99=nan
+  a0=$(cpu_ticks "$ZA"); b0=$(cpu_ticks "$ZB")
+  probe_start
+  nx wrk -t "$WRK_THREADS" -c "$conns" -d "${dur}s" --latency "http://$host:8080/100b.txt" >"$out" 2>&1 || true
+  probe_stop
+  W_CPU_A=$(($(cpu_ticks "$ZA") - a0)); W_CPU_B=$(($(cpu_ticks "$ZB") - b0))
+  W_RPS=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+  W_REQ=$(awk '/ requests in / { print $1 }' "$out")
+  W_P50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
+  W_P99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
+  if grep -q "Non-2xx\|Socket errors" "$out"; then
+    echo "   wrk $label: $(grep -h "Non-2xx\|Socket errors" "$out" | tr -s ' ')" >&2
+  fi
+  : "${W_RPS:=nan}" "${W_REQ:=nan}" "${W_P50:=nan}" "${W_P99:=nan}"
+}
+per_req_us() { # ticks, requests
+  isnum "$2" && [ "$2" -gt 0 ] && calc "$1 * 1000000 / $CLK_TCK / $2" || echo nan
+}
+per_gb_s() { # ticks, bytes -> CPU seconds per GB (10^9 bytes)
+  [ "$2" -gt 0 ] && calc "$1 / $CLK_TCK / ($2 / 1e9)" .2f || echo nan
+}
+
+# ---------------------------------------------------------------------------------------------
+# Wait (a little) for a quiet machine: other users' builds distort every number on 2 cores
+QUIET_WAIT="${ZBENCH_QUIET_WAIT:-30}"
+t0=$SECONDS
+while :; do
+  probe_start; sleep 2; probe_stop
+  OTHERS_ALL=() STEAL_ALL=()
+  if [ "$OTHERS" != nan ] && [ "$OTHERS" -le 15 ]; then
+    say "machine is quiet enough: other processes use $OTHERS% of its CPU"
+    break
+  fi
+  if [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ]; then
+    say "WARNING: other processes use $OTHERS% of the machine's CPU (waited ${QUIET_WAIT} s); results will be disturbed"
+    ps -eo pcpu,etimes,comm --sort=-pcpu | awk 'NR > 1 && NR <= 4 { printf "     %s%% %s (running %s s)\n", $1, $3, $2 }'
+    break
+  fi
+  sleep 1
+done
+
+# ---------------------------------------------------------------------------------------------
+# Warm-up: until the JIT compilers of both ztunnels have settled (at most 4 rounds)
+say "warm-up through the tunnel until the JIT settles (rounds of wrk 3 s + iperf3 3 s each way)"
+for round in 1 2 3 4; do
+  probe_start
+  nx wrk -t "$WRK_THREADS" -c 16 -d 3s "http://$SERVER:8080/100b.txt" >/dev/null 2>&1 || true
+  nx iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 >/dev/null 2>&1 || true
+  nx iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 -R >/dev/null 2>&1 || true
+  probe_stop
+  echo "   round $round: JIT compiler threads used $JIT s of CPU"
+  isnum "$JIT" && awk -v j="$JIT" 'BEGIN { exit !(j < 0.5) }' && break
+done
+OTHERS_ALL=() STEAL_ALL=()
+
+# ---------------------------------------------------------------------------------------------
+say "iperf3, one stream, ${DUR} s each (Gbit/s at the receiver; 'others' = CPU used outside the benchmark)"
+iperf_run direct-up "$DIRECT_CLIENT"
+up_direct=$I_GBPS
+echo "   direct  client->server  $up_direct   (others $OTHERS%)"
+iperf_run tunnel-up "$CLIENT"
+up_tunnel=$I_GBPS up_gb_a=$(per_gb_s "$I_CPU_A" "$I_BYTES") up_gb_b=$(per_gb_s "$I_CPU_B" "$I_BYTES")
+echo "   tunnel  client->server  $up_tunnel   (others $OTHERS%; ztunnel CPU per GB: node-a $up_gb_a s, node-b $up_gb_b s)"
+iperf_run direct-down "$DIRECT_CLIENT" -R
+down_direct=$I_GBPS
+echo "   direct  server->client  $down_direct   (others $OTHERS%)"
+iperf_run tunnel-down "$CLIENT" -R
+down_tunnel=$I_GBPS down_gb_a=$(per_gb_s "$I_CPU_A" "$I_BYTES") down_gb_b=$(per_gb_s "$I_CPU_B" "$I_BYTES")
+echo "   tunnel  server->client  $down_tunnel   (others $OTHERS%; ztunnel CPU per GB: node-a $down_gb_a s, node-b $down_gb_b s)"
+
+say "wrk, HTTP/1.1 keep-alive, 100-byte file, ${DUR} s each, $WRK_THREADS wrk thread(s)"
+printf '   %-8s %5s %10s %10s %10s %8s  %s\n' path conns req/s p50_us p99_us others "ztunnel CPU per request (us)"
+wrk_line() { printf '   %-8s %5s %10s %10s %10s %7s%%  %s\n' "$@"; }
+wrk_run direct-c1 "$DIRECT_SERVER" 1 "$DUR"
+d1_rps=$W_RPS d1_p50=$W_P50 d1_p99=$W_P99
+wrk_line direct 1 "$d1_rps" "$d1_p50" "$d1_p99" "$OTHERS" ""
+wrk_run tunnel-c1 "$SERVER" 1 "$DUR"
+t1_rps=$W_RPS t1_p50=$W_P50 t1_p99=$W_P99
+t1_cpu_a=$(per_req_us "$W_CPU_A" "$W_REQ") t1_cpu_b=$(per_req_us "$W_CPU_B" "$W_REQ")
+wrk_line tunnel 1 "$t1_rps" "$t1_p50" "$t1_p99" "$OTHERS" "node-a $t1_cpu_a, node-b $t1_cpu_b"
+wrk_run direct-c16 "$DIRECT_SERVER" 16 "$DUR"
+d16_rps=$W_RPS d16_p50=$W_P50 d16_p99=$W_P99
+wrk_line direct 16 "$d16_rps" "$d16_p50" "$d16_p99" "$OTHERS" ""
+wrk_run tunnel-c16 "$SERVER" 16 "$DUR"
+t16_rps=$W_RPS t16_p50=$W_P50 t16_p99=$W_P99 t16_req=$W_REQ
+cpu_a=$(per_req_us "$W_CPU_A" "$W_REQ") cpu_b=$(per_req_us "$W_CPU_B" "$W_REQ")
+wrk_line tunnel 16 "$t16_rps" "$t16_p50" "$t16_p99" "$OTHERS" "node-a $cpu_a, node-b $cpu_b"
+echo "   (16-connection tunnel run: $t16_req requests; node-a used $(calc "$W_CPU_A / $CLK_TCK" .2f) s," \
+  "node-b $(calc "$W_CPU_B / $CLK_TCK" .2f) s of CPU, from /proc/<pid>/stat utime+stime)"
+
+# ---------------------------------------------------------------------------------------------
+say "memory: RSS idle, then with $IDLE_CONNS idle tunnelled connections held open"
+sleep 2
+rss_idle_a=$(rss_kb "$ZA"); rss_idle_b=$(rss_kb "$ZB")
+release="$work/release-idle"
+start_bg idle bash -c "ulimit -n 65536 2>/dev/null || true; exec $python $here/idle_conns.py open $SERVER 9000 $IDLE_CONNS $release 60"
+established=""
+for _ in $(seq 1 700); do
+  established=$(grep -o "established [0-9]* of [0-9]*" "$work/idle.log" 2>/dev/null || true)
+  [ -n "$established" ] && break
+  kill -0 "$pid_idle" 2>/dev/null || break
+  sleep 0.1
+done
+sleep 2
+rss_held_a=$(rss_kb "$ZA"); rss_held_b=$(rss_kb "$ZB")
+pool=$(nx curl -fsS --max-time 3 "http://$NODE_A:15020/metrics" 2>/dev/null | awk '/^ztunnel_pool_connections/ { printf "%d", $2 }')
+touch "$release"
+for _ in $(seq 1 100); do kill -0 "$pid_idle" 2>/dev/null || break; sleep 0.1; done
+sleep 2   # let both ztunnels finish closing the tunnels before anything is stopped
+echo "   ${established:-no connections established} (through the tunnel, answered by the holder); node-a pooled HBONE connections: ${pool:-?}"
+n_est=$(echo "$established" | awk '{ print $2 }')
+if [ "${n_est:-0}" != "$IDLE_CONNS" ]; then
+  echo "   not every connection made it; node-a's access log says:"
+  grep -h "dst=$SERVER:9000 .*outcome=failed" "$work/ztunnel-node-a.log" 2>/dev/null | grep -o 'reason=.*' | sort | uniq -c | head -5 \
+    | sed 's/^/     /' || true
+fi
+if isnum "${n_est:-x}" && [ "$n_est" -gt 0 ]; then
+  grow_a=$(calc "($rss_held_a - $rss_idle_a) / 1024 * 1000 / $n_est")
+  grow_b=$(calc "($rss_held_b - $rss_idle_b) / 1024 * 1000 / $n_est")
+else
+  grow_a=nan grow_b=nan
+fi
+mb() { calc "$1 / 1024"; }
+echo "   node-a RSS: after start $(mb "$rss_start_a") MB, idle after load $(mb "$rss_idle_a") MB, with connections $(mb "$rss_held_a") MB"
+echo "   node-b RSS: after start $(mb "$rss_start_b") MB, idle after load $(mb "$rss_idle_b") MB, with connections $(mb "$rss_held_b") MB"
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+verdict() { # value, op, goal
+  isnum "$1" || { echo MISS; return; }
+  awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN { ok = (op == ">=") ? (v >= g) : (v <= g); print ok ? "PASS" : "MISS" }'
+}
+ratio() { isnum "$1" && isnum "$2" && calc "100 * $1 / $2" .0f || echo nan; }
+added() { isnum "$1" && isnum "$2" && calc "$1 - $2" .1f || echo nan; }
+up_ratio=$(ratio "$up_tunnel" "$up_direct")
+down_ratio=$(ratio "$down_tunnel" "$down_direct")
+added_p50=$(added "$t1_p50" "$d1_p50")
+added_p99=$(added "$t1_p99" "$d1_p99")
+others_max=$(printf '%s\n' "${OTHERS_ALL[@]}" | grep -E '^[0-9]+$' | sort -n | tail -1 || true)
+others_avg=$(printf '%s\n' "${OTHERS_ALL[@]}" | awk '/^[0-9]+$/ { s += $1; n++ } END { printf "%.0f", n ? s / n : 0 }')
+steal_max=$(printf '%s\n' "${STEAL_ALL[@]}" | grep -E '^[0-9]+$' | sort -n | tail -1 || true)
+
+echo
+say "results ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, kernel $(uname -r))"
+row() { printf '%-46s %-32s %-10s %s\n' "$@"; }
+row "measure" "measured" "goal" "verdict"
+row "---------------------------------------------" "-------------------------------" "---------" "-------"
+row "throughput client->server, tunnel/direct" "$up_tunnel / $up_direct Gbit/s = $up_ratio%" ">= 40%" "$(verdict "$up_ratio" '>=' 40)"
+row "throughput server->client (-R), tunnel/direct" "$down_tunnel / $down_direct Gbit/s = $down_ratio%" ">= 40%" "$(verdict "$down_ratio" '>=' 40)"
+per_core() { isnum "$1" && calc "8 / $1" .1f || echo nan; }
+row "ztunnel CPU s per GB tunnelled (up / down)" "a $up_gb_a / $down_gb_a, b $up_gb_b / $down_gb_b" "-" "info"
+row "  = Gbit/s one ztunnel core carries (up/down)" "a $(per_core "$up_gb_a") / $(per_core "$down_gb_a"), b $(per_core "$up_gb_b") / $(per_core "$down_gb_b")" "-" "info"
+row "requests/s, 1 connection, tunnel / direct" "$t1_rps / $d1_rps" "-" "info"
+row "requests/s, 16 connections, tunnel / direct" "$t16_rps / $d16_rps" "-" "info"
+row "p50 / p99, 1 conn, direct (us)" "$d1_p50 / $d1_p99" "-" "info"
+row "p50 / p99, 1 conn, tunnel (us)" "$t1_p50 / $t1_p99" "-" "info"
+row "p50 / p99, 16 conns, direct (us)" "$d16_p50 / $d16_p99" "-" "info"
+row "p50 / p99, 16 conns, tunnel (us)" "$t16_p50 / $t16_p99" "-" "info"
+row "added p50 latency, 1 connection" "$added_p50 us (p99: $added_p99 us)" "<= 100 us" "$(verdict "$added_p50" '<=' 100)"
+row "CPU per request, node-a (16 conns)" "$cpu_a us (1 conn: $t1_cpu_a us)" "<= 60 us" "$(verdict "$cpu_a" '<=' 60)"
+row "CPU per request, node-b (16 conns)" "$cpu_b us (1 conn: $t1_cpu_b us)" "<= 60 us" "$(verdict "$cpu_b" '<=' 60)"
+row "RSS idle, node-a / node-b (after load)" "$(mb "$rss_idle_a") / $(mb "$rss_idle_b") MB" "-" "info"
+row "RSS growth per 1,000 idle conns, node-a" "$grow_a MB" "<= 20 MB" "$(verdict "$grow_a" '<=' 20)"
+row "RSS growth per 1,000 idle conns, node-b" "$grow_b MB" "<= 20 MB" "$(verdict "$grow_b" '<=' 20)"
+row "CPU used by others during timed runs" "avg ${others_avg}%, max ${others_max:-?}% (steal max ${steal_max:-?}%)" "~0%" \
+  "$( [ "${others_max:-100}" -le 10 ] && echo quiet || echo DISTURBED)"
+
+cat <<MSG
+
+What limits these numbers:
+- One machine, $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), a VM), shared by the load
+  generator (iperf3 or wrk), the server (nginx with 1 worker, or iperf3) and both ztunnel JVMs:
+  a direct run keeps two processes busy, a tunnelled run four, so the proxies compete with client
+  and server for the same 2 cores. Anything else running on the machine (builds, tests) takes
+  from the same 2 cores: see the 'others' figures; with the kernel's autogroup scheduling a busy
+  build in another session gets a full share against all of the benchmark's processes together.
+- Loopback: no NIC, no wire latency, 64 KiB MTU. A direct stream is one memcpy between two
+  sockets, so "direct" is far faster than any real network and the ratio is harsher than on a
+  real node. Through the tunnel every byte crosses 3 TCP connections, is encrypted and decrypted
+  (TLS 1.3, BoringSSL via netty-tcnative when available) and framed as HTTP/2 DATA.
+- Each ztunnel runs $(grep -ho "[0-9]* data-plane threads ([a-z]*)" "$work/ztunnel-node-a.log" | head -1 || echo "its default data-plane threads"),
+  $($java_home/bin/java -version 2>&1 | head -1 | tr -d '"'), -Xmx$XMX, default GC. CPU figures are the whole
+  JVM (event loops, GC, JIT) from /proc/<pid>/stat at $CLK_TCK ticks/s, after a warm-up that waits for
+  the JIT compilers to settle.
+- Access log: $ACCESS_LOG. One line per connection, when it closes; the keep-alive runs open at most
+  17 connections, so it costs nothing measurable (ZBENCH_ACCESS_LOG=WARN turns it off).
+- RSS growth is measured after the load runs, when heap and Netty's buffer pools have already
+  grown; the 1,000 connections share ~$(( (IDLE_CONNS + 99) / 100 )) pooled HBONE connections (100 streams each).
+- One run, no repetitions: on this machine expect +-10% between quiet runs, far more when disturbed.
+MSG
