@@ -88,6 +88,30 @@ final class XdsTestClient implements AutoCloseable {
                 .build();
     }
 
+    /** A channel that adds every inbound message's size on the wire (after compression) to {@code wireBytes}. */
+    static ManagedChannel countingChannel(java.util.concurrent.atomic.AtomicLong wireBytes) {
+        io.grpc.ClientStreamTracer.Factory tracer = new io.grpc.ClientStreamTracer.Factory() {
+            @Override
+            public io.grpc.ClientStreamTracer newClientStreamTracer(io.grpc.ClientStreamTracer.StreamInfo info,
+                    io.grpc.Metadata headers) {
+                return new io.grpc.ClientStreamTracer() {
+                    @Override
+                    public void inboundWireSize(long bytes) {
+                        wireBytes.addAndGet(bytes);
+                    }
+                };
+            }
+        };
+        return ManagedChannelBuilder.forAddress("localhost", port()).usePlaintext().maxInboundMessageSize(256 << 20)
+                .intercept(new io.grpc.ClientInterceptor() {
+                    @Override
+                    public <Q, A> io.grpc.ClientCall<Q, A> interceptCall(io.grpc.MethodDescriptor<Q, A> method,
+                            io.grpc.CallOptions options, io.grpc.Channel next) {
+                        return next.newCall(method, options.withStreamTracerFactory(tracer));
+                    }
+                }).build();
+    }
+
     static XdsTestClient ztunnel(String nodeName) {
         return new XdsTestClient(Node.newBuilder().setId("ztunnel~" + nodeName).setNodeName(nodeName)
                 .setRole(Node.Role.ZTUNNEL).build(), channel(), false, null);
