@@ -187,14 +187,7 @@ final class AuthorizationTranslator {
         for (int j = 0; j < whens.size(); j++) {
             String at = path + ".when[" + j + "]";
             Map<String, Object> cond = whens.get(j);
-            Specs.onlyKeys(cond, at, WHEN_KEYS);
-            String key = Specs.string(cond.get("key"), at + ".key");
-            if (key == null || key.isEmpty()) {
-                throw new Specs.Invalid(at + ".key: required");
-            }
-            if (cond.get("values") == null && cond.get("notValues") == null) {
-                throw new Specs.Invalid(at + ": values or notValues required");
-            }
+            String key = whenKey(cond, at);
             Match.Builder m = Match.newBuilder();
             switch (key) {
                 case "source.ip" -> {
@@ -415,14 +408,7 @@ final class AuthorizationTranslator {
         for (int j = 0; j < whens.size(); j++) {
             String at = path + ".when[" + j + "]";
             Map<String, Object> cond = whens.get(j);
-            Specs.onlyKeys(cond, at, WHEN_KEYS);
-            String key = Specs.string(cond.get("key"), at + ".key");
-            if (key == null || key.isEmpty()) {
-                throw new Specs.Invalid(at + ".key: required");
-            }
-            if (cond.get("values") == null && cond.get("notValues") == null) {
-                throw new Specs.Invalid(at + ": values or notValues required");
-            }
+            String key = whenKey(cond, at);
             if (key.startsWith("request.auth.")) {
                 issues.add(at + ".key: '" + key + "' (JWT) is not supported");
                 continue;
@@ -474,5 +460,18 @@ final class AuthorizationTranslator {
             case "DISABLE" -> PeerAuthentication.Mode.DISABLE;
             default -> throw new Specs.Invalid(path + ": unknown mode '" + m + "' (STRICT, PERMISSIVE, DISABLE, UNSET)");
         };
+    }
+
+    /** The key of one {@code when} condition, after checking its shape (shared by L4 and L7 rules). */
+    private static String whenKey(Map<String, Object> cond, String at) {
+        Specs.onlyKeys(cond, at, WHEN_KEYS);
+        String key = Specs.string(cond.get("key"), at + ".key");
+        if (key == null || key.isEmpty()) {
+            throw new Specs.Invalid(at + ".key: required");
+        }
+        if (cond.get("values") == null && cond.get("notValues") == null) {
+            throw new Specs.Invalid(at + ": values or notValues required");
+        }
+        return key;
     }
 }

@@ -73,7 +73,7 @@ public final class InboundPlaintextListener implements AutoCloseable {
             return;
         }
         InetSocketAddress dst = original.get();
-        Optional<Workload> local = state.workloadByAddress(dst.getAddress()).filter(w -> w.getNode().equals(nodeName));
+        Optional<Workload> local = state.workloadOnNode(dst.getAddress(), nodeName);
         if (local.isEmpty()) {
             refuse(client, from, dst, source, null, dst.getAddress().getHostAddress()
                     + " is not a workload on node " + nodeName, start);

@@ -55,8 +55,7 @@ public final class OutboundCaptureListener implements AutoCloseable {
             client.close();
             return;
         }
-        Optional<Workload> source = store.current().workloadByAddress(from.getAddress())
-                .filter(w -> w.getNode().equals(nodeName));
+        Optional<Workload> source = store.current().workloadOnNode(from.getAddress(), nodeName);
         if (source.isEmpty()) {
             AccessLog.connection("outbound", from, "-", dst.get(), "-", "capture", 0, 0, Duration.ZERO, "refused",
                     "source " + from.getAddress().getHostAddress() + " is not a workload on node " + nodeName);

@@ -190,8 +190,7 @@ public final class Socks5Listener implements AutoCloseable {
     private void connect(Channel client, InetSocketAddress dst) {
         InetSocketAddress from = (InetSocketAddress) client.remoteAddress();
         StateSnapshot state = store.current();
-        Optional<Workload> source = state.workloadByAddress(from.getAddress())
-                .filter(w -> w.getNode().equals(nodeName));
+        Optional<Workload> source = state.workloadOnNode(from.getAddress(), nodeName);
         if (source.isEmpty()) {
             AccessLog.connection("outbound", from, "-", dst, "-", "socks5", 0, 0, Duration.ZERO, "refused",
                     "source " + from.getAddress().getHostAddress() + " is not a workload on node " + nodeName);

@@ -117,6 +117,11 @@ public final class StateSnapshot {
                 Objects.requireNonNull(peerAuthentications, "peerAuthentications"));
     }
 
+    /** The workload with this address if it runs on {@code node}: how a ztunnel knows its own clients. */
+    public Optional<Workload> workloadOnNode(InetAddress ip, String node) {
+        return workloadByAddress(ip).filter(w -> w.getNode().equals(node));
+    }
+
     /** The workload owning {@code ip} (any of its addresses). */
     public Optional<Workload> workloadByAddress(InetAddress ip) {
         return Optional.ofNullable(workloadsByAddress.get(Addresses.normalize(ip)));
