@@ -60,6 +60,15 @@ public final class HboneConnector {
                             SocketMark.set(ch, socketMark);
                         }
                         SslHandler ssl = tls.newHandler(ch.alloc(), server.getHostString(), server.getPort());
+                        // A server that closes before the handshake ends (e.g. it has no certificate
+                        // yet) must fail the connect now, not at the handshake timeout. After the
+                        // handshake, the connection reports its own close with the alert's reason.
+                        ch.closeFuture().addListener(f -> {
+                            if (!ssl.handshakeFuture().isSuccess()) {
+                                promise.tryFailure(new HboneException(HboneException.NO_RESPONSE, "server "
+                                        + Authority.format(server) + " closed the connection during the TLS handshake"));
+                            }
+                        });
                         ch.pipeline().addLast(ssl, new AlpnCheck(server, expected, promise));
                     }
                 });

@@ -71,6 +71,12 @@ public final class LoopbackMesh implements AutoCloseable {
                 .withSources(new PropertiesConfigSource(p, "test", 500)).build();
         ZtunnelNode n = new ZtunnelNode(cfg.getConfigMapping(ZtunnelConfig.class), new SimpleMeterRegistry()).start();
         nodes.add(n);
+        // As a kubelet waits for readiness: every local identity holds a valid certificate.
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (n.certificates().status().stream().anyMatch(st -> !"valid".equals(st.state()))
+                && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
         return n;
     }
 
