@@ -120,7 +120,7 @@ public final class ZtunnelNode implements AutoCloseable {
         return switch (id.source()) {
             case "local" -> new LocalCertificateSource(id.caDir(), config.trustDomain(), id.certificateLifetime());
             case "ca" -> new RemoteCertificateSource(id.caAddress(), id.tokenFile(), id.certificateLifetime(), store,
-                    config.nodeName(), config.trustDomain(), java.util.concurrent.ForkJoinPool.commonPool());
+                    config.nodeName(), config.trustDomain());
             default -> throw new IllegalArgumentException("ztunnel.identity.source=" + id.source()
                     + " is unknown; use 'local' or 'ca'");
         };

@@ -24,7 +24,6 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import org.jboss.logging.Logger;
 
@@ -46,19 +45,25 @@ public final class RemoteCertificateSource implements CertificateSource, AutoClo
     private final WorkloadStore store;
     private final String nodeName;
     private final String trustDomain;
-    private final Executor executor;
+    private final java.util.concurrent.ExecutorService executor;
     private final ManagedChannel channel;
     private volatile List<X509Certificate> roots = List.of();
 
     public RemoteCertificateSource(String target, Path tokenFile, Duration lifetime, WorkloadStore store,
-            String nodeName, String trustDomain, Executor executor) {
+            String nodeName, String trustDomain) {
         this.target = target;
         this.tokenFile = tokenFile;
         this.lifetime = lifetime;
         this.store = store;
         this.nodeName = nodeName;
         this.trustDomain = trustDomain;
-        this.executor = executor;
+        // The CSR calls block (gRPC blocking stub, key generation): their own small pool, bounded,
+        // never the data plane's loops nor the JVM's shared common pool.
+        this.executor = java.util.concurrent.Executors.newFixedThreadPool(2, r -> {
+            Thread t = new Thread(r, "ztunnel-ca-client");
+            t.setDaemon(true);
+            return t;
+        });
         this.channel = ManagedChannelBuilder.forTarget(target).usePlaintext().build();
     }
 
@@ -124,6 +129,7 @@ public final class RemoteCertificateSource implements CertificateSource, AutoClo
 
     @Override
     public void close() {
+        executor.shutdownNow();
         channel.shutdownNow();
         LOG.debugf("closed channel to %s", target);
     }

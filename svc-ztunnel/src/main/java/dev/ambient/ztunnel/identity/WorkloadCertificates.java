@@ -175,5 +175,12 @@ public final class WorkloadCertificates implements AutoCloseable {
     @Override
     public void close() {
         scheduler.shutdownNow();
+        if (source instanceof AutoCloseable closeable) {
+            try {
+                closeable.close();
+            } catch (Exception e) {
+                LOG.debugf("closing %s: %s", source.describe(), e.getMessage());
+            }
+        }
     }
 }
