@@ -27,7 +27,7 @@ import org.junit.jupiter.api.Assertions;
 /** A real gRPC client of the CA on its test port, as a ztunnel would use it. */
 public final class CaClient implements AutoCloseable {
 
-    public static final int GRPC_TEST_PORT = 55012;
+    public static final int GRPC_TEST_PORT = 56012;
     static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
     private final ManagedChannel channel = ManagedChannelBuilder.forAddress("localhost", GRPC_TEST_PORT).usePlaintext().build();

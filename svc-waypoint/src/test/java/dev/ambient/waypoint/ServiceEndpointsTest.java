@@ -11,7 +11,7 @@ import org.junit.jupiter.api.Test;
 @QuarkusTest
 class ServiceEndpointsTest {
 
-    static final int METRICS_TEST_PORT = 55020;
+    static final int METRICS_TEST_PORT = 58020;
 
     @Test
     void readinessAndLivenessAnswerUp() {

@@ -28,16 +28,16 @@ import java.util.function.Consumer;
  */
 final class XdsTestClient implements AutoCloseable {
 
-    /** The gRPC test port the server listens on (55010 unless overridden, e.g. -Dquarkus.grpc.server.test-port). */
+    /** The gRPC test port the server listens on (57010 unless overridden, e.g. -Dquarkus.grpc.server.test-port). */
     static int port() {
         return org.eclipse.microprofile.config.ConfigProvider.getConfig()
-                .getOptionalValue("quarkus.grpc.server.test-port", Integer.class).orElse(55010);
+                .getOptionalValue("quarkus.grpc.server.test-port", Integer.class).orElse(57010);
     }
 
     /** The management (metrics) test port. */
     static int metricsPort() {
         return org.eclipse.microprofile.config.ConfigProvider.getConfig()
-                .getOptionalValue("quarkus.management.test-port", Integer.class).orElse(55014);
+                .getOptionalValue("quarkus.management.test-port", Integer.class).orElse(57014);
     }
 
     final Node node;
