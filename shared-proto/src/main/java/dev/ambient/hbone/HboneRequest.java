@@ -84,6 +84,21 @@ public final class HboneRequest {
                 .addListener(f -> stream.close());
     }
 
+    /**
+     * Answers 200 and hands the stream itself to the caller, who reads the tunnelled bytes (e.g. to
+     * parse HTTP, as a waypoint does). Data the client sent early is still held by a
+     * {@link dev.ambient.net.PendingReads}: add the consuming handlers, then
+     * {@link dev.ambient.net.PendingReads#release} and turn auto-read on, on the stream's loop.
+     */
+    public Http2StreamChannel acceptStream() {
+        if (answered) {
+            throw new IllegalStateException("HBONE request already answered");
+        }
+        answered = true;
+        stream.writeAndFlush(new DefaultHttp2HeadersFrame(new DefaultHttp2Headers().status("200"), false));
+        return stream;
+    }
+
     /** Answers 200 and relays between the stream and {@code upstream} until both sides end. */
     public CompletableFuture<TunnelRelay.Result> accept(Channel upstream, RelayObserver observer) {
         if (answered) {

@@ -12,12 +12,14 @@ import dev.ambient.ztunnel.inbound.InboundHandler;
 import dev.ambient.ztunnel.inbound.InboundListeners;
 import dev.ambient.ztunnel.inbound.InboundPlaintextListener;
 import dev.ambient.ztunnel.inbound.WorkloadDialer;
+import dev.ambient.ztunnel.inpod.InpodWorkloads;
+import dev.ambient.ztunnel.inpod.ZdsClient;
 import dev.ambient.ztunnel.outbound.OutboundCaptureListener;
 import dev.ambient.ztunnel.metrics.TrafficMetrics;
 import dev.ambient.ztunnel.outbound.OutboundProxy;
 import dev.ambient.ztunnel.outbound.OutboundRouter;
 import dev.ambient.ztunnel.outbound.Socks5Listener;
-import dev.ambient.ztunnel.pool.ConnectionPool;
+import dev.ambient.hbone.ConnectionPool;
 import dev.ambient.ztunnel.state.AuthorizationEvaluator;
 import dev.ambient.ztunnel.state.LocalConfigException;
 import dev.ambient.ztunnel.state.LocalConfigFile;
@@ -51,6 +53,8 @@ public final class ZtunnelNode implements AutoCloseable {
     private InboundPlaintextListener plaintext;
     private LocalConfigFile localConfig;
     private XdsClient xds;
+    private volatile InpodWorkloads inpod;
+    private ZdsClient zds;
     private volatile boolean started;
 
     public ZtunnelNode(ZtunnelConfig config, MeterRegistry registry) {
@@ -75,16 +79,23 @@ public final class ZtunnelNode implements AutoCloseable {
         inbound = new InboundListeners(transport, config.nodeName(), config.ports().hbone(), config.trustDomain(),
                 certificates, settings, (uid, identity) -> new InboundHandler(uid, identity, store, authorization,
                         metrics, dialer));
+        if (config.inpod().enabled()) {
+            // Before any state arrives: in-pod mode binds no per-workload listener in our own namespace.
+            inbound.servedInPod(w -> true, () -> inpod == null ? java.util.Set.of() : inpod.identities());
+        }
         store.addListener(inbound::reconcile);
 
-        OutboundProxy outbound = new OutboundProxy(store, new OutboundRouter(config.trustDomain(), config.ports().hbone()),
+        OutboundRouter router = new OutboundRouter(config.trustDomain(), config.ports().hbone());
+        OutboundProxy outbound = new OutboundProxy(store, router,
                 certificates, pool, metrics, transport, config.trustDomain(), connectTimeout, dp.socketMark());
         var ports = config.ports();
-        if (ports.outboundCapture() > 0) {
+        // In-pod mode captures inside each pod's namespace; nothing is redirected into our own.
+        boolean inpodMode = config.inpod().enabled();
+        if (!inpodMode && ports.outboundCapture() > 0) {
             capture = new OutboundCaptureListener(transport, store, outbound, config.nodeName());
             capture.bind(new InetSocketAddress(ports.captureAddress(), ports.outboundCapture()));
         }
-        if (ports.inboundPlaintext() > 0) {
+        if (!inpodMode && ports.inboundPlaintext() > 0) {
             plaintext = new InboundPlaintextListener(transport, store, authorization, metrics, dialer,
                     config.nodeName(), config.trustDomain());
             plaintext.bind(new InetSocketAddress(ports.captureAddress(), ports.inboundPlaintext()));
@@ -106,6 +117,9 @@ public final class ZtunnelNode implements AutoCloseable {
             localConfig = new LocalConfigFile(config.localConfig().get(), new LocalConfigParser(), store);
             localConfig.start();
         }
+        if (inpodMode) {
+            startInpod(settings, metrics, authorization, router, connectTimeout);
+        }
         inbound.reconcile(store.current());
         started = true;
         LOG.infof("ztunnel for node %s started: %d data-plane threads (%s), identity from %s, config from %s",
@@ -113,6 +127,26 @@ public final class ZtunnelNode implements AutoCloseable {
                 config.xdsAddress().map(a -> "xds at " + a)
                         .orElse(config.localConfig().map(Object::toString).orElse("nothing yet")));
         return this;
+    }
+
+    /** In-pod mode: pods arrive over ZDS from the node agent; none is served from our own namespace. */
+    private void startInpod(HboneSettings settings, TrafficMetrics metrics, AuthorizationEvaluator authorization,
+            OutboundRouter router, int connectTimeout) {
+        var dp = config.dataplane();
+        var ip = config.inpod();
+        inpod = new InpodWorkloads(new InpodWorkloads.Dataplane(transport, settings,
+                new HboneConnector(transport, settings, connectTimeout, dp.socketMark()), store, authorization,
+                metrics, certificates, router, config.nodeName(), config.trustDomain(), connectTimeout,
+                dp.socketMark(), config.pool().idleTimeout(), config.ports().hbone(), config.ports().outboundCapture(),
+                config.ports().inboundPlaintext()), ip.drainTimeout(), ip.socketThreads());
+        inpod.onChange(() -> inbound.reconcile(store.current()));
+        Gauge.builder("ztunnel_inpod_workloads", inpod, InpodWorkloads::running)
+                .description("Pods enrolled over ZDS and served from inside their network namespaces")
+                .register(registry);
+        zds = new ZdsClient(ip.zdsSocket(), inpod, ip.reconnectInitialBackoff(), ip.reconnectMaxBackoff(), registry);
+        Gauge.builder("ztunnel_zds_connected", zds, z -> z.connected() ? 1 : 0)
+                .description("1 while connected to the node agent's ZDS socket").register(registry);
+        zds.start();
     }
 
     private CertificateSource certificateSource() {
@@ -128,6 +162,12 @@ public final class ZtunnelNode implements AutoCloseable {
 
     @Override
     public void close() {
+        if (zds != null) {
+            zds.close();
+        }
+        if (inpod != null) {
+            inpod.close();
+        }
         if (localConfig != null) {
             localConfig.close();
         }
@@ -183,6 +223,15 @@ public final class ZtunnelNode implements AutoCloseable {
 
     public Optional<XdsClient> xds() {
         return Optional.ofNullable(xds);
+    }
+
+    /** In-pod mode's enrolled pods; empty in shared mode. */
+    public Optional<InpodWorkloads> inpod() {
+        return Optional.ofNullable(inpod);
+    }
+
+    public Optional<ZdsClient> zds() {
+        return Optional.ofNullable(zds);
     }
 
     public Optional<Socks5Listener> socks() {

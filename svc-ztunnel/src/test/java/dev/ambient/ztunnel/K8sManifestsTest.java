@@ -227,6 +227,12 @@ class K8sManifestsTest {
         Properties props = new Properties();
         props.load(new StringReader(cm.at("/data/application.properties").asText()));
         assertEquals("cluster.local", props.getProperty("ztunnel.trust-domain"));
+        // In-pod mode, on the ZDS socket of the host path shared with the cni-agent.
+        assertEquals("true", props.getProperty("ztunnel.inpod.enabled"));
+        String zds = props.getProperty("ztunnel.inpod.zds-socket");
+        assertTrue(stream(container().path("volumeMounts")).anyMatch(m -> zds != null
+                && zds.startsWith(m.path("mountPath").asText() + "/")
+                && "cni-ztunnel-sock-dir".equals(m.path("name").asText())), "ZDS socket in the shared host path: " + zds);
 
         Set<String> known = new TreeSet<>();
         collectKeys(ZtunnelConfig.class, "ztunnel", known);

@@ -9,6 +9,7 @@ import com.google.protobuf.MessageOrBuilder;
 import com.google.protobuf.util.JsonFormat;
 import dev.ambient.ztunnel.Ztunnel;
 import dev.ambient.ztunnel.ZtunnelNode;
+import dev.ambient.ztunnel.inpod.InpodWorkload;
 import dev.ambient.ztunnel.state.StateSnapshot;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -103,6 +104,35 @@ public class AdminServer {
                 .put("source", k.source().uri())
                 .put("destination", k.destination().getAddress().getHostAddress() + ":" + k.destination().getPort())
                 .put("connections", n));
+        ztunnel.inpod().ifPresent(inpod -> {
+            ObjectNode section = root.putObject("inpod");
+            ztunnel.zds().ifPresent(z -> section.put("zdsSocket", z.socketPath().toString())
+                    .put("connected", z.connected())
+                    .put("snapshotReceived", z.snapshotReceived())
+                    .put("connections", z.connections())
+                    .put("lastError", z.lastError()));
+            ArrayNode pods = section.putArray("workloads");
+            java.util.List<InpodWorkload> all = new java.util.ArrayList<>(inpod.enrolled());
+            all.addAll(inpod.drainingNow());
+            for (InpodWorkload p : all) {
+                ObjectNode o = pods.addObject()
+                        .put("uid", p.uid())
+                        .put("name", p.info().getName())
+                        .put("namespace", p.info().getNamespace())
+                        .put("serviceAccount", p.info().getServiceAccount())
+                        .put("identity", p.identity() == null ? null : p.identity().uri())
+                        .put("netns", p.netns())
+                        .put("state", p.state().name())
+                        .put("activeConnections", p.activeConnections())
+                        .put("pooledConnections", p.pooledConnections())
+                        .put("added", p.added().toString());
+                ArrayNode ips = o.putArray("addresses");
+                p.addresses().forEach(a -> ips.add(a.getHostAddress()));
+                ArrayNode ls = o.putArray("listeners");
+                p.listeners().forEach(l -> ls.addObject().put("purpose", l.purpose())
+                        .put("address", l.address().getHostString() + ":" + l.address().getPort()));
+            }
+        });
         ztunnel.localConfig().ifPresent(f -> {
             ObjectNode c = root.putObject("localConfig");
             c.put("reloads", f.reloads());

@@ -9,7 +9,8 @@ import org.eclipse.microprofile.health.Readiness;
 
 /**
  * Ready when the configuration is loaded, every local HBONE workload has a valid certificate and
- * a bound listener: before that, pods on this node would have their traffic refused.
+ * a bound listener, and in in-pod mode the node agent's first snapshot is in: before that, pods on
+ * this node would have their traffic refused.
  */
 @Readiness
 @ApplicationScoped
@@ -37,6 +38,12 @@ public class ZtunnelReadiness implements HealthCheck {
         if (node.xds().isPresent() && !node.xds().get().synced()) {
             return r.down().withData("reason", "configuration not yet received from xds: "
                     + java.util.Objects.toString(node.xds().get().lastError(), "waiting")).build();
+        }
+        if (node.zds().isPresent() && !node.zds().get().everSynced()) {
+            // In-pod mode: until the node agent's snapshot, pods already running are not served yet.
+            return r.down().withData("reason", "waiting for the node agent's snapshot over ZDS ("
+                    + (node.zds().get().connected() ? "connected" : "not connected: " + node.zds().get().lastError())
+                    + ")").build();
         }
         if (pending > 0) {
             return r.down().withData("reason", pending + " certificate(s) not yet valid").build();

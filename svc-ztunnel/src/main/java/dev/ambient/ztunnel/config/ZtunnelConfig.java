@@ -36,6 +36,8 @@ public interface ZtunnelConfig {
 
     Pool pool();
 
+    Inpod inpod();
+
     interface Ports {
         @WithDefault("15008")
         int hbone();
@@ -115,5 +117,34 @@ public interface ZtunnelConfig {
         /** A pooled HBONE connection with no stream for this long is closed. */
         @WithDefault("60s")
         Duration idleTimeout();
+    }
+
+    /** In-pod mode: the node agent hands over pod network namespaces over ZDS. */
+    interface Inpod {
+        /**
+         * Serve pods enrolled over ZDS, with 15001/15006/15008 listening inside each pod's network
+         * namespace; the shared-mode listeners in the ztunnel's own namespace are not bound.
+         */
+        @WithDefault("false")
+        boolean enabled();
+
+        /** The node agent's ZDS socket (unix SOCK_SEQPACKET), shared through a host path. */
+        @WithDefault("/var/run/ztunnel/ztunnel.sock")
+        Path zdsSocket();
+
+        /** First wait before reconnecting to the agent; doubles up to the maximum. */
+        @WithDefault("100ms")
+        Duration reconnectInitialBackoff();
+
+        @WithDefault("5s")
+        Duration reconnectMaxBackoff();
+
+        /** After a Del, how long open connections of the pod may finish before they are closed. */
+        @WithDefault("30s")
+        Duration drainTimeout();
+
+        /** Threads that enter pod namespaces to create sockets (never the event loops). */
+        @WithDefault("2")
+        int socketThreads();
     }
 }

@@ -11,12 +11,12 @@ import dev.ambient.ztunnel.metrics.TrafficMetrics;
 import dev.ambient.ztunnel.state.AuthorizationEvaluator;
 import dev.ambient.ztunnel.state.StateSnapshot;
 import dev.ambient.ztunnel.state.WorkloadStore;
-import io.netty.channel.ChannelFuture;
-import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.Channel;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.function.Function;
 
 /**
  * Inbound HBONE for one local workload: the CONNECT must name this workload's own address, the
@@ -26,6 +26,7 @@ import java.util.Optional;
 public final class InboundHandler implements HboneRequestHandler {
 
     private final String workloadUid;
+    private final Function<StateSnapshot, Optional<Workload>> local;
     private final SpiffeId workloadIdentity;
     private final WorkloadStore store;
     private final AuthorizationEvaluator authorization;
@@ -34,7 +35,18 @@ public final class InboundHandler implements HboneRequestHandler {
 
     public InboundHandler(String workloadUid, SpiffeId workloadIdentity, WorkloadStore store,
             AuthorizationEvaluator authorization, TrafficMetrics metrics, WorkloadDialer dialer) {
+        this(workloadUid, s -> s.workloadByUid(workloadUid), workloadIdentity, store, authorization, metrics, dialer);
+    }
+
+    /**
+     * @param local finds the workload served, in the current state (in-pod: by the pod's name, or
+     *        what the Add request said when the control plane does not know the pod yet)
+     */
+    public InboundHandler(String workloadUid, Function<StateSnapshot, Optional<Workload>> local,
+            SpiffeId workloadIdentity, WorkloadStore store, AuthorizationEvaluator authorization,
+            TrafficMetrics metrics, WorkloadDialer dialer) {
         this.workloadUid = workloadUid;
+        this.local = local;
         this.workloadIdentity = workloadIdentity;
         this.store = store;
         this.authorization = authorization;
@@ -49,11 +61,10 @@ public final class InboundHandler implements HboneRequestHandler {
         SpiffeId peer = request.peer();
         InetSocketAddress target = request.target();
         InetSocketAddress source = request.forwardedFor().orElse(request.connectionSource());
-        Optional<Workload> local = state.workloadByUid(workloadUid);
+        Optional<Workload> local = this.local.apply(state);
         Workload sourceWorkload = state.workloadByAddress(source.getAddress()).orElse(null);
 
-        if (local.isEmpty() || !state.workloadByAddress(target.getAddress())
-                .map(w -> w.getUid().equals(workloadUid)).orElse(false)) {
+        if (local.isEmpty() || !hasAddress(local.get(), target.getAddress())) {
             refuse(request, 400, "BR", source, peer, null, sourceWorkload, target,
                     "authority " + Authority.format(target) + " is not workload " + workloadUid + " served here", start);
             return;
@@ -68,19 +79,18 @@ public final class InboundHandler implements HboneRequestHandler {
         }
         ConnectionLabels labels = ConnectionLabels.of("destination", sourceWorkload, peer, destination,
                 workloadIdentity, null, true);
-        ChannelFuture dial = dialer.dial(request.eventLoop(), target, source);
-        dial.addListener((ChannelFutureListener) f -> {
+        dialer.dial(request.eventLoop(), target, source).addListener(f -> {
             if (!f.isSuccess()) {
                 refuse(request, 503, "UF", source, peer, destination, sourceWorkload, target,
                         "workload did not accept: " + f.cause().getMessage(), start);
                 return;
             }
             if (!request.isOpen()) {
-                f.channel().close(); // the client went away while we dialled
+                ((Channel) f.getNow()).close(); // the client went away while we dialled
                 return;
             }
             TrafficMetrics.Connection counted = metrics.opened(labels, false);
-            request.accept(f.channel(), counted).whenComplete((r, err) -> {
+            request.accept((Channel) f.getNow(), counted).whenComplete((r, err) -> {
                 counted.closed();
                 AccessLog.connection("inbound", source, peer.uri(), target, workloadIdentity.uri(), "hbone",
                         r == null ? 0 : r.outOfTunnel(), r == null ? 0 : r.intoTunnel(), since(start),
@@ -103,6 +113,11 @@ public final class InboundHandler implements HboneRequestHandler {
         metrics.handshakeRefused(reason.startsWith("400") ? "bad_request" : reason.startsWith("TLS") ? "tls" : "other");
         AccessLog.connection("inbound", (InetSocketAddress) remote, "-", null, workloadIdentity.uri(), "hbone", 0, 0,
                 Duration.ZERO, "refused", reason);
+    }
+
+    private static boolean hasAddress(Workload w, java.net.InetAddress ip) {
+        com.google.protobuf.ByteString raw = com.google.protobuf.ByteString.copyFrom(ip.getAddress());
+        return w.getAddressesList().contains(raw);
     }
 
     private static Duration since(long start) {

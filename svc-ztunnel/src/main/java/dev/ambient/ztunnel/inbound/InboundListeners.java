@@ -41,6 +41,8 @@ public final class InboundListeners implements AutoCloseable {
     private final BiFunction<String, SpiffeId, InboundHandler> handlers;
     private final Map<Listener, Channel> bound = new HashMap<>();
     private final Map<Listener, String> failed = new HashMap<>();
+    private volatile java.util.function.Predicate<Workload> servedInPod = w -> false;
+    private volatile java.util.function.Supplier<java.util.Set<SpiffeId>> inPodIdentities = java.util.Set::of;
 
     public InboundListeners(Transport transport, String nodeName, int port, String trustDomain,
             WorkloadCertificates certificates, HboneSettings settings,
@@ -54,11 +56,21 @@ public final class InboundListeners implements AutoCloseable {
         this.handlers = handlers;
     }
 
+    /**
+     * In-pod mode: workloads the ztunnel serves from inside their own network namespace get no
+     * listener here, and their identities' certificates are kept.
+     */
+    public void servedInPod(java.util.function.Predicate<Workload> servedInPod,
+            java.util.function.Supplier<java.util.Set<SpiffeId>> inPodIdentities) {
+        this.servedInPod = servedInPod;
+        this.inPodIdentities = inPodIdentities;
+    }
+
     /** Brings the listeners in line with the state; called after every state change. */
     public synchronized void reconcile(StateSnapshot state) {
         Map<Listener, Workload> wanted = new HashMap<>();
         for (Workload w : state.workloadsOnNode(nodeName)) {
-            if (w.getTunnelProtocol() != TunnelProtocol.HBONE) {
+            if (w.getTunnelProtocol() != TunnelProtocol.HBONE || servedInPod.test(w)) {
                 continue;
             }
             SpiffeId id = WorkloadIdentity.of(w, trustDomain);
@@ -90,6 +102,7 @@ public final class InboundListeners implements AutoCloseable {
             certificates.forIdentity(l.identity());
             bind(l);
         }
+        identities.addAll(inPodIdentities.get());
         certificates.retainOnly(identities);
     }
 
@@ -103,7 +116,7 @@ public final class InboundListeners implements AutoCloseable {
             bound.put(l, ch);
             LOG.infof("inbound: listening for HBONE on %s as %s (workload %s)", l.address(), l.identity(),
                     l.workloadUid());
-        } catch (RuntimeException e) {
+        } catch (Exception e) { // Netty rethrows the bind's IOException unchecked-style
             String why = e.getMessage();
             failed.put(l, why);
             LOG.warnf("inbound: cannot listen on %s for %s: %s", l.address(), l.workloadUid(), why);

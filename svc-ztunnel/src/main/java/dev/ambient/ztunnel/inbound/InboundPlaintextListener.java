@@ -15,12 +15,14 @@ import dev.ambient.ztunnel.state.AuthorizationEvaluator;
 import dev.ambient.ztunnel.state.StateSnapshot;
 import dev.ambient.ztunnel.state.WorkloadStore;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.function.BiFunction;
+import java.util.function.Consumer;
 import org.jboss.logging.Logger;
 
 /**
@@ -38,10 +40,26 @@ public final class InboundPlaintextListener implements AutoCloseable {
     private final WorkloadDialer dialer;
     private final String nodeName;
     private final String trustDomain;
+    private final BiFunction<StateSnapshot, InetAddress, Optional<Workload>> destinations;
+    private final Consumer<Channel> onAccepted;
     private Channel server;
 
     public InboundPlaintextListener(Transport transport, WorkloadStore store, AuthorizationEvaluator authorization,
             TrafficMetrics metrics, WorkloadDialer dialer, String nodeName, String trustDomain) {
+        this(transport, store, authorization, metrics, dialer, nodeName, trustDomain,
+                (state, ip) -> state.workloadOnNode(ip, nodeName), ch -> { });
+    }
+
+    /**
+     * @param destinations the local workload an original destination address belongs to (in-pod:
+     *        only the pod whose namespace the listener lives in)
+     * @param onAccepted sees every accepted connection (in-pod: counted for draining)
+     */
+    public InboundPlaintextListener(Transport transport, WorkloadStore store, AuthorizationEvaluator authorization,
+            TrafficMetrics metrics, WorkloadDialer dialer, String nodeName, String trustDomain,
+            BiFunction<StateSnapshot, InetAddress, Optional<Workload>> destinations, Consumer<Channel> onAccepted) {
+        this.destinations = destinations;
+        this.onAccepted = onAccepted;
         this.transport = transport;
         this.store = store;
         this.authorization = authorization;
@@ -56,6 +74,7 @@ public final class InboundPlaintextListener implements AutoCloseable {
             @Override
             protected void initChannel(Channel ch) {
                 PendingReads.install(ch, 1 << 20);
+                onAccepted.accept(ch);
                 accepted(ch);
             }
         });
@@ -73,7 +92,7 @@ public final class InboundPlaintextListener implements AutoCloseable {
             return;
         }
         InetSocketAddress dst = original.get();
-        Optional<Workload> local = state.workloadOnNode(dst.getAddress(), nodeName);
+        Optional<Workload> local = destinations.apply(state, dst.getAddress());
         if (local.isEmpty()) {
             refuse(client, from, dst, source, null, dst.getAddress().getHostAddress()
                     + " is not a workload on node " + nodeName, start);
@@ -91,14 +110,14 @@ public final class InboundPlaintextListener implements AutoCloseable {
             return;
         }
         SpiffeId destinationId = WorkloadIdentity.of(destination, trustDomain);
-        dialer.dial(client.eventLoop(), dst, from).addListener((ChannelFutureListener) f -> {
+        dialer.dial(client.eventLoop(), dst, from).addListener(f -> {
             if (!f.isSuccess()) {
                 refuse(client, from, dst, source, destination, "workload did not accept: " + f.cause().getMessage(),
                         start);
                 return;
             }
             TrafficMetrics.Connection counted = metrics.opened(labels(source, destination, destinationId), true);
-            SocketRelay.start(client, f.channel()).thenAccept(r -> {
+            SocketRelay.start(client, (Channel) f.getNow()).thenAccept(r -> {
                 counted.bytes(r.aToB(), r.bToA());
                 counted.closed();
                 AccessLog.connection("inbound", from, "-", dst, destinationId.uri(), "plaintext", r.aToB(), r.bToA(),
@@ -119,6 +138,11 @@ public final class InboundPlaintextListener implements AutoCloseable {
                 destination == null ? null : WorkloadIdentity.of(destination, trustDomain)), "DENY");
         AccessLog.connection("inbound", from, "-", dst, "-", "plaintext", 0, 0,
                 Duration.ofNanos(System.nanoTime() - start), "refused", reason);
+    }
+
+    /** The listening socket, once bound. */
+    public Channel channel() {
+        return server;
     }
 
     @Override

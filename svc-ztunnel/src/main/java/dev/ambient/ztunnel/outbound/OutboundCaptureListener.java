@@ -9,9 +9,12 @@ import dev.ambient.ztunnel.state.WorkloadStore;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.function.Consumer;
+import java.util.function.Function;
 import org.jboss.logging.Logger;
 
 /**
@@ -23,16 +26,31 @@ public final class OutboundCaptureListener implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(OutboundCaptureListener.class);
 
     private final Transport transport;
-    private final WorkloadStore store;
     private final OutboundProxy proxy;
-    private final String nodeName;
+    private final Function<InetAddress, Optional<Workload>> sources;
+    private final String sourcesDescription;
+    private final Consumer<Channel> onAccepted;
     private Channel server;
 
+    /** Shared mode: the source workload is the one on this node with the connection's source address. */
     public OutboundCaptureListener(Transport transport, WorkloadStore store, OutboundProxy proxy, String nodeName) {
+        this(transport, proxy, ip -> store.current().workloadOnNode(ip, nodeName), "a workload on node " + nodeName,
+                ch -> { });
+    }
+
+    /**
+     * @param sources the workload a connection from this address comes from (in-pod: the pod
+     *        itself, whatever address it uses)
+     * @param onAccepted sees every accepted connection (in-pod: counted for draining)
+     */
+    public OutboundCaptureListener(Transport transport, OutboundProxy proxy,
+            Function<InetAddress, Optional<Workload>> sources, String sourcesDescription,
+            Consumer<Channel> onAccepted) {
         this.transport = transport;
-        this.store = store;
         this.proxy = proxy;
-        this.nodeName = nodeName;
+        this.sources = sources;
+        this.sourcesDescription = sourcesDescription;
+        this.onAccepted = onAccepted;
     }
 
     public void bind(InetSocketAddress address) {
@@ -40,6 +58,7 @@ public final class OutboundCaptureListener implements AutoCloseable {
             @Override
             protected void initChannel(Channel ch) {
                 PendingReads.install(ch, 1 << 20);
+                onAccepted.accept(ch);
                 accepted(ch);
             }
         });
@@ -55,10 +74,10 @@ public final class OutboundCaptureListener implements AutoCloseable {
             client.close();
             return;
         }
-        Optional<Workload> source = store.current().workloadOnNode(from.getAddress(), nodeName);
+        Optional<Workload> source = sources.apply(from.getAddress());
         if (source.isEmpty()) {
             AccessLog.connection("outbound", from, "-", dst.get(), "-", "capture", 0, 0, Duration.ZERO, "refused",
-                    "source " + from.getAddress().getHostAddress() + " is not a workload on node " + nodeName);
+                    "source " + from.getAddress().getHostAddress() + " is not " + sourcesDescription);
             client.close();
             return;
         }
@@ -71,6 +90,11 @@ public final class OutboundCaptureListener implements AutoCloseable {
                 established.relay(client);
             }
         });
+    }
+
+    /** The listening socket, once bound. */
+    public Channel channel() {
+        return server;
     }
 
     @Override

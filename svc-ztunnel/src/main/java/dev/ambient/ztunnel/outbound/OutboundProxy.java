@@ -14,8 +14,9 @@ import dev.ambient.ztunnel.identity.WorkloadIdentity;
 import dev.ambient.ztunnel.metrics.AccessLog;
 import dev.ambient.ztunnel.metrics.ConnectionLabels;
 import dev.ambient.ztunnel.metrics.TrafficMetrics;
-import dev.ambient.ztunnel.pool.ConnectionPool;
-import dev.ambient.ztunnel.pool.PoolKey;
+import dev.ambient.hbone.ConnectionPool;
+import dev.ambient.hbone.PoolKey;
+import dev.ambient.ztunnel.inpod.SocketNamespace;
 import dev.ambient.ztunnel.state.WorkloadStore;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
@@ -65,10 +66,24 @@ public final class OutboundProxy {
     private final String trustDomain;
     private final int connectTimeoutMillis;
     private final int socketMark;
+    private final SocketNamespace netns;
 
     public OutboundProxy(WorkloadStore store, OutboundRouter router, WorkloadCertificates certificates,
             ConnectionPool pool, TrafficMetrics metrics, Transport transport, String trustDomain,
             int connectTimeoutMillis, int socketMark) {
+        this(store, router, certificates, pool, metrics, transport, trustDomain, connectTimeoutMillis, socketMark,
+                SocketNamespace.HOST);
+    }
+
+    /**
+     * @param pool this source's pool: in-pod, each pod has its own, so pooled connections leave from
+     *        the pod's namespace with the pod's address
+     * @param netns where upstream sockets are created (in-pod: the pod's network namespace)
+     */
+    public OutboundProxy(WorkloadStore store, OutboundRouter router, WorkloadCertificates certificates,
+            ConnectionPool pool, TrafficMetrics metrics, Transport transport, String trustDomain,
+            int connectTimeoutMillis, int socketMark, SocketNamespace netns) {
+        this.netns = netns;
         this.socketMark = socketMark;
         this.store = store;
         this.router = router;
@@ -115,60 +130,22 @@ public final class OutboundProxy {
                 return;
             }
             var headers = HboneHeaders.connect(route.authority(), client, baggage(source));
-            pool.open(new PoolKey(sourceId, route.endpoint(), route.expected()), tls.client(), headers, null)
-                    .addListener(f -> {
-                        if (!f.isSuccess()) {
-                            int status = f.cause() instanceof HboneException he ? he.status() : 0;
-                            out.completeExceptionally(new OutboundException(status, f.cause().getMessage()));
-                            return;
-                        }
-                        Http2StreamChannel stream = (Http2StreamChannel) f.getNow();
-                        out.complete(new Established() {
-                            @Override
-                            public Route route() {
-                                return route;
-                            }
-
-                            @Override
-                            public CompletableFuture<Void> relay(Channel clientChannel) {
-                                long start = System.nanoTime();
-                                TrafficMetrics.Connection counted = metrics.opened(labels(route, source, sourceId), true);
-                                return TunnelRelay.start(stream, clientChannel, counted).thenAccept(r -> {
-                                    counted.closed();
-                                    AccessLog.connection("outbound", client, sourceId.uri(), route.authority(),
-                                            expected(route), route.via(), r.intoTunnel(), r.outOfTunnel(),
-                                            Duration.ofNanos(System.nanoTime() - start), r.clean() ? "ok" : "error",
-                                            r.reason());
-                                });
-                            }
-                        });
-                    });
-        });
-        return out;
-    }
-
-    private CompletableFuture<Established> passthrough(Route.Passthrough route, Workload source, SpiffeId sourceId,
-            InetSocketAddress client, EventLoop loop) {
-        CompletableFuture<Established> out = new CompletableFuture<>();
-        new Bootstrap().group(loop).channel(transport.socketChannel())
-                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, connectTimeoutMillis)
-                .option(ChannelOption.TCP_NODELAY, true)
-                .handler(new ChannelInitializer<>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        if (socketMark != 0) {
-                            SocketMark.set(ch, socketMark);
-                        }
-                        PendingReads.install(ch, 1 << 20);
-                    }
-                })
-                .connect(route.target()).addListener((ChannelFutureListener) f -> {
+            // A dial (when the pool has no room) creates its socket on the calling thread: run the
+            // pool where this source's sockets must be born.
+            netns.create(() -> pool.open(new PoolKey(sourceId, route.endpoint(), route.expected()), tls.client(),
+                    headers, null)).whenComplete((opening, createErr) -> {
+                if (createErr != null) {
+                    out.completeExceptionally(new OutboundException(0, "cannot open a socket in " + netns.name()
+                            + ": " + rootMessage(createErr)));
+                    return;
+                }
+                opening.addListener(f -> {
                     if (!f.isSuccess()) {
-                        out.completeExceptionally(new OutboundException(0, "connect to " + route.target()
-                                + " failed: " + f.cause().getMessage()));
+                        int status = f.cause() instanceof HboneException he ? he.status() : 0;
+                        out.completeExceptionally(new OutboundException(status, f.cause().getMessage()));
                         return;
                     }
-                    Channel upstream = f.channel();
+                    Http2StreamChannel stream = (Http2StreamChannel) f.getNow();
                     out.complete(new Established() {
                         @Override
                         public Route route() {
@@ -179,16 +156,71 @@ public final class OutboundProxy {
                         public CompletableFuture<Void> relay(Channel clientChannel) {
                             long start = System.nanoTime();
                             TrafficMetrics.Connection counted = metrics.opened(labels(route, source, sourceId), true);
-                            return SocketRelay.start(clientChannel, upstream).thenAccept(r -> {
-                                counted.bytes(r.aToB(), r.bToA());
+                            return TunnelRelay.start(stream, clientChannel, counted).thenAccept(r -> {
                                 counted.closed();
-                                AccessLog.connection("outbound", client, sourceId.uri(), route.target(), "-", route.via(),
-                                        r.aToB(), r.bToA(), Duration.ofNanos(System.nanoTime() - start),
-                                        r.clean() ? "ok" : "error", r.reason());
+                                AccessLog.connection("outbound", client, sourceId.uri(), route.authority(),
+                                        expected(route), route.via(), r.intoTunnel(), r.outOfTunnel(),
+                                        Duration.ofNanos(System.nanoTime() - start), r.clean() ? "ok" : "error",
+                                        r.reason());
                             });
                         }
                     });
                 });
+            });
+        });
+        return out;
+    }
+
+    private CompletableFuture<Established> passthrough(Route.Passthrough route, Workload source, SpiffeId sourceId,
+            InetSocketAddress client, EventLoop loop) {
+        CompletableFuture<Established> out = new CompletableFuture<>();
+        Bootstrap b = new Bootstrap().group(loop).channel(transport.socketChannel())
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, connectTimeoutMillis)
+                .option(ChannelOption.TCP_NODELAY, true)
+                .handler(new ChannelInitializer<>() {
+                    @Override
+                    protected void initChannel(Channel ch) {
+                        if (socketMark != 0) {
+                            SocketMark.set(ch, socketMark);
+                        }
+                        PendingReads.install(ch, 1 << 20);
+                    }
+                });
+        netns.create(() -> b.connect(route.target())).whenComplete((connecting, createErr) -> {
+            if (createErr != null) {
+                out.completeExceptionally(new OutboundException(0, "cannot open a socket in " + netns.name() + ": "
+                        + rootMessage(createErr)));
+                return;
+            }
+            connecting.addListener((ChannelFutureListener) f -> {
+                if (!f.isSuccess()) {
+                    out.completeExceptionally(new OutboundException(0, "connect to " + route.target()
+                            + " failed: " + f.cause().getMessage()));
+                    return;
+                }
+                netns.track(f.channel());
+                Channel upstream = f.channel();
+                out.complete(new Established() {
+                    @Override
+                    public Route route() {
+                        return route;
+                    }
+
+                    @Override
+                    public CompletableFuture<Void> relay(Channel clientChannel) {
+                        long start = System.nanoTime();
+                        TrafficMetrics.Connection counted = metrics.opened(labels(route, source, sourceId), true);
+                        return SocketRelay.start(clientChannel, upstream).thenAccept(r -> {
+                            counted.bytes(r.aToB(), r.bToA());
+                            counted.closed();
+                            AccessLog.connection("outbound", client, sourceId.uri(), route.target(), "-", route.via(),
+                                    r.aToB(), r.bToA(), Duration.ofNanos(System.nanoTime() - start),
+                                    r.clean() ? "ok" : "error", r.reason());
+                        });
+                    }
+                });
+            });
+        });
         return out;
     }
 
@@ -202,6 +234,14 @@ public final class OutboundProxy {
                     p.service(), false);
             case Route.Refused r -> ConnectionLabels.of("source", source, sourceId, null, null, null, false);
         };
+    }
+
+    private static String rootMessage(Throwable t) {
+        Throwable c = t;
+        while (c.getCause() != null && c.getCause() != c) {
+            c = c.getCause();
+        }
+        return c.getMessage() == null ? c.getClass().getSimpleName() : c.getMessage();
     }
 
     private static String expected(Route route) {

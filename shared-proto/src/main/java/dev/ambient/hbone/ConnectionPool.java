@@ -1,8 +1,5 @@
-package dev.ambient.ztunnel.pool;
+package dev.ambient.hbone;
 
-import dev.ambient.hbone.HboneClientConnection;
-import dev.ambient.hbone.HboneConnector;
-import dev.ambient.hbone.HboneException;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.EventLoopGroup;
 import io.netty.handler.codec.http2.Http2Headers;

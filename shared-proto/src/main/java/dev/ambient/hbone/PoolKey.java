@@ -1,4 +1,4 @@
-package dev.ambient.ztunnel.pool;
+package dev.ambient.hbone;
 
 import dev.ambient.identity.SpiffeId;
 import java.net.InetSocketAddress;

@@ -1,0 +1,369 @@
+package dev.ambient.ztunnel.inpod;
+
+import dev.ambient.hbone.ConnectionPool;
+import dev.ambient.hbone.HboneConnector;
+import dev.ambient.hbone.HboneServerInitializer;
+import dev.ambient.hbone.HboneSettings;
+import dev.ambient.identity.SpiffeId;
+import dev.ambient.net.NetworkNamespace;
+import dev.ambient.net.Transport;
+import dev.ambient.proto.zds.WorkloadInfo;
+import dev.ambient.zds.FileDescriptors;
+import dev.ambient.ztunnel.identity.WorkloadCertificates;
+import dev.ambient.ztunnel.identity.WorkloadIdentity;
+import dev.ambient.ztunnel.inbound.InboundHandler;
+import dev.ambient.ztunnel.inbound.InboundPlaintextListener;
+import dev.ambient.ztunnel.inbound.WorkloadDialer;
+import dev.ambient.ztunnel.metrics.TrafficMetrics;
+import dev.ambient.ztunnel.outbound.OutboundCaptureListener;
+import dev.ambient.ztunnel.outbound.OutboundProxy;
+import dev.ambient.ztunnel.outbound.OutboundRouter;
+import dev.ambient.ztunnel.state.AuthorizationEvaluator;
+import dev.ambient.ztunnel.state.WorkloadStore;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jboss.logging.Logger;
+
+/**
+ * The pods this ztunnel serves from inside their network namespaces. The ZDS client calls
+ * {@link #add}, {@link #keep}, {@link #del} and {@link #retainOnly} from its own thread, one
+ * request at a time; each answers with an error string for the ack ("" on success). One pod's
+ * failure never touches another pod.
+ */
+public final class InpodWorkloads implements AutoCloseable {
+
+    private static final Logger LOG = Logger.getLogger(InpodWorkloads.class);
+    /** Wildcard: inside a pod's namespace only the pod's own addresses exist (see README). */
+    private static final String ANY = "0.0.0.0";
+    /** How long an Add waits for the pod's certificate before it is acked anyway. */
+    private static final Duration CERTIFICATE_WAIT = Duration.ofSeconds(5);
+
+    /** What a pod's proxies are built from: the node's shared parts. */
+    public record Dataplane(Transport transport, HboneSettings settings, HboneConnector connector,
+            WorkloadStore store, AuthorizationEvaluator authorization, TrafficMetrics metrics,
+            WorkloadCertificates certificates, OutboundRouter router, String nodeName, String trustDomain,
+            int connectTimeoutMillis, int socketMark, Duration poolIdleTimeout, int hbonePort, int outboundPort,
+            int inboundPlaintextPort) {
+    }
+
+    private final Dataplane dp;
+    private final Duration drainTimeout;
+    private final Map<String, InpodWorkload> pods = new ConcurrentHashMap<>();
+    private final Set<InpodWorkload> draining = ConcurrentHashMap.newKeySet();
+    private final ExecutorService socketThreads;
+    private final ScheduledExecutorService drains;
+    private volatile Runnable changed = () -> { };
+
+    public InpodWorkloads(Dataplane dp, Duration drainTimeout, int socketThreads) {
+        this.dp = dp;
+        this.drainTimeout = drainTimeout;
+        AtomicInteger n = new AtomicInteger();
+        // Platform threads: setns moves an OS thread, so a virtual thread could hop carriers mid-task.
+        this.socketThreads = Executors.newFixedThreadPool(Math.max(1, socketThreads), r -> {
+            Thread t = new Thread(r, "ztunnel-netns-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
+        this.drains = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "ztunnel-inpod-drain");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    /** Called after every enrolment change (so shared-mode listeners and certificates follow). */
+    public void onChange(Runnable changed) {
+        this.changed = changed;
+    }
+
+    /**
+     * Enrols a pod: takes ownership of {@code netnsFd} (closed here on any failure), opens the
+     * pod's listeners inside its namespace. Called on the ZDS thread, which enters the namespace.
+     */
+    public String add(String uid, WorkloadInfo info, int netnsFd) {
+        if (uid.isEmpty()) {
+            FileDescriptors.close(netnsFd);
+            return "Add without a uid";
+        }
+        NetworkNamespace netns;
+        try {
+            netns = NetworkNamespace.adopt(netnsFd);
+        } catch (IOException e) {
+            FileDescriptors.close(netnsFd);
+            String why = "pod " + info.getNamespace() + "/" + info.getName() + ": bad network namespace: "
+                    + e.getMessage();
+            LOG.warnf("inpod: refused Add of %s: %s", uid, why);
+            return why;
+        }
+        InpodWorkload existing = pods.get(uid);
+        if (existing != null) {
+            if (existing.sockets().netns().inode() == netns.inode()) {
+                // A replay after a reconnect: we already serve this namespace; the duplicate fd goes.
+                netns.close();
+                LOG.infof("inpod: %s already enrolled; Add is a no-op", existing.describe());
+                return "";
+            }
+            // Same pod, new sandbox (its namespace was re-created): the old one is finished.
+            LOG.infof("inpod: %s arrives with a new network namespace %s (was %s); replacing it",
+                    existing.describe(), netns.describe(), existing.netns());
+            del(uid);
+        }
+        InpodWorkload pod = null;
+        try {
+            List<InetAddress> addresses = netns.call(InpodWorkloads::podAddresses);
+            PodNamespace sockets = new PodNamespace(netns, "pod " + info.getNamespace() + "/" + info.getName(),
+                    socketThreads);
+            pod = new InpodWorkload(uid, info, dp.nodeName(), sockets, addresses);
+            start(pod);
+            pods.put(uid, pod);
+            // Again now that the pod is listed: a state change meanwhile may have pruned certificates
+            // of identities not yet listed (a no-op when the certificate is there).
+            dp.certificates().forIdentity(pod.identity());
+            pod.state(InpodWorkload.State.RUNNING);
+            LOG.infof("inpod: enrolled %s in %s, addresses %s, identity %s, listening on %s", pod.describe(),
+                    netns.describe(), addresses, pod.identity(), pod.listeners().stream()
+                            .map(l -> l.purpose() + " " + l.address().getPort()).toList());
+            changed.run();
+            return "";
+        } catch (Exception e) {
+            String why = "pod " + info.getNamespace() + "/" + info.getName() + ": " + rootMessage(e);
+            LOG.warnf("inpod: refused Add of %s: %s", uid, why);
+            if (pod != null) {
+                release(pod);
+            } else {
+                netns.close();
+            }
+            return why;
+        }
+    }
+
+    private void start(InpodWorkload pod) throws Exception {
+        InpodWorkload p = pod;
+        SpiffeId id = WorkloadIdentity.of(pod.resolve(dp.store().current()), dp.trustDomain());
+        pod.identity(id);
+        // Acked only with a certificate in hand (bounded): the agent lets the pod start on our ack,
+        // and a pod served without its certificate would have its first connections refused.
+        try {
+            dp.certificates().forIdentity(id).get(CERTIFICATE_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            LOG.warnf("inpod: no certificate for %s after %s; enrolling %s anyway, its connections fail until it"
+                    + " arrives", id, CERTIFICATE_WAIT, pod.describe());
+        } catch (java.util.concurrent.ExecutionException e) {
+            LOG.warnf("inpod: certificate for %s failed (%s); enrolling %s anyway, retried in the background", id,
+                    rootMessage(e), pod.describe());
+        }
+        PodNamespace sockets = pod.sockets();
+        ConnectionPool pool = new ConnectionPool(dp.connector(), dp.transport().group(), dp.poolIdleTimeout());
+        pod.pool(pool);
+        OutboundProxy outbound = new OutboundProxy(dp.store(), dp.router(), dp.certificates(), pool, dp.metrics(),
+                dp.transport(), dp.trustDomain(), dp.connectTimeoutMillis(), dp.socketMark(), sockets);
+        // In the pod's namespace the client's address is not ours to bind: the app sees the pod's own.
+        WorkloadDialer dialer = new WorkloadDialer(dp.transport(), false, dp.connectTimeoutMillis(), dp.socketMark(),
+                sockets);
+        InboundHandler handler = new InboundHandler(pod.uid(), s -> java.util.Optional.of(p.resolve(s)), id,
+                dp.store(), dp.authorization(), dp.metrics(), dialer);
+        HboneServerInitializer tls = new HboneServerInitializer(
+                () -> dp.certificates().current(id).map(WorkloadCertificates.TlsMaterial::server).orElse(null),
+                dp.settings(), handler);
+        ChannelInitializer<Channel> hbone = new ChannelInitializer<>() {
+            @Override
+            protected void initChannel(Channel ch) {
+                p.hboneConnections.add(ch);
+                ch.pipeline().addLast(tls);
+            }
+        };
+        OutboundCaptureListener capture = new OutboundCaptureListener(dp.transport(), outbound,
+                ip -> java.util.Optional.of(p.resolve(dp.store().current())), "pod " + pod.describe(), sockets::track);
+        InboundPlaintextListener plaintext = new InboundPlaintextListener(dp.transport(), dp.store(),
+                dp.authorization(), dp.metrics(), dialer, dp.nodeName(), dp.trustDomain(),
+                (state, ip) -> p.ifAddressOf(state, ip), sockets::track);
+        // The listening sockets must be born in the pod's namespace: this (ZDS) thread enters it.
+        sockets.netns().call(() -> {
+            bind(pod, "hbone", dp.hbonePort(), a -> dp.transport().listen(a, hbone));
+            if (dp.outboundPort() > 0) {
+                bind(pod, "outbound", dp.outboundPort(), a -> {
+                    capture.bind(a);
+                    return capture.channel();
+                });
+            }
+            if (dp.inboundPlaintextPort() > 0) {
+                bind(pod, "inbound-plaintext", dp.inboundPlaintextPort(), a -> {
+                    plaintext.bind(a);
+                    return plaintext.channel();
+                });
+            }
+            return null;
+        });
+    }
+
+    private interface Binder {
+        Channel bind(InetSocketAddress address);
+    }
+
+    private static void bind(InpodWorkload pod, String purpose, int port, Binder binder) {
+        InetSocketAddress address = new InetSocketAddress(ANY, port);
+        try {
+            pod.listening(new InpodWorkload.Listener(purpose, address, binder.bind(address)));
+        } catch (RuntimeException e) {
+            throw new IllegalStateException("cannot listen on " + port + " (" + purpose + ") in the pod: "
+                    + rootMessage(e), e);
+        }
+    }
+
+    /** After an agent restart: the agent says the pod still exists; we must already have it. */
+    public String keep(String uid) {
+        InpodWorkload pod = pods.get(uid);
+        if (pod == null) {
+            LOG.warnf("inpod: Keep of unknown uid %s", uid);
+            return "unknown workload uid " + uid + ": send Add with its network namespace";
+        }
+        LOG.debugf("inpod: keeping %s", pod.describe());
+        return "";
+    }
+
+    /** Stops accepting for the pod now; its open connections drain in the background. */
+    public String del(String uid) {
+        InpodWorkload pod = pods.remove(uid);
+        if (pod == null) {
+            LOG.infof("inpod: Del of unknown uid %s: nothing to remove", uid);
+            return "";
+        }
+        pod.state(InpodWorkload.State.DRAINING);
+        pod.stopAccepting();
+        draining.add(pod);
+        long deadline = System.nanoTime() + drainTimeout.toNanos();
+        LOG.infof("inpod: removed %s: no longer accepting; %d open connection(s) may finish within %s",
+                pod.describe(), pod.activeConnections(), drainTimeout);
+        drainLater(pod, deadline);
+        changed.run();
+        return "";
+    }
+
+    private void drainLater(InpodWorkload pod, long deadline) {
+        try {
+            drains.schedule(() -> {
+                if (pod.activeConnections() == 0 || System.nanoTime() >= deadline) {
+                    int cut = pod.activeConnections();
+                    release(pod);
+                    draining.remove(pod);
+                    LOG.infof("inpod: %s released%s", pod.describe(),
+                            cut == 0 ? " after its connections ended" : ": drain timeout, closed " + cut
+                                    + " open connection(s)");
+                    changed.run();
+                } else {
+                    drainLater(pod, deadline);
+                }
+            }, 100, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            release(pod); // shutting down
+        }
+    }
+
+    /** After SnapshotSent: every pod the agent did not name since the connection began goes. */
+    public List<String> retainOnly(Set<String> named) {
+        List<String> dropped = new ArrayList<>();
+        for (String uid : new ArrayList<>(pods.keySet())) {
+            if (!named.contains(uid)) {
+                LOG.infof("inpod: %s was not in the agent's snapshot; removing it", pods.get(uid).describe());
+                del(uid);
+                dropped.add(uid);
+            }
+        }
+        return dropped;
+    }
+
+    /** Closes every socket of the pod and the namespace fd. */
+    private void release(InpodWorkload pod) {
+        pod.stopAccepting();
+        pod.sockets().closeConnections();
+        pod.hboneConnections.close();
+        if (pod.pool() != null) {
+            pod.pool().close();
+        }
+        pod.sockets().netns().close();
+        pod.state(InpodWorkload.State.REMOVED);
+    }
+
+    public Collection<InpodWorkload> enrolled() {
+        return Collections.unmodifiableCollection(pods.values());
+    }
+
+    public Collection<InpodWorkload> drainingNow() {
+        return Collections.unmodifiableCollection(draining);
+    }
+
+    public int running() {
+        return pods.size();
+    }
+
+    /** Identities whose certificates must be kept (the pods served, draining ones included). */
+    public Set<SpiffeId> identities() {
+        Set<SpiffeId> out = new HashSet<>();
+        pods.values().forEach(p -> out.add(p.identity()));
+        draining.forEach(p -> out.add(p.identity()));
+        out.remove(null);
+        return out;
+    }
+
+    /**
+     * The pod's IPv4 addresses, read on a thread inside its namespace: the local routes of
+     * /proc/thread-self/net/fib_trie are that thread's namespace's (Java's interface list mixes in
+     * the process's view for IPv6, so it is not used).
+     */
+    private static List<InetAddress> podAddresses() throws IOException {
+        java.util.Set<InetAddress> out = new java.util.LinkedHashSet<>();
+        String last = null;
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/thread-self/net/fib_trie"))) {
+            String t = line.trim();
+            if (t.startsWith("|--")) {
+                last = t.substring(3).trim();
+            } else if (t.equals("/32 host LOCAL") && last != null) {
+                InetAddress a = InetAddress.getByName(last);
+                if (!a.isLoopbackAddress()) {
+                    out.add(a);
+                }
+            }
+        }
+        return new ArrayList<>(out);
+    }
+
+    static String rootMessage(Throwable t) {
+        Throwable c = t;
+        while (c.getCause() != null && c.getCause() != c) {
+            c = c.getCause();
+        }
+        String m = c.getMessage();
+        return m == null ? c.getClass().getSimpleName() : m;
+    }
+
+    @Override
+    public void close() {
+        for (String uid : new ArrayList<>(pods.keySet())) {
+            InpodWorkload pod = pods.remove(uid);
+            if (pod != null) {
+                release(pod);
+            }
+        }
+        draining.forEach(this::release);
+        draining.clear();
+        drains.shutdownNow();
+        socketThreads.shutdownNow();
+    }
+}

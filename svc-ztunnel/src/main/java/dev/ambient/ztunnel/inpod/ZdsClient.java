@@ -1,0 +1,220 @@
+package dev.ambient.ztunnel.inpod;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.ambient.proto.zds.Ack;
+import dev.ambient.proto.zds.WorkloadRequest;
+import dev.ambient.proto.zds.WorkloadResponse;
+import dev.ambient.proto.zds.ZdsHello;
+import dev.ambient.proto.zds.ZdsVersion;
+import dev.ambient.zds.FileDescriptors;
+import dev.ambient.zds.ZdsPacket;
+import dev.ambient.zds.ZdsSocket;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicLong;
+import org.jboss.logging.Logger;
+
+/**
+ * The ztunnel's end of ZDS, on its own platform thread (the socket blocks, and Adds enter pod
+ * namespaces): connects to the node agent, says hello, then answers every request with exactly
+ * one ack, in order. A broken connection is retried with exponential backoff and jitter; after
+ * each (re)connect the agent replays its pods and sends SnapshotSent, and pods it did not name
+ * are dropped.
+ */
+public final class ZdsClient implements AutoCloseable {
+
+    private static final Logger LOG = Logger.getLogger(ZdsClient.class);
+
+    private final Path socketPath;
+    private final InpodWorkloads workloads;
+    private final Duration initialBackoff;
+    private final Duration maxBackoff;
+    private final MeterRegistry registry;
+    private final Thread thread;
+    private final AtomicLong connections = new AtomicLong();
+    private volatile boolean closed;
+    private volatile ZdsSocket socket;
+    private volatile boolean connected;
+    private volatile boolean snapshotReceived;
+    /** Sticky: the agent's pods were known once; a later agent restart does not make us unready. */
+    private volatile boolean everSynced;
+    private volatile String lastError = "";
+
+    public ZdsClient(Path socketPath, InpodWorkloads workloads, Duration initialBackoff, Duration maxBackoff,
+            MeterRegistry registry) {
+        this.socketPath = socketPath;
+        this.workloads = workloads;
+        this.initialBackoff = initialBackoff;
+        this.maxBackoff = maxBackoff;
+        this.registry = registry;
+        this.thread = new Thread(this::run, "ztunnel-zds");
+        this.thread.setDaemon(true);
+    }
+
+    public ZdsClient start() {
+        thread.start();
+        return this;
+    }
+
+    private void run() {
+        long backoff = initialBackoff.toMillis();
+        while (!closed) {
+            try (ZdsSocket s = ZdsSocket.connect(socketPath)) {
+                socket = s;
+                if (closed) {
+                    return;
+                }
+                s.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).build());
+                connected = true;
+                connections.incrementAndGet();
+                backoff = initialBackoff.toMillis();
+                LOG.infof("zds: connected to the node agent at %s; waiting for its snapshot", socketPath);
+                serve(s);
+            } catch (IOException e) {
+                if (closed) {
+                    return;
+                }
+                lastError = e.getMessage();
+                LOG.infof("zds: %s %s: %s; retrying in %d ms", connected ? "lost the node agent at" : "cannot reach",
+                        socketPath, e.getMessage(), backoff);
+            } catch (RuntimeException e) {
+                lastError = String.valueOf(e);
+                LOG.errorf(e, "zds: unexpected failure; reconnecting in %d ms", backoff);
+            } finally {
+                connected = false;
+                snapshotReceived = false;
+                socket = null;
+            }
+            sleep(backoff + ThreadLocalRandom.current().nextLong(backoff / 4 + 1));
+            backoff = Math.min(backoff * 2, maxBackoff.toMillis());
+        }
+    }
+
+    /** One connection: requests until it breaks. */
+    private void serve(ZdsSocket s) throws IOException {
+        Set<String> named = new HashSet<>();
+        boolean snapshotDone = false;
+        while (!closed) {
+            ZdsPacket packet = s.receive();
+            int fd = packet.fd().orElse(-1);
+            WorkloadRequest request;
+            try {
+                request = WorkloadRequest.parseFrom(packet.payload());
+            } catch (InvalidProtocolBufferException e) {
+                FileDescriptors.close(fd);
+                ack(s, "unknown", "malformed WorkloadRequest: " + e.getMessage());
+                continue;
+            }
+            String error;
+            String type;
+            switch (request.getPayloadCase()) {
+                case ADD -> {
+                    type = "add";
+                    var add = request.getAdd();
+                    if (fd < 0) {
+                        error = "Add of " + add.getUid() + " carries no network namespace fd";
+                    } else {
+                        error = workloads.add(add.getUid(), add.getWorkloadInfo(), fd);
+                        fd = -1; // owned (and closed on failure) by add
+                    }
+                    if (error.isEmpty() && !snapshotDone) {
+                        named.add(add.getUid());
+                    }
+                }
+                case KEEP -> {
+                    type = "keep";
+                    error = workloads.keep(request.getKeep().getUid());
+                    if (error.isEmpty() && !snapshotDone) {
+                        named.add(request.getKeep().getUid());
+                    }
+                }
+                case DEL -> {
+                    type = "del";
+                    error = workloads.del(request.getDel().getUid());
+                    named.remove(request.getDel().getUid());
+                }
+                case SNAPSHOT_SENT -> {
+                    type = "snapshot_sent";
+                    var dropped = workloads.retainOnly(named);
+                    snapshotDone = true;
+                    snapshotReceived = true;
+                    everSynced = true;
+                    LOG.infof("zds: snapshot complete: %d pod(s) enrolled, %d dropped as stale %s",
+                            workloads.running(), dropped.size(), dropped);
+                    error = "";
+                }
+                default -> {
+                    type = "unknown";
+                    error = "unknown WorkloadRequest (payload " + request.getPayloadCase() + ")";
+                }
+            }
+            FileDescriptors.close(fd); // an fd beside anything but an Add is not ours to keep
+            ack(s, type, error);
+        }
+    }
+
+    private void ack(ZdsSocket s, String type, String error) throws IOException {
+        Counter.builder("ztunnel_zds_requests_total").description("ZDS requests from the node agent, by type and result")
+                .tag("type", type).tag("result", error.isEmpty() ? "ok" : "error").register(registry).increment();
+        if (!error.isEmpty()) {
+            lastError = error;
+        }
+        s.send(WorkloadResponse.newBuilder().setAck(Ack.newBuilder().setError(error)).build());
+    }
+
+    private void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            closed = true;
+        }
+    }
+
+    public boolean connected() {
+        return connected;
+    }
+
+    /** True once the agent's snapshot on the current connection is complete. */
+    public boolean snapshotReceived() {
+        return snapshotReceived;
+    }
+
+    /** True once any connection completed a snapshot (readiness: pods present at start are served). */
+    public boolean everSynced() {
+        return everSynced;
+    }
+
+    public long connections() {
+        return connections.get();
+    }
+
+    public String lastError() {
+        return lastError;
+    }
+
+    public Path socketPath() {
+        return socketPath;
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        ZdsSocket s = socket;
+        if (s != null) {
+            s.close();
+        }
+        thread.interrupt();
+        try {
+            thread.join(5_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,134 @@
+package dev.ambient.ztunnel.inpod;
+
+import dev.ambient.proto.zds.AddWorkload;
+import dev.ambient.proto.zds.DelWorkload;
+import dev.ambient.proto.zds.KeepWorkload;
+import dev.ambient.proto.zds.SnapshotSent;
+import dev.ambient.proto.zds.WorkloadInfo;
+import dev.ambient.proto.zds.WorkloadRequest;
+import dev.ambient.proto.zds.WorkloadResponse;
+import dev.ambient.proto.zds.ZdsHello;
+import dev.ambient.proto.zds.ZdsVersion;
+import dev.ambient.zds.FileDescriptors;
+import dev.ambient.zds.ZdsPacket;
+import dev.ambient.zds.ZdsServerSocket;
+import dev.ambient.zds.ZdsSocket;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The node agent's side of ZDS, played by the test over the real transport (a unix
+ * SOCK_SEQPACKET socket with SCM_RIGHTS), since the agent itself is built elsewhere. Every call
+ * has a timeout, so a ztunnel that does not answer fails the test instead of hanging it.
+ */
+final class AgentSide implements AutoCloseable {
+
+    private final Path path;
+    private ZdsServerSocket server;
+    private ZdsSocket connection;
+
+    AgentSide(Path path) throws IOException {
+        this.path = path;
+        this.server = ZdsServerSocket.bind(path);
+    }
+
+    /** Waits for the ztunnel to connect and say hello. */
+    void acceptZtunnel() throws Exception {
+        ZdsServerSocket s = server;
+        connection = CompletableFuture.supplyAsync(() -> {
+            try {
+                return s.accept();
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }).get(15, TimeUnit.SECONDS);
+        ZdsHello hello = ZdsHello.parseFrom(receive().payload());
+        if (hello.getVersion() != ZdsVersion.ZDS_V1) {
+            throw new AssertionError("ztunnel said hello with " + hello.getVersion());
+        }
+    }
+
+    String add(String uid, String namespace, String name, String serviceAccount, Path netns) throws Exception {
+        int fd = FileDescriptors.openReadOnly(netns);
+        try {
+            return request(WorkloadRequest.newBuilder().setAdd(AddWorkload.newBuilder().setUid(uid)
+                    .setWorkloadInfo(WorkloadInfo.newBuilder().setName(name).setNamespace(namespace)
+                            .setServiceAccount(serviceAccount))).build(), fd);
+        } finally {
+            FileDescriptors.close(fd); // the receiver got its own copy
+        }
+    }
+
+    /** An Add whose attached fd is any file, e.g. not a network namespace. */
+    String addWithFile(String uid, String name, Path file) throws Exception {
+        int fd = FileDescriptors.openReadOnly(file);
+        try {
+            return request(WorkloadRequest.newBuilder().setAdd(AddWorkload.newBuilder().setUid(uid)
+                    .setWorkloadInfo(WorkloadInfo.newBuilder().setName(name).setNamespace("shop"))).build(), fd);
+        } finally {
+            FileDescriptors.close(fd);
+        }
+    }
+
+    String addWithoutFd(String uid) throws Exception {
+        return request(WorkloadRequest.newBuilder().setAdd(AddWorkload.newBuilder().setUid(uid)
+                .setWorkloadInfo(WorkloadInfo.newBuilder().setName("nofd").setNamespace("shop"))).build(), -1);
+    }
+
+    String keep(String uid) throws Exception {
+        return request(WorkloadRequest.newBuilder().setKeep(KeepWorkload.newBuilder().setUid(uid)).build(), -1);
+    }
+
+    String del(String uid) throws Exception {
+        return request(WorkloadRequest.newBuilder().setDel(DelWorkload.newBuilder().setUid(uid)).build(), -1);
+    }
+
+    String snapshotSent() throws Exception {
+        return request(WorkloadRequest.newBuilder().setSnapshotSent(SnapshotSent.getDefaultInstance()).build(), -1);
+    }
+
+    /** Sends one request and returns the ack's error ("" = success). */
+    private String request(WorkloadRequest request, int fd) throws Exception {
+        if (fd >= 0) {
+            connection.send(request, fd);
+        } else {
+            connection.send(request);
+        }
+        WorkloadResponse response = WorkloadResponse.parseFrom(receive().payload());
+        if (!response.hasAck()) {
+            throw new AssertionError("expected an ack, got " + response);
+        }
+        return response.getAck().getError();
+    }
+
+    private ZdsPacket receive() throws Exception {
+        ZdsSocket c = connection;
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return c.receive();
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }).get(20, TimeUnit.SECONDS);
+    }
+
+    /** An agent restart: its connection and listening socket go away, and a new agent binds again. */
+    void restart() throws IOException {
+        close();
+        server = ZdsServerSocket.bind(path);
+    }
+
+    @Override
+    public void close() {
+        if (connection != null) {
+            connection.close();
+            connection = null;
+        }
+        if (server != null) {
+            server.close();
+            server = null;
+        }
+    }
+}

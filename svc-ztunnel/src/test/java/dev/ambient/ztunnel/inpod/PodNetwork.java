@@ -1,0 +1,178 @@
+package dev.ambient.ztunnel.inpod;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Pods as the kernel sees them, for real (root): one network namespace per pod ({@code zpod-*}),
+ * each with an {@code eth0} veth whose other end is on the bridge {@code zbr0} in the host
+ * namespace, addresses in 10.248.0.0/16. The in-pod redirection rules are installed with
+ * iptables-restore inside a pod's namespace, as the node agent does.
+ */
+final class PodNetwork {
+
+    static final String BRIDGE = "zbr0";
+
+    private PodNetwork() {
+    }
+
+    /** The rules the node agent installs in an enrolled pod (same semantics; our test fixture). */
+    static final String REDIRECT_RULES = """
+            *nat
+            :PREROUTING ACCEPT [0:0]
+            :INPUT ACCEPT [0:0]
+            :OUTPUT ACCEPT [0:0]
+            :POSTROUTING ACCEPT [0:0]
+            :ZPOD_PREROUTING - [0:0]
+            :ZPOD_OUTPUT - [0:0]
+            -A PREROUTING -j ZPOD_PREROUTING
+            -A OUTPUT -j ZPOD_OUTPUT
+            -A ZPOD_PREROUTING -p tcp --dport 15008 -j RETURN
+            -A ZPOD_PREROUTING -i lo -j RETURN
+            -A ZPOD_PREROUTING -p tcp -j REDIRECT --to-ports 15006
+            -A ZPOD_OUTPUT -m mark --mark 0x539/0xfff -j RETURN
+            -A ZPOD_OUTPUT -d 127.0.0.0/8 -j RETURN
+            -A ZPOD_OUTPUT -o lo -j RETURN
+            -A ZPOD_OUTPUT -p tcp -j REDIRECT --to-ports 15001
+            COMMIT
+            """;
+
+    static boolean usable() {
+        try {
+            return "0".equals(run("id -u").trim()) && Files.isExecutable(Path.of("/usr/sbin/iptables-restore"))
+                    && Files.isExecutable(Path.of("/usr/bin/curl"));
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    static void createBridge() throws Exception {
+        sh("ip link del " + BRIDGE + " 2>/dev/null; true");
+        sh("ip link add " + BRIDGE + " type bridge");
+        sh("ip addr add 10.248.0.1/16 dev " + BRIDGE);
+        sh("ip link set " + BRIDGE + " up");
+    }
+
+    /** A pod: netns {@code zpod-<name>}, eth0 with {@code ip}/16, host side {@code zv-<name>} on the bridge. */
+    static void createPod(String name, String ip) throws Exception {
+        String ns = "zpod-" + name;
+        String host = "zv-" + name;
+        sh("ip netns del " + ns + " 2>/dev/null; ip link del " + host + " 2>/dev/null; true");
+        sh("ip netns add " + ns);
+        sh("ip link add " + host + " type veth peer name eth0 netns " + ns);
+        sh("ip link set " + host + " master " + BRIDGE + " up");
+        sh("ip -n " + ns + " addr add " + ip + "/16 dev eth0");
+        sh("ip -n " + ns + " link set eth0 up");
+        sh("ip -n " + ns + " link set lo up");
+        sh("ip -n " + ns + " route add default via 10.248.0.1");
+    }
+
+    static void installRedirection(String name) throws Exception {
+        Process p = new ProcessBuilder("ip", "netns", "exec", "zpod-" + name, "iptables-restore", "-w")
+                .redirectErrorStream(true).start();
+        p.getOutputStream().write(REDIRECT_RULES.getBytes());
+        p.getOutputStream().close();
+        String out = new String(p.getInputStream().readAllBytes());
+        if (!p.waitFor(20, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            throw new IllegalStateException("iptables-restore in zpod-" + name + " failed: " + out);
+        }
+    }
+
+    static Path netnsPath(String name) {
+        return Path.of("/var/run/netns/zpod-" + name);
+    }
+
+    static void deleteAll(List<String> pods) {
+        for (String name : pods) {
+            try {
+                sh("ip netns pids zpod-" + name + " 2>/dev/null | xargs -r kill 2>/dev/null; "
+                        + "ip netns del zpod-" + name + " 2>/dev/null; ip link del zv-" + name + " 2>/dev/null; true");
+            } catch (Exception ignored) {
+                // best effort
+            }
+        }
+        try {
+            sh("ip link del " + BRIDGE + " 2>/dev/null; true");
+        } catch (Exception ignored) {
+            // best effort
+        }
+    }
+
+    /** Starts an unmodified program inside a pod; the caller destroys it. */
+    static Process start(String pod, String... command) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", "zpod-" + pod));
+        cmd.addAll(List.of(command));
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .start();
+    }
+
+    /** curl inside a pod; returns exit code and body as "<code>:<body>". */
+    static Result curl(String pod, String url) throws Exception {
+        Process p = new ProcessBuilder("ip", "netns", "exec", "zpod-" + pod, "curl", "-sS", "--max-time", "5",
+                "-o", "-", url).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        if (!p.waitFor(15, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            return new Result(-1, out);
+        }
+        return new Result(p.exitValue(), out);
+    }
+
+    record Result(int exit, String output) {
+        boolean ok() {
+            return exit == 0;
+        }
+    }
+
+    /** TCP ports listening inside a pod's namespace. */
+    static List<Integer> listeningPorts(String pod) throws Exception {
+        List<Integer> ports = new ArrayList<>();
+        for (String line : run("ip netns exec zpod-" + pod + " ss -Hltn").split("\n")) {
+            String[] f = line.trim().split("\\s+");
+            if (f.length >= 4) {
+                String local = f[3];
+                ports.add(Integer.parseInt(local.substring(local.lastIndexOf(':') + 1)));
+            }
+        }
+        return ports;
+    }
+
+    /** The socket inode of the listener on {@code port} inside a pod (same inode = same socket). */
+    static String listenerInode(String pod, int port) throws Exception {
+        for (String line : run("ip netns exec zpod-" + pod + " ss -Hltne").split("\n")) {
+            if (line.contains(":" + port + " ")) {
+                int i = line.indexOf("ino:");
+                return line.substring(i + 4).split("\\s+")[0];
+            }
+        }
+        return null;
+    }
+
+    /** Established TCP connections inside a pod, as ss prints them. */
+    static List<String> established(String pod) throws Exception {
+        String out = run("ip netns exec zpod-" + pod + " ss -Htn state established");
+        return out.isBlank() ? List.of() : List.of(out.strip().split("\n"));
+    }
+
+    static void sh(String command) throws Exception {
+        Process p = new ProcessBuilder("sh", "-c", command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        if (!p.waitFor(20, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            throw new IllegalStateException(command + " failed: " + out);
+        }
+    }
+
+    static String run(String command) throws Exception {
+        Process p = new ProcessBuilder("sh", "-c", command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        if (!p.waitFor(20, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new IllegalStateException(command + " timed out");
+        }
+        return out;
+    }
+}

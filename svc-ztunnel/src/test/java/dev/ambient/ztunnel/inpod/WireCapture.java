@@ -1,0 +1,107 @@
+package dev.ambient.ztunnel.inpod;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * tcpdump on a pod's host-side veth, written to a pcap file and read back here: every TCP
+ * segment's ports and payload, so a test can say what really crossed the wire between pods.
+ */
+final class WireCapture implements AutoCloseable {
+
+    /** One TCP segment: addresses, ports and payload. */
+    record Segment(String src, int sport, String dst, int dport, byte[] payload) {
+    }
+
+    private final Process tcpdump;
+    private final Path file;
+
+    WireCapture(String iface, Path file) throws Exception {
+        this.file = file;
+        this.tcpdump = new ProcessBuilder("tcpdump", "-i", iface, "-nn", "--immediate-mode", "-U", "-w", file.toString(), "tcp")
+                .redirectErrorStream(true).start();
+        BufferedReader err = new BufferedReader(new InputStreamReader(tcpdump.getInputStream()));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        String line;
+        while ((line = err.readLine()) != null && !line.contains("listening on")) {
+            if (System.nanoTime() > deadline) {
+                break;
+            }
+        }
+        if (line == null) {
+            throw new IllegalStateException("tcpdump did not start on " + iface);
+        }
+    }
+
+    /** Stops the capture and parses it (Ethernet, IPv4, TCP). */
+    List<Segment> stop() throws Exception {
+        Thread.sleep(300); // the last segments reach the file (immediate mode: no kernel block timeout)
+        tcpdump.destroy();
+        tcpdump.waitFor(10, TimeUnit.SECONDS);
+        ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
+        if (b.getInt(0) != 0xa1b2c3d4) {
+            throw new IllegalStateException("not a little-endian microsecond pcap");
+        }
+        List<Segment> out = new ArrayList<>();
+        int pos = 24;
+        while (pos + 16 <= b.limit()) {
+            int captured = b.getInt(pos + 8);
+            int frame = pos + 16;
+            pos = frame + captured;
+            if (pos > b.limit() || captured < 54) {
+                break;
+            }
+            ByteBuffer f = ByteBuffer.wrap(b.array(), frame, captured).slice().order(ByteOrder.BIG_ENDIAN);
+            if (Short.toUnsignedInt(f.getShort(12)) != 0x0800) {
+                continue;
+            }
+            int ihl = (f.get(14) & 0x0f) * 4;
+            int total = Short.toUnsignedInt(f.getShort(16));
+            if (f.get(23) != 6) {
+                continue;
+            }
+            String src = ip(f, 26);
+            String dst = ip(f, 30);
+            int tcp = 14 + ihl;
+            int sport = Short.toUnsignedInt(f.getShort(tcp));
+            int dport = Short.toUnsignedInt(f.getShort(tcp + 2));
+            int dataOffset = ((f.get(tcp + 12) >> 4) & 0x0f) * 4;
+            int start = tcp + dataOffset;
+            int end = Math.min(14 + total, captured);
+            byte[] payload = new byte[Math.max(0, end - start)];
+            f.get(start, payload);
+            out.add(new Segment(src, sport, dst, dport, payload));
+        }
+        return out;
+    }
+
+    /** The first payload bytes of each direction of each connection, keyed "src:port>dst:port". */
+    static Map<String, byte[]> firstPayloads(List<Segment> segments) {
+        Map<String, byte[]> first = new HashMap<>();
+        for (Segment s : segments) {
+            if (s.payload().length > 0) {
+                first.putIfAbsent(s.src() + ":" + s.sport() + ">" + s.dst() + ":" + s.dport(), s.payload());
+            }
+        }
+        return first;
+    }
+
+    private static String ip(ByteBuffer f, int at) {
+        return (f.get(at) & 0xff) + "." + (f.get(at + 1) & 0xff) + "." + (f.get(at + 2) & 0xff) + "."
+                + (f.get(at + 3) & 0xff);
+    }
+
+    @Override
+    public void close() {
+        tcpdump.destroyForcibly();
+    }
+}
