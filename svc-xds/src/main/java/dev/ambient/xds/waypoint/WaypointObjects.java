@@ -112,6 +112,11 @@ public final class WaypointObjects {
                                         .withScheme("HTTP").endHttpGet()
                                     .withPeriodSeconds(5).withFailureThreshold(3)
                                 .endReadinessProbe()
+                                .withNewLivenessProbe()
+                                    .withNewHttpGet().withPath("/healthz/live").withPort(new IntOrString(HEALTH_PORT))
+                                        .withScheme("HTTP").endHttpGet()
+                                    .withPeriodSeconds(10).withFailureThreshold(3)
+                                .endLivenessProbe()
                                 .withNewResources()
                                     // The CPU request is what the HorizontalPodAutoscaler's utilization is measured against.
                                     .addToRequests("cpu", new Quantity("100m"))
@@ -126,8 +131,15 @@ public final class WaypointObjects {
                                     .withNewCapabilities().addToDrop("ALL").endCapabilities()
                                 .endSecurityContext()
                                 .addNewVolumeMount().withName("tmp").withMountPath("/tmp").endVolumeMount()
+                                .addNewVolumeMount().withName("ca-token").withMountPath("/var/run/secrets/tokens")
+                                    .withReadOnly(true).endVolumeMount()
                             .endContainer()
                             .addNewVolume().withName("tmp").withNewEmptyDir().endEmptyDir().endVolume()
+                            // The waypoint's own service-account token, rotated by the kubelet, sent to
+                            // svc-ca with each certificate request (waypoint.identity.token-file).
+                            .addNewVolume().withName("ca-token").withNewProjected().addNewSource()
+                                .withNewServiceAccountToken().withPath("ambient-ca-token").withExpirationSeconds(3600L)
+                                .endServiceAccountToken().endSource().endProjected().endVolume()
                         .endSpec()
                     .endTemplate()
                 .endSpec()
@@ -181,9 +193,15 @@ public final class WaypointObjects {
                         .withFieldPath("metadata.namespace").endFieldRef().endValueFrom().build(),
                 new EnvVarBuilder().withName("SERVICE_ACCOUNT").withNewValueFrom().withNewFieldRef()
                         .withFieldPath("spec.serviceAccountName").endFieldRef().endValueFrom().build(),
+                // Configuration from svc-xds, certificate from svc-ca (svc-waypoint README, waypoint.* keys).
+                new EnvVarBuilder().withName("WAYPOINT_XDS_ADDRESS").withValue("xds.istio-system.svc:15010").build(),
+                new EnvVarBuilder().withName("WAYPOINT_IDENTITY_SOURCE").withValue("ca").build(),
+                new EnvVarBuilder().withName("WAYPOINT_IDENTITY_CA_ADDRESS").withValue("ca.istio-system.svc:15012").build(),
                 // Read by the image's java launcher (same flags as the ztunnel: Netty native transport, FFM).
                 new EnvVarBuilder().withName("JAVA_OPTS").withValue(
-                        "-XX:MaxRAMPercentage=75 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow")
+                        "-XX:MaxRAMPercentage=75 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow"
+                                // The AOT cache the image carries (native-images/README.md), as every JVM in k8s/.
+                                + " -XX:AOTCache=/deployments/app.aot")
                         .build());
     }
 

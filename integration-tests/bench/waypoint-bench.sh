@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# Waypoint benchmark: request rate and latency of three paths through the mesh, same machine, same
+# run, with ratios:
+#   L4      client -> ztunnel node-a -> ztunnel node-b -> nginx (server)
+#   nginx   client -> ztunnel node-a -> ztunnel node-b -> nginx reverse proxy -> nginx (server)
+#           (Debian's nginx as a plain L7 proxy: the yardstick for one L7 hop)
+#   waypoint client -> ztunnel node-a -> waypoint -> ztunnel node-b -> nginx (server)
+# and the waypoint's CPU per request, added p50 latency against nginx's, and RSS at 1,000 rps.
+# svc-xds (directory source) streams the mesh written below as Kubernetes YAML to the two
+# ztunnels and the waypoint; certificates come from a local root shared by all three. Everything
+# runs in a private network namespace on loopback addresses, removed on exit with every process.
+#
+#   sudo integration-tests/bench/waypoint-bench.sh
+#
+# Settings (environment): WPBENCH_DURATION (10 s per timed run), WPBENCH_CONNS (16 connections for
+# the rate runs), WPBENCH_XMX (256m per JVM), WPBENCH_NS (wpbench), WPBENCH_JAVA_HOME,
+# WPBENCH_KEEP=1 (keep the temp dir with the logs), WPBENCH_WP_JVM_OPTS (the waypoint's JVM
+# flags, after the common ones; default "-Xmx64m -XX:+UseSerialGC": a proxy's heap is small).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+java_home="${WPBENCH_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
+NS="${WPBENCH_NS:-wpbench}"
+DUR="${WPBENCH_DURATION:-10}"
+CONNS="${WPBENCH_CONNS:-16}"
+XMX="${WPBENCH_XMX:-256m}"
+
+CLIENT=127.0.10.1      # bench-client pod, node-a: its connections to 127.0.50.0/24 are captured
+SERVER=127.0.20.1      # bench-server pod, node-b: nginx :8080
+PROXY=127.0.40.1       # bench-proxy pod, node-b: nginx reverse proxy :8081 -> SERVER:8080
+WAYPOINT=127.0.30.1    # waypoint-0 pod (no ztunnel on its node): HBONE :15008
+VIP_L4=127.0.50.1      # service server-l4 -> bench-server, no waypoint
+VIP_WP=127.0.50.2      # service server-wp -> bench-server, istio.io/use-waypoint: waypoint
+VIP_NGINX=127.0.50.3   # service proxy -> bench-proxy
+XDS=127.0.0.5; NODE_A=127.0.0.2; NODE_B=127.0.0.3; WP_ADMIN=127.0.0.6
+MARK=1337
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
+die() { printf 'waypoint-bench: %s\n' "$*" >&2; exit 1; }
+nx() { ip netns exec "$NS" "$@"; }
+calc() { awk "BEGIN { v = $1; printf \"%${2:-.1f}\", v }" 2>/dev/null || echo nan; }
+
+[ "$(id -u)" = 0 ] || die "needs root (network namespace, iptables)"
+missing=()
+for tool in ip:iproute2 iptables:iptables wrk:wrk nginx:nginx curl:curl; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (apt-get)"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+[ -x "$java_home/bin/java" ] || die "no Java 25 at $java_home (set WPBENCH_JAVA_HOME)"
+for m in svc-xds svc-ztunnel svc-waypoint; do
+  if [ ! -f "$repo/$m/target/quarkus-app/quarkus-run.jar" ]; then
+    say "building $m (jar missing)"
+    (cd "$repo" && JAVA_HOME="$java_home" ./mvnw -B -q -o -pl "$m" -am package -DskipTests) || die "build of $m failed"
+  fi
+done
+if ip netns list | grep -qw "^$NS"; then
+  [ -z "$(ip netns pids "$NS" 2>/dev/null)" ] || die "network namespace $NS exists with processes in it (WPBENCH_NS)"
+  ip netns del "$NS"
+fi
+
+work="$(mktemp -d /tmp/wpbench.XXXXXX)"
+pids=()
+cleanup() {
+  set +e
+  local i pid
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  done
+  ip netns del "$NS" 2>/dev/null
+  if [ "${WPBENCH_KEEP:-0}" = 1 ]; then echo "kept logs in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+start_bg() { local name="$1"; shift; ip netns exec "$NS" "$@" >"$work/$name.log" 2>&1 & pids+=($!); eval "pid_${name//-/_}=$!"; }
+wait_ready() { # name pid url
+  for _ in $(seq 1 240); do
+    nx curl -fsS -o /dev/null "$3" 2>/dev/null && { say "$1 ready ($3)"; return 0; }
+    kill -0 "$2" 2>/dev/null || { tail -30 "$work/$1.log" >&2; die "$1 exited"; }
+    sleep 0.25
+  done
+  tail -30 "$work/$1.log" >&2; die "$1 not ready after 60 s"
+}
+
+say "network namespace $NS: lo up, source-hint route, capture of $CLIENT -> 127.0.50.0/24"
+ip netns add "$NS"
+nx ip link set lo up
+nx ip route add local 127.0.50.0/24 dev lo src "$CLIENT" table local
+nx iptables -w -t nat -A OUTPUT -m mark --mark "$MARK" -j RETURN
+nx iptables -w -t nat -A OUTPUT -p tcp -s "$CLIENT" -d 127.0.50.0/24 -j REDIRECT --to-ports 15001
+
+# ---------------------------------------------------------------------------------------------
+# The mesh, as Kubernetes YAML read by svc-xds (pods carry the status an API server would fill in)
+mkdir -p "$work/mesh" "$work/ca" "$work/www" "$work/nginx"
+pod() { # name, node, ip, sa, labels, ports
+cat <<EOF
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, namespace: bench, uid: 00000000-0000-4000-8000-$(printf '%012d' "$RANDOM"), labels: {$5}}
+spec:
+  nodeName: $2
+  serviceAccountName: $4
+  containers: [{name: main, image: bench$6}]
+status: {phase: Running, podIP: $3, conditions: [{type: Ready, status: "True"}]}
+EOF
+}
+{
+cat <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: bench, labels: {istio.io/dataplane-mode: ambient}}
+EOF
+pod bench-client node-a "$CLIENT" bench-client "app: client" ""
+pod bench-server node-b "$SERVER" bench-server "app: server" ", ports: [{name: http, containerPort: 8080}]"
+pod bench-proxy node-b "$PROXY" bench-proxy "app: proxy" ", ports: [{name: http, containerPort: 8081}]"
+pod waypoint-0 node-w "$WAYPOINT" waypoint "gateway.networking.k8s.io/gateway-name: waypoint, istio.io/dataplane-mode: none" ""
+cat <<EOF
+---
+apiVersion: v1
+kind: Service
+metadata: {name: server-l4, namespace: bench}
+spec: {clusterIP: $VIP_L4, selector: {app: server}, ports: [{name: http, port: 80, targetPort: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: server-wp, namespace: bench, labels: {istio.io/use-waypoint: waypoint}}
+spec: {clusterIP: $VIP_WP, selector: {app: server}, ports: [{name: http, port: 80, targetPort: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: proxy, namespace: bench}
+spec: {clusterIP: $VIP_NGINX, selector: {app: proxy}, ports: [{name: http, port: 80, targetPort: http}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, namespace: bench, labels: {istio.io/waypoint-for: service}}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: waypoint, namespace: bench, labels: {gateway.networking.k8s.io/gateway-name: waypoint}}
+spec: {clusterIP: 127.0.50.20, selector: {gateway.networking.k8s.io/gateway-name: waypoint}, ports: [{name: mesh, port: 15008, targetPort: 15008}]}
+---
+# One L7 hop's worth of work: a route match and a request header change.
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: server-wp, namespace: bench}
+spec:
+  parentRefs: [{group: "", kind: Service, name: server-wp, port: 80}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: x-bench, value: waypoint}]}
+    backendRefs: [{name: server-wp, port: 80}]
+EOF
+} >"$work/mesh/bench.yaml"
+
+head -c 99 /dev/zero | tr '\0' 'z' >"$work/www/100b.txt"; echo >>"$work/www/100b.txt"
+cat >"$work/nginx.conf" <<EOF
+daemon off;
+user root;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  default_type text/plain;
+  tcp_nodelay on;
+  keepalive_timeout 300s;
+  keepalive_requests 100000000;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream server { server $SERVER:8080; keepalive 64; }
+  server { listen $SERVER:8080; root $work/www; }
+  server {
+    listen $PROXY:8081;
+    location / { proxy_pass http://server; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+start_bg nginx nginx -p "$work/nginx" -c "$work/nginx.conf" -e "$work/nginx/error.log"
+
+for m in svc-xds svc-ztunnel svc-waypoint; do cp -a "$repo/$m/target/quarkus-app" "$work/$m"; done
+jvm=("$java_home/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow "-Xmx$XMX")
+hosts() { echo "-Dquarkus.http.host=$1 -Dquarkus.management.host=$1 -Dquarkus.grpc.server.host=$1"; }
+
+say "svc-xds on $XDS:15010, reading $work/mesh"
+start_bg xds "${jvm[@]}" $(hosts $XDS) -Dxds.source=directory -Dxds.directory="$work/mesh" \
+  -Dxds.waypoint.enabled=false -jar "$work/svc-xds/quarkus-run.jar"
+wait_ready xds "$pid_xds" "http://$XDS:15021/healthz/ready"
+
+ztunnel() { # node ip capture-port
+  start_bg "ztunnel-$1" "${jvm[@]}" $(hosts "$2") -Dztunnel.node-name="$1" -Dztunnel.node-ip="$2" \
+    -Dztunnel.xds-address="$XDS:15010" -Dztunnel.identity.ca-dir="$work/ca" \
+    -Dztunnel.ports.outbound-capture="$3" -Dztunnel.ports.inbound-plaintext=0 -Dztunnel.ports.socks5=0 \
+    -Dztunnel.ports.admin=0 -Dztunnel.dataplane.socket-mark="$MARK" \
+    '-Dquarkus.log.category."dev.ambient.ztunnel.access".level=WARN' -jar "$work/svc-ztunnel/quarkus-run.jar"
+}
+say "ztunnels node-a ($NODE_A, capture 15001) and node-b ($NODE_B); waypoint on $WAYPOINT:15008"
+ztunnel node-a "$NODE_A" 15001
+wait_ready ztunnel-node-a "$pid_ztunnel_node_a" "http://$NODE_A:15021/healthz/ready"
+ztunnel node-b "$NODE_B" 0
+WP_JVM_OPTS="${WPBENCH_WP_JVM_OPTS--Xmx64m -XX:+UseSerialGC}"
+read -r -a wp_extra <<<"$WP_JVM_OPTS"
+start_bg waypoint "${jvm[@]}" "${wp_extra[@]}" $(hosts $WP_ADMIN) -Dwaypoint.gateway=bench/waypoint -Dwaypoint.pod-name=waypoint-0 \
+  -Dwaypoint.xds-address="$XDS:15010" -Dwaypoint.identity.ca-dir="$work/ca" \
+  -Dwaypoint.listen.address="$WAYPOINT" '-Dquarkus.log.category."dev.ambient.waypoint.access".level=WARN' \
+  -jar "$work/svc-waypoint/quarkus-run.jar"
+wait_ready ztunnel-node-b "$pid_ztunnel_node_b" "http://$NODE_B:15021/healthz/ready"
+wait_ready waypoint "$pid_waypoint" "http://$WP_ADMIN:15021/healthz/ready"
+WP=$pid_waypoint
+[ "$(cat /proc/$WP/comm)" = java ] || die "pid $WP is not the waypoint JVM"
+
+say "checking the three paths"
+for vip in $VIP_L4 $VIP_NGINX $VIP_WP; do
+  ok=0
+  for _ in $(seq 1 50); do
+    b=$(nx curl -fsS --max-time 5 "http://$vip/100b.txt" 2>/dev/null | wc -c || true)
+    [ "$b" = 100 ] && { ok=1; break; }
+    sleep 0.2
+  done
+  [ $ok = 1 ] || die "request to $vip failed; logs in $work (WPBENCH_KEEP=1 keeps them)"
+done
+seen=$(nx curl -fsS "http://$WP_ADMIN:15020/metrics" | grep -c '^istio_requests_total{.*reporter="waypoint"' || true)
+[ "$seen" -gt 0 ] || die "the waypoint reported no request: the server-wp path did not go through it"
+echo "   L4, nginx and waypoint paths answer 100 bytes; the waypoint counts its requests"
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+CLK_TCK="$(getconf CLK_TCK)"
+ms() { # wrk latency value ("1.23ms", "456.00us", "1.2s") -> ms
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+run_wrk() { # label url conns -> sets rps p50 p99 reqs
+  local out
+  out=$(nx wrk -t1 -c"$3" -d"${DUR}s" --latency "$2")
+  echo "$out" >"$work/wrk-$1-c$3.txt"
+  rps=$(echo "$out" | awk '/^Requests\/sec/ { print $2 }')
+  reqs=$(echo "$out" | awk '/requests in/ { print $1 }')
+  p50=$(ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
+  p99=$(ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+  errs=$(echo "$out" | awk '/Non-2xx|Socket errors/' | tr '\n' ' ')
+  [ -z "$errs" ] || echo "   $1: $errs" >&2
+}
+
+# Warm up the JITs on every path.
+for vip in $VIP_L4 $VIP_NGINX $VIP_WP; do nx wrk -t1 -c"$CONNS" -d3s "http://$vip/100b.txt" >/dev/null; done
+
+declare -A RPS P50 P99 LAT50 LAT99
+for path in l4:$VIP_L4 nginx:$VIP_NGINX waypoint:$VIP_WP; do
+  name=${path%%:*}; vip=${path#*:}
+  say "$name: $CONNS connections, ${DUR}s (rate), then 1 connection, ${DUR}s (latency)"
+  t0=$(cpu_ticks "$WP")
+  run_wrk "$name" "http://$vip/100b.txt" "$CONNS"
+  t1=$(cpu_ticks "$WP")
+  RPS[$name]=$rps; P50[$name]=$p50; P99[$name]=$p99
+  if [ "$name" = waypoint ]; then WP_CPU_US=$(calc "($t1 - $t0) * 1000000 / $CLK_TCK / $reqs" .0f); fi
+  run_wrk "$name" "http://$vip/100b.txt" 1
+  LAT50[$name]=$p50; LAT99[$name]=$p99
+  printf '   %-8s %9s req/s (p50 %s ms, p99 %s ms at %s conns); 1 conn: p50 %s ms, p99 %s ms\n' \
+    "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "$CONNS" "${LAT50[$name]}" "${LAT99[$name]}"
+done
+
+say "waypoint at about 1,000 req/s for ${DUR}s (13 connections, each waiting 10 ms between requests)"
+cat >"$work/paced.lua" <<'EOF'
+function delay() return 10 end
+EOF
+nx wrk -t1 -c13 -d"${DUR}s" -s "$work/paced.lua" "http://$VIP_WP/100b.txt" >"$work/wrk-paced.txt"
+paced_rps=$(awk '/^Requests\/sec/ { print $2 }' "$work/wrk-paced.txt")
+WP_RSS_MB=$(calc "$(rss_kb "$WP") / 1024" .0f)
+
+added_wp=$(calc "${LAT50[waypoint]} - ${LAT50[l4]}" .3f)
+added_nginx=$(calc "${LAT50[nginx]} - ${LAT50[l4]}" .3f)
+ratio_added=$(calc "($added_nginx > 0) ? $added_wp / $added_nginx : 999" .2f)
+verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo MISS; }
+
+echo
+say "results (same machine, same run; $(nproc) cores, shared: numbers are noisy)"
+printf '   %-34s %12s %12s %12s\n' "" "L4" "nginx hop" "waypoint"
+printf '   %-34s %12s %12s %12s\n' "req/s ($CONNS conns)" "${RPS[l4]}" "${RPS[nginx]}" "${RPS[waypoint]}"
+printf '   %-34s %12s %12s %12s\n' "p50 / p99 ms ($CONNS conns)" "${P50[l4]}/${P99[l4]}" "${P50[nginx]}/${P99[nginx]}" "${P50[waypoint]}/${P99[waypoint]}"
+printf '   %-34s %12s %12s %12s\n' "p50 / p99 ms (1 conn)" "${LAT50[l4]}/${LAT99[l4]}" "${LAT50[nginx]}/${LAT99[nginx]}" "${LAT50[waypoint]}/${LAT99[waypoint]}"
+echo "   ratios: waypoint/L4 req/s $(calc "${RPS[waypoint]} / ${RPS[l4]}" .2f), nginx/L4 req/s $(calc "${RPS[nginx]} / ${RPS[l4]}" .2f);" \
+  "p50 (1 conn) waypoint/L4 $(calc "${LAT50[waypoint]} / ${LAT50[l4]}" .2f), nginx/L4 $(calc "${LAT50[nginx]} / ${LAT50[l4]}" .2f)"
+echo "   waypoint CPU per request:          ${WP_CPU_US} us   (goal <= 250 us)        $(verdict "$WP_CPU_US <= 250")"
+echo "   added p50 (1 conn) waypoint/nginx: ${added_wp} / ${added_nginx} ms = ${ratio_added}x   (goal <= 2x)   $(verdict "$ratio_added <= 2")"
+echo "   waypoint RSS at ${paced_rps} req/s:      ${WP_RSS_MB} MB   (goal < 100 MB; JVM: $WP_JVM_OPTS)   $(verdict "$WP_RSS_MB < 100")"

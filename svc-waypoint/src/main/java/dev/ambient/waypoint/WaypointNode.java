@@ -1,0 +1,245 @@
+package dev.ambient.waypoint;
+
+import dev.ambient.discovery.DeltaDiscoveryClient;
+import dev.ambient.discovery.ResourceTypes;
+import dev.ambient.hbone.ConnectionPool;
+import dev.ambient.hbone.HboneConnector;
+import dev.ambient.hbone.HboneSettings;
+import dev.ambient.identity.SpiffeId;
+import dev.ambient.net.Transport;
+import dev.ambient.proto.discovery.Node;
+import dev.ambient.proto.l7.L7Authorization;
+import dev.ambient.proto.l7.ServiceRoutes;
+import dev.ambient.proto.workload.Service;
+import dev.ambient.proto.workload.Workload;
+import dev.ambient.waypoint.authz.L7Authorizer;
+import dev.ambient.waypoint.config.WaypointConfig;
+import dev.ambient.waypoint.http.DataPath;
+import dev.ambient.waypoint.http.RetryBudget;
+import dev.ambient.waypoint.identity.WaypointIdentity;
+import dev.ambient.waypoint.proxy.HboneListener;
+import dev.ambient.waypoint.proxy.InboundDispatcher;
+import dev.ambient.waypoint.proxy.UpstreamClient;
+import dev.ambient.waypoint.route.LoadBalancer;
+import dev.ambient.waypoint.state.StateStore;
+import dev.ambient.waypoint.state.WaypointState;
+import dev.ambient.waypoint.telemetry.RequestMetrics;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import org.jboss.logging.Logger;
+
+/**
+ * One waypoint assembled from its parts: identity, configuration (svc-xds stream, or filled by a
+ * test), the data-plane event loops, the HBONE listener and the HTTP data path. Plain Java, so
+ * tests run several waypoints and ztunnels in one JVM; {@link Waypoint} runs one inside Quarkus.
+ */
+public final class WaypointNode implements AutoCloseable {
+
+    private static final Logger LOG = Logger.getLogger(WaypointNode.class);
+
+    /** The resource types a waypoint subscribes to. */
+    public static final List<String> TYPES = List.of(ResourceTypes.WORKLOAD, ResourceTypes.SERVICE,
+            ResourceTypes.SERVICE_ROUTES, ResourceTypes.L7_AUTHORIZATION);
+
+    private final WaypointConfig config;
+    private final MeterRegistry registry;
+    private final StateStore store = new StateStore();
+    private Transport transport;
+    private WaypointIdentity identity;
+    private ConnectionPool pool;
+    private java.util.Map<io.netty.channel.EventLoop, ConnectionPool> perLoopPools = java.util.Map.of();
+    private UpstreamClient upstream;
+    private InboundDispatcher dispatcher;
+    private HboneListener listener;
+    private DataPath dataPath;
+    private DeltaDiscoveryClient xds;
+    private volatile boolean started;
+    private volatile boolean draining;
+
+    public WaypointNode(WaypointConfig config, MeterRegistry registry) {
+        this.config = config;
+        this.registry = registry;
+    }
+
+    public WaypointNode start() {
+        String[] gateway = config.gateway().split("/", 2);
+        if (gateway.length != 2 || gateway[0].isEmpty() || gateway[1].isEmpty()) {
+            throw new IllegalArgumentException("waypoint.gateway=" + config.gateway() + " must be 'namespace/name'");
+        }
+        SpiffeId id = new SpiffeId(config.trustDomain(), gateway[0], config.serviceAccount().orElse(gateway[1]));
+        var idc = config.identity();
+        identity = switch (idc.source()) {
+            case "local" -> WaypointIdentity.local(id, idc.caDir(), idc.certificateLifetime());
+            case "ca" -> WaypointIdentity.fromCa(id, idc.caAddress(), idc.tokenFile(), idc.certificateLifetime());
+            default -> throw new IllegalArgumentException("waypoint.identity.source=" + idc.source()
+                    + " is unknown; use 'local' or 'ca'");
+        };
+        identity.start();
+
+        int threads = config.listen().threads().orElse(Runtime.getRuntime().availableProcessors());
+        transport = Transport.create("waypoint-dataplane", threads);
+        HboneSettings settings = new HboneSettings(HboneSettings.DEFAULTS.streamWindow(),
+                HboneSettings.DEFAULTS.connectionWindow(), HboneSettings.DEFAULTS.maxFrameSize(),
+                config.listen().maxStreamsPerConnection());
+        var up = config.upstream();
+        HboneConnector connector = new HboneConnector(transport, settings, (int) up.connectTimeout().toMillis(), 0);
+        pool = new ConnectionPool(connector, transport.group(), up.idleTimeout());
+        // HTTP requests: one pool per event loop, dialling on that loop (no thread hops per request).
+        java.util.Map<io.netty.channel.EventLoop, ConnectionPool> loopPools = new java.util.concurrent.ConcurrentHashMap<>();
+        perLoopPools = loopPools;
+        upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
+                l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
+                config.http().maxBodyBytes(), up.maxIdlePerEndpoint());
+        LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
+                up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
+        dataPath = new DataPath(store, new L7Authorizer(config.gateway()), balancer, upstream,
+                new RequestMetrics(registry), new RetryBudget(config.http().minRetryConcurrency()),
+                config.http().retryBudgetPercent(), config.trustDomain());
+        dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), config.http().maxBodyBytes(),
+                config.http().sniffTimeout());
+        listener = new HboneListener(transport, new InetSocketAddress(config.listen().address(),
+                config.listen().hbonePort()), identity, settings, dispatcher);
+
+        Gauge.builder("waypoint_active_requests", dataPath.retryBudget, RetryBudget::activeRequests)
+                .description("HTTP requests in flight").register(registry);
+        Gauge.builder("waypoint_open_tunnels", dispatcher, InboundDispatcher::openTunnels)
+                .description("Inbound HBONE tunnels open").register(registry);
+        Gauge.builder("waypoint_pool_connections", this, n -> n.pool.totalConnections()
+                        + n.perLoopPools.values().stream().mapToInt(ConnectionPool::totalConnections).sum())
+                .description("Pooled outbound HBONE connections").register(registry);
+
+        if (config.xdsAddress().isPresent()) {
+            Node node = Node.newBuilder().setId("waypoint~" + config.gateway() + "~" + config.podName())
+                    .setRole(Node.Role.WAYPOINT).setGateway(config.gateway())
+                    .setNodeName(config.nodeName().orElse(""))
+                    .putAllMetadata(config.podIp().map(ip -> java.util.Map.of("pod-ip", ip)).orElse(java.util.Map.of()))
+                    .build();
+            xds = new DeltaDiscoveryClient(config.xdsAddress().get(), node, TYPES, s -> store.replace(WaypointState.of(
+                    s.of(ResourceTypes.WORKLOAD, Workload.class), s.of(ResourceTypes.SERVICE, Service.class),
+                    s.of(ResourceTypes.SERVICE_ROUTES, ServiceRoutes.class),
+                    s.of(ResourceTypes.L7_AUTHORIZATION, L7Authorization.class))), "waypoint-xds");
+            xds.start();
+        }
+        started = true;
+        LOG.infof("waypoint %s started as %s: %d data-plane threads (%s), HBONE on %s, identity from %s, config from %s",
+                config.gateway(), id, threads, transport.isNative() ? "epoll" : "nio", listener.localAddress(),
+                identity.describe(), config.xdsAddress().map(a -> "xds at " + a).orElse("the embedding code"));
+        return this;
+    }
+
+    /** Why the waypoint is not ready, or empty when it is: a certificate, a first configuration, not draining. */
+    public Optional<String> notReady() {
+        if (!started) {
+            return Optional.of("not started");
+        }
+        if (draining) {
+            return Optional.of("draining");
+        }
+        if (!identity.valid()) {
+            return Optional.of("no valid certificate yet" + (identity.lastError() == null ? ""
+                    : ": " + identity.lastError()));
+        }
+        if (!store.configured()) {
+            return Optional.of(xds == null ? "no configuration (waypoint.xds-address is not set)"
+                    : "waiting for configuration from " + xds.target()
+                            + (xds.lastError() == null ? "" : ": " + xds.lastError()));
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * Graceful shutdown: readiness goes down and every connected client gets GOAWAY (their pools
+     * open new connections elsewhere); HTTP/1.1 responses close their connections from now on. New
+     * connections are still accepted for {@code minimum}, for clients that chose this waypoint
+     * before its endpoint was removed. Returns once no request or TCP tunnel is in flight and no
+     * tunnel was accepted for that time, or when {@code timeout} has passed; the caller then closes
+     * the node.
+     */
+    public boolean drain(Duration minimum, Duration timeout) {
+        if (!started) {
+            return true;
+        }
+        draining = true;
+        dataPath.drain();
+        listener.goAway();
+        long start = System.nanoTime();
+        long deadline = start + timeout.toNanos();
+        while (System.nanoTime() < deadline) {
+            boolean idle = dataPath.retryBudget.activeRequests() == 0 && dispatcher.tcpTunnels() == 0;
+            // A tunnel accepted lately may not have sent its request yet: give it the minimum time too.
+            long quietSince = Math.max(start, dispatcher.lastAcceptNanos());
+            if (idle && System.nanoTime() - quietSince >= minimum.toNanos()) {
+                LOG.infof("drained after %d ms: no request or TCP tunnel left", (System.nanoTime() - start) / 1_000_000);
+                return true;
+            }
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+        LOG.warnf("drain timeout %s passed with %d requests and %d TCP tunnels still open", timeout,
+                dataPath.retryBudget.activeRequests(), dispatcher.tcpTunnels());
+        return false;
+    }
+
+    @Override
+    public void close() {
+        if (xds != null) {
+            xds.close();
+        }
+        if (listener != null) {
+            listener.close();
+        }
+        if (upstream != null) {
+            upstream.close();
+        }
+        if (pool != null) {
+            pool.close();
+        }
+        perLoopPools.values().forEach(ConnectionPool::close);
+        if (identity != null) {
+            identity.close();
+        }
+        if (transport != null) {
+            transport.close();
+        }
+    }
+
+    public StateStore store() {
+        return store;
+    }
+
+    public WaypointIdentity identity() {
+        return identity;
+    }
+
+    public InetSocketAddress hboneAddress() {
+        return listener.localAddress();
+    }
+
+    public InboundDispatcher dispatcher() {
+        return dispatcher;
+    }
+
+    public LoadBalancer balancer() {
+        return dataPath.balancer;
+    }
+
+    public int activeRequests() {
+        return dataPath.retryBudget.activeRequests();
+    }
+
+    public Optional<DeltaDiscoveryClient> xds() {
+        return Optional.ofNullable(xds);
+    }
+
+    public MeterRegistry registry() {
+        return registry;
+    }
+}

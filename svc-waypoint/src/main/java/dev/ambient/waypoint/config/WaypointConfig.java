@@ -1,0 +1,139 @@
+package dev.ambient.waypoint.config;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+
+/** Every waypoint setting; each key is documented once, in svc-waypoint/README.md. */
+@ConfigMapping(prefix = "waypoint")
+public interface WaypointConfig {
+
+    /** The waypoint Gateway this process implements, "namespace/name" (env WAYPOINT_GATEWAY). */
+    @WithDefault("default/waypoint")
+    String gateway();
+
+    /** Pod name, for the discovery node id and logs (env POD_NAME). */
+    @WithDefault("waypoint-0")
+    String podName();
+
+    /** Node the pod runs on (env NODE_NAME), sent to svc-xds in the discovery node. */
+    Optional<String> nodeName();
+
+    /** The pod's IP (env POD_IP), sent to svc-xds in the discovery node's metadata. */
+    Optional<String> podIp();
+
+    /** Service account the waypoint runs as; its identity. Defaults to the Gateway's name, as the controller creates it. */
+    Optional<String> serviceAccount();
+
+    @WithDefault("cluster.local")
+    String trustDomain();
+
+    /** svc-xds host:port; the delta discovery stream is the configuration. */
+    Optional<String> xdsAddress();
+
+    Listen listen();
+
+    Identity identity();
+
+    Upstream upstream();
+
+    Http http();
+
+    /** How long in-flight requests may take to finish after SIGTERM. */
+    @WithDefault("20s")
+    Duration drainTimeout();
+
+    /**
+     * After SIGTERM the waypoint keeps accepting for at least this long (not ready, GOAWAY sent),
+     * so clients that picked it before its endpoint was removed are still served.
+     */
+    @WithDefault("5s")
+    Duration drainMinimum();
+
+    interface Listen {
+        /** Address of the HBONE listener. */
+        @WithDefault("0.0.0.0")
+        String address();
+
+        @WithDefault("15008")
+        int hbonePort();
+
+        /** Data-plane event loops; default: the number of cores. */
+        Optional<Integer> threads();
+
+        /** Streams a peer may open on one HBONE connection to us. */
+        @WithDefault("100")
+        int maxStreamsPerConnection();
+    }
+
+    interface Identity {
+        /** "local" (a root in ca-dir, standalone) or "ca" (svc-ca over gRPC). */
+        @WithDefault("local")
+        String source();
+
+        @WithDefault("/var/lib/waypoint/ca")
+        Path caDir();
+
+        @WithDefault("ca.istio-system.svc:15012")
+        String caAddress();
+
+        @WithDefault("/var/run/secrets/tokens/ambient-ca-token")
+        Path tokenFile();
+
+        @WithDefault("24h")
+        Duration certificateLifetime();
+    }
+
+    interface Upstream {
+        /** The HBONE port of the endpoints' ztunnels (on each endpoint's address). */
+        @WithDefault("15008")
+        int hbonePort();
+
+        @WithDefault("5s")
+        Duration connectTimeout();
+
+        /** Pooled HBONE connections without streams close after this. */
+        @WithDefault("60s")
+        Duration idleTimeout();
+
+        /** "round-robin" or "least-request". */
+        @WithDefault("round-robin")
+        String loadBalancing();
+
+        /** Consecutive 5xx or connect failures that eject an endpoint. */
+        @WithDefault("5")
+        int outlierConsecutiveFailures();
+
+        /** First ejection time; each further ejection of the same endpoint lasts longer by this much. */
+        @WithDefault("30s")
+        Duration outlierBaseEjection();
+
+        /** At most this share of a service's endpoints is ejected at once. */
+        @WithDefault("50")
+        int outlierMaxEjectionPercent();
+
+        /** Idle HTTP/1.1 upstream connections kept per endpoint. */
+        @WithDefault("64")
+        int maxIdlePerEndpoint();
+    }
+
+    interface Http {
+        /** Largest request or response body held for forwarding and retries, bytes (413/502 beyond). */
+        @WithDefault("4194304")
+        int maxBodyBytes();
+
+        /** Without a first byte from the client within this time, a stream is forwarded as TCP. */
+        @WithDefault("1s")
+        Duration sniffTimeout();
+
+        /** Retry budget when a route sets none: retries may be at most this percentage of active requests. */
+        @WithDefault("20")
+        int retryBudgetPercent();
+
+        /** Retries always allowed concurrently, whatever the budget (as Envoy's min_retry_concurrency). */
+        @WithDefault("3")
+        int minRetryConcurrency();
+    }
+}

@@ -1,0 +1,93 @@
+package dev.ambient.waypoint.proxy;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.handler.codec.http2.Http2StreamChannel;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Moves bytes between two CONNECT streams (client tunnel and endpoint tunnel), both behind
+ * {@link StreamBytes}: END_STREAM is passed on as END_STREAM, a reset or close on one side closes
+ * the other, and a side whose peer is not writable stops reading (the HTTP/2 windows push back).
+ */
+final class TcpSplice extends ChannelInboundHandlerAdapter {
+
+    private final Http2StreamChannel other;
+    private final AtomicLong bytes;
+    private boolean ended;
+    private TcpSplice peerSide;
+    private Http2StreamChannel self;
+
+    private TcpSplice(Http2StreamChannel other, AtomicLong bytes) {
+        this.other = other;
+        this.bytes = bytes;
+    }
+
+    /** Joins two streams; each already has {@link StreamBytes}; counters count bytes from a to b and back. */
+    static void join(Http2StreamChannel a, Http2StreamChannel b, AtomicLong aToB, AtomicLong bToA) {
+        TcpSplice fromA = new TcpSplice(b, aToB);
+        TcpSplice fromB = new TcpSplice(a, bToA);
+        fromA.peerSide = fromB;
+        fromB.peerSide = fromA;
+        fromA.self = a;
+        fromB.self = b;
+        for (Http2StreamChannel ch : new Http2StreamChannel[] {a, b}) {
+            TcpSplice side = ch == a ? fromA : fromB;
+            ch.eventLoop().execute(() -> {
+                ch.pipeline().addLast(side);
+                // What arrived while the other side was being dialled goes first.
+                dev.ambient.net.PendingReads.release(ch);
+                ch.config().setAutoRead(true);
+            });
+        }
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        ByteBuf buf = (ByteBuf) msg;
+        bytes.addAndGet(buf.readableBytes());
+        other.write(buf);
+        if (!other.isWritable()) {
+            self.config().setAutoRead(false);
+        }
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+        other.flush();
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (evt instanceof ChannelInputShutdownEvent && !ended) {
+            ended = true;
+            StreamBytes.endOutput(other);
+            if (peerSide.ended) {
+                other.eventLoop().execute(() -> other.close());
+                ctx.close();
+            }
+            return;
+        }
+        ctx.fireUserEventTriggered(evt);
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+        if (self.isWritable()) {
+            other.config().setAutoRead(true);
+        }
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        other.close();
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        ctx.close();
+        other.close();
+    }
+}

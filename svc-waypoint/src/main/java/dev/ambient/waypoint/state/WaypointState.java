@@ -1,0 +1,154 @@
+package dev.ambient.waypoint.state;
+
+import dev.ambient.proto.l7.L7Authorization;
+import dev.ambient.proto.l7.ServiceRoutes;
+import dev.ambient.proto.workload.NetworkAddress;
+import dev.ambient.proto.workload.PortList;
+import dev.ambient.proto.workload.Service;
+import dev.ambient.proto.workload.Workload;
+import dev.ambient.proto.workload.WorkloadStatus;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * What this waypoint serves, as one immutable snapshot indexed for the data path: services by VIP
+ * and by "namespace/hostname", workloads by address and uid, each service's endpoints, its route
+ * table, and the L7 policies. Swapped whole on every configuration change.
+ */
+public final class WaypointState {
+
+    public static final WaypointState EMPTY = of(List.of(), List.of(), List.of(), List.of());
+
+    /** An endpoint of a service: the workload and the port it listens on for that service port. */
+    public record Endpoint(Workload workload, InetAddress address, int port) {
+        public String uid() {
+            return workload.getUid();
+        }
+    }
+
+    private final List<Workload> workloads;
+    private final List<Service> services;
+    private final Map<String, Workload> workloadByUid = new HashMap<>();
+    private final Map<InetAddress, Workload> workloadByAddress = new HashMap<>();
+    private final Map<InetAddress, Service> serviceByAddress = new HashMap<>();
+    private final Map<String, Service> serviceByKey = new HashMap<>();
+    private final Map<String, List<Workload>> backingWorkloads = new HashMap<>();
+    private final Map<String, ServiceRoutes> routes = new HashMap<>();
+    private final List<L7Authorization> policies;
+
+    private WaypointState(List<Workload> workloads, List<Service> services, List<ServiceRoutes> routes,
+            List<L7Authorization> policies) {
+        this.workloads = List.copyOf(workloads);
+        this.services = List.copyOf(services);
+        this.policies = List.copyOf(policies);
+        for (Workload w : workloads) {
+            workloadByUid.put(w.getUid(), w);
+            for (var raw : w.getAddressesList()) {
+                workloadByAddress.put(address(raw.toByteArray()), w);
+            }
+            for (String key : w.getServicesMap().keySet()) {
+                backingWorkloads.computeIfAbsent(key, k -> new ArrayList<>()).add(w);
+            }
+        }
+        for (Service s : services) {
+            serviceByKey.put(key(s), s);
+            for (NetworkAddress a : s.getAddressesList()) {
+                serviceByAddress.put(address(a.getAddress().toByteArray()), s);
+            }
+        }
+        for (ServiceRoutes r : routes) {
+            this.routes.put(r.getServiceNamespace() + "/" + r.getServiceHostname(), r);
+        }
+    }
+
+    public static WaypointState of(List<Workload> workloads, List<Service> services, List<ServiceRoutes> routes,
+            List<L7Authorization> policies) {
+        return new WaypointState(workloads, services, routes, policies);
+    }
+
+    public static String key(Service s) {
+        return s.getNamespace() + "/" + s.getHostname();
+    }
+
+    public Optional<Service> serviceByAddress(InetAddress vip) {
+        return Optional.ofNullable(serviceByAddress.get(vip));
+    }
+
+    public Optional<Service> serviceByKey(String namespaceHostname) {
+        return Optional.ofNullable(serviceByKey.get(namespaceHostname));
+    }
+
+    public Optional<Workload> workloadByAddress(InetAddress ip) {
+        return Optional.ofNullable(workloadByAddress.get(ip));
+    }
+
+    public Optional<Workload> workloadByUid(String uid) {
+        return Optional.ofNullable(workloadByUid.get(uid));
+    }
+
+    /** The route table of a service, if an HTTPRoute attaches to it. */
+    public Optional<ServiceRoutes> routes(Service s) {
+        return Optional.ofNullable(routes.get(key(s)));
+    }
+
+    public List<L7Authorization> policies() {
+        return policies;
+    }
+
+    public List<Workload> workloads() {
+        return workloads;
+    }
+
+    public List<Service> services() {
+        return services;
+    }
+
+    public int routeTables() {
+        return routes.size();
+    }
+
+    /** Healthy endpoints of a service for one of its ports, with the target port each listens on. */
+    public List<Endpoint> endpoints(Service s, int servicePort) {
+        List<Endpoint> out = new ArrayList<>();
+        String key = key(s);
+        for (Workload w : backingWorkloads.getOrDefault(key, List.of())) {
+            if (w.getStatus() != WorkloadStatus.HEALTHY || w.getAddressesCount() == 0) {
+                continue;
+            }
+            int target = targetPort(w.getServicesMap().get(key), s, servicePort);
+            if (target > 0) {
+                out.add(new Endpoint(w, address(w.getAddresses(0).toByteArray()), target));
+            }
+        }
+        return out;
+    }
+
+    private static int targetPort(PortList mapping, Service s, int servicePort) {
+        if (mapping != null) {
+            for (var p : mapping.getPortsList()) {
+                if (p.getServicePort() == servicePort) {
+                    return p.getTargetPort() == 0 ? servicePort : p.getTargetPort();
+                }
+            }
+        }
+        for (var p : s.getPortsList()) {
+            if (p.getServicePort() == servicePort) {
+                return p.getTargetPort() == 0 ? servicePort : p.getTargetPort();
+            }
+        }
+        return -1;
+    }
+
+    public static InetAddress address(byte[] raw) {
+        try {
+            return InetAddress.getByAddress(raw);
+        } catch (UnknownHostException e) {
+            throw new IllegalStateException("malformed address in state", e);
+        }
+    }
+}

@@ -1,0 +1,8 @@
+package dev.ambient.waypoint.telemetry;
+
+/** Istio's standard labels of one HTTP request as a waypoint reports it. */
+public record RequestLabels(String sourceWorkload, String sourceWorkloadNamespace, String sourcePrincipal,
+        String destinationWorkload, String destinationWorkloadNamespace, String destinationPrincipal,
+        String destinationService, String destinationServiceName, String destinationServiceNamespace,
+        String responseCode, String requestProtocol, String responseFlags) {
+}

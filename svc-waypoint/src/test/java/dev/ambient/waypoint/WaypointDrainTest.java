@@ -1,0 +1,128 @@
+package dev.ambient.waypoint;
+
+import static dev.ambient.waypoint.MeshFixtures.client;
+import static dev.ambient.waypoint.MeshFixtures.key;
+import static dev.ambient.waypoint.MeshFixtures.pod;
+import static dev.ambient.waypoint.MeshFixtures.service;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ambient.identity.SpiffeId;
+import dev.ambient.proto.workload.Service;
+import dev.ambient.waypoint.state.WaypointState;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.InputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two waypoint instances serve one service; one drains (as on SIGTERM) while clients keep sending
+ * requests. Clients pick a ready waypoint per connection, as ztunnels do from the waypoint
+ * service's endpoints; requests already sent to the draining one finish. No request is lost.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class WaypointDrainTest {
+
+    @TempDir
+    static Path dir;
+
+    @Test
+    void oneOfTwoWaypointsDrainsWithoutLosingARequest() throws Exception {
+        try (HboneTestBox box = new HboneTestBox(dir)) {
+            Service web = service("web", "demo", "127.0.84.10", 80, 58380);
+            WaypointState state = WaypointState.of(
+                    List.of(pod("web-1", "demo", "web", "127.0.84.1", key(web), 80, 58380),
+                            client("sleep", "demo", "sleep", "127.0.0.1")),
+                    List.of(web), List.of(), List.of());
+            SimpleMeterRegistry metricsA = new SimpleMeterRegistry();
+            SimpleMeterRegistry metricsB = new SimpleMeterRegistry();
+            WaypointNode a = box.waypoint("127.0.83.1", 58008, 58108, Map.of(), metricsA);
+            WaypointNode b = box.waypoint("127.0.83.2", 58008, 58108, Map.of(), metricsB);
+            a.store().replace(state);
+            b.store().replace(state);
+            box.endpointServer(new InetSocketAddress("127.0.84.1", 58108), new SpiffeId("cluster.local", "demo", "web"));
+            // Slow enough that requests are in flight on the waypoint when it starts draining.
+            box.backend(new InetSocketAddress("127.0.84.1", 58380), ex -> new HboneTestBox.Reply(200, "web", 40));
+
+            List<WaypointNode> waypoints = List.of(a, b);
+            AtomicInteger next = new AtomicInteger();
+            InetSocketAddress tunnel = box.clientTunnel(new InetSocketAddress("127.0.83.9", 58201),
+                    new SpiffeId("cluster.local", "demo", "sleep"), () -> {
+                        List<WaypointNode> ready = waypoints.stream().filter(w -> w.notReady().isEmpty()).toList();
+                        WaypointNode w = ready.get(Math.floorMod(next.getAndIncrement(), ready.size()));
+                        return w.hboneAddress();
+                    }, new SpiffeId("cluster.local", "demo", "waypoint"), new InetSocketAddress("127.0.84.10", 80));
+
+            AtomicBoolean stop = new AtomicBoolean();
+            AtomicInteger ok = new AtomicInteger();
+            ConcurrentLinkedQueue<String> failures = new ConcurrentLinkedQueue<>();
+            List<Thread> clients = new ArrayList<>();
+            for (int i = 0; i < 4; i++) {
+                clients.add(Thread.ofVirtual().start(() -> {
+                    while (!stop.get()) {
+                        try {
+                            String response = request(tunnel);
+                            if (response.startsWith("HTTP/1.1 200") && response.endsWith("web")) {
+                                ok.incrementAndGet();
+                            } else {
+                                failures.add(response);
+                            }
+                        } catch (Exception e) {
+                            failures.add(e.toString());
+                        }
+                    }
+                }));
+            }
+            Thread.sleep(1_000);
+            int inFlightAtDrain = a.activeRequests();
+            long t0 = System.nanoTime();
+            boolean drained = a.drain(Duration.ofMillis(500), Duration.ofSeconds(10));
+            long drainMs = (System.nanoTime() - t0) / 1_000_000;
+            a.close();
+            double servedByA = requests(metricsA);
+            int okAtClose = ok.get();
+            Thread.sleep(1_000);
+            stop.set(true);
+            for (Thread t : clients) {
+                t.join(10_000);
+            }
+            assertTrue(drained, "drain finished in time");
+            assertTrue(drainMs >= 500, "kept serving for the minimum drain time: " + drainMs);
+            assertEquals(List.of(), List.copyOf(failures), "no request lost");
+            assertTrue(servedByA > 10, "A served before draining: " + servedByA);
+            assertTrue(ok.get() > okAtClose + 10, "B kept serving after A closed: " + (ok.get() - okAtClose));
+            assertTrue(requests(metricsB) > 10);
+            System.out.printf("drain: %d in flight at SIGTERM, drained in %d ms; %d requests ok, A served %.0f%n",
+                    inFlightAtDrain, drainMs, ok.get(), servedByA);
+        }
+    }
+
+    private static double requests(SimpleMeterRegistry r) {
+        return r.find("istio_requests_total").counters().stream().mapToDouble(c -> c.count()).sum();
+    }
+
+    /** One request on a new connection, as a client that does not reuse connections sends it. */
+    private static String request(InetSocketAddress tunnel) throws Exception {
+        try (Socket s = new Socket()) {
+            s.setSoTimeout(10_000);
+            s.connect(tunnel, 5_000);
+            s.getOutputStream().write("GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n"
+                    .getBytes(StandardCharsets.US_ASCII));
+            InputStream in = s.getInputStream();
+            return new String(in.readAllBytes(), StandardCharsets.US_ASCII);
+        }
+    }
+}
