@@ -1,0 +1,195 @@
+package dev.ambient.cni.redirect;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ambient.cni.TestNetworks;
+import dev.ambient.net.NetworkNamespace;
+import dev.ambient.net.OriginalDestination;
+import dev.ambient.net.SocketMark;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.epoll.EpollEventLoopGroup;
+import io.netty.channel.epoll.EpollServerSocketChannel;
+import io.netty.channel.epoll.EpollSocketChannel;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The in-pod rules in real network namespaces: a "pod" (cnit-rpod) and a peer on the other end of
+ * a veth (cnit-rpeer, 10.249.1.1). Real connections from inside the pod show what is captured.
+ */
+@Timeout(60)
+class InPodRedirectionTest {
+
+    static final String POD = "cnit-rpod";
+    static final String PEER = "cnit-rpeer";
+    static final String POD_IP = "10.249.1.2";
+    static final String PEER_IP = "10.249.1.1";
+
+    static TestNetworks nets;
+    static Path podNetns;
+    static EventLoopGroup group;
+    final InPodRedirection redirection =
+            new InPodRedirection(RedirectSettings.defaults(), new NetnsCommand(Duration.ofSeconds(10)));
+
+    @BeforeAll
+    static void pods() throws Exception {
+        nets = new TestNetworks();
+        podNetns = nets.add(POD);
+        nets.add(PEER);
+        nets.link(POD, POD_IP, PEER, PEER_IP, "r");
+        group = new EpollEventLoopGroup(1);
+    }
+
+    @AfterAll
+    static void cleanUp() {
+        if (group != null) {
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+        }
+        nets.close();
+    }
+
+    @Test
+    void installIsIdempotentAndRemovalRestoresTheExactPreviousState() throws Exception {
+        String before = TestNetworks.iptablesSave(POD);
+        redirection.install(podNetns);
+        String installed = TestNetworks.iptablesSave(POD);
+        assertTrue(installed.contains("-A OUTPUT -j AMBIENT_OUTPUT"), installed);
+        assertTrue(installed.contains("-A PREROUTING -j AMBIENT_PREROUTING"), installed);
+        assertTrue(installed.contains("-A AMBIENT_OUTPUT -p tcp -j REDIRECT --to-ports 15001"), installed);
+        assertTrue(installed.contains("-A AMBIENT_PREROUTING -p tcp -j REDIRECT --to-ports 15006"), installed);
+        assertTrue(installed.contains("--dport 15008 -j RETURN"), installed);
+        assertTrue(installed.contains("-A AMBIENT_OUTPUT -m mark --mark 0x539 -j RETURN"), installed);
+        assertTrue(installed.contains("-s 169.254.7.127/32"), installed);
+        assertTrue(redirection.installed(podNetns));
+
+        redirection.install(podNetns);
+        assertEquals(installed, TestNetworks.iptablesSave(POD), "re-adding changes nothing");
+
+        assertTrue(redirection.remove(podNetns));
+        assertEquals(before, TestNetworks.iptablesSave(POD), "removal leaves the namespace as it was");
+        assertFalse(redirection.remove(podNetns), "nothing left to remove");
+        assertFalse(redirection.installed(podNetns));
+    }
+
+    @Test
+    void removalKeepsRulesThatWereThereBefore() throws Exception {
+        TestNetworks.sh("ip", "netns", "exec", POD, "iptables", "-t", "nat", "-A", "POSTROUTING", "-d", "10.249.9.9",
+                "-j", "RETURN").check();
+        try {
+            String before = TestNetworks.iptablesSave(POD);
+            redirection.install(podNetns);
+            assertTrue(redirection.remove(podNetns));
+            assertEquals(before, TestNetworks.iptablesSave(POD));
+        } finally {
+            TestNetworks.sh("ip", "netns", "exec", POD, "iptables", "-t", "nat", "-D", "POSTROUTING", "-d",
+                    "10.249.9.9", "-j", "RETURN");
+            TestNetworks.sh("ip", "netns", "exec", POD, "nft", "delete", "table", "ip", "nat");
+        }
+    }
+
+    @Test
+    void outboundTcpIsCapturedButTheZtunnelsMarkedSocketsAreNot() throws Exception {
+        BlockingQueue<String> atPeer = new LinkedBlockingQueue<>();
+        ServerSocket peer = NetworkNamespace.open(TestNetworks.path(PEER)).call(() ->
+                new ServerSocket(8080, 50, java.net.InetAddress.getByName(PEER_IP)));
+        Thread.ofPlatform().daemon().start(() -> {
+            try (peer) {
+                while (true) {
+                    try (Socket s = peer.accept()) {
+                        atPeer.add(s.getInetAddress().getHostAddress());
+                    }
+                }
+            } catch (Exception e) {
+                // closed
+            }
+        });
+
+        BlockingQueue<String> captured = new LinkedBlockingQueue<>();
+        Channel capture;
+        try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+            // The listening socket is created on this thread, inside the pod: it lives there for good.
+            capture = pod.call(() -> new ServerBootstrap().group(group).channel(EpollServerSocketChannel.class)
+                    .childHandler(new ChannelInitializer<Channel>() {
+                        @Override
+                        protected void initChannel(Channel ch) {
+                            captured.add(OriginalDestination.of(ch).map(InetSocketAddress::toString).orElse("none"));
+                            ch.close();
+                        }
+                    }).bind("0.0.0.0", 15001).sync().channel());
+        }
+        redirection.install(podNetns);
+        try {
+            // An unmodified client: a plain socket to the peer, from inside the pod.
+            try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+                pod.run(() -> {
+                    try (Socket s = new Socket()) {
+                        s.connect(new InetSocketAddress(PEER_IP, 8080), 3000);
+                    } catch (Exception e) {
+                        throw new RuntimeException(e);
+                    }
+                });
+            }
+            assertEquals("/" + PEER_IP + ":8080", captured.poll(5, TimeUnit.SECONDS), "captured with its original destination");
+            assertEquals(null, atPeer.poll(300, TimeUnit.MILLISECONDS), "the peer saw nothing");
+
+            // The ztunnel's own socket carries the mark: it goes straight to the peer.
+            Channel marked;
+            try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+                marked = pod.call(() -> new Bootstrap().group(group).channel(EpollSocketChannel.class)
+                        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 3000)
+                        .handler(new ChannelInitializer<Channel>() {
+                            @Override
+                            protected void initChannel(Channel ch) {
+                                assertTrue(SocketMark.set(ch, 0x539), "SO_MARK needs CAP_NET_ADMIN");
+                                ch.pipeline().addLast(new ChannelInboundHandlerAdapter() {
+                                    @Override
+                                    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                                        ctx.close();
+                                    }
+                                });
+                            }
+                        }).connect(PEER_IP, 8080).sync().channel());
+            }
+            assertEquals(POD_IP, atPeer.poll(5, TimeUnit.SECONDS), "the marked connection reached the peer");
+            assertEquals(null, captured.poll(300, TimeUnit.MILLISECONDS), "and was not captured");
+            marked.close().sync();
+
+            // After removal nothing is captured any more.
+            assertTrue(redirection.remove(podNetns));
+            try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+                pod.run(() -> {
+                    try (Socket s = new Socket()) {
+                        s.connect(new InetSocketAddress(PEER_IP, 8080), 3000);
+                    } catch (Exception e) {
+                        throw new RuntimeException(e);
+                    }
+                });
+            }
+            assertEquals(POD_IP, atPeer.poll(5, TimeUnit.SECONDS));
+            assertEquals(null, captured.poll(300, TimeUnit.MILLISECONDS));
+        } finally {
+            redirection.remove(podNetns);
+            capture.close().sync();
+            peer.close();
+        }
+    }
+}

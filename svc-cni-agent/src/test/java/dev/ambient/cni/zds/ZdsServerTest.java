@@ -1,0 +1,172 @@
+package dev.ambient.cni.zds;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ambient.cni.TestNetworks;
+import dev.ambient.cni.ZdsTestClient;
+import dev.ambient.cni.metrics.CniMetrics;
+import dev.ambient.net.NetworkNamespace;
+import dev.ambient.proto.zds.WorkloadInfo;
+import dev.ambient.proto.zds.WorkloadRequest;
+import dev.ambient.proto.zds.ZdsHello;
+import dev.ambient.proto.zds.ZdsVersion;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.EOFException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The agent's ZDS server against a ztunnel-side client over the real SOCK_SEQPACKET transport. */
+@Timeout(30)
+class ZdsServerTest {
+
+    static TestNetworks nets;
+    static Path pod1;
+    static Path pod2;
+
+    @TempDir
+    Path dir;
+    ZdsServer server;
+    SimpleMeterRegistry registry = new SimpleMeterRegistry();
+
+    @BeforeAll
+    static void pods() throws Exception {
+        nets = new TestNetworks();
+        pod1 = nets.add("cnit-z1");
+        pod2 = nets.add("cnit-z2");
+    }
+
+    @AfterAll
+    static void cleanUp() {
+        nets.close();
+    }
+
+    @BeforeEach
+    void start() throws Exception {
+        server = new ZdsServer(dir.resolve("ztunnel.sock"), Duration.ofSeconds(2), new CniMetrics(registry));
+        server.start();
+        server.markSnapshotReady();
+    }
+
+    @AfterEach
+    void stop() {
+        server.close();
+    }
+
+    static String inode(Path netns) throws Exception {
+        return "net:[" + Files.getAttribute(netns, "unix:ino") + "]";
+    }
+
+    static WorkloadInfo info(String name) {
+        return WorkloadInfo.newBuilder().setName(name).setNamespace("default").setServiceAccount("sa-" + name).build();
+    }
+
+    @Test
+    void addCarriesThePodsNetnsAndEveryReconnectReplaysTheSnapshot() throws Exception {
+        // Enrolled before any ztunnel is there: the Add waits for one.
+        CompletableFuture<Void> first = server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
+        assertFalse(server.connected());
+
+        try (ZdsTestClient z = ZdsTestClient.connect(server.socketPath())) {
+            ZdsTestClient.Received add = z.next();
+            assertEquals("uid-1", add.request().getAdd().getUid());
+            assertEquals("one", add.request().getAdd().getWorkloadInfo().getName());
+            assertEquals("sa-one", add.request().getAdd().getWorkloadInfo().getServiceAccount());
+            assertEquals(inode(pod1), add.netns(), "the fd refers to the pod's network namespace");
+            assertFalse(first.isDone(), "done only when acked");
+            z.ack("");
+            first.get(5, TimeUnit.SECONDS);
+            assertEquals(WorkloadRequest.PayloadCase.SNAPSHOT_SENT, z.next().request().getPayloadCase());
+            z.ack("");
+
+            CompletableFuture<Void> second = server.add("uid-2", info("two"), NetworkNamespace.open(pod2));
+            ZdsTestClient.Received add2 = z.next();
+            assertEquals(inode(pod2), add2.netns());
+            z.ack("cannot enter namespace: EPERM");
+            ExecutionException e = assertThrows(ExecutionException.class, () -> second.get(5, TimeUnit.SECONDS));
+            assertTrue(e.getCause() instanceof ZdsRejected && e.getCause().getMessage().contains("EPERM"),
+                    e.getCause().toString());
+
+            // Adding the same pod with the same namespace again sends nothing.
+            server.add("uid-1", info("one"), NetworkNamespace.open(pod1)).get(5, TimeUnit.SECONDS);
+
+            CompletableFuture<Void> del = server.del("uid-1");
+            ZdsTestClient.Received d = z.next();
+            assertEquals("uid-1", d.request().getDel().getUid());
+            assertTrue(d.fd().isEmpty());
+            z.ack("");
+            del.get(5, TimeUnit.SECONDS);
+        }
+
+        // The ztunnel restarts: it gets every current pod (uid-2 only) and then SnapshotSent.
+        try (ZdsTestClient z = ZdsTestClient.connect(server.socketPath())) {
+            ZdsTestClient.Received again = z.next();
+            assertEquals("uid-2", again.request().getAdd().getUid());
+            assertEquals(inode(pod2), again.netns());
+            z.ack("");
+            assertEquals(WorkloadRequest.PayloadCase.SNAPSHOT_SENT, z.next().request().getPayloadCase());
+            z.ack("");
+        }
+        assertEquals(java.util.Set.of("uid-2"), server.workloads());
+        assertEquals(2.0, registry.get("ambient_cni_zds_connections_total").tag("outcome", "accepted").counter()
+                .count());
+        assertEquals(1.0, registry.get("ambient_cni_zds_requests_total").tag("type", "add").tag("outcome", "rejected")
+                .counter().count());
+    }
+
+    @Test
+    void aNewerZtunnelReplacesTheOlderConnection() throws Exception {
+        server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
+        try (ZdsTestClient old = ZdsTestClient.connect(server.socketPath()).autoAck(r -> "");
+                ZdsTestClient fresh = ZdsTestClient.connect(server.socketPath()).autoAck(r -> "")) {
+            waitFor(() -> fresh.snapshots == 1);
+            assertEquals(java.util.Set.of("uid-1"), fresh.workloads.keySet());
+            assertThrows(EOFException.class, () -> old.socket().receive(), "the old connection was closed");
+            server.del("uid-1").get(5, TimeUnit.SECONDS);
+            waitFor(fresh.workloads::isEmpty);
+        }
+    }
+
+    @Test
+    void aWrongHelloOrAMissingAckEndsTheConnection() throws Exception {
+        try (ZdsTestClient z = ZdsTestClient.connectRaw(server.socketPath())) {
+            z.socket().send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_VERSION_UNSPECIFIED).build().toBuilder()
+                    .setVersionValue(7).build());
+            assertThrows(EOFException.class, () -> z.socket().receive());
+        }
+        server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
+        try (ZdsTestClient z = ZdsTestClient.connect(server.socketPath())) {
+            assertEquals("uid-1", z.next().request().getAdd().getUid());
+            // No ack: after the 2 s ack timeout the agent hangs up; a reconnect gets the Add again.
+            long t0 = System.nanoTime();
+            assertThrows(EOFException.class, () -> z.socket().receive());
+            assertTrue(System.nanoTime() - t0 > 1_000_000_000L);
+        }
+        try (ZdsTestClient z = ZdsTestClient.connect(server.socketPath())) {
+            assertEquals("uid-1", z.next().request().getAdd().getUid());
+        }
+    }
+
+    static void waitFor(java.util.function.BooleanSupplier condition) throws InterruptedException {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > end) {
+                throw new AssertionError("condition not met within 10 s");
+            }
+            Thread.sleep(20);
+        }
+    }
+}
