@@ -1,140 +1,401 @@
 package dev.ambient.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.net.InetSocketAddress;
-import java.net.Proxy;
-import java.net.Socket;
 import java.net.URI;
+import java.net.URLEncoder;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashSet;
-import java.util.Set;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.Timeout;
 
 /**
- * The README's main command, end to end: meshbox starts svc-ca, svc-xds (reading Istio-format
- * YAML), two ztunnels and real HTTP servers as pods; a client pod's requests are carried over
- * mTLS with identities the CA issued, policy from the YAML applies, and edits apply live.
+ * The README's main command, end to end, as a user sees it: {@code meshbox up} starts the whole mesh
+ * (ca, xds reading Istio YAML, a cni-agent and an in-pod ztunnel per node, a waypoint, Prometheus)
+ * and the sample pods as network namespaces running real programs; requests go from inside the
+ * pods with curl, exactly as {@code meshbox exec} runs them.
  */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+@Timeout(value = 3, unit = TimeUnit.MINUTES)
 class MeshInABoxIT {
 
     static final Path REPO = Path.of("..").toAbsolutePath().normalize();
+    static final Path MESHBOX = REPO.resolve("integration-tests/meshbox/meshbox");
     static final Path STATE = Path.of("target", "meshbox").toAbsolutePath();
-    static final InetSocketAddress SOCKS_NODE_A = new InetSocketAddress("127.0.0.2", 15080);
+    static final Path SAMPLES = STATE.resolve("samples");
+    static final String PROMETHEUS = "http://10.44.0.30:9090";
+    static final String HTTPBIN_V1 = "http://10.44.2.11:8080/";
+    static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    record Result(int exit, String out) {
+    }
 
     @BeforeAll
+    @Timeout(value = 6, unit = TimeUnit.MINUTES)
     static void up() throws Exception {
         meshbox("down");
-        int rc = meshbox("up");
-        assertEquals(0, rc, "meshbox up failed; see " + STATE + " and target/meshbox-up.log");
+        Result up = meshbox("up");
+        if (up.exit() != 0) {
+            keepLogs();
+        }
+        assertEquals(0, up.exit(), "meshbox up failed (logs in target/meshbox-logs):\n" + up.out());
     }
 
     @AfterAll
-    static void down() throws Exception {
-        meshbox("down");
-    }
-
-    static int meshbox(String verb) throws Exception {
-        ProcessBuilder pb = new ProcessBuilder(REPO.resolve("integration-tests/meshbox/meshbox").toString(), verb)
-                .redirectErrorStream(true)
-                .redirectOutput(Path.of("target", "meshbox-" + verb + ".log").toFile());
-        pb.environment().put("MESHBOX_DIR", STATE.toString());
-        pb.environment().put("MESHBOX_SKIP_BUILD", "1");
-        Process p = pb.start();
-        if (!p.waitFor(4, TimeUnit.MINUTES)) {
-            p.destroyForcibly();
-            return -1;
-        }
-        return p.exitValue();
-    }
-
-    /** An HTTP/1.0 GET through node-a's SOCKS5 from a pod's address; the response body. */
-    static String get(String sourcePodIp, String host, int port) throws IOException {
-        try (Socket s = new Socket(new Proxy(Proxy.Type.SOCKS, SOCKS_NODE_A))) {
-            s.setSoTimeout(10_000);
-            s.bind(new InetSocketAddress(sourcePodIp, 0));
-            s.connect(InetSocketAddress.createUnresolved(host, port), 10_000);
-            OutputStream out = s.getOutputStream();
-            out.write(("GET / HTTP/1.0\r\nHost: " + host + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-            out.flush();
-            InputStream in = s.getInputStream();
-            String response = new String(in.readAllBytes(), StandardCharsets.US_ASCII);
-            return response.substring(response.indexOf("\r\n\r\n") + 4).trim();
+    static void downIfStillUp() throws Exception {
+        if (Files.exists(STATE)) {
+            keepLogs();
+            meshbox("down");
         }
     }
 
-    @Test
-    void serviceTrafficReachesBothVersionsOverTheMesh() throws Exception {
-        Set<String> seen = new HashSet<>();
-        for (int i = 0; i < 30; i++) {
-            seen.add(get("127.0.10.1", "httpbin.default.svc.cluster.local", 80));
+    /** The box's logs outlive it, for whoever reads a failed run. */
+    static void keepLogs() throws IOException {
+        Path logs = STATE.resolve("logs");
+        Path kept = Path.of("target", "meshbox-logs");
+        if (Files.isDirectory(logs)) {
+            Files.createDirectories(kept);
+            try (var files = Files.list(logs)) {
+                for (Path f : files.toList()) {
+                    Files.copy(f, kept.resolve(f.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
         }
-        assertEquals(Set.of("hello from httpbin-v1", "hello from httpbin-v2"), seen);
     }
 
-    @Test
-    void metricsCarryTheIdentitiesTheCaIssued() throws Exception {
-        get("127.0.10.1", "127.0.20.1", 8080);
-        String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-                URI.create("http://127.0.0.3:15020/metrics")).header("Accept", "text/plain").build(),
+    static Result meshbox(String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of(MESHBOX.toString()));
+        command.addAll(List.of(args));
+        return run(command, Duration.ofMinutes(5));
+    }
+
+    static Result run(List<String> command, Duration timeout) throws Exception {
+        Path out = Files.createTempFile("meshbox-it", ".out");
+        try {
+            ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile());
+            pb.environment().put("MESHBOX_DIR", STATE.toString());
+            pb.environment().put("MESHBOX_SKIP_BUILD", "1");
+            Process p = pb.start();
+            p.getOutputStream().close();
+            if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+                p.destroyForcibly();
+                fail(String.join(" ", command) + " did not finish in " + timeout + ":\n" + Files.readString(out));
+            }
+            return new Result(p.exitValue(), Files.readString(out));
+        } finally {
+            Files.deleteIfExists(out);
+        }
+    }
+
+    /** curl inside a pod, as {@code meshbox exec POD curl ...}. */
+    static Result curl(String pod, String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of(MESHBOX.toString(), "exec", pod, "curl", "-sS", "--max-time", "10"));
+        command.addAll(List.of(args));
+        return run(command, Duration.ofSeconds(90));
+    }
+
+    static String get(String url) throws IOException, InterruptedException {
+        return HTTP.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
                 HttpResponse.BodyHandlers.ofString()).body();
+    }
+
+    static void await(String what, Callable<Boolean> condition) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (System.nanoTime() < deadline) {
+            if (condition.call()) {
+                return;
+            }
+            Thread.sleep(300);
+        }
+        fail("not within 30 s: " + what);
+    }
+
+    static boolean reachesHttpbin(String pod) throws Exception {
+        Result r = curl(pod, "--max-time", "3", HTTPBIN_V1);
+        return r.exit() == 0 && r.out().contains("hello from httpbin-v1");
+    }
+
+    @Test
+    @Order(1)
+    void serviceTrafficIsSplit90To10ByTheWaypoint() throws Exception {
+        // One curl, 1,000 requests on one connection: the waypoint routes each request on its own.
+        Result r = curl("sleep", "--max-time", "120", "http://httpbin/?[1-1000]");
+        assertEquals(0, r.exit(), r.out());
+        long v1 = r.out().lines().filter(l -> l.equals("hello from httpbin-v1")).count();
+        long v2 = r.out().lines().filter(l -> l.equals("hello from httpbin-v2")).count();
+        assertEquals(1000, v1 + v2, "every request answered by one of the versions:\n" + r.out().lines().limit(5).toList());
+        // 10% of 1,000 is 100 with a standard deviation of about 9.5: 60..140 is four of them.
+        assertTrue(v2 >= 60 && v2 <= 140, "v1=" + v1 + " v2=" + v2 + ", expected about 900/100");
+    }
+
+    @Test
+    @Order(2)
+    void theWaypointEnforcesTheL7PolicyAndReportsIstioRequestMetrics() throws Exception {
+        Result denied = curl("sleep", "-i", "http://httpbin/admin");
+        assertTrue(denied.out().startsWith("HTTP/1.1 403"), denied.out());
+        assertTrue(denied.out().contains("RBAC: access denied"), denied.out());
+        Result allowed = curl("sleep", "http://httpbin/anything");
+        assertTrue(allowed.out().startsWith("hello from httpbin-v"), allowed.out());
+
+        String metrics = get("http://10.44.2.100:15020/metrics");
+        assertTrue(metrics.lines().anyMatch(l -> l.startsWith("istio_requests_total{")
+                && l.contains("reporter=\"waypoint\"")
+                && l.contains("source_workload=\"sleep\"")
+                && l.contains("source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\"")
+                && l.contains("destination_service=\"httpbin.default.svc.cluster.local\"")
+                && l.contains("response_code=\"403\"")), "the waypoint counts the denied request as Istio does");
+        assertTrue(metrics.lines().anyMatch(l -> l.startsWith("istio_request_duration_milliseconds_bucket{")
+                && l.contains("destination_workload=\"httpbin-v1\"")), "request latency histogram per workload");
+    }
+
+    @Test
+    @Order(3)
+    void betweenThePodsOnlyMutualTlsToPort15008IsOnTheWire() throws Exception {
+        // Count, on the bridge itself, what the client pod sends to node-b's pods.
+        String table = "mbox_it_wire";
+        nft("add", "table", "bridge", table);
+        try {
+            nft("add", "chain", "bridge", table, "forward_count", "{ type filter hook forward priority 0; }");
+            nft("add", "rule", "bridge", table, "forward_count", "ip", "saddr", "10.44.1.10", "ip", "daddr", "10.44.2.0/24",
+                    "tcp", "dport", "15008", "counter");
+            nft("add", "rule", "bridge", table, "forward_count", "ip", "saddr", "10.44.1.10", "ip", "daddr", "10.44.2.0/24",
+                    "tcp", "dport", "!=", "15008", "counter");
+            assertTrue(reachesHttpbin("sleep"), "sleep reaches httpbin-v1 by pod IP");
+            assertEquals(0, curl("sleep", "http://httpbin/").exit(), "and through the service");
+            String listing = nft("list", "table", "bridge", table);
+            Matcher m = Pattern.compile("counter packets (\\d+)").matcher(listing);
+            assertTrue(m.find(), listing);
+            long hbone = Long.parseLong(m.group(1));
+            assertTrue(m.find(), listing);
+            long other = Long.parseLong(m.group(1));
+            assertTrue(hbone > 0, "the requests crossed the bridge as HBONE to 15008:\n" + listing);
+            assertEquals(0, other, "no plaintext (nothing but 15008) between the pods:\n" + listing);
+        } finally {
+            nft("delete", "table", "bridge", table);
+        }
+        String metrics = get("http://127.0.0.3:15020/metrics");
         assertTrue(metrics.lines().anyMatch(l -> l.startsWith("istio_tcp_connections_opened_total{")
                 && l.contains("reporter=\"destination\"")
                 && l.contains("source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\"")
-                && l.contains("connection_security_policy=\"mutual_tls\"")), "node-b reports the mTLS connection");
-        String ca = Files.readString(STATE.resolve("ca.log"));
-        assertTrue(ca.contains("issued spiffe://cluster.local/ns/default/sa/httpbin"), "the CA issued httpbin's identity");
+                && l.contains("destination_workload=\"httpbin-v1\"")
+                && l.contains("connection_security_policy=\"mutual_tls\"")), "node-b reports the mTLS connection with identities");
+    }
+
+    static String nft(String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of("nft"));
+        command.addAll(List.of(args));
+        Result r = run(command, Duration.ofSeconds(20));
+        assertEquals(0, r.exit(), String.join(" ", command) + ": " + r.out());
+        return r.out();
     }
 
     @Test
-    void policyFromIstioYamlDeniesAndEditsApplyLive() throws Exception {
-        assertThrows(IOException.class, () -> get("127.0.10.2", "127.0.20.1", 8080), "legacy is denied");
-        Path policies = STATE.resolve("samples/policies.yaml");
-        String original = Files.readString(policies);
+    @Order(4)
+    void anL4DenyPolicyWrittenInIstioYamlAppliesLive() throws Exception {
+        Path policy = SAMPLES.resolve("deny-sleep.yaml");
+        Files.writeString(policy, """
+                apiVersion: security.istio.io/v1
+                kind: AuthorizationPolicy
+                metadata:
+                  name: httpbin-deny-sleep
+                  namespace: default
+                spec:
+                  selector:
+                    matchLabels: {app: httpbin}
+                  action: DENY
+                  rules:
+                  - from:
+                    - source:
+                        principals: ["cluster.local/ns/default/sa/sleep"]
+                """);
         try {
-            Files.writeString(policies, original.replace("[\"legacy\"]", "[\"legacy\", \"default\"]"));
-            await(() -> {
-                try {
-                    get("127.0.10.1", "127.0.20.1", 8080);
-                    return false;
-                } catch (IOException denied) {
-                    return true;
-                }
-            });
+            await("sleep is denied", () -> !reachesHttpbin("sleep"));
         } finally {
-            Files.writeString(policies, original);
+            Files.delete(policy);
         }
-        await(() -> {
-            try {
-                return get("127.0.10.1", "127.0.20.1", 8080).startsWith("hello");
-            } catch (IOException stillDenied) {
-                return false;
-            }
-        });
+        await("sleep is allowed again", () -> reachesHttpbin("sleep"));
     }
 
-    static void await(Callable<Boolean> c) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (System.nanoTime() < deadline) {
-            if (c.call()) {
-                return;
-            }
-            Thread.sleep(200);
+    @Test
+    @Order(5)
+    void aPodOutsideTheMeshReachesAMeshPodUnlessStrict() throws Exception {
+        assertTrue(reachesHttpbin("outsider"), "plaintext from outside the mesh is accepted (PERMISSIVE)");
+        Path strict = SAMPLES.resolve("strict.yaml");
+        Files.writeString(strict, """
+                apiVersion: security.istio.io/v1
+                kind: PeerAuthentication
+                metadata:
+                  name: default
+                  namespace: default
+                spec:
+                  mtls:
+                    mode: STRICT
+                """);
+        try {
+            await("outsider refused under STRICT", () -> !reachesHttpbin("outsider"));
+            assertTrue(reachesHttpbin("sleep"), "mesh traffic still flows under STRICT");
+        } finally {
+            Files.delete(strict);
         }
-        throw new AssertionError("not within 20 s");
+        await("outsider accepted again", () -> reachesHttpbin("outsider"));
+    }
+
+    @Test
+    @Order(6)
+    void theAgentInstalledRulesInsideTheMeshPodsOnly() throws Exception {
+        Result mesh = run(List.of(MESHBOX.toString(), "exec", "httpbin-v1", "iptables-save"), Duration.ofSeconds(20));
+        assertTrue(mesh.out().contains("15001") && mesh.out().contains("15006"), "in-pod redirection:\n" + mesh.out());
+        Result outside = run(List.of(MESHBOX.toString(), "exec", "outsider", "iptables-save"), Duration.ofSeconds(20));
+        assertFalse(outside.out().contains("15001"), "a pod outside the mesh has no rules:\n" + outside.out());
+    }
+
+    @Test
+    @Order(7)
+    void aBrokenYamlFileIsReportedAndIgnored() throws Exception {
+        Path broken = SAMPLES.resolve("broken.yaml");
+        Files.writeString(broken, "apiVersion: v1\nkind: Service\nmetadata: {name: [oops\n");
+        try {
+            await("xds reports broken.yaml", () -> Files.readString(STATE.resolve("logs/xds.log")).contains("broken.yaml"));
+            assertTrue(reachesHttpbin("sleep"), "the mesh keeps serving on what it knows");
+            assertEquals(0, curl("sleep", "http://httpbin/").exit());
+        } finally {
+            Files.delete(broken);
+        }
+    }
+
+    @Test
+    @Order(8)
+    void aZtunnelOrAgentRestartKeepsPodsEnrolledWithoutRestartingThem() throws Exception {
+        String serverPid = Files.readString(STATE.resolve("pids/pod-httpbin-v1")).trim();
+        assertEquals(0, meshbox("restart", "ztunnel-node-b").exit());
+        await("ztunnel-node-b ready again", () -> ready("http://127.0.0.3:15021/healthz/ready"));
+        await("traffic to node-b's pods flows again", () -> reachesHttpbin("sleep"));
+        assertEquals(0, meshbox("restart", "cni-agent-node-a").exit());
+        await("cni-agent-node-a ready again", () -> ready("http://127.0.0.4:15021/healthz/ready"));
+        assertTrue(reachesHttpbin("sleep"), "node-a's pods still captured and served after the agent restart");
+        assertEquals(serverPid, Files.readString(STATE.resolve("pids/pod-httpbin-v1")).trim(), "the pod was not re-created");
+        assertTrue(ProcessHandle.of(Long.parseLong(serverPid)).map(ProcessHandle::isAlive).orElse(false));
+    }
+
+    static boolean ready(String url) {
+        try {
+            return HTTP.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(2)).build(),
+                    HttpResponse.BodyHandlers.discarding()).statusCode() == 200;
+        } catch (IOException | InterruptedException e) {
+            return false;
+        }
+    }
+
+    @Test
+    @Order(9)
+    void aCaRestartDoesNotBreakRunningTraffic() throws Exception {
+        // Requests every 50 ms from the client pod while the CA goes down and comes back.
+        CompletableFuture<Result> traffic = CompletableFuture.supplyAsync(() -> {
+            try {
+                return run(List.of(MESHBOX.toString(), "exec", "sleep", "sh", "-c",
+                        "for i in $(seq 60); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 3 " + HTTPBIN_V1
+                                + "; sleep 0.05; done"), Duration.ofSeconds(120));
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        Thread.sleep(300);
+        assertEquals(0, meshbox("restart", "ca").exit());
+        Result r = traffic.get(2, TimeUnit.MINUTES);
+        List<String> codes = r.out().lines().toList();
+        assertEquals(60, codes.size(), r.out());
+        assertTrue(codes.stream().allMatch("200"::equals), "every request during the CA restart succeeded: " + codes);
+        await("ca ready again", () -> ready("http://10.44.0.20:15021/healthz/ready"));
+    }
+
+    @Test
+    @Order(10)
+    void everyDashboardQueryReturnsASeriesFromPrometheus() throws Exception {
+        curl("sleep", "http://httpbin/?[1-20]");
+        curl("sleep", "http://httpbin/admin");
+        Path dashboards = REPO.resolve("k8s/observability/dashboards");
+        List<String> empty = new ArrayList<>();
+        int queries = 0;
+        try (var files = Files.list(dashboards)) {
+            for (Path f : files.filter(p -> p.toString().endsWith(".json")).sorted().toList()) {
+                for (JsonNode panel : JSON.readTree(f.toFile()).path("panels")) {
+                    for (JsonNode target : panel.path("targets")) {
+                        String expr = target.path("expr").asText().replace("$__rate_interval", "1m");
+                        queries++;
+                        if (!returnsSeries(expr)) {
+                            empty.add(f.getFileName() + " / " + panel.path("title").asText() + ": " + expr);
+                        }
+                    }
+                }
+            }
+        }
+        assertTrue(queries >= 15, "the dashboards hold queries: " + queries);
+        assertTrue(empty.isEmpty(), "queries without data:\n" + String.join("\n", empty));
+    }
+
+    /** Polls Prometheus for up to 30 s: the series appear within a few 2 s scrapes. */
+    static boolean returnsSeries(String expr) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (true) {
+            JsonNode body = JSON.readTree(get(PROMETHEUS + "/api/v1/query?query=" + URLEncoder.encode(expr, StandardCharsets.UTF_8)));
+            assertEquals("success", body.path("status").asText(), expr + ": " + body);
+            if (!body.path("data").path("result").isEmpty()) {
+                return true;
+            }
+            if (System.nanoTime() > deadline) {
+                return false;
+            }
+            Thread.sleep(1000);
+        }
+    }
+
+    @Test
+    @Order(11)
+    void downLeavesNothingBehind() throws Exception {
+        keepLogs();
+        List<Long> pids = new ArrayList<>();
+        try (var files = Files.list(STATE.resolve("pids"))) {
+            for (Path f : files.toList()) {
+                pids.add(Long.parseLong(Files.readString(f).trim()));
+            }
+        }
+        assertEquals(0, meshbox("down").exit());
+        assertFalse(Files.exists(STATE), "state directory removed");
+        for (long pid : pids) {
+            assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "process " + pid + " stopped");
+        }
+        Result netns = run(List.of("ip", "netns", "list"), Duration.ofSeconds(10));
+        assertFalse(netns.out().contains("mbox-"), "pod namespaces removed: " + netns.out());
+        assertNotEquals(0, run(List.of("ip", "link", "show", "mbox0"), Duration.ofSeconds(10)).exit(), "bridge removed");
+        try (var etc = Files.list(Path.of("/etc/netns"))) {
+            assertTrue(etc.noneMatch(p -> p.getFileName().toString().startsWith("mbox-")), "/etc/netns entries removed");
+        } catch (java.nio.file.NoSuchFileException none) {
+            // nothing was ever there
+        }
     }
 }

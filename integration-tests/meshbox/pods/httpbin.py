@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""A small httpbin for the mesh in a box: the program the sample server pods run.
+
+GET /            "hello from <pod>"
+GET /headers     the request headers as JSON (to see what the mesh added: traceparent, ...)
+GET /status/<n>  answers with status n
+GET /delay/<s>   answers after s seconds (timeouts)
+anything else    "hello from <pod>: <path>"
+"""
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+POD = os.environ.get("POD_NAME", "httpbin")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        status, body, kind = 200, f"hello from {POD}\n" if path == "/" else f"hello from {POD}: {path}\n", "text/plain"
+        if path == "/headers":
+            body, kind = json.dumps({"pod": POD, "headers": dict(self.headers.items())}) + "\n", "application/json"
+        elif path.startswith("/status/"):
+            status = int(path.rsplit("/", 1)[1])
+        elif path.startswith("/delay/"):
+            time.sleep(float(path.rsplit("/", 1)[1]))
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Pod", POD)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_POST = do_GET
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.client_address[0], fmt % args))
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1]) if len(sys.argv) > 1 else 8080), Handler).serve_forever()
