@@ -6,9 +6,11 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
+import io.netty.handler.codec.http2.DefaultHttp2GoAwayFrame;
 import io.netty.handler.codec.http2.DefaultHttp2Headers;
 import io.netty.handler.codec.http2.DefaultHttp2HeadersFrame;
 import io.netty.handler.codec.http2.DefaultHttp2WindowUpdateFrame;
+import io.netty.handler.codec.http2.Http2Error;
 import io.netty.handler.codec.http2.Http2FrameCodec;
 import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
 import io.netty.handler.codec.http2.Http2HeadersFrame;
@@ -40,6 +42,18 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
         this.tls = tls;
         this.settings = settings;
         this.handler = handler;
+    }
+
+    /**
+     * Asks the client on an accepted HBONE connection to open no new stream on it (GOAWAY, no
+     * error); streams already open go on. A connection still in its handshake is left alone.
+     */
+    public static void goAway(Channel ch) {
+        ch.eventLoop().execute(() -> {
+            if (ch.isActive() && ch.pipeline().get(Http2FrameCodec.class) != null) {
+                ch.writeAndFlush(new DefaultHttp2GoAwayFrame(Http2Error.NO_ERROR));
+            }
+        });
     }
 
     @Override

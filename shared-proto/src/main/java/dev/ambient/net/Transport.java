@@ -22,12 +22,18 @@ public record Transport(EventLoopGroup group, Class<? extends SocketChannel> soc
 
     public static Transport create(String name, int threads) {
         DefaultThreadFactory factory = new DefaultThreadFactory(name, true);
-        if (Epoll.isAvailable()) {
-            return new Transport(new EpollEventLoopGroup(threads, factory), EpollSocketChannel.class,
-                    EpollServerSocketChannel.class, true);
+        Transport t = Epoll.isAvailable()
+                ? new Transport(new EpollEventLoopGroup(threads, factory), EpollSocketChannel.class,
+                        EpollServerSocketChannel.class, true)
+                : new Transport(new NioEventLoopGroup(threads, factory), NioSocketChannel.class,
+                        NioServerSocketChannel.class, false);
+        // Start every loop thread now, from here. Netty starts one lazily from the first thread that
+        // hands it work, and a new thread inherits that thread's network namespace: a loop started by
+        // a thread inside a pod's namespace (in-pod listeners) would stay there and pin it.
+        for (io.netty.util.concurrent.EventExecutor loop : t.group) {
+            loop.submit(() -> { }).syncUninterruptibly();
         }
-        return new Transport(new NioEventLoopGroup(threads, factory), NioSocketChannel.class,
-                NioServerSocketChannel.class, false);
+        return t;
     }
 
     /**

@@ -8,9 +8,6 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
-import io.netty.handler.codec.http2.DefaultHttp2GoAwayFrame;
-import io.netty.handler.codec.http2.Http2Error;
-import io.netty.handler.codec.http2.Http2FrameCodec;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.net.InetSocketAddress;
 import org.jboss.logging.Logger;
@@ -53,13 +50,7 @@ public final class HboneListener implements AutoCloseable {
 
     /** Asks every connected client to open no new stream on its connection (new connections are still accepted). */
     public void goAway() {
-        for (Channel ch : connections) {
-            ch.eventLoop().execute(() -> {
-                if (ch.pipeline().get(Http2FrameCodec.class) != null) {
-                    ch.writeAndFlush(new DefaultHttp2GoAwayFrame(Http2Error.NO_ERROR));
-                }
-            });
-        }
+        connections.forEach(HboneServerInitializer::goAway);
         LOG.infof("draining: sent GOAWAY on %d HBONE connections", connections.size());
     }
 

@@ -247,10 +247,13 @@ public final class InpodWorkloads implements AutoCloseable {
         }
         pod.state(InpodWorkload.State.DRAINING);
         pod.stopAccepting();
+        // Peers' pooled connections to this pod must not carry new streams in: only open ones finish.
+        pod.hboneConnections.forEach(HboneServerInitializer::goAway);
         draining.add(pod);
         long deadline = System.nanoTime() + drainTimeout.toNanos();
-        LOG.infof("inpod: removed %s: no longer accepting; %d open connection(s) may finish within %s",
-                pod.describe(), pod.activeConnections(), drainTimeout);
+        LOG.infof("inpod: removed %s: no longer accepting (GOAWAY on %d HBONE connection(s)); %d open connection(s)"
+                + " may finish within %s", pod.describe(), pod.hboneConnections.size(), pod.activeConnections(),
+                drainTimeout);
         drainLater(pod, deadline);
         changed.run();
         return "";

@@ -74,13 +74,14 @@ class WaypointRoutingTest {
     static LoopbackMesh mesh;
     static Transport transport;
     static Channel waypoint;
+    static dev.ambient.ztunnel.ZtunnelNode nodeA;
     static final List<String> seen = new CopyOnWriteArrayList<>();
 
     @BeforeAll
     static void start() throws Exception {
         mesh = new LoopbackMesh(dir, MESH);
         mesh.echo("127.0.92.1", 28200);
-        mesh.node("node-a", "127.0.0.10", SOCKS_A.getPort());
+        nodeA = mesh.node("node-a", "127.0.0.10", SOCKS_A.getPort());
         CertificateAuthority ca = CertificateAuthority.loadOrCreate(mesh.caDir(), "cluster.local", Duration.ofDays(1));
         var cert = ca.issue(new SpiffeId("cluster.local", "default", "waypoint"), Duration.ofHours(1));
         var tls = HboneTls.serverContext(cert, List.of(ca.root()));
@@ -121,8 +122,14 @@ class WaypointRoutingTest {
     @Test
     void serviceTrafficGoesThroughItsWaypointWithTheVipAsAuthority() throws Exception {
         byte[] payload = "via waypoint".getBytes();
-        assertEquals(sha256(payload), roundTrip(socks(SOCKS_A, "127.0.90.1", "reviews.default.svc.cluster.local", 80),
-                payload));
-        assertTrue(seen.contains("spiffe://cluster.local/ns/default/sa/sleep -> 127.0.100.20:80"), seen.toString());
+        String echoed = roundTrip(socks(SOCKS_A, "127.0.90.1", "reviews.default.svc.cluster.local", 80), payload);
+        assertTrue(seen.contains("spiffe://cluster.local/ns/default/sa/sleep -> 127.0.100.20:80"),
+                () -> "the waypoint saw " + seen + "; the ztunnel's failures: " + failures());
+        assertEquals(sha256(payload), echoed, () -> "echo through the waypoint; failures: " + failures());
+    }
+
+    private static String failures() {
+        return nodeA.registry().find("istio_tcp_connections_failed").counters().stream()
+                .map(c -> c.getId().getTag("response_flags") + "=" + c.count()).toList().toString();
     }
 }
