@@ -1,5 +1,6 @@
 package dev.ambient.cni.pods;
 
+import dev.ambient.yaml.YamlDirectory;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -96,12 +97,12 @@ public final class DirectoryPodSource implements PodSource {
             Map<Path, BasicFileAttributes> seen = new TreeMap<>();
             if (Files.isDirectory(root)) {
                 try (Stream<Path> walk = Files.walk(root)) {
-                    walk.filter(p -> !hidden(p)).forEach(p -> {
+                    walk.filter(p -> !YamlDirectory.hidden(root, p)).forEach(p -> {
                         try {
                             if (Files.isDirectory(p) && watch != null) {
                                 p.register(watch, StandardWatchEventKinds.ENTRY_CREATE,
                                         StandardWatchEventKinds.ENTRY_DELETE, StandardWatchEventKinds.ENTRY_MODIFY);
-                            } else if (Files.isRegularFile(p) && yaml(p)) {
+                            } else if (Files.isRegularFile(p) && YamlDirectory.isYaml(p)) {
                                 seen.put(p, Files.readAttributes(p, BasicFileAttributes.class));
                             }
                         } catch (IOException | ClosedWatchServiceException e) {
@@ -163,20 +164,6 @@ public final class DirectoryPodSource implements PodSource {
         }
         namespaces = Map.copyOf(ns);
         pods = List.copyOf(ps);
-    }
-
-    private boolean hidden(Path p) {
-        for (Path part : root.relativize(p)) {
-            if (part.toString().startsWith(".")) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static boolean yaml(Path p) {
-        String n = p.getFileName().toString();
-        return n.endsWith(".yaml") || n.endsWith(".yml");
     }
 
     @Override

@@ -3,6 +3,7 @@ package dev.ambient.xds.source;
 import dev.ambient.xds.translate.MeshInput;
 import dev.ambient.xds.translate.MeshTranslator;
 import dev.ambient.xds.translate.Problem;
+import dev.ambient.yaml.YamlDirectory;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import java.io.IOException;
 import java.nio.file.ClosedWatchServiceException;
@@ -131,10 +132,10 @@ public final class DirectoryMeshSource extends AbstractMeshSource {
         if (!missing) {
             List<Path> dirs = new ArrayList<>();
             try (Stream<Path> walk = Files.walk(root)) {
-                walk.filter(p -> !hiddenBelowRoot(p)).forEach(p -> {
+                walk.filter(p -> !YamlDirectory.hidden(root, p)).forEach(p -> {
                     if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
                         dirs.add(p);
-                    } else if (yaml(p) && Files.isRegularFile(p)) {
+                    } else if (YamlDirectory.isYaml(p) && Files.isRegularFile(p)) {
                         try {
                             seen.put(p, Files.readAttributes(p, BasicFileAttributes.class));
                         } catch (IOException e) {
@@ -165,20 +166,6 @@ public final class DirectoryMeshSource extends AbstractMeshSource {
         if (changed) {
             recompute();
         }
-    }
-
-    private boolean hiddenBelowRoot(Path p) {
-        for (Path part : root.relativize(p)) {
-            if (part.toString().startsWith(".")) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static boolean yaml(Path p) {
-        String n = p.getFileName().toString();
-        return n.endsWith(".yaml") || n.endsWith(".yml");
     }
 
     private void register(List<Path> dirs) {
