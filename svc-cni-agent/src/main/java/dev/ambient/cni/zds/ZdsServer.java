@@ -292,6 +292,13 @@ public final class ZdsServer implements AutoCloseable {
                     if (closed) {
                         return;
                     }
+                    if (current != null && current.id > id) {
+                        // Two ztunnels said hello at once: the one that connected last is the live one.
+                        LOG.infof("ZDS connection %d closed: connection %d, accepted after it, is already active",
+                                id, current.id);
+                        metrics.zdsConnection("refused");
+                        return;
+                    }
                     old = current;
                     current = this;
                     registered = true;
