@@ -93,7 +93,7 @@ public final class WaypointNode implements AutoCloseable {
         perLoopPools = loopPools;
         upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
                 l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
-                config.http().maxBodyBytes(), up.maxIdlePerEndpoint());
+                config.http().maxBodyBytes(), up.maxIdlePerEndpoint(), up.idleTimeout());
         LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
                 up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), balancer, upstream,

@@ -48,9 +48,15 @@ final class MeshFixtures {
     }
 
     static Service service(String name, String ns, String vip, int port, int targetPort) {
+        return service(name, ns, vip, port, targetPort, "");
+    }
+
+    /** @param appProtocol the port's declared protocol ("http", "grpc", ...), "" for none */
+    static Service service(String name, String ns, String vip, int port, int targetPort, String appProtocol) {
         return Service.newBuilder().setName(name).setNamespace(ns).setHostname(name + "." + ns + ".svc.cluster.local")
                 .addAddresses(NetworkAddress.newBuilder().setAddress(ip(vip)))
-                .addPorts(Port.newBuilder().setServicePort(port).setTargetPort(targetPort)).build();
+                .addPorts(Port.newBuilder().setServicePort(port).setTargetPort(targetPort).setAppProtocol(appProtocol))
+                .build();
     }
 
     static String key(Service s) {

@@ -19,6 +19,8 @@ import dev.ambient.proto.l7.Route;
 import dev.ambient.proto.l7.RouteMatch;
 import dev.ambient.proto.l7.ServiceRoutes;
 import dev.ambient.proto.l7.WeightedBackend;
+import dev.ambient.proto.workload.Port;
+import dev.ambient.proto.workload.PortList;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.state.WaypointState;
@@ -34,6 +36,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -61,13 +64,17 @@ class WaypointDataPathTest {
     static final SpiffeId SOURCE = new SpiffeId("cluster.local", NS, "productpage");
     static final SpiffeId WAYPOINT = new SpiffeId("cluster.local", NS, "waypoint");
 
-    static final Service REVIEWS = service("reviews", NS, "127.0.81.10", 9080, POD_PORT);
-    static final Service REVIEWS_V1 = service("reviews-v1", NS, "127.0.81.11", 9080, POD_PORT);
-    static final Service REVIEWS_V2 = service("reviews-v2", NS, "127.0.81.12", 9080, POD_PORT);
+    // Declared "http" (as a port named http): the backends speak HTTP/1.1 only, whatever the client speaks.
+    static final Service REVIEWS = service("reviews", NS, "127.0.81.10", 9080, POD_PORT, "http");
+    static final Service REVIEWS_V1 = service("reviews-v1", NS, "127.0.81.11", 9080, POD_PORT, "http");
+    static final Service REVIEWS_V2 = service("reviews-v2", NS, "127.0.81.12", 9080, POD_PORT, "http");
     static final Service FLAKY = service("flaky", NS, "127.0.81.20", 9080, POD_PORT);
     static final Service SLOW = service("slow", NS, "127.0.81.30", 9080, POD_PORT);
     static final Service ECHO = service("echo", NS, "127.0.81.40", 9000, 58290);
     static final Service RATINGS = service("ratings", NS, "127.0.81.50", 9080, POD_PORT);
+    // Served by an HTTP/2-only server (python-h2): declared grpc, and one with no declared protocol.
+    static final Service GREETER = service("greeter", NS, "127.0.81.60", 50051, 58295, "grpc");
+    static final Service AUTO = service("auto", NS, "127.0.81.61", 8080, 58295);
 
     @TempDir
     static Path dir;
@@ -84,6 +91,9 @@ class WaypointDataPathTest {
     static InetSocketAddress echo;
     static InetSocketAddress ratings;
     static ServerSocket echoServer;
+    static Process h2Server;
+    static InetSocketAddress greeter;
+    static InetSocketAddress auto;
     static final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).build();
 
@@ -104,6 +114,9 @@ class WaypointDataPathTest {
         Workload podSlow = pod("slow", NS, "slow", "127.0.82.5", key(SLOW), 9080, POD_PORT);
         Workload podEcho = pod("echo", NS, "echo", "127.0.82.6", key(ECHO), 9000, 58290);
         Workload productpage = client("productpage", NS, "productpage", "127.0.0.1");
+        Workload podGreeter = pod("greeter", NS, "greeter", "127.0.82.7", key(GREETER), 50051, 58295);
+        podGreeter = podGreeter.toBuilder().putServices(key(AUTO), PortList.newBuilder().addPorts(
+                Port.newBuilder().setServicePort(8080).setTargetPort(58295)).build()).build();
 
         ServiceRoutes reviewsRoutes = ServiceRoutes.newBuilder().setServiceHostname(REVIEWS.getHostname())
                 .setServiceNamespace(NS)
@@ -157,8 +170,8 @@ class WaypointDataPathTest {
                 .build();
 
         waypoint.store().replace(WaypointState.of(
-                List.of(podV1, podV2, podFlakyA, podFlakyB, podSlow, podEcho, productpage),
-                List.of(REVIEWS, REVIEWS_V1, REVIEWS_V2, FLAKY, SLOW, ECHO, RATINGS),
+                List.of(podV1, podV2, podFlakyA, podFlakyB, podSlow, podEcho, podGreeter, productpage),
+                List.of(REVIEWS, REVIEWS_V1, REVIEWS_V2, FLAKY, SLOW, ECHO, RATINGS, GREETER, AUTO),
                 List.of(reviewsRoutes, flakyRoutes, slowRoutes, ratingsRoutes),
                 List.of(denyPathPrefix("no-admin", NS, "Gateway/demo/waypoint", "/admin"))));
 
@@ -175,6 +188,9 @@ class WaypointDataPathTest {
                 ex -> new HboneTestBox.Reply(500, "broken", 0));
         flakyB = box.backend(new InetSocketAddress("127.0.82.4", POD_PORT), ex -> HboneTestBox.Reply.ok("flaky b"));
         box.backend(new InetSocketAddress("127.0.82.5", POD_PORT), ex -> new HboneTestBox.Reply(200, "late", 2_000));
+        box.endpointServer(new InetSocketAddress("127.0.82.7", ENDPOINT_HBONE),
+                new SpiffeId("cluster.local", NS, "greeter"));
+        h2Server = startH2Server("127.0.82.7", 58295);
         echoServer = new ServerSocket();
         echoServer.bind(new InetSocketAddress("127.0.82.6", 58290));
         Thread.ofVirtual().start(WaypointDataPathTest::echoLoop);
@@ -185,6 +201,20 @@ class WaypointDataPathTest {
         slow = box.clientTunnel(new InetSocketAddress("127.0.80.1", 58103), SOURCE, wp, WAYPOINT, vip(SLOW, 9080));
         echo = box.clientTunnel(new InetSocketAddress("127.0.80.1", 58104), SOURCE, wp, WAYPOINT, vip(ECHO, 9000));
         ratings = box.clientTunnel(new InetSocketAddress("127.0.80.1", 58105), SOURCE, wp, WAYPOINT, vip(RATINGS, 9080));
+        greeter = box.clientTunnel(new InetSocketAddress("127.0.80.1", 58106), SOURCE, wp, WAYPOINT,
+                vip(GREETER, 50051));
+        auto = box.clientTunnel(new InetSocketAddress("127.0.80.1", 58107), SOURCE, wp, WAYPOINT, vip(AUTO, 8080));
+    }
+
+    /** The HTTP/2-only server of test resource h2c-grpc-echo.py, once it listens. */
+    static Process startH2Server(String host, int port) throws Exception {
+        Path script = Path.of(WaypointDataPathTest.class.getResource("/h2c-grpc-echo.py").toURI());
+        Process p = new ProcessBuilder("/usr/bin/python3", script.toString(), host, Integer.toString(port))
+                .redirectErrorStream(true).start();
+        String first = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(),
+                StandardCharsets.UTF_8)).readLine();
+        assertEquals("listening", first, "python-h2 server (Debian python3-h2) did not start");
+        return p;
     }
 
     static WeightedBackend backend(Service s, int weight) {
@@ -217,6 +247,9 @@ class WaypointDataPathTest {
     static void stop() throws Exception {
         if (echoServer != null) {
             echoServer.close();
+        }
+        if (h2Server != null) {
+            h2Server.destroyForcibly();
         }
         if (box != null) {
             box.close();
@@ -385,6 +418,45 @@ class WaypointDataPathTest {
         assertTrue(out.contains(":status: 200"), out);
         assertTrue(out.contains("reviews v2"), out);
         assertTrue(out.contains("x-served-via: by-header"), out);
+    }
+
+    @Test
+    void grpcReachesAnHttp2OnlyServerWithItsTrailers() throws Exception {
+        // nghttp (h2c) as a gRPC client would send; the port is declared grpc, so the waypoint
+        // speaks HTTP/2 to the python-h2 server, keeps "te: trailers" and relays the trailers.
+        Path body = dir.resolve("grpc-request");
+        Files.writeString(body, "hello through the waypoint");
+        String out = run("nghttp", "-v", "-H", "content-type: application/grpc", "-H", "te: trailers", "-d",
+                body.toString(), "http://127.0.80.1:58106/demo.Greeter/SayHello");
+        assertTrue(out.contains(":status: 200"), out);
+        assertTrue(out.contains("x-upstream-protocol: h2"), out);
+        assertTrue(out.contains("x-seen-te: trailers"), out);
+        assertTrue(out.contains("x-seen-path: /demo.Greeter/SayHello"), out);
+        assertTrue(out.contains("hello through the waypoint"), out);
+        assertTrue(out.contains("grpc-status: 0") && out.contains("grpc-message: echoed"), "trailers relayed: " + out);
+
+        // An HTTP/1.1 client of the same port: still HTTP/2 upstream (the port says so).
+        String h1 = run("curl", "-sS", "-i", "--http1.1", "http://127.0.80.1:58106/demo.Greeter/SayHello");
+        assertTrue(h1.startsWith("HTTP/1.1 200"), h1);
+        assertTrue(h1.contains("x-upstream-protocol: h2"), h1);
+    }
+
+    @Test
+    void aPortWithoutADeclaredProtocolGetsTheClientsHttpVersion() throws Exception {
+        String h2 = run("nghttp", "-v", "http://127.0.80.1:58107/auto");
+        assertTrue(h2.contains(":status: 200") && h2.contains("x-upstream-protocol: h2"), h2);
+        // HTTP/1.1 from the client: HTTP/1.1 upstream, which this HTTP/2-only server cannot parse
+        // (it answers with its SETTINGS frame): a protocol error, 503 as Envoy says it.
+        HttpResponse<String> h1 = get(auto, "/auto");
+        assertEquals(503, h1.statusCode(), h1.body());
+        assertTrue(h1.body().endsWith("reset reason: protocol error"), h1.body());
+        assertEquals(200, get(reviews, "/still-http1").statusCode(), "reviews, declared http, is unaffected");
+    }
+
+    static String run(String... command) throws Exception {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        assertTrue(p.waitFor(20, TimeUnit.SECONDS), String.join(" ", command) + " did not finish");
+        return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     }
 
     @Test

@@ -72,6 +72,8 @@ final class Exchange {
     private boolean done;
     private ScheduledFuture<?> overallTimer;
     private Promise<FullHttpResponse> inFlight;
+    /** HTTP/2 (prior knowledge) to the endpoint, else HTTP/1.1; see {@link UpstreamProtocol}. */
+    private boolean upstreamHttp2;
 
     Exchange(DataPath path, Tunnel tunnel, FullHttpRequest request, String protocol, EventLoop loop,
             Consumer<FullHttpResponse> respond) {
@@ -151,19 +153,26 @@ final class Exchange {
             }
             int backendPort = backend.get().getPort() == 0 ? port : backend.get().getPort();
             endpoints = state.endpoints(backendService, backendPort);
+            upstreamHttp2 = UpstreamProtocol.http2(appProtocol(backendService, backendPort), downstreamHttp2());
         } else if (tunnel.service() != null) {
             backendService = tunnel.service();
             endpoints = state.endpoints(backendService, port);
+            upstreamHttp2 = UpstreamProtocol.http2(appProtocol(backendService, port), downstreamHttp2());
         } else {
             Workload w = tunnel.workload();
             endpoints = List.of(new Endpoint(w, tunnel.target().getAddress(), port));
+            upstreamHttp2 = downstreamHttp2();
         }
         if (endpoints.isEmpty()) {
             local(503, "no healthy upstream", "UH", "no healthy endpoint of "
                     + (backendService == null ? "?" : WaypointState.key(backendService)));
             return;
         }
+        boolean teTrailers = request.headers().containsValue(HttpHeaderNames.TE, "trailers", true);
         stripHopByHop(request.headers());
+        if (upstreamHttp2 && teTrailers) {
+            request.headers().set(HttpHeaderNames.TE, "trailers"); // the one TE HTTP/2 allows; gRPC needs it
+        }
         request.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, request.content().readableBytes());
         if (route != null && route.getTimeoutMs() > 0) {
             overallTimer = loop.schedule(() -> {
@@ -190,7 +199,8 @@ final class Exchange {
         LoadBalancer.Stats stats = path.balancer.stats(ep.uid());
         stats.begin();
         SpiffeId expected = identity(ep.workload());
-        Promise<FullHttpResponse> p = path.upstream.send(ep, expected, request.retainedDuplicate(), loop);
+        Promise<FullHttpResponse> p = path.upstream.send(ep, expected, request.retainedDuplicate(), loop,
+                upstreamHttp2);
         inFlight = p;
         RetryPolicy retry = route != null && route.hasRetry() ? route.getRetry() : null;
         ScheduledFuture<?> perTry = retry != null && retry.getPerTryTimeoutMs() > 0
@@ -250,6 +260,8 @@ final class Exchange {
                     + "connection failure", "UF", f.getMessage());
             case RESET -> local(503, "upstream connect error or disconnect/reset before headers. reset reason: "
                     + "connection termination", "UC", f.getMessage());
+            case PROTOCOL -> local(503, "upstream connect error or disconnect/reset before headers. reset reason: "
+                    + "protocol error", "UPE", f.getMessage());
             case TIMEOUT -> local(504, "upstream request timeout", "UT", f.getMessage());
             case TOO_LARGE -> local(502, "upstream response too large", "UMSDR", f.getMessage());
         }
@@ -301,6 +313,7 @@ final class Exchange {
             // A connect failure never reached the application: always safe to retry (as Istio's defaults).
             case CONNECT -> true;
             case RESET -> on.isEmpty() || on.contains("reset") || on.contains("5xx") || on.contains("gateway-error");
+            case PROTOCOL -> on.contains("5xx") || on.contains("gateway-error");
             case TIMEOUT -> on.isEmpty() || on.contains("5xx") || on.contains("gateway-error");
             case TOO_LARGE -> false;
         };
@@ -387,6 +400,19 @@ final class Exchange {
                 }
             }
         }
+    }
+
+    private boolean downstreamHttp2() {
+        return "HTTP/2".equals(protocol);
+    }
+
+    private static String appProtocol(Service s, int servicePort) {
+        for (var p : s.getPortsList()) {
+            if (p.getServicePort() == servicePort) {
+                return p.getAppProtocol();
+            }
+        }
+        return "";
     }
 
     /** Headers that belong to one connection, and what HTTP/2 to HTTP/1 conversion adds for itself. */

@@ -9,6 +9,7 @@ import dev.ambient.waypoint.identity.WaypointIdentity;
 import dev.ambient.waypoint.state.WaypointState.Endpoint;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.handler.codec.http.FullHttpRequest;
@@ -16,26 +17,38 @@ import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
+import io.netty.handler.codec.http2.Http2GoAwayFrame;
+import io.netty.handler.codec.http2.Http2MultiplexHandler;
+import io.netty.handler.codec.http2.Http2Settings;
 import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.handler.codec.http2.Http2StreamChannelBootstrap;
+import io.netty.handler.codec.http2.Http2StreamFrameToHttpObjectCodec;
+import io.netty.handler.codec.http2.HttpConversionUtil;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
 import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jboss.logging.Logger;
 
 /**
- * HTTP/1.1 to endpoints through HBONE: each upstream connection is one CONNECT stream to the
+ * HTTP to endpoints through HBONE: each upstream connection is one CONNECT stream to the
  * endpoint's node ztunnel ({@code :authority} = pod ip:targetPort, the server must prove the
- * workload's identity, we present the waypoint's), kept alive and reused for later requests to
- * the same endpoint; the CONNECT streams themselves share pooled mTLS HTTP/2 connections. Pools
- * are per event loop (as Envoy's per-worker pools): a request and its upstream connection live
- * on the same thread, so no request hops between threads.
+ * workload's identity, we present the waypoint's); the CONNECT streams themselves share pooled
+ * mTLS HTTP/2 connections. Inside a CONNECT stream the waypoint speaks HTTP/1.1 (one request at a
+ * time, the connection kept alive and reused for later requests to the same endpoint) or HTTP/2
+ * with prior knowledge (one connection per endpoint, requests multiplexed as its streams; gRPC).
+ * Pools are per event loop (as Envoy's per-worker pools): a request and its upstream connection
+ * live on the same thread, so no request hops between threads.
  */
 public final class UpstreamClient implements AutoCloseable {
 
@@ -44,18 +57,25 @@ public final class UpstreamClient implements AutoCloseable {
     private record Key(InetSocketAddress target, SpiffeId expected, EventLoop loop) {
     }
 
+    private static final Http2Settings H2_SETTINGS = Http2Settings.defaultSettings().pushEnabled(false)
+            .initialWindowSize(1 << 20);
+
     private final java.util.function.Function<EventLoop, ConnectionPool> pools;
     private final WaypointIdentity identity;
     private final int hbonePort;
     private final int maxBodyBytes;
     private final int maxIdle;
+    private final Duration h2IdleTimeout;
     private final Map<Key, Deque<Connection>> idle = new ConcurrentHashMap<>();
+    /** HTTP/2 connections, one per endpoint and event loop; each entry is touched by its loop only. */
+    private final Map<Key, Multiplexed> multiplexed = new ConcurrentHashMap<>();
     private final AtomicInteger open = new AtomicInteger();
 
     /** @param pools the HBONE connection pool dialling on a given event loop */
     public UpstreamClient(java.util.function.Function<EventLoop, ConnectionPool> pools, WaypointIdentity identity,
-            int hbonePort, int maxBodyBytes, int maxIdle) {
+            int hbonePort, int maxBodyBytes, int maxIdle, Duration h2IdleTimeout) {
         this.pools = pools;
+        this.h2IdleTimeout = h2IdleTimeout;
         this.identity = identity;
         this.hbonePort = hbonePort;
         this.maxBodyBytes = maxBodyBytes;
@@ -72,9 +92,20 @@ public final class UpstreamClient implements AutoCloseable {
      * caller releases; fails with {@link UpstreamFailure}. Failing the returned promise from outside
      * (a timeout) abandons the connection.
      */
-    public Promise<FullHttpResponse> send(Endpoint endpoint, SpiffeId expected, FullHttpRequest request, EventLoop loop) {
+    public Promise<FullHttpResponse> send(Endpoint endpoint, SpiffeId expected, FullHttpRequest request, EventLoop loop,
+            boolean http2) {
         Promise<FullHttpResponse> result = loop.newPromise();
         Key key = new Key(new InetSocketAddress(endpoint.address(), endpoint.port()), expected, loop);
+        if (http2) {
+            Multiplexed m = multiplexed.get(key);
+            if (m == null || !m.usable()) {
+                m = new Multiplexed(key);
+                multiplexed.put(key, m);
+                m.open(endpoint);
+            }
+            m.send(request, result);
+            return result;
+        }
         Deque<Connection> free = idle.get(key);
         Connection c;
         while (free != null && (c = free.pollFirst()) != null) {
@@ -83,38 +114,57 @@ public final class UpstreamClient implements AutoCloseable {
                 return result;
             }
         }
+        connect(endpoint, key).addListener(f -> {
+            if (!f.isSuccess()) {
+                ReferenceCountUtil.release(request);
+                result.tryFailure(f.cause());
+                return;
+            }
+            Http2StreamChannel stream = (Http2StreamChannel) f.getNow();
+            Connection conn = new Connection(key, stream);
+            stream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+            stream.pipeline().addLast(new HttpClientCodec());
+            stream.pipeline().addLast(new HttpObjectAggregator(maxBodyBytes));
+            stream.pipeline().addLast(conn);
+            start(stream);
+            conn.send(request, result);
+        });
+        return result;
+    }
+
+    /**
+     * Opens a CONNECT stream to the endpoint; completes on the key's loop (the stream's own), or
+     * fails with an {@link UpstreamFailure} of kind CONNECT.
+     */
+    private Promise<Http2StreamChannel> connect(Endpoint endpoint, Key key) {
+        Promise<Http2StreamChannel> connected = key.loop().newPromise();
         WaypointIdentity.TlsMaterial tls = identity.current();
         if (tls == null) {
-            ReferenceCountUtil.release(request);
-            result.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.CONNECT, "waypoint has no certificate yet"));
-            return result;
+            connected.setFailure(new UpstreamFailure(UpstreamFailure.Kind.CONNECT, "waypoint has no certificate yet"));
+            return connected;
         }
         PoolKey poolKey = new PoolKey(identity.id(), new InetSocketAddress(endpoint.address(), hbonePort),
-                Set.of(expected));
-        Future<Http2StreamChannel> opened = pools.apply(loop).open(poolKey, tls.client(),
+                Set.of(key.expected()));
+        Future<Http2StreamChannel> opened = pools.apply(key.loop()).open(poolKey, tls.client(),
                 HboneHeaders.connect(key.target(), null, null), null);
         opened.addListener(f -> {
             if (!f.isSuccess()) {
-                ReferenceCountUtil.release(request);
-                result.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.CONNECT, "HBONE to " + endpoint.uid()
+                connected.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.CONNECT, "HBONE to " + endpoint.uid()
                         + " at " + key.target() + ": " + f.cause().getMessage()));
                 return;
             }
             Http2StreamChannel stream = (Http2StreamChannel) f.getNow();
-            stream.eventLoop().execute(() -> {
-                Connection conn = new Connection(key, stream);
-                stream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
-                stream.pipeline().addLast(new HttpClientCodec());
-                stream.pipeline().addLast(new HttpObjectAggregator(maxBodyBytes));
-                stream.pipeline().addLast(conn);
-                open.incrementAndGet();
-                stream.closeFuture().addListener(x -> open.decrementAndGet());
-                PendingReads.release(stream);
-                stream.config().setAutoRead(true);
-                conn.send(request, result);
-            });
+            stream.eventLoop().execute(() -> connected.trySuccess(stream));
         });
-        return result;
+        return connected;
+    }
+
+    /** Counts the connection and lets its bytes flow, once its pipeline is in place. */
+    private void start(Http2StreamChannel stream) {
+        open.incrementAndGet();
+        stream.closeFuture().addListener(x -> open.decrementAndGet());
+        PendingReads.release(stream);
+        stream.config().setAutoRead(true);
     }
 
     private void release(Connection c) {
@@ -174,6 +224,13 @@ public final class UpstreamClient implements AutoCloseable {
                 ReferenceCountUtil.release(msg);
                 return;
             }
+            if (response.decoderResult().isFailure()) {
+                response.release();
+                fail(UpstreamFailure.Kind.PROTOCOL, "not an HTTP/1.1 response: "
+                        + response.decoderResult().cause().getMessage());
+                stream.close();
+                return;
+            }
             Promise<FullHttpResponse> p = pending;
             pending = null;
             boolean keep = reusable && HttpUtil.isKeepAlive(response) && stream.isActive();
@@ -225,9 +282,180 @@ public final class UpstreamClient implements AutoCloseable {
         }
     }
 
+    /**
+     * One HTTP/2 connection (prior knowledge, h2c) inside a CONNECT stream; each request is one of
+     * its streams. Requests that arrive while it connects wait for it (on its loop, so in order).
+     * GOAWAY from the server or the tunnel's end retires it; it closes after idling without streams.
+     */
+    private final class Multiplexed {
+        final Key key;
+        private final ArrayDeque<Runnable> waiting = new ArrayDeque<>();
+        private Http2StreamChannel tunnel; // null while connecting
+        private Throwable failed;
+        private boolean retired;
+        private int activeStreams;
+        private long idleSince = System.nanoTime();
+
+        Multiplexed(Key key) {
+            this.key = key;
+        }
+
+        boolean usable() {
+            return !retired && failed == null && (tunnel == null || tunnel.isActive());
+        }
+
+        void open(Endpoint endpoint) {
+            connect(endpoint, key).addListener(f -> {
+                if (!f.isSuccess()) {
+                    failed = f.cause();
+                    retire();
+                } else {
+                    tunnel = (Http2StreamChannel) f.getNow();
+                    tunnel.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+                    tunnel.pipeline().addLast(Http2FrameCodecBuilder.forClient().initialSettings(H2_SETTINGS).build());
+                    tunnel.pipeline().addLast(new Http2MultiplexHandler(new ChannelInboundHandlerAdapter()));
+                    tunnel.pipeline().addLast(new ChannelInboundHandlerAdapter() {
+                        @Override
+                        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                            if (msg instanceof Http2GoAwayFrame) {
+                                LOG.debugf("upstream %s: GOAWAY; new requests open a new connection", key.target());
+                                retire();
+                            }
+                            ReferenceCountUtil.release(msg);
+                        }
+                    });
+                    tunnel.closeFuture().addListener(x -> retire());
+                    start(tunnel);
+                    scheduleIdleCheck();
+                }
+                for (Runnable r; (r = waiting.poll()) != null;) {
+                    r.run();
+                }
+            });
+        }
+
+        void send(FullHttpRequest request, Promise<FullHttpResponse> result) {
+            if (failed != null) {
+                ReferenceCountUtil.release(request);
+                result.tryFailure(failed);
+                return;
+            }
+            if (tunnel == null) {
+                waiting.add(() -> send(request, result));
+                return;
+            }
+            new Http2StreamChannelBootstrap(tunnel).handler(new ChannelInitializer<Http2StreamChannel>() {
+                @Override
+                protected void initChannel(Http2StreamChannel ch) {
+                    ch.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(false),
+                            new HttpObjectAggregator(maxBodyBytes), new H2Response(key, result));
+                }
+            }).open().addListener((Future<Http2StreamChannel> f) -> {
+                if (!f.isSuccess()) {
+                    ReferenceCountUtil.release(request);
+                    result.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.RESET,
+                            "HTTP/2 stream to " + key.target() + ": " + f.cause().getMessage()));
+                    return;
+                }
+                Http2StreamChannel stream = f.getNow();
+                activeStreams++;
+                stream.closeFuture().addListener(x -> {
+                    if (--activeStreams == 0) {
+                        idleSince = System.nanoTime();
+                    }
+                });
+                // A timeout or a client gone away abandons the exchange: reset just this stream.
+                result.addListener(r -> {
+                    if (!r.isSuccess()) {
+                        stream.close();
+                    }
+                });
+                stream.writeAndFlush(request).addListener(w -> {
+                    if (!w.isSuccess()) {
+                        result.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.RESET,
+                                "write failed: " + w.cause().getMessage()));
+                    }
+                });
+            });
+        }
+
+        private void scheduleIdleCheck() {
+            key.loop().schedule(() -> {
+                if (!tunnel.isActive()) {
+                    return;
+                }
+                if (activeStreams == 0 && System.nanoTime() - idleSince >= h2IdleTimeout.toNanos()) {
+                    retire();
+                    tunnel.close();
+                } else {
+                    scheduleIdleCheck();
+                }
+            }, h2IdleTimeout.toMillis(), TimeUnit.MILLISECONDS);
+        }
+
+        /** No new request uses this connection; streams open on it finish. */
+        private void retire() {
+            retired = true;
+            multiplexed.remove(key, this);
+        }
+    }
+
+    /** The response of one HTTP/2 stream. */
+    private static final class H2Response extends ChannelInboundHandlerAdapter {
+        private final Key key;
+        private final Promise<FullHttpResponse> result;
+
+        H2Response(Key key, Promise<FullHttpResponse> result) {
+            this.key = key;
+            this.result = result;
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (!(msg instanceof FullHttpResponse response)) {
+                ReferenceCountUtil.release(msg);
+                return;
+            }
+            if (response.decoderResult().isFailure()) {
+                response.release();
+                result.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.PROTOCOL, "not a valid HTTP/2 response: "
+                        + response.decoderResult().cause().getMessage()));
+                ctx.close();
+                return;
+            }
+            // What the HTTP/2-to-HTTP/1 conversion adds for itself is not the server's.
+            response.headers().remove(HttpConversionUtil.ExtensionHeaderNames.STREAM_ID.text());
+            response.headers().remove(HttpConversionUtil.ExtensionHeaderNames.SCHEME.text());
+            if (!result.trySuccess(response)) {
+                response.release();
+            }
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext ctx) {
+            result.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.RESET,
+                    "upstream stream reset before the response"));
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            result.tryFailure(cause instanceof TooLongFrameException
+                    ? new UpstreamFailure(UpstreamFailure.Kind.TOO_LARGE, "response too large")
+                    : new UpstreamFailure(UpstreamFailure.Kind.RESET, "upstream error: " + cause.getMessage()));
+            LOG.debugf("upstream %s: %s", key.target(), cause.toString());
+            ctx.close();
+        }
+    }
+
     @Override
     public void close() {
         idle.values().forEach(d -> d.forEach(c -> c.stream.close()));
         idle.clear();
+        multiplexed.values().forEach(m -> {
+            if (m.tunnel != null) {
+                m.tunnel.close();
+            }
+        });
+        multiplexed.clear();
     }
 }

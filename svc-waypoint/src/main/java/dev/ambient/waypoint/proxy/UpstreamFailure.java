@@ -8,6 +8,8 @@ public final class UpstreamFailure extends RuntimeException {
         CONNECT,
         /** The connection ended before a full response (retry-on reset; 503 UC). */
         RESET,
+        /** The endpoint answered with something that is not HTTP of the version spoken (503 UPE). */
+        PROTOCOL,
         /** The per-try timeout fired (504 UT). */
         TIMEOUT,
         /** The response exceeded the body limit (502). */

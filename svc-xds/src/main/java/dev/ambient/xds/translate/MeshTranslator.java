@@ -27,6 +27,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -153,7 +154,8 @@ public final class MeshTranslator {
                     continue;
                 }
                 int port = Specs.port(sp.getPort(), "spec.ports.port");
-                b.addPorts(Port.newBuilder().setServicePort(port).setTargetPort(numericTarget(sp.getTargetPort(), port)));
+                b.addPorts(Port.newBuilder().setServicePort(port).setTargetPort(numericTarget(sp.getTargetPort(), port))
+                        .setAppProtocol(appProtocol(sp)));
             }
         }
         if (!ctx.isWaypointService(s)) {
@@ -167,6 +169,29 @@ public final class MeshTranslator {
 
     private static boolean isTcp(String protocol) {
         return protocol == null || protocol.isEmpty() || protocol.equals("TCP");
+    }
+
+    /** Protocols Istio recognises in a port name ("grpc", "http2-api", ...). */
+    private static final Set<String> NAMED_PROTOCOLS = Set.of("http", "http2", "https", "grpc",
+            "grpc-web", "tcp", "tls", "mongo", "mysql", "redis", "udp");
+
+    /**
+     * The port's application protocol as Istio reads it: appProtocol (with Kubernetes' own
+     * "kubernetes.io/h2c" as http2), else a port name "protocol" or "protocol-suffix"; "" if unknown.
+     */
+    static String appProtocol(ServicePort sp) {
+        String declared = sp.getAppProtocol();
+        if (declared != null && !declared.isBlank()) {
+            String p = declared.trim().toLowerCase(Locale.ROOT);
+            return p.equals("kubernetes.io/h2c") ? "http2" : p;
+        }
+        String name = sp.getName() == null ? "" : sp.getName().toLowerCase(Locale.ROOT);
+        if (name.startsWith("grpc-web")) {
+            return "grpc-web";
+        }
+        int dash = name.indexOf('-');
+        String prefix = dash < 0 ? name : name.substring(0, dash);
+        return NAMED_PROTOCOLS.contains(prefix) ? prefix : "";
     }
 
     /** A numeric target port; 0 for a named one (resolved per workload); the port itself when absent. */

@@ -96,11 +96,12 @@ class MeshTranslatorTest {
         Service productpage = get(s, ResourceTypes.SERVICE, "shop/productpage.shop.svc.cluster.local");
         assertEquals("productpage", productpage.getName());
         assertEquals(ip("10.96.0.10"), productpage.getAddresses(0).getAddress());
-        assertEquals(List.of(Port.newBuilder().setServicePort(9080).setTargetPort(0).build()),
-                productpage.getPortsList(), "a named target port is left to each workload's mapping");
+        assertEquals(List.of(Port.newBuilder().setServicePort(9080).setTargetPort(0).setAppProtocol("http").build()),
+                productpage.getPortsList(), "a named target port is left to each workload's mapping; "
+                        + "the port name says http");
 
         Service reviews = get(s, ResourceTypes.SERVICE, "shop/reviews.shop.svc.cluster.local");
-        assertEquals(List.of(Port.newBuilder().setServicePort(9080).setTargetPort(9080).build()),
+        assertEquals(List.of(Port.newBuilder().setServicePort(9080).setTargetPort(9080).setAppProtocol("http").build()),
                 reviews.getPortsList(), "UDP ports are not served");
 
         Workload v1 = get(s, ResourceTypes.WORKLOAD, SHOP + "reviews-v1-5b6d8f9c7-abcde");
@@ -113,6 +114,24 @@ class MeshTranslatorTest {
         assertEquals("reviews-v2-6c7e9a0d8-fghij", v2.getWorkloadName(), "no owner: the pod's name");
         assertEquals("reviews", v2.getCanonicalName());
         assertEquals("v2", v2.getCanonicalRevision());
+    }
+
+    @Test
+    void portProtocolsAreReadAsIstioReadsThem() {
+        assertEquals("grpc", MeshTranslator.appProtocol(servicePort("api", "grpc")), "appProtocol first");
+        assertEquals("http2", MeshTranslator.appProtocol(servicePort(null, "kubernetes.io/h2c")));
+        assertEquals("http2", MeshTranslator.appProtocol(servicePort("http2-api", null)));
+        assertEquals("grpc", MeshTranslator.appProtocol(servicePort("grpc", null)));
+        assertEquals("grpc-web", MeshTranslator.appProtocol(servicePort("grpc-web-ui", null)));
+        assertEquals("tcp", MeshTranslator.appProtocol(servicePort("tcp-db", null)));
+        assertEquals("", MeshTranslator.appProtocol(servicePort("web", null)), "not a protocol name");
+        assertEquals("", MeshTranslator.appProtocol(servicePort("httpbin", null)), "a prefix only before a dash");
+        assertEquals("", MeshTranslator.appProtocol(servicePort(null, null)));
+    }
+
+    private static io.fabric8.kubernetes.api.model.ServicePort servicePort(String name, String appProtocol) {
+        return new io.fabric8.kubernetes.api.model.ServicePortBuilder().withName(name).withAppProtocol(appProtocol)
+                .withPort(80).build();
     }
 
     @Test

@@ -1,0 +1,29 @@
+package dev.ambient.waypoint.http;
+
+import java.util.Set;
+
+/**
+ * Which HTTP version the waypoint speaks to an endpoint, as Istio decides it: the service port's
+ * declared protocol (appProtocol or port name) when there is one, else the client's own version.
+ * So gRPC reaches a server that speaks only HTTP/2, and an HTTP/1.1-only server declared "http"
+ * still gets HTTP/1.1 from an HTTP/2 client.
+ */
+public final class UpstreamProtocol {
+
+    private static final Set<String> HTTP2 = Set.of("http2", "grpc", "h2c");
+    private static final Set<String> HTTP1 = Set.of("http", "http1", "grpc-web");
+
+    private UpstreamProtocol() {
+    }
+
+    /** True for HTTP/2 with prior knowledge, false for HTTP/1.1. */
+    public static boolean http2(String appProtocol, boolean downstreamHttp2) {
+        if (HTTP2.contains(appProtocol)) {
+            return true;
+        }
+        if (HTTP1.contains(appProtocol)) {
+            return false;
+        }
+        return downstreamHttp2;
+    }
+}
