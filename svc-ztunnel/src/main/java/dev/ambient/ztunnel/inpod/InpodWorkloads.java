@@ -133,9 +133,7 @@ public final class InpodWorkloads implements AutoCloseable {
             pod = new InpodWorkload(uid, info, dp.nodeName(), sockets, addresses);
             start(pod);
             pods.put(uid, pod);
-            // Again now that the pod is listed: a state change meanwhile may have pruned certificates
-            // of identities not yet listed (a no-op when the certificate is there).
-            dp.certificates().forIdentity(pod.identity());
+            awaitCertificate(pod);
             pod.state(InpodWorkload.State.RUNNING);
             LOG.infof("inpod: enrolled %s in %s, addresses %s, identity %s, listening on %s", pod.describe(),
                     netns.describe(), addresses, pod.identity(), pod.listeners().stream()
@@ -146,6 +144,7 @@ public final class InpodWorkloads implements AutoCloseable {
             String why = "pod " + info.getNamespace() + "/" + info.getName() + ": " + rootMessage(e);
             LOG.warnf("inpod: refused Add of %s: %s", uid, why);
             if (pod != null) {
+                pods.remove(uid, pod);
                 release(pod);
             } else {
                 netns.close();
@@ -154,12 +153,14 @@ public final class InpodWorkloads implements AutoCloseable {
         }
     }
 
-    private void start(InpodWorkload pod) throws Exception {
-        InpodWorkload p = pod;
-        SpiffeId id = WorkloadIdentity.of(pod.resolve(dp.store().current()), dp.trustDomain());
-        pod.identity(id);
-        // Acked only with a certificate in hand (bounded): the agent lets the pod start on our ack,
-        // and a pod served without its certificate would have its first connections refused.
+    /**
+     * Acked only with a certificate in hand (bounded): the agent lets the pod start on our ack, and
+     * a pod served without its certificate would have its first connections refused. Asked once
+     * the pod is listed: until then a state change (another pod's drain ending, say) may prune the
+     * certificates of identities no pod holds, this one's included.
+     */
+    private void awaitCertificate(InpodWorkload pod) throws InterruptedException {
+        SpiffeId id = pod.identity();
         try {
             dp.certificates().forIdentity(id).get(CERTIFICATE_WAIT.toMillis(), TimeUnit.MILLISECONDS);
         } catch (java.util.concurrent.TimeoutException e) {
@@ -169,6 +170,13 @@ public final class InpodWorkloads implements AutoCloseable {
             LOG.warnf("inpod: certificate for %s failed (%s); enrolling %s anyway, retried in the background", id,
                     rootMessage(e), pod.describe());
         }
+    }
+
+    private void start(InpodWorkload pod) throws Exception {
+        InpodWorkload p = pod;
+        SpiffeId id = WorkloadIdentity.of(pod.resolve(dp.store().current()), dp.trustDomain());
+        pod.identity(id);
+        dp.certificates().forIdentity(id); // fetched while the listeners open
         PodNamespace sockets = pod.sockets();
         ConnectionPool pool = new ConnectionPool(dp.connector(), dp.transport().group(), dp.poolIdleTimeout());
         pod.pool(pool);
