@@ -329,6 +329,13 @@ class WaypointDataPathTest {
         HttpResponse<String> r = get(reviews, "/admin/users");
         assertEquals(403, r.statusCode());
         assertEquals("RBAC: access denied", r.body());
+        // The path the application would serve is the path policy checks: dot segments, encoded
+        // dots and absolute-form targets do not slip past the DENY.
+        for (String target : List.of("/public/../admin/users", "/public/%2e%2e/admin", "http://reviews/admin/x")) {
+            String out = run("curl", "-sS", "--path-as-is", "--request-target", target, "-o", "/dev/null", "-w",
+                    "%{http_code}", "http://127.0.80.1:58101/");
+            assertEquals("403", out.trim(), target);
+        }
         assertEquals(v1Before, v1.requests.get());
         assertEquals(v2Before, v2.requests.get());
         assertEquals(200, get(reviews, "/public").statusCode(), "other paths pass");

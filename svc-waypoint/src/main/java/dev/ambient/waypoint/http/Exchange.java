@@ -58,7 +58,7 @@ final class Exchange {
     private final long startNanos = System.nanoTime();
     private final long requestBytes;
     private final String method;
-    private final String uri;
+    private String uri;
     private final String traceparent;
 
     private WaypointState state;
@@ -92,6 +92,13 @@ final class Exchange {
 
     void run() {
         path.retryBudget.requestStarted();
+        String target = RequestTarget.normalize(uri);
+        if (target == null) {
+            local(400, "bad request target", "-", "request target " + uri + " is not a path");
+            return;
+        }
+        uri = target;
+        request.setUri(target); // what policy checked is what the application gets
         state = path.store.current();
         RouteTable.Request match = RouteTable.Request.of(method, uri, request.headers());
         Service service = tunnel.service();

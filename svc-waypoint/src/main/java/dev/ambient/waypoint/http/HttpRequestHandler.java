@@ -10,6 +10,7 @@ import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
@@ -57,7 +58,7 @@ public final class HttpRequestHandler extends ChannelInboundHandlerAdapter {
                             StandardCharsets.UTF_8));
             bad.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, bad.content().readableBytes());
             closing = true;
-            write(ctx, bad, false);
+            write(ctx, bad, false, false);
             return;
         }
         if (closing) {
@@ -88,12 +89,13 @@ public final class HttpRequestHandler extends ChannelInboundHandlerAdapter {
         }
         boolean keepAlive = HttpUtil.isKeepAlive(request);
         String protocol = http1 ? request.protocolVersion().text() : "HTTP/2";
+        boolean head = HttpMethod.HEAD.equals(request.method());
         current = new Exchange(path, tunnel, request, protocol, ctx.channel().eventLoop(),
-                response -> write(ctx, response, keepAlive));
+                response -> write(ctx, response, keepAlive, head));
         current.run();
     }
 
-    private void write(ChannelHandlerContext ctx, FullHttpResponse response, boolean keepAlive) {
+    private void write(ChannelHandlerContext ctx, FullHttpResponse response, boolean keepAlive, boolean head) {
         if (!http1) {
             response.headers().remove(HttpHeaderNames.CONNECTION);
             response.headers().remove("keep-alive");
@@ -105,7 +107,13 @@ public final class HttpRequestHandler extends ChannelInboundHandlerAdapter {
         boolean keep = keepAlive && !closing && !path.draining() && !inputEnded;
         response.headers().remove("keep-alive");
         response.headers().remove(HttpHeaderNames.TRANSFER_ENCODING);
-        response.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, response.content().readableBytes());
+        int status = response.status().code();
+        if (status < 200 || status == 204 || status == 304) {
+            response.headers().remove(HttpHeaderNames.CONTENT_LENGTH); // these never carry a body
+        } else if (!head) {
+            // A HEAD response keeps the length of the body it does not carry.
+            response.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, response.content().readableBytes());
+        }
         HttpUtil.setKeepAlive(response, keep);
         if (!keep) {
             closing = true;

@@ -109,7 +109,7 @@ public final class UpstreamClient implements AutoCloseable {
         Deque<Connection> free = idle.get(key);
         Connection c;
         while (free != null && (c = free.pollFirst()) != null) {
-            if (c.stream.isActive()) {
+            if (c.stream.isActive() && c.reusable) {
                 c.send(request, result);
                 return result;
             }
@@ -127,7 +127,7 @@ public final class UpstreamClient implements AutoCloseable {
             stream.pipeline().addLast(new HttpObjectAggregator(maxBodyBytes));
             stream.pipeline().addLast(conn);
             start(stream);
-            conn.send(request, result);
+            conn.send(request, result); // kept for later if the exchange was abandoned meanwhile
         });
         return result;
     }
@@ -181,7 +181,7 @@ public final class UpstreamClient implements AutoCloseable {
         final Key key;
         final Http2StreamChannel stream;
         private Promise<FullHttpResponse> pending; // stream's loop only
-        private boolean reusable = true;
+        private volatile boolean reusable = true;
 
         Connection(Key key, Http2StreamChannel stream) {
             this.key = key;
@@ -198,6 +198,16 @@ public final class UpstreamClient implements AutoCloseable {
 
         private void sendNow(FullHttpRequest request, Promise<FullHttpResponse> result) {
             {
+                if (result.isDone()) {
+                    // Answered already (a timeout, the client gone): never send it after all.
+                    ReferenceCountUtil.release(request);
+                    if (stream.isActive() && reusable) {
+                        release(this);
+                    } else {
+                        stream.close();
+                    }
+                    return;
+                }
                 if (!stream.isActive()) {
                     ReferenceCountUtil.release(request);
                     result.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.RESET, "upstream connection closed"));
@@ -224,10 +234,9 @@ public final class UpstreamClient implements AutoCloseable {
                 ReferenceCountUtil.release(msg);
                 return;
             }
-            if (response.decoderResult().isFailure()) {
-                response.release();
-                fail(UpstreamFailure.Kind.PROTOCOL, "not an HTTP/1.1 response: "
-                        + response.decoderResult().cause().getMessage());
+            UpstreamFailure malformed = malformed(response, "HTTP/1.1");
+            if (malformed != null) {
+                fail(malformed.kind(), malformed.getMessage());
                 stream.close();
                 return;
             }
@@ -249,6 +258,14 @@ public final class UpstreamClient implements AutoCloseable {
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof io.netty.channel.socket.ChannelInputShutdownEvent) {
                 reusable = false; // the server ended its side: finish this response, then close
+                if (pending == null) {
+                    // An idle keep-alive connection the application closed: never reuse it.
+                    Deque<Connection> free = idle.get(key);
+                    if (free != null) {
+                        free.remove(this);
+                    }
+                    stream.close();
+                }
             }
             ctx.fireUserEventTriggered(evt);
         }
@@ -335,6 +352,10 @@ public final class UpstreamClient implements AutoCloseable {
         }
 
         void send(FullHttpRequest request, Promise<FullHttpResponse> result) {
+            if (result.isDone()) {
+                ReferenceCountUtil.release(request); // answered already: never send it
+                return;
+            }
             if (failed != null) {
                 ReferenceCountUtil.release(request);
                 result.tryFailure(failed);
@@ -400,6 +421,16 @@ public final class UpstreamClient implements AutoCloseable {
         }
     }
 
+    /** A failure (and the response released) when it did not parse as HTTP of {@code version}; else null. */
+    private static UpstreamFailure malformed(FullHttpResponse response, String version) {
+        if (!response.decoderResult().isFailure()) {
+            return null;
+        }
+        response.release();
+        return new UpstreamFailure(UpstreamFailure.Kind.PROTOCOL, "not a valid " + version + " response: "
+                + response.decoderResult().cause().getMessage());
+    }
+
     /** The response of one HTTP/2 stream. */
     private static final class H2Response extends ChannelInboundHandlerAdapter {
         private final Key key;
@@ -416,10 +447,9 @@ public final class UpstreamClient implements AutoCloseable {
                 ReferenceCountUtil.release(msg);
                 return;
             }
-            if (response.decoderResult().isFailure()) {
-                response.release();
-                result.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.PROTOCOL, "not a valid HTTP/2 response: "
-                        + response.decoderResult().cause().getMessage()));
+            UpstreamFailure malformed = malformed(response, "HTTP/2");
+            if (malformed != null) {
+                result.tryFailure(malformed);
                 ctx.close();
                 return;
             }
