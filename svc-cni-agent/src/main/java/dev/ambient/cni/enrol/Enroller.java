@@ -242,9 +242,13 @@ public final class Enroller implements AutoCloseable {
         return CniAnswer.ok("enrolled, rules in place");
     }
 
+    /**
+     * The enrolled pod a CNI request is about: by uid; by namespace and name only when the runtime
+     * sent no uid (a DEL for an old pod must not remove a new pod that took its name).
+     */
     private String uidOf(CniRequest r) {
-        if (!r.uid().isEmpty() && enrolled.containsKey(r.uid())) {
-            return r.uid();
+        if (!r.uid().isEmpty()) {
+            return enrolled.containsKey(r.uid()) ? r.uid() : null;
         }
         return enrolled.values().stream().filter(e -> e.namespace.equals(r.namespace()) && e.name.equals(r.name()))
                 .map(e -> e.uid).findFirst().orElse(null);

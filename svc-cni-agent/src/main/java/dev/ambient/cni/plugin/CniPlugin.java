@@ -113,7 +113,7 @@ public final class CniPlugin {
             return 0;
         }
         require("CNI_NETNS");
-        Answer a = ask(conf, request("ADD", args, ips(conf)));
+        Answer a = answered(ask(conf, request("ADD", args, ips(conf))));
         if (a.status().equals("error")) {
             throw new Failure(AGENT_REFUSED, "cni-agent did not enrol the pod", a.message());
         }
@@ -142,11 +142,23 @@ public final class CniPlugin {
         if (namespace.isEmpty() || excluded(conf, namespace)) {
             return 0;
         }
-        Answer a = ask(conf, request("CHECK", args, List.of()));
+        Answer a = answered(ask(conf, request("CHECK", args, List.of())));
         if (a.status().equals("error")) {
             throw new Failure(AGENT_REFUSED, "pod is not redirected as it should be", a.message());
         }
         return 0;
+    }
+
+    /**
+     * Only "ok", "skip" and "error" are answers. An agent that hung up without one (it failed, or
+     * stopped mid-request) must not let the pod start uncaptured: try again later.
+     */
+    private static Answer answered(Answer a) throws Failure {
+        return switch (a.status()) {
+            case "ok", "skip", "error" -> a;
+            default -> throw new Failure(TRY_AGAIN, "cni-agent gave no answer",
+                    a.status().isEmpty() ? "connection closed without a reply" : "unknown status " + a.status());
+        };
     }
 
     private int status(Json.Parsed conf) throws Failure {

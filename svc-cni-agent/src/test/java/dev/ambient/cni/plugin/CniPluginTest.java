@@ -200,6 +200,28 @@ class CniPluginTest {
         assertEquals(4, e.path("code").asInt(), e.toString());
     }
 
+    @Test
+    void anAgentThatHangsUpWithoutAnAnswerIsTryAgainNotSuccess() throws Exception {
+        // An agent failing mid-request closes the connection: the pod must not start uncaptured.
+        Path socket = dir.resolve("silent.sock");
+        Files.deleteIfExists(socket);
+        try (var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            server.bind(java.net.UnixDomainSocketAddress.of(socket));
+            Thread.ofVirtual().start(() -> {
+                try (var c = server.accept()) {
+                    c.read(java.nio.ByteBuffer.allocate(4096)); // the request, then nothing
+                } catch (IOException ignored) {
+                    // the test ended
+                }
+            });
+            Run r = plugin("ADD", "silent-pod", "shop", "silent", "uid-silent", socket);
+            assertEquals(1, r.code(), r.toString());
+            JsonNode e = json.readTree(r.out());
+            assertEquals(11, e.path("code").asInt(), e.toString());
+            assertTrue(e.path("msg").asText().contains("no answer"), e.toString());
+        }
+    }
+
     static void waitForSource(CniNode node) throws InterruptedException {
         waitFor(node.enroller()::sourceSynced);
     }
