@@ -30,6 +30,8 @@ public final class ConnectionPool implements AutoCloseable {
     private final Duration idleTimeout;
     private final Map<PoolKey, Slot> slots = new ConcurrentHashMap<>();
     private final java.util.concurrent.ScheduledFuture<?> reaper;
+    /** Once closed, nothing is dialled and a dial that completes late is closed, not pooled. */
+    private volatile boolean closed;
 
     /** A connection being dialled and the streams already promised to it. */
     private static final class Dialing {
@@ -62,6 +64,10 @@ public final class ConnectionPool implements AutoCloseable {
      */
     public Future<Http2StreamChannel> open(PoolKey key, SslContext tls, Http2Headers connect,
             Consumer<Bootstrap> customizer) {
+        if (closed) {
+            return loops.next().<Http2StreamChannel>newPromise()
+                    .setFailure(new IllegalStateException("connection pool closed"));
+        }
         Slot slot;
         Dialing ride = null;
         for (;;) {
@@ -116,7 +122,9 @@ public final class ConnectionPool implements AutoCloseable {
     private void connected(PoolKey key, Slot slot, Dialing d) {
         synchronized (slot) {
             slot.dialing.remove(d);
-            if (d.connect.isSuccess()) {
+            if (d.connect.isSuccess() && closed) {
+                d.connect.getNow().close(); // the pool went (its pod was removed) while this dialled
+            } else if (d.connect.isSuccess()) {
                 HboneClientConnection c = d.connect.getNow();
                 // The streams promised while dialling are counted before the connection is shared.
                 c.reserve(d.promised);
@@ -177,6 +185,7 @@ public final class ConnectionPool implements AutoCloseable {
 
     @Override
     public void close() {
+        closed = true;
         reaper.cancel(false);
         slots.values().forEach(s -> {
             synchronized (s) {

@@ -59,6 +59,9 @@ public final class NetworkNamespace implements AutoCloseable {
 
     /** -1 once closed. */
     private final AtomicInteger fd;
+    /** Calls read-lock it, close write-locks it: never closed while a thread is entering it. */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock inUse =
+            new java.util.concurrent.locks.ReentrantReadWriteLock();
     private final String description;
 
     private NetworkNamespace(int fd, String description) {
@@ -148,6 +151,17 @@ public final class NetworkNamespace implements AutoCloseable {
      * @throws IllegalStateException if the thread could not be moved back: it must not be reused
      */
     public <T> T call(Callable<T> task) throws Exception {
+        // Held while inside: close() waits, so the fd cannot be closed (and its number reused for
+        // another namespace, or for `home` below) between reading it and setns.
+        inUse.readLock().lock();
+        try {
+            return callLocked(task);
+        } finally {
+            inUse.readLock().unlock();
+        }
+    }
+
+    private <T> T callLocked(Callable<T> task) throws Exception {
         int target = fd();
         int home = openReadOnly(Path.of("/proc/thread-self/ns/net"));
         try {
@@ -190,9 +204,14 @@ public final class NetworkNamespace implements AutoCloseable {
     /** Idempotent. Sockets already created inside keep the namespace alive on their own. */
     @Override
     public void close() {
-        int f = fd.getAndSet(-1);
-        if (f >= 0) {
-            closeFd(f);
+        inUse.writeLock().lock();
+        try {
+            int f = fd.getAndSet(-1);
+            if (f >= 0) {
+                closeFd(f);
+            }
+        } finally {
+            inUse.writeLock().unlock();
         }
     }
 

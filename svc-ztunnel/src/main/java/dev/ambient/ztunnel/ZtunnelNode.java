@@ -140,6 +140,10 @@ public final class ZtunnelNode implements AutoCloseable {
                 dp.socketMark(), config.pool().idleTimeout(), config.ports().hbone(), config.ports().outboundCapture(),
                 config.ports().inboundPlaintext()), ip.drainTimeout(), ip.socketThreads());
         inpod.onChange(() -> inbound.reconcile(store.current()));
+        if (certificates.source() instanceof RemoteCertificateSource ca) {
+            // The CA checks a pod of the identity is on this node; an Add comes before xds lists it.
+            ca.alsoServing(inpod::podWithIdentity);
+        }
         Gauge.builder("ztunnel_inpod_workloads", inpod, InpodWorkloads::running)
                 .description("Pods enrolled over ZDS and served from inside their network namespaces")
                 .register(registry);

@@ -3,7 +3,6 @@ package dev.ambient.ztunnel.identity;
 import dev.ambient.identity.CertificateClient;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.identity.WorkloadCertificate;
-import dev.ambient.proto.workload.Workload;
 import dev.ambient.ztunnel.state.WorkloadStore;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
@@ -13,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletionStage;
+import java.util.function.Function;
 
 /**
  * Certificates from svc-ca through the shared {@link CertificateClient}, asking on behalf of a pod
@@ -27,6 +27,12 @@ public final class RemoteCertificateSource implements CertificateSource, AutoClo
     private final String nodeName;
     private final String trustDomain;
     private volatile List<X509Certificate> roots = List.of();
+    /** Pods this node serves that the control plane may not list yet (in-pod Adds): namespace, name. */
+    private volatile Function<SpiffeId, Optional<PodName>> servedPods = id -> Optional.empty();
+
+    /** A pod by namespace and name, as the CA looks it up. */
+    public record PodName(String namespace, String name) {
+    }
 
     public RemoteCertificateSource(String target, Path tokenFile, Duration lifetime, WorkloadStore store,
             String nodeName, String trustDomain) {
@@ -40,10 +46,10 @@ public final class RemoteCertificateSource implements CertificateSource, AutoClo
     public CompletionStage<WorkloadCertificate> issue(SpiffeId identity) {
         Map<String, String> metadata = new HashMap<>();
         // Without a pod of that identity on this node, the CA would refuse: ask as ourselves.
-        localPod(identity).ifPresent(pod -> {
+        localPod(identity).or(() -> servedPods.apply(identity)).ifPresent(pod -> {
             metadata.put("impersonated-identity", identity.uri());
-            metadata.put("pod-name", pod.getName());
-            metadata.put("pod-namespace", pod.getNamespace());
+            metadata.put("pod-name", pod.name());
+            metadata.put("pod-namespace", pod.namespace());
         });
         return client.issue(identity, metadata).thenApply(issued -> {
             if (!issued.roots().isEmpty()) {
@@ -53,10 +59,19 @@ public final class RemoteCertificateSource implements CertificateSource, AutoClo
         });
     }
 
+    /**
+     * Also names pods found elsewhere than in the control plane's workloads: an in-pod Add comes
+     * before the pod runs, and the control plane publishes a pod only once it runs with an IP.
+     */
+    public void alsoServing(Function<SpiffeId, Optional<PodName>> pods) {
+        this.servedPods = pods;
+    }
+
     /** A pod on this node running as the identity: the CA checks it is scheduled here. */
-    private Optional<Workload> localPod(SpiffeId id) {
+    private Optional<PodName> localPod(SpiffeId id) {
         return store.current().workloadsOnNode(nodeName).stream()
                 .filter(w -> WorkloadIdentity.of(w, trustDomain).equals(id))
+                .map(w -> new PodName(w.getNamespace(), w.getName()))
                 .findFirst();
     }
 

@@ -157,11 +157,16 @@ public final class InpodWorkload {
     }
 
     /** Closes the listening sockets and waits until they are closed: no new connection is accepted. */
-    synchronized void stopAccepting() {
-        for (Listener l : listeners) {
+    void stopAccepting() {
+        List<Listener> closing;
+        synchronized (this) {
+            closing = List.copyOf(listeners);
+            listeners.clear();
+        }
+        // Waited for outside the lock: the admin page reads the listeners on an event loop.
+        for (Listener l : closing) {
             l.channel().close().awaitUninterruptibly(5_000);
         }
-        listeners.clear();
     }
 
     public int activeConnections() {

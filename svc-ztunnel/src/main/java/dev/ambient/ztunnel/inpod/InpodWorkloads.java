@@ -9,6 +9,7 @@ import dev.ambient.net.NetworkNamespace;
 import dev.ambient.net.Transport;
 import dev.ambient.proto.zds.WorkloadInfo;
 import dev.ambient.zds.FileDescriptors;
+import dev.ambient.ztunnel.identity.RemoteCertificateSource;
 import dev.ambient.ztunnel.identity.WorkloadCertificates;
 import dev.ambient.ztunnel.identity.WorkloadIdentity;
 import dev.ambient.ztunnel.inbound.InboundHandler;
@@ -32,6 +33,7 @@ import java.util.Collections;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
@@ -176,7 +178,6 @@ public final class InpodWorkloads implements AutoCloseable {
         InpodWorkload p = pod;
         SpiffeId id = WorkloadIdentity.of(pod.resolve(dp.store().current()), dp.trustDomain());
         pod.identity(id);
-        dp.certificates().forIdentity(id); // fetched while the listeners open
         PodNamespace sockets = pod.sockets();
         ConnectionPool pool = new ConnectionPool(dp.connector(), dp.transport().group(), dp.poolIdleTimeout());
         pod.pool(pool);
@@ -248,16 +249,17 @@ public final class InpodWorkloads implements AutoCloseable {
 
     /** Stops accepting for the pod now; its open connections drain in the background. */
     public String del(String uid) {
-        InpodWorkload pod = pods.remove(uid);
+        InpodWorkload pod = pods.get(uid);
         if (pod == null) {
             LOG.infof("inpod: Del of unknown uid %s: nothing to remove", uid);
             return "";
         }
+        draining.add(pod); // before it leaves pods: its certificate must stay wanted throughout
+        pods.remove(uid, pod);
         pod.state(InpodWorkload.State.DRAINING);
         pod.stopAccepting();
         // Peers' pooled connections to this pod must not carry new streams in: only open ones finish.
         pod.hboneConnections.forEach(HboneServerInitializer::goAway);
-        draining.add(pod);
         long deadline = System.nanoTime() + drainTimeout.toNanos();
         LOG.infof("inpod: removed %s: no longer accepting (GOAWAY on %d HBONE connection(s)); %d open connection(s)"
                 + " may finish within %s", pod.describe(), pod.hboneConnections.size(), pod.activeConnections(),
@@ -314,6 +316,14 @@ public final class InpodWorkloads implements AutoCloseable {
 
     public Collection<InpodWorkload> enrolled() {
         return Collections.unmodifiableCollection(pods.values());
+    }
+
+    /** A pod served here (draining ones included) that runs as {@code id}, by namespace and name. */
+    public Optional<RemoteCertificateSource.PodName> podWithIdentity(SpiffeId id) {
+        return java.util.stream.Stream.concat(pods.values().stream(), draining.stream())
+                .filter(p -> id.equals(p.identity()))
+                .map(p -> new RemoteCertificateSource.PodName(p.info().getNamespace(), p.info().getName()))
+                .findFirst();
     }
 
     public Collection<InpodWorkload> drainingNow() {
