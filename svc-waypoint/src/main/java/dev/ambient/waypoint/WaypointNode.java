@@ -166,6 +166,7 @@ public final class WaypointNode implements AutoCloseable {
         draining = true;
         dataPath.drain();
         listener.goAway();
+        dispatcher.goAway();
         long start = System.nanoTime();
         long deadline = start + timeout.toNanos();
         while (System.nanoTime() < deadline) {

@@ -4,6 +4,7 @@ import dev.ambient.hbone.Authority;
 import dev.ambient.hbone.HboneHeaders;
 import dev.ambient.hbone.HboneRequest;
 import dev.ambient.hbone.HboneRequestHandler;
+import dev.ambient.hbone.HboneServerInitializer;
 import dev.ambient.hbone.PoolKey;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.net.PendingReads;
@@ -20,6 +21,8 @@ import dev.ambient.hbone.ConnectionPool;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipeline;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
@@ -27,6 +30,7 @@ import io.netty.handler.codec.http2.Http2MultiplexHandler;
 import io.netty.handler.codec.http2.Http2Settings;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.handler.codec.http2.Http2StreamFrameToHttpObjectCodec;
+import io.netty.util.concurrent.GlobalEventExecutor;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.time.Duration;
@@ -53,7 +57,16 @@ public final class InboundDispatcher implements HboneRequestHandler {
     private final Duration sniffTimeout;
     private final AtomicInteger openTunnels = new AtomicInteger();
     private final AtomicInteger tcpTunnels = new AtomicInteger();
+    /** Tunnels carrying h2c: a drain tells their clients, too, to open no new stream. */
+    private final ChannelGroup h2cTunnels = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
+    private volatile boolean draining;
     private volatile long lastAcceptNanos = System.nanoTime();
+
+    /** Draining: GOAWAY inside every h2c tunnel now and in those sniffed from now on. */
+    public void goAway() {
+        draining = true;
+        h2cTunnels.forEach(HboneServerInitializer::goAway);
+    }
 
     public InboundDispatcher(DataPath path, ConnectionPool hbone, WaypointIdentity identity, int upstreamHbonePort,
             int maxBodyBytes, Duration sniffTimeout) {
@@ -140,6 +153,10 @@ public final class InboundDispatcher implements HboneRequestHandler {
                                 new HttpRequestHandler(path, tunnel, false, null));
                     }
                 }));
+                h2cTunnels.add(stream);
+                if (draining) {
+                    HboneServerInitializer.goAway(stream);
+                }
             }
             case TCP -> {
                 tcpTunnels.incrementAndGet();
