@@ -33,7 +33,7 @@ public class NodeAgent {
     @Inject
     Instance<KubernetesClient> kubernetes;
 
-    private CniNode node;
+    private volatile CniNode node;
     private PluginInstaller installer;
 
     void onStart(@Observes StartupEvent ev) throws IOException {
@@ -74,7 +74,12 @@ public class NodeAgent {
         }
     }
 
+    /** The started node, or null before (or without) it. */
     public CniNode node() {
         return node;
+    }
+
+    public boolean enabled() {
+        return config.enabled();
     }
 }
