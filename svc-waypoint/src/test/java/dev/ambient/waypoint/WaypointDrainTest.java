@@ -115,6 +115,48 @@ class WaypointDrainTest {
         }
     }
 
+    @Test
+    void aDrainTellsH2cClientsInsideTheirTunnelsToGoAway() throws Exception {
+        try (HboneTestBox box = new HboneTestBox(dir.resolve("h2c"))) {
+            // Declared http: the backend (the JDK's server) speaks HTTP/1.1 whatever the client speaks.
+            Service web = service("web", "demo", "127.0.85.10", 80, 58381, "http");
+            WaypointState state = WaypointState.of(
+                    List.of(pod("web-1", "demo", "web", "127.0.85.1", key(web), 80, 58381),
+                            client("sleep", "demo", "sleep", "127.0.0.1")),
+                    List.of(web), List.of(), List.of());
+            WaypointNode w = box.waypoint("127.0.83.3", 58008, 58108, Map.of(), new SimpleMeterRegistry());
+            w.store().replace(state);
+            box.endpointServer(new InetSocketAddress("127.0.85.1", 58108), new SpiffeId("cluster.local", "demo", "web"));
+            box.backend(new InetSocketAddress("127.0.85.1", 58381), ex -> HboneTestBox.Reply.ok("web"));
+            InetSocketAddress tunnel = box.clientTunnel(new InetSocketAddress("127.0.83.9", 58202),
+                    new SpiffeId("cluster.local", "demo", "sleep"), w.hboneAddress(),
+                    new SpiffeId("cluster.local", "demo", "waypoint"), new InetSocketAddress("127.0.85.10", 80));
+            // python-h2 (Debian python3-h2) as the client: one h2c connection kept open. Its request
+            // is stream 1, as most clients' first request is (nghttp's is not).
+            Path script = Path.of(WaypointDrainTest.class.getResource("/h2c-goaway-client.py").toURI());
+            Process client = new ProcessBuilder("/usr/bin/python3", script.toString(), tunnel.getHostString(),
+                    Integer.toString(tunnel.getPort()), "/").redirectErrorStream(true).start();
+            try {
+                var out = new java.io.BufferedReader(new java.io.InputStreamReader(client.getInputStream(),
+                        StandardCharsets.UTF_8));
+                String first = out.readLine();
+                if (!"response 200".equals(first)) {
+                    client.waitFor(5, TimeUnit.SECONDS);
+                    StringBuilder rest = new StringBuilder(first);
+                    for (String l; (l = out.readLine()) != null;) {
+                        rest.append('\n').append(l);
+                    }
+                    throw new AssertionError("python-h2 client: " + rest);
+                }
+                assertTrue(w.drain(Duration.ofMillis(200), Duration.ofSeconds(10)), "drained");
+                assertEquals("goaway error=0", out.readLine(), "the h2c client was told to go away, without error");
+                assertTrue(client.waitFor(10, TimeUnit.SECONDS));
+            } finally {
+                client.destroyForcibly();
+            }
+        }
+    }
+
     private static double requests(SimpleMeterRegistry r) {
         return r.find("istio_requests_total").counters().stream().mapToDouble(c -> c.count()).sum();
     }

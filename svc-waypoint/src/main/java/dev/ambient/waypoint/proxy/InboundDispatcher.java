@@ -25,8 +25,7 @@ import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpServerCodec;
-import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
-import io.netty.handler.codec.http2.Http2MultiplexHandler;
+import io.netty.handler.codec.http2.Http2MultiplexCodecBuilder;
 import io.netty.handler.codec.http2.Http2Settings;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.handler.codec.http2.Http2StreamFrameToHttpObjectCodec;
@@ -141,18 +140,20 @@ public final class InboundDispatcher implements HboneRequestHandler {
                 p.addAfter("http-aggregator", "http-handler", new HttpRequestHandler(path, tunnel, true, stream));
             }
             case HTTP2 -> {
-                var codec = Http2FrameCodecBuilder.forServer()
-                        .initialSettings(Http2Settings.defaultSettings().maxConcurrentStreams(100))
-                        .build();
-                p.addAfter(after, "h2-codec", codec);
-                p.addAfter("h2-codec", "h2-streams", new Http2MultiplexHandler(new ChannelInitializer<Http2StreamChannel>() {
+                // Http2MultiplexHandler takes itself for a client unless its channel's parent is a
+                // ServerChannel, which a tunnel's stream is not, and then refuses stream 1 (the
+                // first stream of nearly every client) as a misconfigured upgrade. The combined
+                // codec knows it serves from its own connection.
+                @SuppressWarnings("deprecation")
+                var codec = Http2MultiplexCodecBuilder.forServer(new ChannelInitializer<Http2StreamChannel>() {
                     @Override
                     protected void initChannel(Http2StreamChannel child) {
                         child.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(true),
                                 new HttpObjectAggregator(maxBodyBytes),
                                 new HttpRequestHandler(path, tunnel, false, null));
                     }
-                }));
+                }).initialSettings(Http2Settings.defaultSettings().maxConcurrentStreams(100)).build();
+                p.addAfter(after, "h2-codec", codec);
                 h2cTunnels.add(stream);
                 if (draining) {
                     HboneServerInitializer.goAway(stream);
