@@ -4,14 +4,15 @@ import java.util.Set;
 
 /**
  * Which HTTP version the waypoint speaks to an endpoint, as Istio decides it: the service port's
- * declared protocol (appProtocol or port name) when there is one, else the client's own version.
+ * declared protocol (as svc-xds publishes it: appProtocol, with kubernetes.io/h2c as http2, or the
+ * port name) when there is one, else the client's own version.
  * So gRPC reaches a server that speaks only HTTP/2, and an HTTP/1.1-only server declared "http"
  * still gets HTTP/1.1 from an HTTP/2 client.
  */
 public final class UpstreamProtocol {
 
-    private static final Set<String> HTTP2 = Set.of("http2", "grpc", "h2c");
-    private static final Set<String> HTTP1 = Set.of("http", "http1", "grpc-web");
+    private static final Set<String> HTTP2 = Set.of("http2", "grpc");
+    private static final Set<String> HTTP1 = Set.of("http", "grpc-web");
 
     private UpstreamProtocol() {
     }
