@@ -105,9 +105,15 @@ public final class TunnelRelay {
 
     private void maybeCompleteCleanly() {
         if (tcpInputEnded && streamInputEnded) {
-            // Both halves closed: close the socket once its last bytes are flushed.
-            SocketRelay.onLoop(tcp, () -> tcp.writeAndFlush(Unpooled.EMPTY_BUFFER)
-                    .addListener(ChannelFutureListener.CLOSE));
+            // Both halves closed: close the socket once its last bytes are flushed. Always queued,
+            // never inline: the stream's loop may have handed the TCP loop writes (the peer's last
+            // data) that are still waiting to run, and closing ahead of them would lose them.
+            try {
+                tcp.eventLoop().execute(() -> tcp.writeAndFlush(Unpooled.EMPTY_BUFFER)
+                        .addListener(ChannelFutureListener.CLOSE));
+            } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+                // The process is stopping and the channel goes with its loop.
+            }
             finish(true, "closed");
         }
     }
@@ -156,7 +162,12 @@ public final class TunnelRelay {
 
         @Override
         public void channelInactive(ChannelHandlerContext ctx) {
-            finish(false, "connection closed by " + (tcpInputEnded ? "local side" : "local side without FIN"));
+            if (tcpInputEnded && streamInputEnded) {
+                // Both halves were shut (our FIN after END_STREAM, theirs before): the socket closed itself.
+                maybeCompleteCleanly();
+            } else {
+                finish(false, "connection closed by " + (tcpInputEnded ? "local side" : "local side without FIN"));
+            }
         }
 
         @Override
