@@ -7,6 +7,7 @@ import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.handler.ssl.SslContext;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
+import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -91,7 +92,7 @@ public final class ConnectionPool implements AutoCloseable {
                 }
                 if (ride == null) {
                     ride = new Dialing(connector.connect(key.destination(), tls, key.expectedIdentities(), loops.next(),
-                            customizer));
+                            bindingLocalAddress(key, customizer)));
                     ride.promised = 1;
                     slot.dialing.add(ride);
                     Dialing dialed = ride;
@@ -117,6 +118,15 @@ public final class ConnectionPool implements AutoCloseable {
             });
         });
         return result;
+    }
+
+    /** The key's local address, if any, bound before the customizer's own adjustments. */
+    private static Consumer<Bootstrap> bindingLocalAddress(PoolKey key, Consumer<Bootstrap> customizer) {
+        if (key.localAddress() == null) {
+            return customizer;
+        }
+        InetSocketAddress local = new InetSocketAddress(key.localAddress(), 0);
+        return customizer == null ? b -> b.localAddress(local) : b -> customizer.accept(b.localAddress(local));
     }
 
     private void connected(PoolKey key, Slot slot, Dialing d) {

@@ -59,7 +59,11 @@ public final class HboneRequest {
         return connectionDestination;
     }
 
-    /** The original client address from {@code Forwarded: for="ip:port"}, when present and well formed. */
+    /**
+     * The original client address from {@code Forwarded: for="ip:port"}, when present and well formed.
+     * It is the peer's claim: believe it only when the peer is the destination's own waypoint
+     * (checked by its SPIFFE identity); from anyone else use {@link #connectionSource()}.
+     */
     public Optional<InetSocketAddress> forwardedFor() {
         return HboneHeaders.forwardedFor(headers);
     }

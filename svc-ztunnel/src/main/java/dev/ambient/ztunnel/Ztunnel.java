@@ -1,13 +1,21 @@
 package dev.ambient.ztunnel;
 
 import dev.ambient.ztunnel.config.ZtunnelConfig;
+import dev.ambient.ztunnel.guard.OwnListeners;
 import dev.ambient.ztunnel.state.LocalConfigException;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.quarkus.runtime.LaunchMode;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
+import jakarta.annotation.Priority;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
-import jakarta.annotation.Priority;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.util.ArrayList;
+import java.util.List;
+import org.eclipse.microprofile.config.Config;
+import org.eclipse.microprofile.config.ConfigProvider;
 
 /** Runs this process's {@link ZtunnelNode} for the life of the Quarkus application. */
 @ApplicationScoped
@@ -24,7 +32,33 @@ public class Ztunnel {
 
     // Before the admin server, which reads the node.
     void onStart(@Observes @Priority(10) StartupEvent event) throws LocalConfigException {
-        node = new ZtunnelNode(config, registry).start();
+        node = new ZtunnelNode(config, registry, quarkusListeners(ConfigProvider.getConfig())).start();
+    }
+
+    /** The probe (15021) and metrics (15020) ports Quarkus serves in this process. */
+    static List<OwnListeners.Listener> quarkusListeners(Config c) {
+        boolean test = LaunchMode.current() == LaunchMode.TEST;
+        List<OwnListeners.Listener> out = new ArrayList<>();
+        c.getOptionalValue(test ? "quarkus.http.test-port" : "quarkus.http.port", Integer.class)
+                .filter(p -> p > 0)
+                .ifPresent(p -> out.add(new OwnListeners.Listener("readiness", p,
+                        host(c.getOptionalValue("quarkus.http.host", String.class).orElse("0.0.0.0")))));
+        if (c.getOptionalValue("quarkus.management.enabled", Boolean.class).orElse(false)) {
+            c.getOptionalValue(test ? "quarkus.management.test-port" : "quarkus.management.port", Integer.class)
+                    .filter(p -> p > 0)
+                    .ifPresent(p -> out.add(new OwnListeners.Listener("metrics", p,
+                            host(c.getOptionalValue("quarkus.management.host", String.class).orElse("0.0.0.0")))));
+        }
+        return out;
+    }
+
+    /** A host setting as an address; one that does not resolve counts as every address (refuses more). */
+    private static OwnListeners.Where host(String host) {
+        try {
+            return new OwnListeners.Where.At(InetAddress.getByName(host));
+        } catch (UnknownHostException e) {
+            return new OwnListeners.Where.At(InetAddress.ofLiteral("0.0.0.0"));
+        }
     }
 
     void onStop(@Observes ShutdownEvent event) {

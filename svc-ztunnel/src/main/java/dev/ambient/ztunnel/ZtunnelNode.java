@@ -12,7 +12,9 @@ import dev.ambient.ztunnel.inbound.InboundHandler;
 import dev.ambient.ztunnel.inbound.InboundListeners;
 import dev.ambient.ztunnel.inbound.InboundPlaintextListener;
 import dev.ambient.ztunnel.inbound.WorkloadDialer;
+import dev.ambient.ztunnel.guard.OwnListeners;
 import dev.ambient.ztunnel.inpod.InpodWorkloads;
+import dev.ambient.ztunnel.inpod.SocketThreads;
 import dev.ambient.ztunnel.inpod.ZdsClient;
 import dev.ambient.ztunnel.outbound.OutboundCaptureListener;
 import dev.ambient.ztunnel.metrics.TrafficMetrics;
@@ -28,8 +30,16 @@ import dev.ambient.ztunnel.state.WorkloadStore;
 import dev.ambient.ztunnel.xds.XdsClient;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.NetworkInterface;
+import java.net.SocketException;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Optional;
+import java.util.Set;
+import java.util.stream.Collectors;
 import org.jboss.logging.Logger;
 
 /**
@@ -43,6 +53,7 @@ public final class ZtunnelNode implements AutoCloseable {
 
     private final ZtunnelConfig config;
     private final MeterRegistry registry;
+    private final List<OwnListeners.Listener> alsoListening;
     private final WorkloadStore store = new WorkloadStore();
     private Transport transport;
     private WorkloadCertificates certificates;
@@ -58,8 +69,17 @@ public final class ZtunnelNode implements AutoCloseable {
     private volatile boolean started;
 
     public ZtunnelNode(ZtunnelConfig config, MeterRegistry registry) {
+        this(config, registry, List.of());
+    }
+
+    /**
+     * @param alsoListening listeners of this process that the node does not open itself (the
+     *        Quarkus shell's metrics and probe ports), which no client may make it dial either
+     */
+    public ZtunnelNode(ZtunnelConfig config, MeterRegistry registry, List<OwnListeners.Listener> alsoListening) {
         this.config = config;
         this.registry = registry;
+        this.alsoListening = List.copyOf(alsoListening);
     }
 
     public ZtunnelNode start() throws LocalConfigException {
@@ -76,18 +96,20 @@ public final class ZtunnelNode implements AutoCloseable {
         pool = new ConnectionPool(new HboneConnector(transport, settings, connectTimeout, dp.socketMark()), transport.group(),
                 config.pool().idleTimeout());
         WorkloadDialer dialer = new WorkloadDialer(transport, dp.preserveSourceIp(), connectTimeout, dp.socketMark());
+        OwnListeners own = ownListeners();
+        InboundHandler.Shared inboundShared = new InboundHandler.Shared(store, authorization, metrics, own,
+                config.trustDomain());
         inbound = new InboundListeners(transport, config.nodeName(), config.ports().hbone(), config.trustDomain(),
-                certificates, settings, (uid, identity) -> new InboundHandler(uid, identity, store, authorization,
-                        metrics, dialer));
+                certificates, settings, (uid, identity) -> new InboundHandler(uid, identity, inboundShared, dialer));
         if (config.inpod().enabled()) {
             // Before any state arrives: in-pod mode binds no per-workload listener in our own namespace.
             inbound.servedInPod(w -> true, () -> inpod == null ? java.util.Set.of() : inpod.identities());
         }
         store.addListener(inbound::reconcile);
 
-        OutboundRouter router = new OutboundRouter(config.trustDomain(), config.ports().hbone());
-        OutboundProxy outbound = new OutboundProxy(store, router,
-                certificates, pool, metrics, transport, config.trustDomain(), connectTimeout, dp.socketMark());
+        OutboundRouter router = new OutboundRouter(config.trustDomain(), config.ports().hbone(), own);
+        OutboundProxy outbound = new OutboundProxy(store, router, certificates, pool, metrics, transport,
+                config.trustDomain(), connectTimeout, dp.socketMark(), dp.preserveSourceIp());
         var ports = config.ports();
         // In-pod mode captures inside each pod's namespace; nothing is redirected into our own.
         boolean inpodMode = config.inpod().enabled();
@@ -97,7 +119,7 @@ public final class ZtunnelNode implements AutoCloseable {
         }
         if (!inpodMode && ports.inboundPlaintext() > 0) {
             plaintext = new InboundPlaintextListener(transport, store, authorization, metrics, dialer,
-                    config.nodeName(), config.trustDomain());
+                    config.nodeName(), config.trustDomain(), own);
             plaintext.bind(new InetSocketAddress(ports.captureAddress(), ports.inboundPlaintext()));
         }
         if (config.ports().socks5() > 0) {
@@ -118,7 +140,7 @@ public final class ZtunnelNode implements AutoCloseable {
             localConfig.start();
         }
         if (inpodMode) {
-            startInpod(settings, metrics, authorization, router, connectTimeout);
+            startInpod(settings, inboundShared, router, connectTimeout);
         }
         inbound.reconcile(store.current());
         started = true;
@@ -130,15 +152,16 @@ public final class ZtunnelNode implements AutoCloseable {
     }
 
     /** In-pod mode: pods arrive over ZDS from the node agent; none is served from our own namespace. */
-    private void startInpod(HboneSettings settings, TrafficMetrics metrics, AuthorizationEvaluator authorization,
-            OutboundRouter router, int connectTimeout) {
+    private void startInpod(HboneSettings settings, InboundHandler.Shared inboundShared, OutboundRouter router,
+            int connectTimeout) {
         var dp = config.dataplane();
         var ip = config.inpod();
         inpod = new InpodWorkloads(new InpodWorkloads.Dataplane(transport, settings,
-                new HboneConnector(transport, settings, connectTimeout, dp.socketMark()), store, authorization,
-                metrics, certificates, router, config.nodeName(), config.trustDomain(), connectTimeout,
-                dp.socketMark(), config.pool().idleTimeout(), config.ports().hbone(), config.ports().outboundCapture(),
-                config.ports().inboundPlaintext()), ip.drainTimeout(), ip.socketThreads());
+                new HboneConnector(transport, settings, connectTimeout, dp.socketMark()), inboundShared,
+                certificates, router, config.nodeName(), connectTimeout, dp.socketMark(),
+                config.pool().idleTimeout(), config.ports().hbone(), config.ports().outboundCapture(),
+                config.ports().inboundPlaintext()), ip.drainTimeout(),
+                new SocketThreads(ip.socketThreads(), ip.socketQueue(), registry));
         inpod.onChange(() -> inbound.reconcile(store.current()));
         if (certificates.source() instanceof RemoteCertificateSource ca) {
             // The CA checks a pod of the identity is on this node; an Add comes before xds lists it.
@@ -151,6 +174,63 @@ public final class ZtunnelNode implements AutoCloseable {
         Gauge.builder("ztunnel_zds_connected", zds, z -> z.connected() ? 1 : 0)
                 .description("1 while connected to the node agent's ZDS socket").register(registry);
         zds.start();
+    }
+
+    /**
+     * Every listener of this process, for the self-target check: the data-plane ports at every local
+     * workload address (in-pod: inside every pod), and what listens in our own namespace.
+     */
+    private OwnListeners ownListeners() {
+        var ports = config.ports();
+        List<OwnListeners.Listener> all = new ArrayList<>();
+        OwnListeners.Where atWorkloads = new OwnListeners.Where.AtLocalWorkloads();
+        all.add(new OwnListeners.Listener("HBONE", ports.hbone(), atWorkloads));
+        InetAddress capture = literal(ports.captureAddress(), "ztunnel.ports.capture-address");
+        if (ports.outboundCapture() > 0) {
+            all.add(new OwnListeners.Listener("outbound capture", ports.outboundCapture(), atWorkloads));
+            all.add(new OwnListeners.Listener("outbound capture", ports.outboundCapture(),
+                    new OwnListeners.Where.At(capture)));
+        }
+        if (ports.inboundPlaintext() > 0) {
+            all.add(new OwnListeners.Listener("inbound plaintext", ports.inboundPlaintext(), atWorkloads));
+            all.add(new OwnListeners.Listener("inbound plaintext", ports.inboundPlaintext(),
+                    new OwnListeners.Where.At(capture)));
+        }
+        InetAddress nodeIp = literal(config.nodeIp(), "ztunnel.node-ip");
+        if (ports.socks5() > 0) {
+            all.add(new OwnListeners.Listener("SOCKS5", ports.socks5(), new OwnListeners.Where.At(nodeIp)));
+        }
+        if (ports.admin() > 0) {
+            all.add(new OwnListeners.Listener("admin", ports.admin(),
+                    new OwnListeners.Where.At(InetAddress.getLoopbackAddress())));
+        }
+        all.addAll(alsoListening);
+        Set<InetAddress> addresses = new HashSet<>(interfaceAddresses());
+        addresses.add(nodeIp);
+        if (!capture.isAnyLocalAddress()) {
+            addresses.add(capture);
+        }
+        return new OwnListeners(all, addresses);
+    }
+
+    /** This namespace's interface addresses now, where wildcard listeners accept. */
+    private static Set<InetAddress> interfaceAddresses() {
+        try {
+            return NetworkInterface.networkInterfaces().flatMap(NetworkInterface::inetAddresses)
+                    .collect(Collectors.toSet());
+        } catch (SocketException e) {
+            LOG.warnf("cannot list this host's addresses (%s); the self-target check knows the node IP and"
+                    + " loopback only", e.getMessage());
+            return Set.of();
+        }
+    }
+
+    private static InetAddress literal(String ip, String key) {
+        try {
+            return InetAddress.ofLiteral(ip);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(key + "=" + ip + " is not an IP address", e);
+        }
     }
 
     private CertificateSource certificateSource() {

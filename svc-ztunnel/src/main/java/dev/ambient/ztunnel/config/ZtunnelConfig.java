@@ -146,5 +146,12 @@ public interface ZtunnelConfig {
         /** Threads that enter pod namespaces to create sockets (never the event loops). */
         @WithDefault("2")
         int socketThreads();
+
+        /**
+         * Socket creations that may wait for a socket thread; beyond it a connection is shed (refused,
+         * logged, counted) rather than queued without bound.
+         */
+        @WithDefault("1024")
+        int socketQueue();
     }
 }

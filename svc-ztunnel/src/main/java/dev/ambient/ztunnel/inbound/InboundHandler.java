@@ -1,10 +1,13 @@
 package dev.ambient.ztunnel.inbound;
 
 import dev.ambient.hbone.Authority;
+import dev.ambient.hbone.HboneHeaders;
 import dev.ambient.hbone.HboneRequest;
 import dev.ambient.hbone.HboneRequestHandler;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.proto.workload.Workload;
+import dev.ambient.ztunnel.guard.OwnListeners;
+import dev.ambient.ztunnel.guard.SelfTarget;
 import dev.ambient.ztunnel.metrics.AccessLog;
 import dev.ambient.ztunnel.metrics.ConnectionLabels;
 import dev.ambient.ztunnel.metrics.TrafficMetrics;
@@ -12,6 +15,7 @@ import dev.ambient.ztunnel.state.AuthorizationEvaluator;
 import dev.ambient.ztunnel.state.StateSnapshot;
 import dev.ambient.ztunnel.state.WorkloadStore;
 import io.netty.channel.Channel;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.time.Duration;
@@ -19,23 +23,28 @@ import java.util.Optional;
 import java.util.function.Function;
 
 /**
- * Inbound HBONE for one local workload: the CONNECT must name this workload's own address, the
- * peer's identity must pass L4 authorization, then we dial the workload and relay.
- * 400: not for this workload; 401: denied by policy; 503: the workload does not answer.
+ * Inbound HBONE for one local workload: the CONNECT must name this workload's own address on a port
+ * that is not one of the ztunnel's own, the peer's identity must pass L4 authorization, then we dial
+ * the workload and relay. The client's address is the connection's source, or what {@code Forwarded}
+ * says when the peer is the destination's own waypoint.
+ * 400: not for this workload, or one of our own listeners; 401: denied by policy; 503: the workload
+ * does not answer.
  */
 public final class InboundHandler implements HboneRequestHandler {
+
+    /** What every inbound handler of a node shares. */
+    public record Shared(WorkloadStore store, AuthorizationEvaluator authorization, TrafficMetrics metrics,
+            OwnListeners ownListeners, String trustDomain) {
+    }
 
     private final String workloadUid;
     private final Function<StateSnapshot, Optional<Workload>> local;
     private final SpiffeId workloadIdentity;
-    private final WorkloadStore store;
-    private final AuthorizationEvaluator authorization;
-    private final TrafficMetrics metrics;
+    private final Shared shared;
     private final WorkloadDialer dialer;
 
-    public InboundHandler(String workloadUid, SpiffeId workloadIdentity, WorkloadStore store,
-            AuthorizationEvaluator authorization, TrafficMetrics metrics, WorkloadDialer dialer) {
-        this(workloadUid, s -> s.workloadByUid(workloadUid), workloadIdentity, store, authorization, metrics, dialer);
+    public InboundHandler(String workloadUid, SpiffeId workloadIdentity, Shared shared, WorkloadDialer dialer) {
+        this(workloadUid, s -> s.workloadByUid(workloadUid), workloadIdentity, shared, dialer);
     }
 
     /**
@@ -43,46 +52,51 @@ public final class InboundHandler implements HboneRequestHandler {
      *        what the Add request said when the control plane does not know the pod yet)
      */
     public InboundHandler(String workloadUid, Function<StateSnapshot, Optional<Workload>> local,
-            SpiffeId workloadIdentity, WorkloadStore store, AuthorizationEvaluator authorization,
-            TrafficMetrics metrics, WorkloadDialer dialer) {
+            SpiffeId workloadIdentity, Shared shared, WorkloadDialer dialer) {
         this.workloadUid = workloadUid;
         this.local = local;
         this.workloadIdentity = workloadIdentity;
-        this.store = store;
-        this.authorization = authorization;
-        this.metrics = metrics;
+        this.shared = shared;
         this.dialer = dialer;
     }
 
     @Override
     public void handle(HboneRequest request) {
         long start = System.nanoTime();
-        StateSnapshot state = store.current();
+        StateSnapshot state = shared.store().current();
         SpiffeId peer = request.peer();
         InetSocketAddress target = request.target();
-        InetSocketAddress source = request.forwardedFor().orElse(request.connectionSource());
         Optional<Workload> local = this.local.apply(state);
-        Workload sourceWorkload = state.workloadByAddress(source.getAddress()).orElse(null);
-
         if (local.isEmpty() || !hasAddress(local.get(), target.getAddress())) {
-            refuse(request, 400, "BR", source, peer, null, sourceWorkload, target,
+            InetSocketAddress source = request.connectionSource();
+            refuse(request, 400, "BR", source, peer, null, sourceWorkload(state, source), target,
                     "authority " + Authority.format(target) + " is not workload " + workloadUid + " served here", start);
             return;
         }
         Workload destination = local.get();
-        var decision = authorization.evaluate(state, destination, new AuthorizationEvaluator.Request(
+        ForwardedTrust.ClientAddress client = clientAddress(state, destination, request);
+        InetSocketAddress source = client.address();
+        Workload sourceWorkload = sourceWorkload(state, source);
+        if (shared.ownListeners().check(target, true) instanceof SelfTarget.Own own) {
+            refuse(request, 400, "BR", source, peer, destination, sourceWorkload, target,
+                    withNote(own.reason(), client.note()), start);
+            return;
+        }
+        var decision = shared.authorization().evaluate(state, destination, new AuthorizationEvaluator.Request(
                 Optional.of(peer.principal()), Optional.of(peer.namespace()), source.getAddress(),
                 target.getAddress(), target.getPort()));
         if (!decision.allowed()) {
-            refuse(request, 401, "DENY", source, peer, destination, sourceWorkload, target, decision.reason(), start);
+            refuse(request, 401, "DENY", source, peer, destination, sourceWorkload, target,
+                    withNote(decision.reason(), client.note()), start);
             return;
         }
         ConnectionLabels labels = ConnectionLabels.of("destination", sourceWorkload, peer, destination,
                 workloadIdentity, null, true);
+        TrafficMetrics metrics = shared.metrics();
         dialer.dial(request.eventLoop(), target, source).addListener(f -> {
             if (!f.isSuccess()) {
                 refuse(request, 503, "UF", source, peer, destination, sourceWorkload, target,
-                        "workload did not accept: " + f.cause().getMessage(), start);
+                        withNote("workload did not accept: " + f.cause().getMessage(), client.note()), start);
                 return;
             }
             if (!request.isOpen()) {
@@ -94,28 +108,48 @@ public final class InboundHandler implements HboneRequestHandler {
                 counted.closed();
                 AccessLog.connection("inbound", source, peer.uri(), target, workloadIdentity.uri(), "hbone",
                         r == null ? 0 : r.outOfTunnel(), r == null ? 0 : r.intoTunnel(), since(start),
-                        r != null && r.clean() ? "ok" : "error", r == null ? String.valueOf(err) : r.reason());
+                        r != null && r.clean() ? "ok" : "error",
+                        withNote(r == null ? String.valueOf(err) : r.reason(), client.note()));
             });
         });
+    }
+
+    /** The client's address: the connection's, unless the destination's own waypoint says otherwise. */
+    private ForwardedTrust.ClientAddress clientAddress(StateSnapshot state, Workload destination,
+            HboneRequest request) {
+        CharSequence header = request.headers().get(HboneHeaders.FORWARDED);
+        boolean fromWaypoint = header != null
+                && ForwardedTrust.waypointsOf(state, destination, shared.trustDomain()).contains(request.peer());
+        return ForwardedTrust.decide(request.connectionSource(), Optional.ofNullable(header).map(Object::toString),
+                request.forwardedFor(), request.peer(), fromWaypoint);
+    }
+
+    private static Workload sourceWorkload(StateSnapshot state, InetSocketAddress source) {
+        return state.workloadByAddress(source.getAddress()).orElse(null);
     }
 
     private void refuse(HboneRequest request, int status, String flag, InetSocketAddress source, SpiffeId peer,
             Workload destination, Workload sourceWorkload, InetSocketAddress target, String reason, long start) {
         request.reject(status, reason);
-        metrics.failed(ConnectionLabels.of("destination", sourceWorkload, peer, destination, workloadIdentity, null,
-                true), flag);
+        shared.metrics().failed(ConnectionLabels.of("destination", sourceWorkload, peer, destination,
+                workloadIdentity, null, true), flag);
         AccessLog.connection("inbound", source, peer.uri(), target, workloadIdentity.uri(), "hbone", 0, 0,
                 since(start), "refused " + status, reason);
     }
 
     @Override
     public void refused(SocketAddress remote, String reason) {
-        metrics.handshakeRefused(reason.startsWith("400") ? "bad_request" : reason.startsWith("TLS") ? "tls" : "other");
+        shared.metrics().handshakeRefused(reason.startsWith("400") ? "bad_request"
+                : reason.startsWith("TLS") ? "tls" : "other");
         AccessLog.connection("inbound", (InetSocketAddress) remote, "-", null, workloadIdentity.uri(), "hbone", 0, 0,
                 Duration.ZERO, "refused", reason);
     }
 
-    private static boolean hasAddress(Workload w, java.net.InetAddress ip) {
+    private static String withNote(String reason, String note) {
+        return note.isEmpty() ? reason : reason + "; " + note;
+    }
+
+    private static boolean hasAddress(Workload w, InetAddress ip) {
         com.google.protobuf.ByteString raw = com.google.protobuf.ByteString.copyFrom(ip.getAddress());
         return w.getAddressesList().contains(raw);
     }

@@ -7,6 +7,8 @@ import dev.ambient.net.SocketRelay;
 import dev.ambient.net.Transport;
 import dev.ambient.proto.workload.PeerAuthentication;
 import dev.ambient.proto.workload.Workload;
+import dev.ambient.ztunnel.guard.OwnListeners;
+import dev.ambient.ztunnel.guard.SelfTarget;
 import dev.ambient.ztunnel.identity.WorkloadIdentity;
 import dev.ambient.ztunnel.metrics.AccessLog;
 import dev.ambient.ztunnel.metrics.ConnectionLabels;
@@ -27,7 +29,9 @@ import org.jboss.logging.Logger;
 
 /**
  * Port 15006: plaintext connections to local workloads from outside the mesh, redirected here.
- * The same L4 policies apply, without an identity; PeerAuthentication STRICT refuses them.
+ * The same L4 policies apply, without an identity; PeerAuthentication STRICT refuses them. An
+ * original destination on one of the ztunnel's own ports is refused: our dial to it would come back
+ * here (our sockets are exempt from capture) with the same original destination, forever.
  */
 public final class InboundPlaintextListener implements AutoCloseable {
 
@@ -40,13 +44,15 @@ public final class InboundPlaintextListener implements AutoCloseable {
     private final WorkloadDialer dialer;
     private final String nodeName;
     private final String trustDomain;
+    private final OwnListeners ownListeners;
     private final BiFunction<StateSnapshot, InetAddress, Optional<Workload>> destinations;
     private final Consumer<Channel> onAccepted;
     private Channel server;
 
     public InboundPlaintextListener(Transport transport, WorkloadStore store, AuthorizationEvaluator authorization,
-            TrafficMetrics metrics, WorkloadDialer dialer, String nodeName, String trustDomain) {
-        this(transport, store, authorization, metrics, dialer, nodeName, trustDomain,
+            TrafficMetrics metrics, WorkloadDialer dialer, String nodeName, String trustDomain,
+            OwnListeners ownListeners) {
+        this(transport, store, authorization, metrics, dialer, nodeName, trustDomain, ownListeners,
                 (state, ip) -> state.workloadOnNode(ip, nodeName), ch -> { });
     }
 
@@ -57,7 +63,9 @@ public final class InboundPlaintextListener implements AutoCloseable {
      */
     public InboundPlaintextListener(Transport transport, WorkloadStore store, AuthorizationEvaluator authorization,
             TrafficMetrics metrics, WorkloadDialer dialer, String nodeName, String trustDomain,
-            BiFunction<StateSnapshot, InetAddress, Optional<Workload>> destinations, Consumer<Channel> onAccepted) {
+            OwnListeners ownListeners, BiFunction<StateSnapshot, InetAddress, Optional<Workload>> destinations,
+            Consumer<Channel> onAccepted) {
+        this.ownListeners = ownListeners;
         this.destinations = destinations;
         this.onAccepted = onAccepted;
         this.transport = transport;
@@ -93,6 +101,10 @@ public final class InboundPlaintextListener implements AutoCloseable {
         }
         InetSocketAddress dst = original.get();
         Optional<Workload> local = destinations.apply(state, dst.getAddress());
+        if (ownListeners.check(dst, local.isPresent()) instanceof SelfTarget.Own own) {
+            refuse(client, from, dst, source, local.orElse(null), own.reason(), start);
+            return;
+        }
         if (local.isEmpty()) {
             refuse(client, from, dst, source, null, dst.getAddress().getHostAddress()
                     + " is not a workload on node " + nodeName, start);

@@ -43,6 +43,15 @@ public final class WorkloadDialer {
         this.netns = netns;
     }
 
+    /**
+     * Whether a connection to {@code target} can leave from the client's own address: where it can be
+     * bound, i.e. loopback addresses in standalone mode (a real pod's address is not ours to bind).
+     */
+    public static boolean keepsSource(boolean preserveSourceIp, InetSocketAddress client, InetSocketAddress target) {
+        return preserveSourceIp && client != null && client.getAddress().isLoopbackAddress()
+                && target.getAddress().isLoopbackAddress() && !client.getAddress().equals(target.getAddress());
+    }
+
     /** The connected channel holds what the workload sends first until a relay takes it. Completes on {@code loop}. */
     public Future<Channel> dial(EventLoop loop, InetSocketAddress target, InetSocketAddress client) {
         Bootstrap b = new Bootstrap().group(loop).channel(transport.socketChannel())
@@ -57,8 +66,7 @@ public final class WorkloadDialer {
                         PendingReads.install(ch, 4L << 20);
                     }
                 });
-        boolean keepSource = preserveSourceIp && client != null && client.getAddress().isLoopbackAddress()
-                && target.getAddress().isLoopbackAddress() && !client.getAddress().equals(target.getAddress());
+        boolean keepSource = keepsSource(preserveSourceIp, client, target);
         Promise<Channel> dialled = loop.newPromise();
         netns.create(() -> keepSource ? b.connect(target, new InetSocketAddress(client.getAddress(), 0))
                 : b.connect(target)).whenComplete((ChannelFuture cf, Throwable err) -> {

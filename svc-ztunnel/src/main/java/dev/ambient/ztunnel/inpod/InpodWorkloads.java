@@ -15,11 +15,9 @@ import dev.ambient.ztunnel.identity.WorkloadIdentity;
 import dev.ambient.ztunnel.inbound.InboundHandler;
 import dev.ambient.ztunnel.inbound.InboundPlaintextListener;
 import dev.ambient.ztunnel.inbound.WorkloadDialer;
-import dev.ambient.ztunnel.metrics.TrafficMetrics;
 import dev.ambient.ztunnel.outbound.OutboundCaptureListener;
 import dev.ambient.ztunnel.outbound.OutboundProxy;
 import dev.ambient.ztunnel.outbound.OutboundRouter;
-import dev.ambient.ztunnel.state.AuthorizationEvaluator;
 import dev.ambient.ztunnel.state.WorkloadStore;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
@@ -36,11 +34,9 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.jboss.logging.Logger;
 
 /**
@@ -59,30 +55,30 @@ public final class InpodWorkloads implements AutoCloseable {
 
     /** What a pod's proxies are built from: the node's shared parts. */
     public record Dataplane(Transport transport, HboneSettings settings, HboneConnector connector,
-            WorkloadStore store, AuthorizationEvaluator authorization, TrafficMetrics metrics,
-            WorkloadCertificates certificates, OutboundRouter router, String nodeName, String trustDomain,
+            InboundHandler.Shared inbound, WorkloadCertificates certificates, OutboundRouter router, String nodeName,
             int connectTimeoutMillis, int socketMark, Duration poolIdleTimeout, int hbonePort, int outboundPort,
             int inboundPlaintextPort) {
+        WorkloadStore store() {
+            return inbound.store();
+        }
+
+        String trustDomain() {
+            return inbound.trustDomain();
+        }
     }
 
     private final Dataplane dp;
     private final Duration drainTimeout;
     private final Map<String, InpodWorkload> pods = new ConcurrentHashMap<>();
     private final Set<InpodWorkload> draining = ConcurrentHashMap.newKeySet();
-    private final ExecutorService socketThreads;
+    private final SocketThreads socketThreads;
     private final ScheduledExecutorService drains;
     private volatile Runnable changed = () -> { };
 
-    public InpodWorkloads(Dataplane dp, Duration drainTimeout, int socketThreads) {
+    public InpodWorkloads(Dataplane dp, Duration drainTimeout, SocketThreads socketThreads) {
         this.dp = dp;
         this.drainTimeout = drainTimeout;
-        AtomicInteger n = new AtomicInteger();
-        // Platform threads: setns moves an OS thread, so a virtual thread could hop carriers mid-task.
-        this.socketThreads = Executors.newFixedThreadPool(Math.max(1, socketThreads), r -> {
-            Thread t = new Thread(r, "ztunnel-netns-" + n.incrementAndGet());
-            t.setDaemon(true);
-            return t;
-        });
+        this.socketThreads = socketThreads;
         this.drains = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "ztunnel-inpod-drain");
             t.setDaemon(true);
@@ -181,13 +177,15 @@ public final class InpodWorkloads implements AutoCloseable {
         PodNamespace sockets = pod.sockets();
         ConnectionPool pool = new ConnectionPool(dp.connector(), dp.transport().group(), dp.poolIdleTimeout());
         pod.pool(pool);
-        OutboundProxy outbound = new OutboundProxy(dp.store(), dp.router(), dp.certificates(), pool, dp.metrics(),
-                dp.transport(), dp.trustDomain(), dp.connectTimeoutMillis(), dp.socketMark(), sockets);
+        // The pod's sockets leave with its own address: nothing to bind.
+        OutboundProxy outbound = new OutboundProxy(dp.store(), dp.router(), dp.certificates(), pool,
+                dp.inbound().metrics(), dp.transport(), dp.trustDomain(), dp.connectTimeoutMillis(), dp.socketMark(),
+                false, sockets);
         // In the pod's namespace the client's address is not ours to bind: the app sees the pod's own.
         WorkloadDialer dialer = new WorkloadDialer(dp.transport(), false, dp.connectTimeoutMillis(), dp.socketMark(),
                 sockets);
         InboundHandler handler = new InboundHandler(pod.uid(), s -> java.util.Optional.of(p.resolve(s)), id,
-                dp.store(), dp.authorization(), dp.metrics(), dialer);
+                dp.inbound(), dialer);
         HboneServerInitializer tls = new HboneServerInitializer(
                 () -> dp.certificates().current(id).map(WorkloadCertificates.TlsMaterial::server).orElse(null),
                 dp.settings(), handler);
@@ -201,8 +199,8 @@ public final class InpodWorkloads implements AutoCloseable {
         OutboundCaptureListener capture = new OutboundCaptureListener(dp.transport(), outbound,
                 ip -> java.util.Optional.of(p.resolve(dp.store().current())), "pod " + pod.describe(), sockets::track);
         InboundPlaintextListener plaintext = new InboundPlaintextListener(dp.transport(), dp.store(),
-                dp.authorization(), dp.metrics(), dialer, dp.nodeName(), dp.trustDomain(),
-                (state, ip) -> p.ifAddressOf(state, ip), sockets::track);
+                dp.inbound().authorization(), dp.inbound().metrics(), dialer, dp.nodeName(), dp.trustDomain(),
+                dp.inbound().ownListeners(), (state, ip) -> p.ifAddressOf(state, ip), sockets::track);
         // The listening sockets must be born in the pod's namespace: this (ZDS) thread enters it.
         sockets.netns().call(() -> {
             bind(pod, "hbone", dp.hbonePort(), a -> dp.transport().listen(a, hbone));
@@ -314,6 +312,11 @@ public final class InpodWorkloads implements AutoCloseable {
         pod.state(InpodWorkload.State.REMOVED);
     }
 
+    /** The threads that create sockets inside pods (their queue, what they shed). */
+    SocketThreads socketThreads() {
+        return socketThreads;
+    }
+
     public Collection<InpodWorkload> enrolled() {
         return Collections.unmodifiableCollection(pods.values());
     }
@@ -385,6 +388,6 @@ public final class InpodWorkloads implements AutoCloseable {
         draining.forEach(this::release);
         draining.clear();
         drains.shutdownNow();
-        socketThreads.shutdownNow();
+        socketThreads.close();
     }
 }

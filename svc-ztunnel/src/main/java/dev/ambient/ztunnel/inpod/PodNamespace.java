@@ -7,24 +7,22 @@ import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.RejectedExecutionException;
 
 /**
  * One pod's network namespace as a place to create sockets: creation is handed to the shared
- * socket threads, which enter the namespace, create the socket objects and come back; the event
- * loops then register and connect them. Also counts the pod's proxied connections, for draining.
+ * socket threads (bounded: a full queue sheds), which enter the namespace, create the socket
+ * objects and come back; the event loops then register and connect them. Also counts the pod's
+ * proxied connections, for draining.
  */
 final class PodNamespace implements SocketNamespace {
 
     private final NetworkNamespace netns;
     private final String name;
-    private final ExecutorService socketThreads;
+    private final SocketThreads socketThreads;
     /** Proxied connections' sockets (accepted on 15001/15006, dialled to the app or passthrough). */
     private final ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
 
-    PodNamespace(NetworkNamespace netns, String name, ExecutorService socketThreads) {
+    PodNamespace(NetworkNamespace netns, String name, SocketThreads socketThreads) {
         this.netns = netns;
         this.name = name;
         this.socketThreads = socketThreads;
@@ -37,19 +35,7 @@ final class PodNamespace implements SocketNamespace {
 
     @Override
     public <T> CompletableFuture<T> create(Callable<T> creation) {
-        try {
-            return CompletableFuture.supplyAsync(() -> {
-                try {
-                    return netns.call(creation);
-                } catch (RuntimeException e) {
-                    throw e;
-                } catch (Exception e) {
-                    throw new CompletionException(e);
-                }
-            }, socketThreads);
-        } catch (RejectedExecutionException e) {
-            return CompletableFuture.failedFuture(new IllegalStateException("ztunnel is shutting down"));
-        }
+        return socketThreads.create(netns, creation);
     }
 
     @Override

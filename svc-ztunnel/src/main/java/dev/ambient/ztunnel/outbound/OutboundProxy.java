@@ -16,6 +16,7 @@ import dev.ambient.ztunnel.metrics.ConnectionLabels;
 import dev.ambient.ztunnel.metrics.TrafficMetrics;
 import dev.ambient.hbone.ConnectionPool;
 import dev.ambient.hbone.PoolKey;
+import dev.ambient.ztunnel.inbound.WorkloadDialer;
 import dev.ambient.ztunnel.inpod.SocketNamespace;
 import dev.ambient.ztunnel.state.WorkloadStore;
 import io.netty.bootstrap.Bootstrap;
@@ -25,6 +26,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http2.Http2StreamChannel;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
@@ -66,24 +68,29 @@ public final class OutboundProxy {
     private final String trustDomain;
     private final int connectTimeoutMillis;
     private final int socketMark;
+    private final boolean preserveSourceIp;
     private final SocketNamespace netns;
 
     public OutboundProxy(WorkloadStore store, OutboundRouter router, WorkloadCertificates certificates,
             ConnectionPool pool, TrafficMetrics metrics, Transport transport, String trustDomain,
-            int connectTimeoutMillis, int socketMark) {
+            int connectTimeoutMillis, int socketMark, boolean preserveSourceIp) {
         this(store, router, certificates, pool, metrics, transport, trustDomain, connectTimeoutMillis, socketMark,
-                SocketNamespace.HOST);
+                preserveSourceIp, SocketNamespace.HOST);
     }
 
     /**
      * @param pool this source's pool: in-pod, each pod has its own, so pooled connections leave from
      *        the pod's namespace with the pod's address
+     * @param preserveSourceIp HBONE connections leave from the client's own address where it can be
+     *        bound (loopback, standalone), so the receiver sees the source workload: it believes
+     *        {@code Forwarded} only from a waypoint
      * @param netns where upstream sockets are created (in-pod: the pod's network namespace)
      */
     public OutboundProxy(WorkloadStore store, OutboundRouter router, WorkloadCertificates certificates,
             ConnectionPool pool, TrafficMetrics metrics, Transport transport, String trustDomain,
-            int connectTimeoutMillis, int socketMark, SocketNamespace netns) {
+            int connectTimeoutMillis, int socketMark, boolean preserveSourceIp, SocketNamespace netns) {
         this.netns = netns;
+        this.preserveSourceIp = preserveSourceIp;
         this.socketMark = socketMark;
         this.store = store;
         this.router = router;
@@ -132,8 +139,10 @@ public final class OutboundProxy {
             var headers = HboneHeaders.connect(route.authority(), client, baggage(source));
             // A dial (when the pool has no room) creates its socket on the calling thread: run the
             // pool where this source's sockets must be born.
-            netns.create(() -> pool.open(new PoolKey(sourceId, route.endpoint(), route.expected()), tls.client(),
-                    headers, null)).whenComplete((opening, createErr) -> {
+            InetAddress local = WorkloadDialer.keepsSource(preserveSourceIp, client, route.endpoint())
+                    ? client.getAddress() : null;
+            netns.create(() -> pool.open(new PoolKey(sourceId, route.endpoint(), route.expected(), local),
+                    tls.client(), headers, null)).whenComplete((opening, createErr) -> {
                 if (createErr != null) {
                     out.completeExceptionally(new OutboundException(0, "cannot open a socket in " + netns.name()
                             + ": " + rootMessage(createErr)));

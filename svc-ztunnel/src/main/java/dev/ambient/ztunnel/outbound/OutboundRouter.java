@@ -1,10 +1,13 @@
 package dev.ambient.ztunnel.outbound;
 
+import com.google.protobuf.ByteString;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.proto.workload.GatewayAddress;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.TunnelProtocol;
 import dev.ambient.proto.workload.Workload;
+import dev.ambient.ztunnel.guard.OwnListeners;
+import dev.ambient.ztunnel.guard.SelfTarget;
 import dev.ambient.ztunnel.identity.WorkloadIdentity;
 import dev.ambient.ztunnel.state.StateSnapshot;
 import java.net.InetAddress;
@@ -19,19 +22,43 @@ import java.util.concurrent.ThreadLocalRandom;
 /**
  * Decides the route of an outbound connection: a service VIP picks a healthy endpoint and its
  * target port; a destination (or service) with a waypoint goes to the waypoint; HBONE workloads
- * get a tunnel to their own 15008; anything else passes through as plain TCP.
+ * get a tunnel to their own 15008; anything else passes through as plain TCP. A destination that is
+ * one of the ztunnel's own listeners is refused (a passthrough to our own 15001 would be captured
+ * by that same 15001 with the same original destination, forever).
  */
 public final class OutboundRouter {
 
     private final String trustDomain;
     private final int defaultHbonePort;
+    private final OwnListeners ownListeners;
 
-    public OutboundRouter(String trustDomain, int defaultHbonePort) {
+    public OutboundRouter(String trustDomain, int defaultHbonePort, OwnListeners ownListeners) {
         this.trustDomain = trustDomain;
         this.defaultHbonePort = defaultHbonePort;
+        this.ownListeners = ownListeners;
     }
 
     public Route route(StateSnapshot state, Workload source, InetSocketAddress dst) {
+        if (selfTarget(state, source, dst) instanceof SelfTarget.Own own) {
+            return new Route.Refused(own.reason());
+        }
+        Route route = decide(state, source, dst);
+        // A service's target port is the control plane's word, but must not point back at us either.
+        if (route instanceof Route.Passthrough p && !p.target().equals(dst)
+                && selfTarget(state, source, p.target()) instanceof SelfTarget.Own own) {
+            return new Route.Refused(own.reason());
+        }
+        return route;
+    }
+
+    /** Local: a workload on the source's node (the source itself included, listed or not yet). */
+    private SelfTarget selfTarget(StateSnapshot state, Workload source, InetSocketAddress dst) {
+        boolean local = dst.getAddress() != null && (state.workloadOnNode(dst.getAddress(), source.getNode()).isPresent()
+                || source.getAddressesList().contains(ByteString.copyFrom(dst.getAddress().getAddress())));
+        return ownListeners.check(dst, local);
+    }
+
+    private Route decide(StateSnapshot state, Workload source, InetSocketAddress dst) {
         Optional<Service> service = state.serviceByAddress(dst.getAddress());
         if (service.isPresent()) {
             return toService(state, source, service.get(), dst);

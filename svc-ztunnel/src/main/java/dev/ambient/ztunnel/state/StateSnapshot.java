@@ -56,6 +56,7 @@ public final class StateSnapshot {
     private final Map<InetAddress, Service> servicesByVip;
     private final Map<String, Service> servicesByHostname;
     private final Map<String, List<Workload>> healthyEndpointsByService;
+    private final Map<String, List<Workload>> endpointsByService;
     private final Map<String, List<Workload>> workloadsByNode;
     private final Scoped<Authorization> policyIndex;
     private final Scoped<PeerAuthentication> peerAuthIndex;
@@ -72,12 +73,16 @@ public final class StateSnapshot {
         Map<InetAddress, Workload> byAddress = new HashMap<>();
         Map<String, List<Workload>> byNode = new HashMap<>();
         Map<String, List<Workload>> endpoints = new HashMap<>();
+        Map<String, List<Workload>> allEndpoints = new HashMap<>();
         for (Workload w : workloads) {
             for (ByteString raw : w.getAddressesList()) {
                 Addresses.fromBytes(raw).ifPresent(ip -> byAddress.merge(ip, w, StateSnapshot::preferHealthy));
             }
             if (!w.getNode().isEmpty()) {
                 byNode.computeIfAbsent(w.getNode(), k -> new ArrayList<>()).add(w);
+            }
+            for (String serviceKey : w.getServicesMap().keySet()) {
+                allEndpoints.computeIfAbsent(serviceKey, k -> new ArrayList<>()).add(w);
             }
             if (w.getStatus() == WorkloadStatus.HEALTHY) {
                 for (String serviceKey : w.getServicesMap().keySet()) {
@@ -88,6 +93,7 @@ public final class StateSnapshot {
         this.workloadsByAddress = byAddress;
         this.workloadsByNode = freeze(byNode);
         this.healthyEndpointsByService = freeze(endpoints);
+        this.endpointsByService = freeze(allEndpoints);
 
         Map<String, Service> byHostname = dedupe(servicesIn, StateSnapshot::serviceKey);
         this.services = List.copyOf(byHostname.values());
@@ -146,6 +152,11 @@ public final class StateSnapshot {
      */
     public List<Workload> healthyEndpoints(Service s) {
         return healthyEndpointsByService.getOrDefault(serviceKey(s), List.of());
+    }
+
+    /** Every workload backing {@code s}, healthy or not (e.g. a waypoint still draining), in input order. */
+    public List<Workload> endpoints(Service s) {
+        return endpointsByService.getOrDefault(serviceKey(s), List.of());
     }
 
     /**

@@ -10,13 +10,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.ambient.net.NetworkNamespace;
 import dev.ambient.ztunnel.ZtunnelNode;
 import dev.ambient.ztunnel.admin.AdminServer;
-import dev.ambient.ztunnel.config.ZtunnelConfig;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.smallrye.config.PropertiesConfigSource;
-import io.smallrye.config.SmallRyeConfig;
-import io.smallrye.config.SmallRyeConfigBuilder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -125,23 +121,7 @@ class InpodMeshTest {
     }
 
     static ZtunnelNode startNode() throws Exception {
-        Map<String, String> p = new HashMap<>();
-        p.put("ztunnel.node-name", "node-a");
-        p.put("ztunnel.node-ip", "127.0.0.1");
-        p.put("ztunnel.local-config", config.toString());
-        p.put("ztunnel.identity.ca-dir", dir.resolve("ca").toString());
-        p.put("ztunnel.ports.socks5", "0");
-        p.put("ztunnel.ports.admin", "0");
-        p.put("ztunnel.dataplane.threads", "2");
-        p.put("ztunnel.inpod.enabled", "true");
-        p.put("ztunnel.inpod.zds-socket", zdsPath.toString());
-        p.put("ztunnel.inpod.reconnect-initial-backoff", "50ms");
-        p.put("ztunnel.inpod.reconnect-max-backoff", "500ms");
-        p.put("ztunnel.inpod.drain-timeout", "2s");
-        SmallRyeConfig cfg = new SmallRyeConfigBuilder().withMapping(ZtunnelConfig.class)
-                .withConverter(java.time.Duration.class, 100, new io.quarkus.runtime.configuration.DurationConverter())
-                .withSources(new PropertiesConfigSource(p, "test", 500)).build();
-        return new ZtunnelNode(cfg.getConfigMapping(ZtunnelConfig.class), new SimpleMeterRegistry()).start();
+        return InpodNode.start(config, zdsPath, dir.resolve("ca"), Map.of());
     }
 
     static void awaitCertificates(ZtunnelNode n) throws Exception {
@@ -310,25 +290,12 @@ class InpodMeshTest {
     /** Sequential requests, each on a new connection from a socket created in {@code from} (null: host). */
     static long[] requests(NetworkNamespace from, String ip, int n) throws Exception {
         long[] took = new long[n];
-        byte[] get = "GET /marker.txt HTTP/1.0\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
         for (int i = 0; i < n; i++) {
-            java.nio.channels.SocketChannel ch = from == null ? java.nio.channels.SocketChannel.open()
-                    : from.call(java.nio.channels.SocketChannel::open);
             long t0 = System.nanoTime();
-            try (ch) {
-                ch.connect(new java.net.InetSocketAddress(ip, 8080));
-                ch.write(java.nio.ByteBuffer.wrap(get));
-                java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(4096);
-                StringBuilder body = new StringBuilder();
-                while (ch.read(buf) > 0) {
-                    buf.flip();
-                    body.append(StandardCharsets.US_ASCII.decode(buf));
-                    buf.clear();
-                }
-                took[i] = System.nanoTime() - t0;
-                if (!body.toString().contains(marker)) {
-                    throw new AssertionError("request " + i + " to " + ip + " got: " + body);
-                }
+            String body = PodClient.httpGet(from, ip, 8080, "/marker.txt");
+            took[i] = System.nanoTime() - t0;
+            if (!body.contains(marker)) {
+                throw new AssertionError("request " + i + " to " + ip + " got: " + body);
             }
         }
         java.util.Arrays.sort(took);
@@ -429,8 +396,8 @@ class InpodMeshTest {
     @Test
     @Order(90)
     void socketCreationInsideAPodCostsMicroseconds() throws Exception {
-        java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newFixedThreadPool(1);
-        try (NetworkNamespace ns = NetworkNamespace.open(PodNetwork.netnsPath("a"))) {
+        try (SocketThreads threads = new SocketThreads(1, 16, new SimpleMeterRegistry());
+                NetworkNamespace ns = NetworkNamespace.open(PodNetwork.netnsPath("a"))) {
             PodNamespace pod = new PodNamespace(ns, "pod a", threads);
             int n = 2000;
             for (int i = 0; i < 200; i++) {
@@ -452,8 +419,6 @@ class InpodMeshTest {
             assertTrue(inPod < 2_000_000, "under 2 ms per socket: " + inPod + " ns");
             long inode = (Long) Files.getAttribute(PodNetwork.netnsPath("a"), "unix:ino");
             assertEquals(inode, pod.create(NetworkNamespace::currentInode).get(), "created inside pod a");
-        } finally {
-            threads.shutdownNow();
         }
     }
 

@@ -12,9 +12,10 @@ import static org.junit.jupiter.api.Assertions.fail;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.ambient.identity.CertificateAuthority;
-import dev.ambient.identity.Pem;
-import dev.ambient.identity.SpiffeId;
-import dev.ambient.identity.WorkloadCertificate;
+import dev.ambient.ztunnel.LogCapture;
+import dev.ambient.ztunnel.ZtunnelNode;
+import io.micrometer.core.instrument.Counter;
+import dev.ambient.ztunnel.mesh.HboneClientScript.Identity;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -35,7 +36,6 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
@@ -60,7 +60,7 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class HboneInteropTest {
 
-    static final String PYTHON = "/usr/bin/python3";
+    static final String PYTHON = HboneClientScript.PYTHON;
     static final String TD = "cluster.local";
 
     static final String MESH = """
@@ -82,6 +82,25 @@ class HboneInteropTest {
               serviceAccount: echo
               workloadIps: [127.0.51.1]
               node: node-b
+              protocol: HBONE
+            - name: guarded
+              namespace: default
+              serviceAccount: guarded
+              workloadIps: [127.0.51.2]
+              node: node-b
+              protocol: HBONE
+              waypoint: {address: 127.0.53.1}
+            - name: waypoint
+              namespace: default
+              serviceAccount: waypoint
+              workloadIps: [127.0.53.1]
+              node: node-w
+              protocol: HBONE
+            - name: other-waypoint
+              namespace: default
+              serviceAccount: other-waypoint
+              workloadIps: [127.0.53.2]
+              node: node-w
               protocol: HBONE
             - name: ext
               namespace: default
@@ -107,12 +126,21 @@ class HboneInteropTest {
               action: Deny
               rules:
               - - principals: ["cluster.local/ns/default/sa/intruder"]
+            - name: guarded-only-from-curl
+              namespace: default
+              scope: WorkloadSelector
+              selectedWorkloads: [cluster1//Pod/default/guarded]
+              action: Allow
+              rules:
+              - - sourceIps: [127.0.50.2]
             """;
 
     static final InetSocketAddress SOCKS_A = new InetSocketAddress("127.0.0.50", 25180);
     static final String ECHO_IP = "127.0.51.1";
     static final int ECHO_PORT = 28180;
     static final String ECHO_HBONE = ECHO_IP + ":" + LoopbackMesh.HBONE_PORT;
+    static final String GUARDED_IP = "127.0.51.2";
+    static final int GUARDED_PORT = 28181;
 
     static final ObjectMapper JSON = new ObjectMapper();
 
@@ -120,24 +148,26 @@ class HboneInteropTest {
     static Path dir;
     static LoopbackMesh mesh;
     static LoopbackMesh.EchoServer echo;
+    static LoopbackMesh.EchoServer guarded;
+    static ZtunnelNode nodeB;
     static CertificateAuthority ca;
     static Path root;
-    static Path scripts;
+    static HboneClientScript script;
     static final Map<String, PythonServer> servers = new HashMap<>();
 
     @BeforeAll
     static void start() throws Exception {
-        Assumptions.assumeTrue(pythonHasH2(), PYTHON + " cannot import h2 (Debian package python3-h2)");
-        scripts = Path.of(System.getProperty("basedir", "")).toAbsolutePath().resolve("src/test/python");
-        assertTrue(Files.isRegularFile(scripts.resolve("hbone_client.py")), "scripts not found in " + scripts);
+        Assumptions.assumeTrue(HboneClientScript.available(), PYTHON + " cannot import h2 (Debian package python3-h2)");
 
         mesh = new LoopbackMesh(dir, MESH);
         echo = mesh.echo(ECHO_IP, ECHO_PORT);
+        guarded = mesh.echo(GUARDED_IP, GUARDED_PORT);
         mesh.node("node-a", SOCKS_A.getHostString(), SOCKS_A.getPort());
-        mesh.node("node-b", "127.0.0.51", 25181);
+        nodeB = mesh.node("node-b", "127.0.0.51", 25181);
         // The nodes created the mesh root; this loads the same one.
         ca = CertificateAuthority.loadOrCreate(mesh.caDir(), TD, Duration.ofDays(3650));
         root = mesh.caDir().resolve(CertificateAuthority.ROOT_CERT_FILE);
+        script = new HboneClientScript(dir, root);
 
         // Independent HBONE servers on node-z, where no ztunnel runs.
         servers.put("ext", PythonServer.start("127.0.52.1", identity(ca, "ext", "ext")));
@@ -194,13 +224,57 @@ class HboneInteropTest {
         assertEquals(big.get("sent_sha256").asText(), big.get("received_sha256").asText(), big.toString());
     }
 
+    /**
+     * The attack: a workload with a valid certificate claims, in {@code Forwarded}, the address that
+     * an ipBlocks ALLOW admits. Only the destination's own waypoint may say where a client came from;
+     * from anyone else the header is ignored, and policy, the application and the metrics see the
+     * connection's real source.
+     */
     @Test
-    void forwardedHeaderFromAnIndependentClientIsHonoured() throws Exception {
-        JsonNode r = client(identity(ca, "sleep", "sleep"), ECHO_IP + ":" + ECHO_PORT, 100,
-                "--forwarded", "for=\"127.0.50.2:4711\"").ok();
-        assertEquals(200, r.get("status").asInt(), r.toString());
-        assertEquals(r.get("sent_sha256").asText(), r.get("received_sha256").asText(), r.toString());
-        assertTrue(echo.peers.contains("127.0.50.2"), "the workload saw the forwarded address: " + echo.peers);
+    void forwardedFromAnOrdinaryWorkloadIsIgnoredByPolicyTelemetryAndTheApplication() throws Exception {
+        try (LogCapture log = LogCapture.accessLog()) {
+            HboneClientScript.Run r = script.connect(identity(ca, "sleep", "sleep"), GUARDED_IP + ":"
+                    + LoopbackMesh.HBONE_PORT, GUARDED_IP + ":" + GUARDED_PORT, 100, "--source", "127.0.50.1",
+                    "--forwarded", "for=\"127.0.50.2:4711\"");
+            assertEquals(401, r.status(), "sleep (127.0.50.1) is not the address the ALLOW admits: " + r);
+            assertEquals(0, guarded.accepted.get(), "nothing reached the workload");
+            String line = log.await("for the refusal", l -> l.contains("src=127.0.50.1:") && l.contains("refused 401"));
+            assertTrue(line.contains("forwarded header ignored"), line);
+        }
+        Counter denied = nodeB.registry().find("istio_tcp_connections_failed").tag("reporter", "destination")
+                .tag("destination_workload", "guarded").tag("source_workload", "sleep")
+                .tag("response_flags", "DENY").counter();
+        assertTrue(denied != null && denied.count() >= 1, "the metrics name the real source, sleep");
+
+        // A waypoint, but not this destination's: ignored as well.
+        HboneClientScript.Run other = script.connect(identity(ca, "other-waypoint", "other-waypoint"), GUARDED_IP
+                + ":" + LoopbackMesh.HBONE_PORT, GUARDED_IP + ":" + GUARDED_PORT, 100, "--source", "127.0.53.2",
+                "--forwarded", "for=\"127.0.50.2:4711\"");
+        assertEquals(401, other.status(), other.toString());
+
+        // The address itself, connecting with its own certificate, is admitted (the policy works).
+        HboneClientScript.Run curl = script.connect(identity(ca, "curl", "curl"), GUARDED_IP + ":"
+                + LoopbackMesh.HBONE_PORT, GUARDED_IP + ":" + GUARDED_PORT, 100, "--source", "127.0.50.2");
+        assertEquals(200, curl.status(), curl.toString());
+        assertEquals(curl.ok().get("sent_sha256").asText(), curl.ok().get("received_sha256").asText());
+    }
+
+    @Test
+    void forwardedFromTheDestinationsOwnWaypointIsBelieved() throws Exception {
+        Identity waypoint = identity(ca, "waypoint", "waypoint");
+        String server = GUARDED_IP + ":" + LoopbackMesh.HBONE_PORT;
+        // Its own connection address is not admitted...
+        assertEquals(401, script.connect(waypoint, server, GUARDED_IP + ":" + GUARDED_PORT, 100,
+                "--source", "127.0.53.1").status());
+        // ...but the client it speaks for is: the waypoint proves its identity, the address is believed.
+        HboneClientScript.Run r = script.connect(waypoint, server, GUARDED_IP + ":" + GUARDED_PORT, 100,
+                "--source", "127.0.53.1", "--forwarded", "for=\"127.0.50.2:4711\"");
+        assertEquals(200, r.status(), r.toString());
+        assertEquals(r.ok().get("sent_sha256").asText(), r.ok().get("received_sha256").asText(), r.toString());
+        assertTrue(guarded.peers.contains("127.0.50.2"), "the workload saw the client's address: " + guarded.peers);
+        Counter opened = nodeB.registry().find("istio_tcp_connections_opened").tag("reporter", "destination")
+                .tag("destination_workload", "guarded").tag("source_workload", "curl").counter();
+        assertTrue(opened != null && opened.count() >= 1, "the metrics name the client the waypoint spoke for");
     }
 
     @Test
@@ -226,7 +300,7 @@ class HboneInteropTest {
     void clientCertificateFromAnotherRootIsRefused() throws Exception {
         // Right trust domain and a clean SPIFFE id, but not signed by the mesh root.
         Identity stranger = identity(CertificateAuthority.create(TD, Duration.ofDays(1)), "sleep", "stranger");
-        ClientRun run = client(stranger, ECHO_IP + ":" + ECHO_PORT, 100);
+        HboneClientScript.Run run = client(stranger, ECHO_IP + ":" + ECHO_PORT, 100);
         assertNotEquals(0, run.exit(), "a client certificate from a foreign root must fail the handshake: " + run);
         assertTrue(run.json().get("status").isNull(), "no CONNECT may be answered: " + run);
     }
@@ -324,77 +398,14 @@ class HboneInteropTest {
 
     // ---- helpers -------------------------------------------------------------------------------
 
-    /** A certificate chain (leaf first, root last) and key written as PEM files. */
-    record Identity(SpiffeId id, Path chain, Path key) {
-    }
-
-    static Identity identity(CertificateAuthority authority, String serviceAccount, String fileName) throws IOException {
-        SpiffeId id = new SpiffeId(TD, "default", serviceAccount);
-        WorkloadCertificate cert = authority.issue(id, Duration.ofHours(1));
-        Path chain = dir.resolve(fileName + "-chain.pem");
-        Path key = dir.resolve(fileName + "-key.pem");
-        Files.writeString(chain, Pem.encodeCertificates(cert.chain()), StandardCharsets.US_ASCII);
-        Files.writeString(key, Pem.encodePrivateKey(cert.privateKey()), StandardCharsets.US_ASCII);
-        return new Identity(id, chain, key);
-    }
-
-    record ClientRun(int exit, JsonNode json, String stderr) {
-        JsonNode ok() {
-            assertEquals(0, exit, "hbone_client.py failed: " + this);
-            return json;
-        }
+    static Identity identity(CertificateAuthority authority, String serviceAccount, String fileName)
+            throws IOException {
+        return script.identity(authority, "default", serviceAccount, fileName);
     }
 
     /** Runs hbone_client.py against node-b's HBONE listener of the echo workload. */
-    static ClientRun client(Identity who, String authority, int size, String... extra) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(PYTHON, scripts.resolve("hbone_client.py").toString(),
-                "--server", ECHO_HBONE, "--cert", who.chain().toString(), "--key", who.key().toString(),
-                "--ca", root.toString(), "--authority", authority, "--size", Integer.toString(size),
-                "--timeout", "30"));
-        cmd.addAll(List.of(extra));
-        Path stderr = Files.createTempFile(dir, "client", ".err");
-        Process p = python(cmd).redirectError(stderr.toFile()).start();
-        try {
-            FutureTask<String> out = new FutureTask<>(
-                    () -> new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
-            Thread.ofVirtual().start(out);
-            if (!p.waitFor(45, TimeUnit.SECONDS)) {
-                fail("hbone_client.py did not finish within 45 s: " + cmd + "\n" + Files.readString(stderr));
-            }
-            String stdout = out.get(5, TimeUnit.SECONDS).strip();
-            String err = Files.readString(stderr);
-            String last = stdout.isEmpty() ? "" : stdout.substring(stdout.lastIndexOf('\n') + 1);
-            if (last.isEmpty()) {
-                fail("hbone_client.py printed nothing (exit " + p.exitValue() + "): " + err);
-            }
-            return new ClientRun(p.exitValue(), JSON.readTree(last), err);
-        } finally {
-            p.destroyForcibly();
-        }
-    }
-
-    static ProcessBuilder python(List<String> cmd) {
-        ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.environment().put("PYTHONDONTWRITEBYTECODE", "1"); // no __pycache__ in the source tree
-        pb.environment().put("PYTHONUNBUFFERED", "1");
-        return pb;
-    }
-
-    static boolean pythonHasH2() {
-        try {
-            Process p = python(List.of(PYTHON, "-c", "import h2.connection, ssl")).redirectErrorStream(true)
-                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-            if (!p.waitFor(20, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                return false;
-            }
-            return p.exitValue() == 0;
-        } catch (IOException e) {
-            return false;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return false;
-        }
+    static HboneClientScript.Run client(Identity who, String authority, int size, String... extra) throws Exception {
+        return script.connect(who, ECHO_HBONE, authority, size, extra);
     }
 
     /** hbone_server.py on {@code ip}:HBONE_PORT, its JSON lines collected as they come. */
@@ -425,7 +436,7 @@ class HboneInteropTest {
 
         static PythonServer start(String ip, Identity identity) throws Exception {
             Path err = Files.createTempFile(dir, "server-" + ip, ".err");
-            Process p = python(List.of(PYTHON, scripts.resolve("hbone_server.py").toString(),
+            Process p = HboneClientScript.python(List.of(PYTHON, script.scripts().resolve("hbone_server.py").toString(),
                     "--listen", ip + ":" + LoopbackMesh.HBONE_PORT, "--cert", identity.chain().toString(),
                     "--key", identity.key().toString(), "--ca", root.toString()))
                     .redirectError(err.toFile()).start();
