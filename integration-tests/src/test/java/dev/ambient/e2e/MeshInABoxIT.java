@@ -315,15 +315,7 @@ class MeshInABoxIT {
     @Order(9)
     void aCaRestartDoesNotBreakRunningTraffic() throws Exception {
         // Requests every 50 ms from the client pod while the CA goes down and comes back.
-        CompletableFuture<Result> traffic = CompletableFuture.supplyAsync(() -> {
-            try {
-                return run(List.of(MESHBOX.toString(), "exec", "sleep", "sh", "-c",
-                        "for i in $(seq 60); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 3 " + HTTPBIN_V1
-                                + "; sleep 0.05; done"), Duration.ofSeconds(120));
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
-        });
+        CompletableFuture<Result> traffic = requestsToHttpbin("sleep", 60);
         Thread.sleep(300);
         assertEquals(0, meshbox("restart", "ca").exit());
         Result r = traffic.get(2, TimeUnit.MINUTES);
@@ -331,6 +323,19 @@ class MeshInABoxIT {
         assertEquals(60, codes.size(), r.out());
         assertTrue(codes.stream().allMatch("200"::equals), "every request during the CA restart succeeded: " + codes);
         await("ca ready again", () -> ready("http://10.44.0.20:15021/healthz/ready"));
+    }
+
+    /** {@code count} requests from {@code pod} to httpbin-v1, 50 ms apart, in the background: one status code a line. */
+    static CompletableFuture<Result> requestsToHttpbin(String pod, int count) {
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return run(List.of(MESHBOX.toString(), "exec", pod, "sh", "-c", "for i in $(seq " + count
+                        + "); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 3 " + HTTPBIN_V1
+                        + "; sleep 0.05; done"), Duration.ofSeconds(120));
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
     }
 
     @Test
@@ -374,8 +379,88 @@ class MeshInABoxIT {
         }
     }
 
+    /**
+     * Issue 12: one plaintext connection from the pod outside the mesh to an enrolled pod's 15006 made
+     * node-b's ztunnel dial itself in a loop until it ran out of file descriptors. Now every connection
+     * naming a ztunnel port is refused with a reason in the log: from the outsider (15006, 15001), from
+     * a mesh pod through its tunnel (node-b answers the CONNECT with 400), and to a pod's own loopback
+     * 15001. Both ztunnels' descriptors stay flat, and sleep's requests to httpbin keep working meanwhile.
+     */
     @Test
-    @Order(11)
+    @Order(20)
+    void noConnectionMakesAZtunnelDialItself() throws Exception {
+        long ztunnelA = pid("ztunnel-node-a");
+        long ztunnelB = pid("ztunnel-node-b");
+        long beforeA = openFiles(ztunnelA);
+        long beforeB = openFiles(ztunnelB);
+        long[] peak = {beforeA, beforeB};
+        CompletableFuture<Result> good = requestsToHttpbin("sleep", 40);
+        Thread sampler = Thread.ofPlatform().daemon().start(() -> {
+            while (!good.isDone()) {
+                peak[0] = Math.max(peak[0], openFiles(ztunnelA));
+                peak[1] = Math.max(peak[1], openFiles(ztunnelB));
+                try {
+                    Thread.sleep(20);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        });
+        List<String> attacks = List.of(
+                "outsider http://10.44.2.11:15006/", "outsider http://10.44.2.11:15001/",
+                "sleep http://10.44.2.11:15006/", "sleep http://10.44.2.11:15001/", "sleep http://10.44.2.11:15008/",
+                "sleep http://127.0.0.1:15001/");
+        long t0 = System.nanoTime();
+        for (String attack : attacks) {
+            String[] podAndUrl = attack.split(" ");
+            Result r = curl(podAndUrl[0], "--max-time", "3", podAndUrl[1]);
+            assertNotEquals(0, r.exit(), attack + " must be refused: " + r.out());
+            assertFalse(r.out().contains("hello from httpbin"), attack + ": " + r.out());
+            assertFalse(r.out().contains("timed out"), attack + " refused at once, not left hanging: " + r.out());
+        }
+        long attackMillis = (System.nanoTime() - t0) / 1_000_000;
+        Result goodRun = good.get(2, TimeUnit.MINUTES);
+        sampler.join(1_000);
+        List<String> codes = goodRun.out().lines().toList();
+        long afterA = openFiles(ztunnelA);
+        long afterB = openFiles(ztunnelB);
+        System.out.printf("self-target attacks (%d connections in %d ms): ztunnel-node-a fds %d -> peak %d -> %d,"
+                + " ztunnel-node-b fds %d -> peak %d -> %d; sleep->httpbin meanwhile: %d of %d requests 200%n",
+                attacks.size(), attackMillis, beforeA, peak[0], afterA, beforeB, peak[1], afterB,
+                codes.stream().filter("200"::equals).count(), codes.size());
+        assertTrue(peak[1] - beforeB < 100 && afterB - beforeB < 50, "node-b's descriptors stay flat: " + beforeB
+                + " -> peak " + peak[1] + " -> " + afterB);
+        assertTrue(peak[0] - beforeA < 100 && afterA - beforeA < 50, "node-a's descriptors stay flat: " + beforeA
+                + " -> peak " + peak[0] + " -> " + afterA);
+        assertEquals(40, codes.size(), goodRun.out());
+        assertTrue(codes.stream().allMatch("200"::equals), "sleep->httpbin kept working: " + codes);
+
+        String logB = Files.readString(STATE.resolve("logs/ztunnel-node-b.log"));
+        for (String listener : List.of("inbound plaintext", "outbound capture", "HBONE")) {
+            assertTrue(logB.contains("is this ztunnel's own " + listener + " listener"),
+                    "node-b logs the refusal of its own " + listener + " port");
+        }
+        assertTrue(logB.contains("refused 400"), "the tunnelled CONNECTs were answered 400");
+        assertTrue(Files.readString(STATE.resolve("logs/ztunnel-node-a.log"))
+                .contains("dst=127.0.0.1:15001"), "node-a logs sleep's connection to its own 15001");
+        assertTrue(reachesHttpbin("outsider"), "the outsider still reaches httpbin the normal way");
+    }
+
+    static long pid(String process) throws IOException {
+        return Long.parseLong(Files.readString(STATE.resolve("pids/" + process)).trim());
+    }
+
+    /** A process's open file descriptors, as the kernel counts them. */
+    static long openFiles(long pid) {
+        try (var fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
+            return fds.count();
+        } catch (IOException e) {
+            return -1;
+        }
+    }
+
+    @Test
+    @Order(99)
     void downLeavesNothingBehind() throws Exception {
         keepLogs();
         List<Long> pids = new ArrayList<>();

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static dev.ambient.ztunnel.inpod.PodNetwork.await;
+import static dev.ambient.ztunnel.inpod.PodNetwork.ports;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -21,7 +23,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -94,19 +95,9 @@ class InpodMeshTest {
     static void start() throws Exception {
         assumeTrue(PodNetwork.usable(), "needs root, iproute2, iptables-restore and curl");
         PodNetwork.deleteAll(PODS);
-        PodNetwork.createBridge();
-        PodNetwork.createPod("a", IP_A);
-        PodNetwork.createPod("b", IP_B);
-        PodNetwork.createPod("c", IP_C);
-        PodNetwork.installRedirection("a");
-        PodNetwork.installRedirection("b");
-
+        PodNetwork.createPods(Map.of("a", IP_A, "b", IP_B, "c", IP_C), List.of("a", "b"));
         marker = "inpod-marker-" + UUID.randomUUID();
-        Path www = Files.createDirectories(dir.resolve("www"));
-        Files.writeString(www.resolve("marker.txt"), marker + "\n");
-        httpServer = PodNetwork.start("b", "/usr/bin/python3", "-m", "http.server", "8080", "--bind", "0.0.0.0",
-                "--directory", www.toString());
-        await(() -> ports("b").contains(8080), "http.server listening in pod b");
+        httpServer = PodNetwork.serveMarker("b", dir, marker);
 
         config = dir.resolve("mesh.yaml");
         Files.writeString(config, MESH);
@@ -125,23 +116,12 @@ class InpodMeshTest {
     }
 
     static void awaitCertificates(ZtunnelNode n) throws Exception {
-        await(() -> n.certificates().status().size() >= 2
-                && n.certificates().status().stream().allMatch(s -> "valid".equals(s.state())),
-                "certificates for the enrolled pods");
+        InpodNode.awaitCertificates(n);
     }
 
     @AfterAll
-    static void stop() throws Exception {
-        if (node != null) {
-            node.close();
-        }
-        if (agent != null) {
-            agent.close();
-        }
-        if (httpServer != null) {
-            httpServer.destroyForcibly();
-        }
-        PodNetwork.deleteAll(PODS);
+    static void stop() {
+        InpodNode.stopAll(node, agent, httpServer, PODS);
     }
 
     @Test
@@ -436,14 +416,6 @@ class InpodMeshTest {
         }
     }
 
-    static List<Integer> ports(String pod) {
-        try {
-            return PodNetwork.listeningPorts(pod).stream().distinct().sorted().toList();
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
     /** File descriptors of this JVM open on the namespace with this inode (however they were opened). */
     static long fdsOn(long inode) {
         try (var fds = Files.list(Path.of("/proc/self/fd"))) {
@@ -474,13 +446,4 @@ class InpodMeshTest {
         return false;
     }
 
-    static void await(BooleanSupplier condition, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for: " + what);
-            }
-            Thread.sleep(50);
-        }
-    }
 }

@@ -1,13 +1,10 @@
 package dev.ambient.ztunnel.inpod;
 
+import dev.ambient.ztunnel.TestNodes;
 import dev.ambient.ztunnel.ZtunnelNode;
-import dev.ambient.ztunnel.config.ZtunnelConfig;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.smallrye.config.PropertiesConfigSource;
-import io.smallrye.config.SmallRyeConfig;
-import io.smallrye.config.SmallRyeConfigBuilder;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /** A ztunnel in in-pod mode inside this JVM, configured through its real keys, for the in-pod tests. */
@@ -36,9 +33,27 @@ final class InpodNode {
         p.put("ztunnel.inpod.reconnect-max-backoff", "500ms");
         p.put("ztunnel.inpod.drain-timeout", "2s");
         p.putAll(extra);
-        SmallRyeConfig cfg = new SmallRyeConfigBuilder().withMapping(ZtunnelConfig.class)
-                .withConverter(java.time.Duration.class, 100, new io.quarkus.runtime.configuration.DurationConverter())
-                .withSources(new PropertiesConfigSource(p, "test", 500)).build();
-        return new ZtunnelNode(cfg.getConfigMapping(ZtunnelConfig.class), new SimpleMeterRegistry()).start();
+        return TestNodes.start(p);
+    }
+
+    /** Waits (15 s at most) until the certificates of the enrolled pods are valid, as readiness would. */
+    static void awaitCertificates(ZtunnelNode n) throws InterruptedException {
+        PodNetwork.await(() -> n.certificates().status().size() >= 2
+                && n.certificates().status().stream().allMatch(s -> "valid".equals(s.state())),
+                "certificates for the enrolled pods");
+    }
+
+    /** Stops what an in-pod test started (any of it may be null) and removes its pods. */
+    static void stopAll(ZtunnelNode node, AgentSide agent, Process server, List<String> pods) {
+        if (node != null) {
+            node.close();
+        }
+        if (agent != null) {
+            agent.close();
+        }
+        if (server != null) {
+            server.destroyForcibly();
+        }
+        PodNetwork.deleteAll(pods);
     }
 }

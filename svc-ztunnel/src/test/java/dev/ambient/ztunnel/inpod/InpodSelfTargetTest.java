@@ -2,6 +2,8 @@ package dev.ambient.ztunnel.inpod;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static dev.ambient.ztunnel.inpod.PodNetwork.await;
+import static dev.ambient.ztunnel.inpod.PodNetwork.ports;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.ambient.identity.CertificateAuthority;
@@ -25,7 +27,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -74,7 +75,7 @@ class InpodSelfTargetTest {
     @TempDir
     static Path dir;
     static String marker;
-    static final List<Process> servers = new ArrayList<>();
+    static Process httpServer;
     static AgentSide agent;
     static ZtunnelNode node;
     static NetworkNamespace podM;
@@ -83,20 +84,9 @@ class InpodSelfTargetTest {
     @BeforeAll
     static void start() throws Exception {
         assumeTrue(PodNetwork.usable(), "needs root, iproute2, iptables-restore and curl");
-        PodNetwork.deleteAll(PODS);
-        PodNetwork.createBridge();
-        PodNetwork.createPod("m", IP_M);
-        PodNetwork.createPod("n", IP_N);
-        PodNetwork.createPod("o", IP_O);
-        PodNetwork.installRedirection("m");
-        PodNetwork.installRedirection("n");
-
+        PodNetwork.createPods(Map.of("m", IP_M, "n", IP_N, "o", IP_O), List.of("m", "n"));
         marker = "self-target-marker-" + UUID.randomUUID();
-        Path www = Files.createDirectories(dir.resolve("www"));
-        Files.writeString(www.resolve("marker.txt"), marker + "\n");
-        servers.add(PodNetwork.start("n", "/usr/bin/python3", "-m", "http.server", "8080", "--bind", "0.0.0.0",
-                "--directory", www.toString()));
-        await(() -> ports("n").contains(8080), "http.server listening in pod n");
+        httpServer = PodNetwork.serveMarker("n", dir, marker);
 
         Path config = dir.resolve("mesh.yaml");
         Files.writeString(config, MESH);
@@ -109,28 +99,20 @@ class InpodSelfTargetTest {
         assertEquals("", agent.add("uid-m", "shop", "pod-m", "client", PodNetwork.netnsPath("m")));
         assertEquals("", agent.add("uid-n", "shop", "pod-n", "server", PodNetwork.netnsPath("n")));
         assertEquals("", agent.snapshotSent());
-        await(() -> node.certificates().status().size() >= 2
-                && node.certificates().status().stream().allMatch(s -> "valid".equals(s.state())), "certificates");
+        InpodNode.awaitCertificates(node);
         podM = NetworkNamespace.open(PodNetwork.netnsPath("m"));
         podO = NetworkNamespace.open(PodNetwork.netnsPath("o"));
         assertTrue(PodClient.httpGet(podM, IP_N, 8080, "/marker.txt").contains(marker), "m reaches n");
     }
 
     @AfterAll
-    static void stop() throws Exception {
-        if (node != null) {
-            node.close();
-        }
-        if (agent != null) {
-            agent.close();
-        }
+    static void stop() {
         for (NetworkNamespace ns : new NetworkNamespace[] {podM, podO}) {
             if (ns != null) {
                 ns.close();
             }
         }
-        servers.forEach(Process::destroyForcibly);
-        PodNetwork.deleteAll(PODS);
+        InpodNode.stopAll(node, agent, httpServer, PODS);
     }
 
     /** The attack: one plaintext connection from outside the mesh to an enrolled pod's 15006. */
@@ -304,21 +286,4 @@ class InpodSelfTargetTest {
         assertTrue(now - before < 50, "fds must stay flat: before " + before + ", after " + now);
     }
 
-    static List<Integer> ports(String pod) {
-        try {
-            return PodNetwork.listeningPorts(pod).stream().distinct().sorted().toList();
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    static void await(BooleanSupplier condition, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for: " + what);
-            }
-            Thread.sleep(50);
-        }
-    }
 }

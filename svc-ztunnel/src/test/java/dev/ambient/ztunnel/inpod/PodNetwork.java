@@ -5,6 +5,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.function.BooleanSupplier;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -79,6 +81,50 @@ final class PodNetwork {
         String out = new String(p.getInputStream().readAllBytes());
         if (!p.waitFor(20, TimeUnit.SECONDS) || p.exitValue() != 0) {
             throw new IllegalStateException("iptables-restore in zpod-" + name + " failed: " + out);
+        }
+    }
+
+    /**
+     * A fresh bridge with these pods (name to IP); the redirection rules in the {@code enrolled} ones.
+     * Whatever an earlier run left of the same names goes first.
+     */
+    static void createPods(Map<String, String> pods, List<String> enrolled) throws Exception {
+        deleteAll(List.copyOf(pods.keySet()));
+        createBridge();
+        for (var pod : pods.entrySet()) {
+            createPod(pod.getKey(), pod.getValue());
+        }
+        for (String name : enrolled) {
+            installRedirection(name);
+        }
+    }
+
+    /** Python's http.server on 8080 in {@code pod}, serving {@code /marker.txt} = {@code marker}; the caller destroys it. */
+    static Process serveMarker(String pod, Path dir, String marker) throws Exception {
+        Path www = Files.createDirectories(dir.resolve("www"));
+        Files.writeString(www.resolve("marker.txt"), marker + "\n");
+        Process server = start(pod, "/usr/bin/python3", "-m", "http.server", "8080", "--bind", "0.0.0.0",
+                "--directory", www.toString());
+        await(() -> ports(pod).contains(8080), "http.server listening in pod " + pod);
+        return server;
+    }
+
+    /** TCP ports listening inside a pod, each once, sorted. */
+    static List<Integer> ports(String pod) {
+        try {
+            return listeningPorts(pod).stream().distinct().sorted().toList();
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static void await(BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out waiting for: " + what);
+            }
+            Thread.sleep(50);
         }
     }
 

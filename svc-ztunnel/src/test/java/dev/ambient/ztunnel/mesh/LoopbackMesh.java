@@ -1,11 +1,7 @@
 package dev.ambient.ztunnel.mesh;
 
+import dev.ambient.ztunnel.TestNodes;
 import dev.ambient.ztunnel.ZtunnelNode;
-import dev.ambient.ztunnel.config.ZtunnelConfig;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.smallrye.config.PropertiesConfigSource;
-import io.smallrye.config.SmallRyeConfig;
-import io.smallrye.config.SmallRyeConfigBuilder;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -66,10 +62,7 @@ public final class LoopbackMesh implements AutoCloseable {
         p.put("ztunnel.ports.inbound-plaintext", "0");
         p.put("ztunnel.dataplane.threads", "2");
         p.putAll(extra);
-        SmallRyeConfig cfg = new SmallRyeConfigBuilder().withMapping(ZtunnelConfig.class)
-                .withConverter(java.time.Duration.class, 100, new io.quarkus.runtime.configuration.DurationConverter())
-                .withSources(new PropertiesConfigSource(p, "test", 500)).build();
-        ZtunnelNode n = new ZtunnelNode(cfg.getConfigMapping(ZtunnelConfig.class), new SimpleMeterRegistry()).start();
+        ZtunnelNode n = TestNodes.start(p);
         nodes.add(n);
         // As a kubelet waits for readiness: every local identity holds a valid certificate.
         long deadline = System.nanoTime() + 10_000_000_000L;
