@@ -104,8 +104,9 @@ final class Exchange {
         Service service = tunnel.service();
 
         L7Authorizer.Decision decision = path.authorizer.evaluate(state.policies(), service,
-                new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), method, match.path(),
-                        request.headers().get(HttpHeaderNames.HOST), tunnel.target().getPort(), request.headers()));
+                new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
+                        tunnel.target().getPort(), new L7Authorizer.Http(method, match.path(),
+                                request.headers().get(HttpHeaderNames.HOST), request.headers())));
         if (!decision.allowed()) {
             local(403, RBAC_DENIED, "-", decision.reason());
             return;
