@@ -18,7 +18,8 @@ import java.util.TreeMap;
  * An application on a raw socket that writes down exactly what reached it: every request line as
  * it came off the wire (so a test sees the very path the application got), the headers, and any
  * bytes that were not an HTTP/1.1 request at all. It answers 200 with the request line as body,
- * keeping the connection alive; anything else it records and hangs up on.
+ * keeping the connection alive (or, for {@code /status/<anything>}, that as the status code);
+ * anything else it records and hangs up on.
  */
 final class RecordingBackend implements AutoCloseable {
 
@@ -94,7 +95,9 @@ final class RecordingBackend implements AutoCloseable {
                 in.readNBytes(length);
                 requests.add(new Received(lines[0], headers, length));
                 byte[] body = lines[0].getBytes(StandardCharsets.ISO_8859_1);
-                out.write(("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: " + body.length
+                String target = lines[0].split(" ")[1];
+                String status = target.startsWith("/status/") ? target.substring(8) + " Chosen" : "200 OK";
+                out.write(("HTTP/1.1 " + status + "\r\ncontent-type: text/plain\r\ncontent-length: " + body.length
                         + "\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
                 out.write(body);
                 out.flush();

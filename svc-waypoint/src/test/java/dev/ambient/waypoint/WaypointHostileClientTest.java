@@ -405,7 +405,7 @@ class WaypointHostileClientTest {
             }
             double held = budgetMetrics.get(gauge).gauge().value();
             System.out.printf("8 slow uploaders (300,000 of 400,000 bytes each, 2.4 MB in all): %d refused with 503,"
-                    + " %s = %.0f (budget 1,048,576), %.0f tunnels open; Netty's pooled buffers in use %d -> %d bytes%n",
+                    + " %s = %.0f (budget 1,048,576), %.0f tunnels open; Netty's pooled buffers in use in this JVM (the waypoint and the test's own tunnels) %d -> %d bytes%n",
                     refused, gauge, held, budgetMetrics.get("waypoint_open_tunnels").gauge().value(), activeBefore,
                     activeBufferBytes());
             assertTrue(refused >= 5, "at most 3 bodies of 300,000 bytes fit in 1 MiB: refused " + refused);
@@ -511,6 +511,15 @@ class WaypointHostileClientTest {
         System.out.println("40 connections, each with its own baggage service.name: source_workload values " + names);
         assertTrue(names.size() <= 5, "bounded: " + names);
         assertTrue(names.contains("unknown"), "the excess is 'unknown': " + names);
+        // The application's status code is a label too: one that is no HTTP status is a protocol error.
+        try (RawClient c = new RawClient(web)) {
+            c.send("GET /status/12345 HTTP/1.1\r\nhost: web\r\n\r\n");
+            assertEquals(503, c.status(), "status 12345 from the application");
+            c.send("GET /status/599 HTTP/1.1\r\nhost: web\r\n\r\n");
+            assertEquals(599, c.status());
+        }
+        Set<String> codes = labelValues(mainMetrics.scrape(), "response_code");
+        assertFalse(codes.contains("12345"), codes.toString());
     }
 
     /** The values of one label over the istio_requests_total series to the web service. */

@@ -424,12 +424,15 @@ public final class UpstreamClient implements AutoCloseable {
 
     /** A failure (and the response released) when it did not parse as HTTP of {@code version}; else null. */
     private static UpstreamFailure malformed(FullHttpResponse response, String version) {
-        if (!response.decoderResult().isFailure()) {
+        int status = response.status().code();
+        if (!response.decoderResult().isFailure() && status >= 100 && status <= 599) {
             return null;
         }
+        // A status outside 100..599 is no HTTP status (and would make a response_code label of anything).
+        String why = response.decoderResult().isFailure() ? response.decoderResult().cause().getMessage()
+                : "status " + status;
         response.release();
-        return new UpstreamFailure(UpstreamFailure.Kind.PROTOCOL, "not a valid " + version + " response: "
-                + response.decoderResult().cause().getMessage());
+        return new UpstreamFailure(UpstreamFailure.Kind.PROTOCOL, "not a valid " + version + " response: " + why);
     }
 
     /** What an error while reading a response means: too large, over the body budget, or a reset. */
