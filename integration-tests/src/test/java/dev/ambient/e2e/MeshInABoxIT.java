@@ -173,6 +173,51 @@ class MeshInABoxIT {
                 && l.contains("destination_workload=\"httpbin-v1\"")), "request latency histogram per workload");
     }
 
+    /**
+     * A raw client inside the sleep pod, as a hostile program would write one: connect to httpbin
+     * (through the waypoint), wait, send {@code request}, print the first line of the answer, or
+     * "closed" when the connection ends without one.
+     */
+    static Result rawClient(double pauseSeconds, String request) throws Exception {
+        String script = """
+                import socket, sys, time
+                s = socket.create_connection(("httpbin", 80), timeout=15)
+                time.sleep(float(sys.argv[1]))
+                try:
+                    s.sendall(sys.argv[2].encode("latin-1").decode("unicode_escape").encode("latin-1"))
+                    answer = s.recv(4096)
+                except OSError:
+                    answer = b""
+                print(answer.split(b"\\r\\n")[0].decode("latin-1") if answer else "closed")
+                """;
+        return run(List.of(MESHBOX.toString(), "exec", "sleep", "python3", "-c", script,
+                Double.toString(pauseSeconds), request), Duration.ofSeconds(60));
+    }
+
+    static String httpbinLogs() throws IOException {
+        return Files.readString(STATE.resolve("logs/pod-httpbin-v1.log"))
+                + Files.readString(STATE.resolve("logs/pod-httpbin-v2.log"));
+    }
+
+    @Test
+    @Order(2)
+    void aSlowOrOddClientDoesNotWalkAroundTheL7Policy() throws Exception {
+        // Waiting before the first byte used to make the waypoint forward the stream as raw TCP,
+        // with no L7 policy: httpbin's port is declared http, so it is HTTP whatever the pace.
+        Result slow = rawClient(2.0, "GET /admin HTTP/1.1\\r\\nHost: httpbin\\r\\nConnection: close\\r\\n\\r\\n");
+        assertEquals("HTTP/1.1 403 Forbidden", slow.out().trim(), "GET /admin after a 2 s pause");
+        // Bytes that are not HTTP on an http port are refused by the waypoint, not passed to the app.
+        Result odd = rawClient(0, "\\x16\\x03\\x01\\x00\\x2a\\x01\\x00\\x00\\x26\\x03\\x03GET /admin HTTP/1.1\\r\\n\\r\\n");
+        assertEquals("HTTP/1.1 400 Bad Request", odd.out().trim(), "TLS-looking bytes on a port declared http");
+        // And an escaped slash does not smuggle the path past the policy.
+        Result escaped = curl("sleep", "-o", "/dev/null", "-w", "%{http_code}", "--path-as-is",
+                "http://httpbin/public%2F..%2Fadmin");
+        assertEquals("400", escaped.out().trim(), escaped.out());
+        assertFalse(httpbinLogs().contains("admin"), "httpbin never saw /admin:\n" + httpbinLogs());
+        Result good = rawClient(0.5, "GET /after HTTP/1.1\\r\\nHost: httpbin\\r\\nConnection: close\\r\\n\\r\\n");
+        assertEquals("HTTP/1.1 200 OK", good.out().trim(), "a good client still gets through");
+    }
+
     @Test
     @Order(3)
     void betweenThePodsOnlyMutualTlsToPort15008IsOnTheWire() throws Exception {

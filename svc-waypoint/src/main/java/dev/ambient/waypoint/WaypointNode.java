@@ -14,7 +14,11 @@ import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.authz.L7Authorizer;
 import dev.ambient.waypoint.config.WaypointConfig;
+import dev.ambient.waypoint.http.BodyBudget;
 import dev.ambient.waypoint.http.DataPath;
+import dev.ambient.waypoint.http.HttpDeadlines;
+import dev.ambient.waypoint.http.HttpLimits;
+import dev.ambient.waypoint.http.RequestTarget;
 import dev.ambient.waypoint.http.RetryBudget;
 import dev.ambient.waypoint.identity.WaypointIdentity;
 import dev.ambient.waypoint.proxy.HboneListener;
@@ -91,21 +95,27 @@ public final class WaypointNode implements AutoCloseable {
         // HTTP requests: one pool per event loop, dialling on that loop (no thread hops per request).
         java.util.Map<io.netty.channel.EventLoop, ConnectionPool> loopPools = new java.util.concurrent.ConcurrentHashMap<>();
         perLoopPools = loopPools;
+        var http = config.http();
+        HttpLimits limits = new HttpLimits(http.maxBodyBytes(), new BodyBudget(http.maxBufferedBodyBytes()),
+                new HttpDeadlines.Limits(http.requestHeaderTimeout(), http.requestTimeout(), http.idleTimeout()),
+                RequestTarget.Options.parse(http.pathNormalization(), http.escapedSlashes()), http.sniffTimeout());
         upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
                 l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
-                config.http().maxBodyBytes(), up.maxIdlePerEndpoint(), up.idleTimeout());
+                http.maxBodyBytes(), limits.bodyBudget(), up.maxIdlePerEndpoint(), up.idleTimeout());
         LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
                 up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), balancer, upstream,
-                new RequestMetrics(registry), new RetryBudget(config.http().minRetryConcurrency()),
-                config.http().retryBudgetPercent(), config.trustDomain());
-        dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), config.http().maxBodyBytes(),
-                config.http().sniffTimeout());
+                new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
+                http.retryBudgetPercent(), config.trustDomain(), id, limits);
+        dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort());
         listener = new HboneListener(transport, new InetSocketAddress(config.listen().address(),
                 config.listen().hbonePort()), identity, settings, dispatcher);
 
         Gauge.builder("waypoint_active_requests", dataPath.retryBudget, RetryBudget::activeRequests)
                 .description("HTTP requests in flight").register(registry);
+        Gauge.builder("waypoint_buffered_body_bytes", limits.bodyBudget(), BodyBudget::held)
+                .description("Request and response body bytes held now (bounded by waypoint.http.max-buffered-body-bytes)")
+                .register(registry);
         Gauge.builder("waypoint_open_tunnels", dispatcher, InboundDispatcher::openTunnels)
                 .description("Inbound HBONE tunnels open").register(registry);
         Gauge.builder("waypoint_pool_connections", this, n -> n.pool.totalConnections()

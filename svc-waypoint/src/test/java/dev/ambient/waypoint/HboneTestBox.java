@@ -99,6 +99,17 @@ final class HboneTestBox implements AutoCloseable {
     /** As above, choosing the HBONE server for each new connection (as a ztunnel picks a ready waypoint). */
     InetSocketAddress clientTunnel(InetSocketAddress listen, SpiffeId source,
             java.util.function.Supplier<InetSocketAddress> servers, SpiffeId serverId, InetSocketAddress authority) {
+        return clientTunnel(listen, source, servers, serverId, authority, client -> client, () -> null);
+    }
+
+    /**
+     * As above, with the CONNECT's headers chosen by the test, as a hostile peer with a valid
+     * certificate chooses them: {@code forwarded} maps the real client address to the one put in
+     * {@code Forwarded}, {@code baggage} gives each connection's baggage (null for none).
+     */
+    InetSocketAddress clientTunnel(InetSocketAddress listen, SpiffeId source,
+            java.util.function.Supplier<InetSocketAddress> servers, SpiffeId serverId, InetSocketAddress authority,
+            java.util.function.UnaryOperator<InetSocketAddress> forwarded, java.util.function.Supplier<String> baggage) {
         var cert = ca.issue(source, Duration.ofHours(1));
         var tls = HboneTls.clientContext(cert, List.of(ca.root()));
         HboneConnector connector = new HboneConnector(transport, HboneSettings.DEFAULTS, 5_000, 0);
@@ -113,7 +124,7 @@ final class HboneTestBox implements AutoCloseable {
                         return;
                     }
                     HboneClientConnection c = (HboneClientConnection) f.getNow();
-                    c.open(HboneHeaders.connect(authority, client, null)).addListener(s -> {
+                    c.open(HboneHeaders.connect(authority, forwarded.apply(client), baggage.get())).addListener(s -> {
                         if (!s.isSuccess()) {
                             tcp.close();
                             c.close();

@@ -18,12 +18,26 @@ import java.util.List;
  * L7 AuthorizationPolicy as Istio's waypoint enforces it: the policies attached to this waypoint's
  * Gateway or to the destination Service apply; any DENY policy with a matching rule denies; then,
  * if any ALLOW policy applies, one of its rules must match; otherwise the request is allowed.
+ *
+ * <p>Fail closed, with Istio's semantics, for what a request cannot answer: the HTTP fields
+ * (methods, paths, hosts, {@code request.headers[...]}) of a TCP stream, and condition keys this
+ * waypoint does not evaluate. In a DENY rule such a field is ignored, so the rule denies more; an
+ * ALLOW rule with such a field matches nothing. So an ALLOW made only of HTTP rules denies TCP.
  */
 public final class L7Authorizer {
 
-    /** What a policy is matched against. */
-    public record Request(SpiffeId peer, InetAddress sourceIp, String method, String path, String host, int port,
-            HttpHeaders headers) {
+    /**
+     * What a policy is matched against: the connection, and the HTTP request when there is one.
+     *
+     * @param sourceIp the client's address as this waypoint saw the connection (never a client's Forwarded)
+     * @param destinationIp the address the client asked for (the service VIP or the workload)
+     * @param http null for a stream forwarded as TCP
+     */
+    public record Request(SpiffeId peer, InetAddress sourceIp, InetAddress destinationIp, int port, Http http) {
+    }
+
+    /** The HTTP part of a request; the path is the one forwarded to the application, without its query. */
+    public record Http(String method, String path, String host, HttpHeaders headers) {
     }
 
     /** The outcome and, for the log, the policy that decided it. */
@@ -45,8 +59,9 @@ public final class L7Authorizer {
             if (!applies(p, serviceTarget)) {
                 continue;
             }
-            boolean matched = p.getRulesList().stream().anyMatch(rule -> ruleMatches(rule, r));
-            if (p.getAction() == Action.DENY) {
+            boolean deny = p.getAction() == Action.DENY;
+            boolean matched = p.getRulesList().stream().anyMatch(rule -> ruleMatches(rule, r, deny));
+            if (deny) {
                 if (matched) {
                     return new Decision(false, "denied by " + p.getNamespace() + "/" + p.getName());
                 }
@@ -61,7 +76,7 @@ public final class L7Authorizer {
             return new Decision(true, "no ALLOW policy applies");
         }
         return allowedBy != null ? new Decision(true, "allowed by " + allowedBy)
-                : new Decision(false, "no ALLOW policy matched");
+                : new Decision(false, "no ALLOW policy matched" + (r.http() == null ? " (as TCP)" : ""));
     }
 
     private boolean applies(L7Authorization p, String serviceTarget) {
@@ -73,7 +88,14 @@ public final class L7Authorizer {
         return false;
     }
 
-    static boolean ruleMatches(L7Rule rule, Request r) {
+    /**
+     * Whether a rule holds. An ALLOW rule with a field the request cannot answer never holds; in a
+     * DENY rule such fields are taken as holding (ignored), so below they always hold.
+     */
+    static boolean ruleMatches(L7Rule rule, Request r, boolean deny) {
+        if (!deny && !answerable(rule, r)) {
+            return false;
+        }
         if (rule.getFromCount() > 0 && rule.getFromList().stream().noneMatch(f -> sourceMatches(f, r))) {
             return false;
         }
@@ -88,6 +110,28 @@ public final class L7Authorizer {
         return true;
     }
 
+    /** Whether every field of the rule can be evaluated for this request. */
+    static boolean answerable(L7Rule rule, Request r) {
+        for (L7Operation o : rule.getToList()) {
+            if (r.http() == null && hasHttpFields(o)) {
+                return false;
+            }
+        }
+        for (L7Condition c : rule.getWhenList()) {
+            ConditionKey key = ConditionKey.of(c.getKey());
+            if (key == ConditionKey.UNKNOWN || (key == ConditionKey.HEADER && r.http() == null)
+                    || (key.address() && (c.getValuesCount() > 0 || c.getNotValuesCount() > 0))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static boolean hasHttpFields(L7Operation o) {
+        return o.getMethodsCount() > 0 || o.getNotMethodsCount() > 0 || o.getPathsCount() > 0
+                || o.getNotPathsCount() > 0 || o.getHostsCount() > 0 || o.getNotHostsCount() > 0;
+    }
+
     private static boolean sourceMatches(L7Source f, Request r) {
         String principal = r.peer() == null ? null : r.peer().principal();
         String ns = r.peer() == null ? null : r.peer().namespace();
@@ -97,29 +141,78 @@ public final class L7Authorizer {
     }
 
     private static boolean operationMatches(L7Operation o, Request r) {
-        return inPlain(o.getMethodsList(), r.method(), true) && !inPlain(o.getNotMethodsList(), r.method(), false)
-                && in(o.getPathsList(), r.path(), true) && !in(o.getNotPathsList(), r.path(), false)
-                && ports(o.getPortsList(), r.port(), true) && !ports(o.getNotPortsList(), r.port(), false)
-                && in(o.getHostsList(), r.host(), true) && !in(o.getNotHostsList(), r.host(), false);
+        boolean portsHold = ports(o.getPortsList(), r.port(), true) && !ports(o.getNotPortsList(), r.port(), false);
+        Http h = r.http();
+        if (h == null) {
+            return portsHold; // the HTTP fields are ignored (reached for DENY rules only)
+        }
+        return portsHold && inPlain(o.getMethodsList(), h.method(), true)
+                && !inPlain(o.getNotMethodsList(), h.method(), false)
+                && in(o.getPathsList(), h.path(), true) && !in(o.getNotPathsList(), h.path(), false)
+                && in(o.getHostsList(), h.host(), true) && !in(o.getNotHostsList(), h.host(), false);
     }
 
+    /** The {@code when} keys this waypoint evaluates; anything else is UNKNOWN. */
+    enum ConditionKey {
+        HEADER, SOURCE_PRINCIPAL, SOURCE_NAMESPACE, SOURCE_IP, DESTINATION_IP, DESTINATION_PORT, UNKNOWN;
+
+        /** Compared as addresses, against CIDR blocks (string values for them are not understood). */
+        boolean address() {
+            return this == SOURCE_IP || this == DESTINATION_IP;
+        }
+
+        static ConditionKey of(String key) {
+            if (key.startsWith("request.headers[") && key.endsWith("]") && key.length() > "request.headers[]".length()) {
+                return HEADER;
+            }
+            return switch (key) {
+                case "source.principal" -> SOURCE_PRINCIPAL;
+                case "source.namespace" -> SOURCE_NAMESPACE;
+                // The waypoint believes no client-sent address header: the remote address is the source.
+                case "source.ip", "remote.ip" -> SOURCE_IP;
+                case "destination.ip" -> DESTINATION_IP;
+                case "destination.port" -> DESTINATION_PORT;
+                default -> UNKNOWN;
+            };
+        }
+    }
+
+    /** Unknown keys and HTTP keys of a TCP stream hold here: only DENY rules get this far with them. */
     private static boolean conditionHolds(L7Condition c, Request r) {
-        String value = conditionValue(c.getKey(), r);
+        String value;
+        switch (ConditionKey.of(c.getKey())) {
+            case SOURCE_IP -> {
+                return addressHolds(c, r.sourceIp());
+            }
+            case DESTINATION_IP -> {
+                return addressHolds(c, r.destinationIp());
+            }
+            case HEADER -> {
+                if (r.http() == null) {
+                    return true;
+                }
+                String name = c.getKey().substring("request.headers[".length(), c.getKey().length() - 1);
+                List<String> all = r.http().headers().getAll(name);
+                // Several fields of one name are one comma-separated value (RFC 9110 5.3), as Envoy matches them.
+                value = all.isEmpty() ? null : String.join(",", all);
+            }
+            case SOURCE_PRINCIPAL -> value = r.peer() == null ? null : r.peer().principal();
+            case SOURCE_NAMESPACE -> value = r.peer() == null ? null : r.peer().namespace();
+            case DESTINATION_PORT -> value = Integer.toString(r.port());
+            case UNKNOWN -> {
+                return true;
+            }
+            default -> throw new IllegalStateException();
+        }
         return in(c.getValuesList(), value, true) && !in(c.getNotValuesList(), value, false);
     }
 
-    /** The request attribute a when-condition names; null when absent or unknown (then only not_values can hold). */
-    private static String conditionValue(String key, Request r) {
-        if (key.startsWith("request.headers[") && key.endsWith("]")) {
-            return r.headers().get(key.substring("request.headers[".length(), key.length() - 1));
+    /** An address condition compares CIDR blocks; with string values it is not understood (ignored: DENY only). */
+    private static boolean addressHolds(L7Condition c, InetAddress ip) {
+        if (c.getValuesCount() > 0 || c.getNotValuesCount() > 0) {
+            return true;
         }
-        return switch (key) {
-            case "source.principal" -> r.peer() == null ? null : r.peer().principal();
-            case "source.namespace" -> r.peer() == null ? null : r.peer().namespace();
-            case "source.ip" -> r.sourceIp() == null ? null : r.sourceIp().getHostAddress();
-            case "destination.port" -> Integer.toString(r.port());
-            default -> null;
-        };
+        return cidrs(c.getIpBlocksList(), ip, true) && !cidrs(c.getNotIpBlocksList(), ip, false);
     }
 
     /** Empty list: {@code whenEmpty}; otherwise whether any match holds. */

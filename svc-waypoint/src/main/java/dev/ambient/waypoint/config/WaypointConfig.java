@@ -124,9 +124,39 @@ public interface WaypointConfig {
         @WithDefault("4194304")
         int maxBodyBytes();
 
-        /** Without a first byte from the client within this time, a stream is forwarded as TCP. */
+        /**
+         * Tunnels to a service port without a declared protocol only: without a first byte from
+         * the client within this time, the stream is TCP (and authorized as TCP).
+         */
         @WithDefault("1s")
         Duration sniffTimeout();
+
+        /** From the first byte of a request to the end of its headers (Envoy's request_headers_timeout). */
+        @WithDefault("10s")
+        Duration requestHeaderTimeout();
+
+        /** From the first byte of a request until it is received whole, body included (Envoy's request_timeout). */
+        @WithDefault("30s")
+        Duration requestTimeout();
+
+        /** An HTTP connection inside a tunnel with no request in flight closes after this (Envoy's idle_timeout). */
+        @WithDefault("5m")
+        Duration idleTimeout();
+
+        /** Request and response bodies held at once, across all connections; beyond it a request gets 503. */
+        @WithDefault("67108864")
+        long maxBufferedBodyBytes();
+
+        /** Istio's meshConfig pathNormalization: NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES. */
+        @WithDefault("MERGE_SLASHES")
+        String pathNormalization();
+
+        /**
+         * Envoy's path_with_escaped_slashes_action for %2F and %5C: KEEP_UNCHANGED, REJECT_REQUEST,
+         * UNESCAPE_AND_REDIRECT, UNESCAPE_AND_FORWARD (DECODE_AND_MERGE_SLASHES implies the last).
+         */
+        @WithDefault("REJECT_REQUEST")
+        String escapedSlashes();
 
         /** Retry budget when a route sets none: retries may be at most this percentage of active requests. */
         @WithDefault("20")

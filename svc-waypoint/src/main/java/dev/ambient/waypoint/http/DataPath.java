@@ -1,14 +1,16 @@
 package dev.ambient.waypoint.http;
 
+import dev.ambient.identity.SpiffeId;
 import dev.ambient.waypoint.authz.L7Authorizer;
 import dev.ambient.waypoint.proxy.UpstreamClient;
 import dev.ambient.waypoint.route.LoadBalancer;
 import dev.ambient.waypoint.state.StateStore;
 import dev.ambient.waypoint.telemetry.RequestMetrics;
+import dev.ambient.waypoint.telemetry.SourceWorkloads;
 
 /**
  * What every request needs, built once per waypoint: the state, policy, balancing, upstream client,
- * metrics, limits, and whether the waypoint is draining.
+ * metrics, limits, this waypoint's identity, and whether the waypoint is draining.
  */
 public final class DataPath {
 
@@ -20,10 +22,14 @@ public final class DataPath {
     public final RetryBudget retryBudget;
     public final int defaultRetryBudgetPercent;
     public final String trustDomain;
+    public final SpiffeId self;
+    public final HttpLimits limits;
+    public final SourceWorkloads sources = new SourceWorkloads();
     private volatile boolean draining;
 
     public DataPath(StateStore store, L7Authorizer authorizer, LoadBalancer balancer, UpstreamClient upstream,
-            RequestMetrics metrics, RetryBudget retryBudget, int defaultRetryBudgetPercent, String trustDomain) {
+            RequestMetrics metrics, RetryBudget retryBudget, int defaultRetryBudgetPercent, String trustDomain,
+            SpiffeId self, HttpLimits limits) {
         this.store = store;
         this.authorizer = authorizer;
         this.balancer = balancer;
@@ -32,6 +38,8 @@ public final class DataPath {
         this.retryBudget = retryBudget;
         this.defaultRetryBudgetPercent = defaultRetryBudgetPercent;
         this.trustDomain = trustDomain;
+        this.self = self;
+        this.limits = limits;
     }
 
     public boolean draining() {

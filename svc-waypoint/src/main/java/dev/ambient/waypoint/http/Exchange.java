@@ -92,20 +92,32 @@ final class Exchange {
 
     void run() {
         path.retryBudget.requestStarted();
-        String target = RequestTarget.normalize(uri);
-        if (target == null) {
-            local(400, "bad request target", "-", "request target " + uri + " is not a path");
-            return;
+        String judgedPath;
+        switch (RequestTarget.normalize(uri, path.limits.paths())) {
+            case RequestTarget.Reject r -> {
+                local(400, "bad request target", "-", r.reason() + ": " + uri);
+                return;
+            }
+            case RequestTarget.Redirect r -> {
+                redirect(r.location());
+                return;
+            }
+            case RequestTarget.Forward f -> {
+                uri = f.target();
+                judgedPath = f.path();
+            }
         }
-        uri = target;
-        request.setUri(target); // what policy checked is what the application gets
+        request.setUri(uri); // what policy and routes judge is what the application gets
+        IdentityHeaders.sanitize(request.headers(), path.self, tunnel.peer(), tunnel.peerCertificateSha256(),
+                tunnel.source().getAddress().getHostAddress());
         state = path.store.current();
         RouteTable.Request match = RouteTable.Request.of(method, uri, request.headers());
         Service service = tunnel.service();
 
         L7Authorizer.Decision decision = path.authorizer.evaluate(state.policies(), service,
-                new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), method, match.path(),
-                        request.headers().get(HttpHeaderNames.HOST), tunnel.target().getPort(), request.headers()));
+                new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
+                        tunnel.target().getPort(), new L7Authorizer.Http(method, judgedPath,
+                                request.headers().get(HttpHeaderNames.HOST), request.headers())));
         if (!decision.allowed()) {
             local(403, RBAC_DENIED, "-", decision.reason());
             return;
@@ -160,11 +172,11 @@ final class Exchange {
             }
             int backendPort = backend.get().getPort() == 0 ? port : backend.get().getPort();
             endpoints = state.endpoints(backendService, backendPort);
-            upstreamHttp2 = UpstreamProtocol.http2(appProtocol(backendService, backendPort), downstreamHttp2());
+            upstreamHttp2 = UpstreamProtocol.http2(WaypointState.appProtocol(backendService, backendPort), downstreamHttp2());
         } else if (tunnel.service() != null) {
             backendService = tunnel.service();
             endpoints = state.endpoints(backendService, port);
-            upstreamHttp2 = UpstreamProtocol.http2(appProtocol(backendService, port), downstreamHttp2());
+            upstreamHttp2 = UpstreamProtocol.http2(WaypointState.appProtocol(backendService, port), downstreamHttp2());
         } else {
             Workload w = tunnel.workload();
             endpoints = List.of(new Endpoint(w, tunnel.target().getAddress(), port));
@@ -256,7 +268,7 @@ final class Exchange {
         }
         UpstreamFailure f = cause instanceof UpstreamFailure u ? u
                 : new UpstreamFailure(UpstreamFailure.Kind.RESET, String.valueOf(cause.getMessage()));
-        if (f.kind() != UpstreamFailure.Kind.TOO_LARGE) {
+        if (f.kind() != UpstreamFailure.Kind.TOO_LARGE && f.kind() != UpstreamFailure.Kind.OVERLOADED) {
             path.balancer.failed(ep, endpoints, f.getMessage());
         }
         if (retriableFailure(f.kind()) && retry(f.getMessage(), ep)) {
@@ -271,6 +283,8 @@ final class Exchange {
                     + "protocol error", "UPE", f.getMessage());
             case TIMEOUT -> local(504, "upstream request timeout", "UT", f.getMessage());
             case TOO_LARGE -> local(502, "upstream response too large", "UMSDR", f.getMessage());
+            case OVERLOADED -> local(503, "waypoint overloaded: buffered bodies at their limit", "UO",
+                    f.getMessage());
         }
     }
 
@@ -322,7 +336,7 @@ final class Exchange {
             case RESET -> on.isEmpty() || on.contains("reset") || on.contains("5xx") || on.contains("gateway-error");
             case PROTOCOL -> on.contains("5xx") || on.contains("gateway-error");
             case TIMEOUT -> on.isEmpty() || on.contains("5xx") || on.contains("gateway-error");
-            case TOO_LARGE -> false;
+            case TOO_LARGE, OVERLOADED -> false;
         };
     }
 
@@ -333,6 +347,15 @@ final class Exchange {
         r.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/plain");
         r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, r.content().readableBytes());
         finish(r, status, flags, reason);
+    }
+
+    /** UNESCAPE_AND_REDIRECT: 307 to the unescaped path, as Envoy answers it. */
+    private void redirect(String location) {
+        FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.TEMPORARY_REDIRECT,
+                Unpooled.EMPTY_BUFFER);
+        r.headers().set(HttpHeaderNames.LOCATION, location);
+        r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, 0);
+        finish(r, 307, "-", "escaped slashes: redirected to " + location);
     }
 
     private void finish(FullHttpResponse response, int status, String flags, String reason) {
@@ -411,15 +434,6 @@ final class Exchange {
 
     private boolean downstreamHttp2() {
         return "HTTP/2".equals(protocol);
-    }
-
-    private static String appProtocol(Service s, int servicePort) {
-        for (var p : s.getPortsList()) {
-            if (p.getServicePort() == servicePort) {
-                return p.getAppProtocol();
-            }
-        }
-        return "";
     }
 
     /** Headers that belong to one connection, and what HTTP/2 to HTTP/1 conversion adds for itself. */

@@ -1,11 +1,14 @@
 package dev.ambient.waypoint.http;
 
+import dev.ambient.hbone.Authority;
 import dev.ambient.waypoint.proxy.StreamBytes;
+import dev.ambient.waypoint.telemetry.AccessLog;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.handler.codec.DecoderException;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
@@ -170,6 +173,45 @@ public final class HttpRequestHandler extends ChannelInboundHandlerAdapter {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        Throwable root = cause instanceof DecoderException && cause.getCause() != null ? cause.getCause() : cause;
+        if (root instanceof BodyBudget.Exhausted exhausted) {
+            overBudget(ctx, exhausted);
+            return;
+        }
         ctx.close();
+    }
+
+    /**
+     * A request body did not fit in the waypoint's body budget: 503 and the end of this connection
+     * (HTTP/1.1) or stream (HTTP/2). What the aggregator held is freed at once, and the rest of
+     * the body is read and dropped (never held, not even in the stream's queue) until the end.
+     */
+    private void overBudget(ChannelHandlerContext ctx, BodyBudget.Exhausted exhausted) {
+        if (closing) {
+            return; // said already
+        }
+        closing = true;
+        // The aggregator frees the part of the body it holds (and its budget) when it leaves; it is
+        // in the middle of a read now, so it leaves right after.
+        ctx.executor().execute(() -> {
+            if (ctx.pipeline().get(BudgetedAggregator.class) != null) {
+                ctx.pipeline().remove(BudgetedAggregator.class);
+            }
+        });
+        AccessLog.connection("http", Authority.format(tunnel.source()), tunnel.peer().uri(), tunnel.describe(),
+                "refused 503: " + exhausted.getMessage());
+        if (current != null) {
+            ctx.close(); // an earlier response is still owed: nothing can be said in order
+            return;
+        }
+        FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.SERVICE_UNAVAILABLE,
+                Unpooled.copiedBuffer("waypoint overloaded: buffered bodies at their limit", StandardCharsets.UTF_8));
+        r.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/plain");
+        if (http1) {
+            write(ctx, r, false, false);
+        } else {
+            r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, r.content().readableBytes());
+            ctx.writeAndFlush(r).addListener(ChannelFutureListener.CLOSE);
+        }
     }
 }

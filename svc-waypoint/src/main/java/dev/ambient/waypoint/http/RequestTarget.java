@@ -1,22 +1,119 @@
 package dev.ambient.waypoint.http;
 
+import java.util.ArrayDeque;
+import java.util.Arrays;
+
 /**
- * The request target as policy sees it and as it is forwarded, one and the same: absolute-form
- * ({@code http://host/p}) becomes origin-form, percent-encoded unreserved characters are decoded
- * ({@code %2E} is a dot), and "." and ".." segments are removed (RFC 3986 5.2.4). Otherwise a
- * DENY on {@code /admin*} would miss {@code /public/../admin} that the application then serves.
- * Other escapes, {@code %2F} included, are kept as they are (upper-cased).
+ * The request target as policy and routing see it and as it is forwarded: one and the same
+ * string, or the request is refused. Otherwise a DENY on {@code /admin} would miss a
+ * {@code /public/../admin} or {@code /public%2F..%2Fadmin} that the application then serves.
+ *
+ * <p>Absolute-form ({@code http://host/p}) becomes origin-form. A fragment, a control character or
+ * a malformed escape is refused. Then, by {@link Normalization} (Istio's meshConfig
+ * pathNormalization): BASE decodes escaped unreserved characters ({@code %2E} is a dot,
+ * {@code %7E} a tilde), upper-cases the other escapes, reads a backslash as a slash and removes
+ * "." and ".." segments (RFC 3986 5.2.4); MERGE_SLASHES also merges repeated slashes;
+ * DECODE_AND_MERGE_SLASHES also decodes escaped slashes. Escaped slashes ({@code %2F}, {@code %5C})
+ * are handled by {@link EscapedSlashes} (Envoy's path_with_escaped_slashes_action). The query is
+ * kept as it came.
  */
 public final class RequestTarget {
+
+    /** Istio's meshConfig pathNormalization. */
+    public enum Normalization { NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES }
+
+    /** Envoy's path_with_escaped_slashes_action. */
+    public enum EscapedSlashes { KEEP_UNCHANGED, REJECT_REQUEST, UNESCAPE_AND_REDIRECT, UNESCAPE_AND_FORWARD }
+
+    /** How this waypoint normalizes (waypoint.http.path-normalization, waypoint.http.escaped-slashes). */
+    public record Options(Normalization normalization, EscapedSlashes escapedSlashes) {
+
+        public static Options parse(String normalization, String escapedSlashes) {
+            return new Options(parse(Normalization.class, normalization, "waypoint.http.path-normalization"),
+                    parse(EscapedSlashes.class, escapedSlashes, "waypoint.http.escaped-slashes"));
+        }
+
+        private static <E extends Enum<E>> E parse(Class<E> type, String value, String key) {
+            try {
+                return Enum.valueOf(type, value.trim().toUpperCase(java.util.Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(key + "=" + value + " is unknown; one of "
+                        + Arrays.toString(type.getEnumConstants()), e);
+            }
+        }
+
+        /** DECODE_AND_MERGE_SLASHES decodes escaped slashes, whatever the escaped-slashes action says. */
+        EscapedSlashes slashes() {
+            return normalization == Normalization.DECODE_AND_MERGE_SLASHES ? EscapedSlashes.UNESCAPE_AND_FORWARD
+                    : escapedSlashes;
+        }
+    }
+
+    /** What becomes of a request target. */
+    public sealed interface Outcome {
+    }
+
+    /** Forward {@code target}; policy and routes judge its {@code path} (the target without its query). */
+    public record Forward(String target, String path) implements Outcome {
+    }
+
+    /** 400, for this reason. */
+    public record Reject(String reason) implements Outcome {
+    }
+
+    /** 307 to this origin-form target. */
+    public record Redirect(String location) implements Outcome {
+    }
 
     private RequestTarget() {
     }
 
-    /** The normalised target, or null when it is neither a path nor absolute-form ("*" stays "*"). */
-    public static String normalize(String target) {
+    public static Outcome normalize(String target, Options options) {
         if (target.equals("*")) {
-            return target;
+            return new Forward(target, target);
         }
+        String t = originForm(target);
+        if (t == null) {
+            return new Reject("request target is not a path: " + target);
+        }
+        if (t.indexOf('#') >= 0) {
+            return new Reject("fragment in the request target");
+        }
+        int q = t.indexOf('?');
+        String raw = q < 0 ? t : t.substring(0, q);
+        String query = q < 0 ? "" : t.substring(q);
+        for (int i = 0; i < raw.length(); i++) {
+            char c = raw.charAt(i);
+            if (c <= 0x20 || c == 0x7f) {
+                return new Reject("control character in the path");
+            }
+        }
+        boolean escapedSlash = hasEscapedSlash(raw);
+        EscapedSlashes slashes = options.slashes();
+        if (escapedSlash && slashes == EscapedSlashes.REJECT_REQUEST) {
+            return new Reject("escaped slash (%2F or %5C) in the path");
+        }
+        boolean unescape = escapedSlash && (slashes == EscapedSlashes.UNESCAPE_AND_FORWARD
+                || slashes == EscapedSlashes.UNESCAPE_AND_REDIRECT);
+        String path = decode(raw, options.normalization() != Normalization.NONE, unescape);
+        if (path == null) {
+            return new Reject("malformed percent-encoding in the path");
+        }
+        if (options.normalization() != Normalization.NONE) {
+            path = path.replace('\\', '/');
+            if (options.normalization() != Normalization.BASE) {
+                path = path.replaceAll("/{2,}", "/");
+            }
+            path = removeDotSegments(path);
+        }
+        if (unescape && slashes == EscapedSlashes.UNESCAPE_AND_REDIRECT) {
+            return new Redirect(path + query);
+        }
+        return new Forward(path + query, path);
+    }
+
+    /** Origin-form of the target (absolute-form loses scheme and authority), or null if neither. */
+    private static String originForm(String target) {
         String t = target;
         int scheme = t.indexOf("://");
         if (scheme > 0 && t.substring(0, scheme).chars().allMatch(c -> Character.isLetterOrDigit(c) || c == '+'
@@ -29,17 +126,25 @@ public final class RequestTarget {
                 t = t.substring(slash);
             }
         }
-        if (!t.startsWith("/")) {
-            return null;
-        }
-        int q = t.indexOf('?');
-        String path = q < 0 ? t : t.substring(0, q);
-        String query = q < 0 ? "" : t.substring(q);
-        String decoded = decodeUnreserved(path);
-        return decoded == null ? null : removeDotSegments(decoded) + query;
+        return t.startsWith("/") ? t : null;
     }
 
-    private static String decodeUnreserved(String path) {
+    private static boolean hasEscapedSlash(String path) {
+        for (int i = path.indexOf('%'); i >= 0 && i + 2 < path.length(); i = path.indexOf('%', i + 1)) {
+            char a = path.charAt(i + 1);
+            char b = Character.toUpperCase(path.charAt(i + 2));
+            if ((a == '2' && b == 'F') || (a == '5' && b == 'C')) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Checks every escape; decodes unreserved characters (when {@code unreserved}) and escaped
+     * slashes (when {@code slashes}); upper-cases the hex of the escapes it keeps. Null if malformed.
+     */
+    private static String decode(String path, boolean unreserved, boolean slashes) {
         StringBuilder out = new StringBuilder(path.length());
         for (int i = 0; i < path.length(); i++) {
             char c = path.charAt(i);
@@ -56,12 +161,15 @@ public final class RequestTarget {
                 return null;
             }
             char decoded = (char) (hi << 4 | lo);
-            if (Character.isLetterOrDigit(decoded) && decoded < 128 || decoded == '-' || decoded == '.'
-                    || decoded == '_' || decoded == '~') {
+            boolean isUnreserved = (decoded < 128 && Character.isLetterOrDigit(decoded)) || decoded == '-'
+                    || decoded == '.' || decoded == '_' || decoded == '~';
+            if ((unreserved && isUnreserved) || (slashes && (decoded == '/' || decoded == '\\'))) {
                 out.append(decoded);
-            } else {
+            } else if (unreserved) {
                 out.append('%').append(Character.toUpperCase(path.charAt(i + 1)))
                         .append(Character.toUpperCase(path.charAt(i + 2)));
+            } else {
+                out.append(path, i, i + 3);
             }
             i += 2;
         }
@@ -71,7 +179,7 @@ public final class RequestTarget {
     /** RFC 3986 5.2.4 on an absolute path. */
     static String removeDotSegments(String path) {
         String[] segments = path.split("/", -1);
-        java.util.ArrayDeque<String> kept = new java.util.ArrayDeque<>();
+        ArrayDeque<String> kept = new ArrayDeque<>();
         for (int i = 1; i < segments.length; i++) {
             String s = segments[i];
             boolean last = i == segments.length - 1;

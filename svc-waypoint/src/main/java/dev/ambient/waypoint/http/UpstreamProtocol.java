@@ -17,6 +17,11 @@ public final class UpstreamProtocol {
     private UpstreamProtocol() {
     }
 
+    /** Whether a declared protocol is HTTP of some version (the waypoint then never treats the port as TCP). */
+    public static boolean isHttp(String appProtocol) {
+        return HTTP2.contains(appProtocol) || HTTP1.contains(appProtocol);
+    }
+
     /** True for HTTP/2 with prior knowledge, false for HTTP/1.1. */
     public static boolean http2(String appProtocol, boolean downstreamHttp2) {
         if (HTTP2.contains(appProtocol)) {

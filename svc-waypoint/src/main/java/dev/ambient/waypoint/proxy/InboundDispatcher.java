@@ -10,7 +10,11 @@ import dev.ambient.identity.SpiffeId;
 import dev.ambient.net.PendingReads;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
+import dev.ambient.waypoint.authz.L7Authorizer;
+import dev.ambient.waypoint.http.BudgetedAggregator;
 import dev.ambient.waypoint.http.DataPath;
+import dev.ambient.waypoint.http.HttpDeadlines;
+import dev.ambient.waypoint.http.HttpLimits;
 import dev.ambient.waypoint.http.HttpRequestHandler;
 import dev.ambient.waypoint.http.Tunnel;
 import dev.ambient.waypoint.identity.WaypointIdentity;
@@ -18,42 +22,52 @@ import dev.ambient.waypoint.state.WaypointState;
 import dev.ambient.waypoint.state.WaypointState.Endpoint;
 import dev.ambient.waypoint.telemetry.AccessLog;
 import dev.ambient.hbone.ConnectionPool;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
-import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.codec.http2.Http2MultiplexCodecBuilder;
 import io.netty.handler.codec.http2.Http2Settings;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.handler.codec.http2.Http2StreamFrameToHttpObjectCodec;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.util.AttributeKey;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
-import java.time.Duration;
+import java.security.GeneralSecurityException;
+import java.security.MessageDigest;
+import java.security.cert.Certificate;
+import java.util.HexFormat;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import org.jboss.logging.Logger;
 
 /**
  * Each HBONE CONNECT to the waypoint: the {@code :authority} must be a service VIP (or a workload
- * address) this waypoint serves, else 400. Accepted tunnels are sniffed: HTTP/1.1 and h2c go
- * through the HTTP data path request by request; anything else is forwarded as TCP to an endpoint
- * of the service, through HBONE, with the waypoint's identity.
+ * address) this waypoint serves, else 400. What the tunnel carries follows the service port's
+ * declared protocol ({@link PortProtocol}): HTTP ports go through the HTTP data path request by
+ * request (HTTP/1.1 or h2c); other declared ports are TCP, authorized as TCP before the CONNECT is
+ * answered (401 when denied); an undeclared port is sniffed, and a stream found to be TCP is
+ * authorized as TCP then. TCP goes to an endpoint of the service through HBONE, with the
+ * waypoint's identity. The client's address is the HBONE connection's: a client's Forwarded
+ * header is never believed here.
  */
 public final class InboundDispatcher implements HboneRequestHandler {
 
     private static final Logger LOG = Logger.getLogger(InboundDispatcher.class);
+    /** The SHA-256 of the peer certificate of an HBONE connection, computed once per connection. */
+    private static final AttributeKey<String> PEER_CERT_SHA256 = AttributeKey.valueOf("waypoint-peer-cert-sha256");
 
     private final DataPath path;
     private final ConnectionPool hbone;
     private final WaypointIdentity identity;
     private final int upstreamHbonePort;
-    private final int maxBodyBytes;
-    private final Duration sniffTimeout;
     private final AtomicInteger openTunnels = new AtomicInteger();
     private final AtomicInteger tcpTunnels = new AtomicInteger();
     /** Tunnels carrying h2c: a drain tells their clients, too, to open no new stream. */
@@ -67,14 +81,11 @@ public final class InboundDispatcher implements HboneRequestHandler {
         h2cTunnels.forEach(HboneServerInitializer::goAway);
     }
 
-    public InboundDispatcher(DataPath path, ConnectionPool hbone, WaypointIdentity identity, int upstreamHbonePort,
-            int maxBodyBytes, Duration sniffTimeout) {
+    public InboundDispatcher(DataPath path, ConnectionPool hbone, WaypointIdentity identity, int upstreamHbonePort) {
         this.path = path;
         this.hbone = hbone;
         this.identity = identity;
         this.upstreamHbonePort = upstreamHbonePort;
-        this.maxBodyBytes = maxBodyBytes;
-        this.sniffTimeout = sniffTimeout;
     }
 
     /** Tunnels open now (HTTP connections and TCP streams). */
@@ -94,7 +105,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
 
     @Override
     public void handle(HboneRequest request) {
-        InetSocketAddress source = request.forwardedFor().orElse(request.connectionSource());
+        InetSocketAddress source = request.connectionSource();
         String peer = request.peer().uri();
         WaypointState state = path.store.current();
         InetSocketAddress target = request.target();
@@ -112,34 +123,83 @@ public final class InboundDispatcher implements HboneRequestHandler {
                     "refused 400: service " + service.getHostname() + " has no port " + target.getPort());
             return;
         }
-        Workload sourceWorkload = state.workloadByAddress(source.getAddress())
-                .or(() -> dev.ambient.waypoint.telemetry.Baggage.sourceWorkload(
-                        request.headers().get(HboneHeaders.BAGGAGE)))
-                .orElse(null);
-        Tunnel tunnel = new Tunnel(service, workload, target, request.peer(), source, sourceWorkload);
-        Http2StreamChannel stream = request.acceptStream();
-        lastAcceptNanos = System.nanoTime();
-        openTunnels.incrementAndGet();
-        stream.closeFuture().addListener(f -> openTunnels.decrementAndGet());
-        ChannelPipeline p = stream.pipeline();
-        p.addLast(StreamBytes.NAME, new StreamBytes());
-        p.addLast("sniffer", new ProtocolSniffer(sniffTimeout, (ctx, protocol) -> install(ctx, protocol, tunnel,
-                stream)));
+        Workload sourceWorkload = path.sources.of(state, source.getAddress(), request.peer(),
+                request.headers().get(HboneHeaders.BAGGAGE)).orElse(null);
+        PortProtocol protocol = PortProtocol.of(service, target.getPort());
+        if (protocol == PortProtocol.TCP) {
+            Tunnel tunnel = new Tunnel(service, workload, target, request.peer(), source, sourceWorkload, null);
+            L7Authorizer.Decision d = authorizeTcp(tunnel);
+            if (!d.allowed()) {
+                request.reject(401, "denied");
+                AccessLog.connection("tcp", Authority.format(source), peer, tunnel.describe(),
+                        "refused 401: " + d.reason());
+                return;
+            }
+            // What the client sent early stays in the stream's PendingReads until the upstream is up.
+            forwardTcp(tunnel, accept(request));
+            return;
+        }
+        Http2StreamChannel stream = accept(request);
+        Tunnel tunnel = new Tunnel(service, workload, target, request.peer(), source, sourceWorkload,
+                peerCertificateSha256(stream.parent()));
+        HttpDeadlines deadlines = new HttpDeadlines(path.limits.deadlines(), stream, tunnel);
+        stream.pipeline().addLast(HttpDeadlines.NAME, deadlines);
+        stream.pipeline().addLast("sniffer", new ProtocolSniffer(protocol == PortProtocol.UNDECLARED,
+                path.limits.sniffTimeout(), (ctx, sniffed) -> install(ctx, sniffed, tunnel, stream, deadlines)));
         PendingReads.release(stream);
         stream.config().setAutoRead(true);
     }
 
+    /** Answers 200; the stream's bytes come out of {@link StreamBytes}. */
+    private Http2StreamChannel accept(HboneRequest request) {
+        Http2StreamChannel stream = request.acceptStream();
+        lastAcceptNanos = System.nanoTime();
+        openTunnels.incrementAndGet();
+        stream.closeFuture().addListener(f -> openTunnels.decrementAndGet());
+        stream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+        return stream;
+    }
+
+    private L7Authorizer.Decision authorizeTcp(Tunnel t) {
+        return path.authorizer.evaluate(path.store.current().policies(), t.service(), new L7Authorizer.Request(
+                t.peer(), t.source().getAddress(), t.target().getAddress(), t.target().getPort(), null));
+    }
+
+    /** Hex SHA-256 of the peer's certificate (for x-forwarded-client-cert), once per HBONE connection. */
+    private static String peerCertificateSha256(Channel connection) {
+        String cached = connection.attr(PEER_CERT_SHA256).get();
+        if (cached != null) {
+            return cached;
+        }
+        SslHandler ssl = connection.pipeline().get(SslHandler.class);
+        try {
+            Certificate[] chain = ssl == null ? null : ssl.engine().getSession().getPeerCertificates();
+            if (chain == null || chain.length == 0) {
+                return null;
+            }
+            String hash = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(chain[0].getEncoded()));
+            connection.attr(PEER_CERT_SHA256).set(hash);
+            return hash;
+        } catch (GeneralSecurityException | SSLPeerUnverifiedException e) {
+            return null;
+        }
+    }
+
     private void install(ChannelHandlerContext ctx, ProtocolSniffer.Protocol protocol, Tunnel tunnel,
-            Http2StreamChannel stream) {
+            Http2StreamChannel stream, HttpDeadlines deadlines) {
         ChannelPipeline p = ctx.pipeline();
         String after = ctx.name();
+        HttpLimits limits = path.limits;
         switch (protocol) {
             case HTTP1 -> {
                 p.addAfter(after, "http-codec", new HttpServerCodec());
-                p.addAfter("http-codec", "http-aggregator", new HttpObjectAggregator(maxBodyBytes));
+                p.addAfter("http-codec", "http-deadlines-observer", deadlines.observer());
+                p.addAfter("http-deadlines-observer", "http-aggregator",
+                        new BudgetedAggregator(limits.maxBodyBytes(), limits.bodyBudget()));
                 p.addAfter("http-aggregator", "http-handler", new HttpRequestHandler(path, tunnel, true, stream));
             }
             case HTTP2 -> {
+                deadlines.http2();
                 // Http2MultiplexHandler takes itself for a client unless its channel's parent is a
                 // ServerChannel, which a tunnel's stream is not, and then refuses stream 1 (the
                 // first stream of nearly every client) as a misconfigured upgrade. The combined
@@ -148,8 +208,10 @@ public final class InboundDispatcher implements HboneRequestHandler {
                 var codec = Http2MultiplexCodecBuilder.forServer(new ChannelInitializer<Http2StreamChannel>() {
                     @Override
                     protected void initChannel(Http2StreamChannel child) {
+                        deadlines.streamOpened(child);
                         child.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(true),
-                                new HttpObjectAggregator(maxBodyBytes),
+                                HttpDeadlines.streamRequestTimeout(limits.deadlines().request(), tunnel),
+                                new BudgetedAggregator(limits.maxBodyBytes(), limits.bodyBudget()),
                                 new HttpRequestHandler(path, tunnel, false, null));
                     }
                 }).initialSettings(Http2Settings.defaultSettings().maxConcurrentStreams(100)).build();
@@ -160,8 +222,14 @@ public final class InboundDispatcher implements HboneRequestHandler {
                 }
             }
             case TCP -> {
-                tcpTunnels.incrementAndGet();
-                stream.closeFuture().addListener(f -> tcpTunnels.decrementAndGet());
+                p.remove(deadlines);
+                L7Authorizer.Decision d = authorizeTcp(tunnel);
+                if (!d.allowed()) {
+                    AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
+                            tunnel.describe(), "closed: sniffed as TCP and " + d.reason());
+                    stream.close();
+                    return;
+                }
                 stream.config().setAutoRead(false);
                 p.addAfter(after, PendingReads.NAME, new PendingReads(4L << 20));
                 forwardTcp(tunnel, stream);
@@ -172,6 +240,8 @@ public final class InboundDispatcher implements HboneRequestHandler {
 
     /** Raw TCP to an endpoint of the addressed service (or the addressed workload), through HBONE. */
     private void forwardTcp(Tunnel tunnel, Http2StreamChannel inbound) {
+        tcpTunnels.incrementAndGet();
+        inbound.closeFuture().addListener(f -> tcpTunnels.decrementAndGet());
         WaypointState state = path.store.current();
         int port = tunnel.target().getPort();
         Endpoint endpoint;

@@ -11,34 +11,47 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
 
 /**
- * Decides what a tunnel carries from its first bytes: the HTTP/2 connection preface (h2c, prior
- * knowledge), an HTTP/1.x request line, or anything else (forwarded as TCP). A server-first
- * protocol sends nothing at first: after the sniff timeout the tunnel is TCP. Holds at most the
- * length of the preface before deciding.
+ * Decides what a tunnel carries from its first bytes. On a port declared HTTP only the version is
+ * open: the HTTP/2 connection preface (h2c, prior knowledge) or else HTTP/1.1 (whose codec answers
+ * 400 to what is not HTTP), and there is no timeout (the HTTP timeouts apply). On a port that
+ * declares nothing, an HTTP/1.x request line (after empty lines, as HTTP/1.1 allows) or the
+ * preface is HTTP, anything else is TCP, and so is silence for the sniff timeout (a server-first
+ * protocol). Holds at most a few dozen bytes before deciding.
  */
 public final class ProtocolSniffer extends ChannelInboundHandlerAdapter {
 
     public enum Protocol { HTTP1, HTTP2, TCP }
 
     private static final byte[] PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
-    private static final String[] METHODS = {"GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "OPTIONS ", "PATCH ",
-            "TRACE ", "CONNECT "};
+    /** Empty lines before a request line that are skipped as HTTP/1.1 says (RFC 9112 2.2); more is not HTTP. */
+    static final int MAX_LEADING_EMPTY_LINE_BYTES = 16;
+    /** Longer than any method in use (the IANA registry's longest is 16). */
+    static final int MAX_METHOD_LENGTH = 24;
 
+    private final boolean mayBeTcp;
     private final Duration timeout;
     private final BiConsumer<ChannelHandlerContext, Protocol> decided;
     private ByteBuf held;
     private ScheduledFuture<?> timer;
     private boolean done;
 
-    /** @param decided installs the protocol's handlers after this one; what was read is replayed to them */
-    public ProtocolSniffer(Duration timeout, BiConsumer<ChannelHandlerContext, Protocol> decided) {
+    /**
+     * @param mayBeTcp false on a port declared HTTP: the outcome is HTTP/1.1 or HTTP/2, never TCP
+     * @param timeout for an undeclared port, silence this long means TCP
+     * @param decided installs the protocol's handlers after this one; what was read is replayed to them
+     */
+    public ProtocolSniffer(boolean mayBeTcp, Duration timeout, BiConsumer<ChannelHandlerContext, Protocol> decided) {
+        this.mayBeTcp = mayBeTcp;
         this.timeout = timeout;
         this.decided = decided;
     }
 
     @Override
     public void handlerAdded(ChannelHandlerContext ctx) {
-        timer = ctx.executor().schedule(() -> decide(ctx, Protocol.TCP), timeout.toMillis(), TimeUnit.MILLISECONDS);
+        if (mayBeTcp) {
+            timer = ctx.executor().schedule(() -> decide(ctx, held == null ? Protocol.TCP : classifyFinal(held, true)),
+                    timeout.toMillis(), TimeUnit.MILLISECONDS);
+        }
     }
 
     @Override
@@ -53,7 +66,7 @@ public final class ProtocolSniffer extends ChannelInboundHandlerAdapter {
         } else {
             held = ctx.alloc().compositeBuffer().addComponents(true, held, in);
         }
-        Protocol p = classify(held);
+        Protocol p = classify(held, mayBeTcp);
         if (p != null) {
             decide(ctx, p);
         }
@@ -62,14 +75,13 @@ public final class ProtocolSniffer extends ChannelInboundHandlerAdapter {
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
         if (!done && evt instanceof ChannelInputShutdownEvent) {
-            Protocol p = held == null ? Protocol.TCP : classifyFinal(held);
-            decide(ctx, p);
+            decide(ctx, held == null ? (mayBeTcp ? Protocol.TCP : Protocol.HTTP1) : classifyFinal(held, mayBeTcp));
         }
         ctx.fireUserEventTriggered(evt);
     }
 
     /** Null while the bytes so far could still be either. */
-    static Protocol classify(ByteBuf b) {
+    static Protocol classify(ByteBuf b, boolean mayBeTcp) {
         int n = b.readableBytes();
         int i = b.readerIndex();
         boolean prefacePrefix = true;
@@ -82,29 +94,43 @@ public final class ProtocolSniffer extends ChannelInboundHandlerAdapter {
         if (prefacePrefix) {
             return n >= PREFACE.length ? Protocol.HTTP2 : null;
         }
-        boolean couldBeMethod = false;
-        for (String m : METHODS) {
-            int len = Math.min(n, m.length());
-            boolean same = true;
-            for (int k = 0; k < len; k++) {
-                if (b.getByte(i + k) != m.charAt(k)) {
-                    same = false;
-                    break;
-                }
+        if (!mayBeTcp) {
+            return Protocol.HTTP1;
+        }
+        int k = 0;
+        while (k < n && k < MAX_LEADING_EMPTY_LINE_BYTES && isCrOrLf(b.getByte(i + k))) {
+            k++;
+        }
+        if (k == MAX_LEADING_EMPTY_LINE_BYTES) {
+            return Protocol.TCP;
+        }
+        // A request line starts with a method, a token, and a space.
+        int method = 0;
+        for (; k < n; k++, method++) {
+            byte c = b.getByte(i + k);
+            if (c == ' ') {
+                return method > 0 ? Protocol.HTTP1 : Protocol.TCP;
             }
-            if (same) {
-                if (n >= m.length()) {
-                    return Protocol.HTTP1;
-                }
-                couldBeMethod = true;
+            if (!isTokenChar(c) || method >= MAX_METHOD_LENGTH) {
+                return Protocol.TCP;
             }
         }
-        return couldBeMethod ? null : Protocol.TCP;
+        return null;
     }
 
-    private static Protocol classifyFinal(ByteBuf b) {
-        Protocol p = classify(b);
-        return p == null ? Protocol.TCP : p;
+    private static Protocol classifyFinal(ByteBuf b, boolean mayBeTcp) {
+        Protocol p = classify(b, mayBeTcp);
+        return p != null ? p : mayBeTcp ? Protocol.TCP : Protocol.HTTP1;
+    }
+
+    private static boolean isCrOrLf(byte c) {
+        return c == '\r' || c == '\n';
+    }
+
+    /** RFC 9110 tchar. */
+    private static boolean isTokenChar(byte c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                || "!#$%&'*+-.^_`|~".indexOf(c) >= 0;
     }
 
     private void decide(ChannelHandlerContext ctx, Protocol p) {
@@ -112,7 +138,9 @@ public final class ProtocolSniffer extends ChannelInboundHandlerAdapter {
             return;
         }
         done = true;
-        timer.cancel(false);
+        if (timer != null) {
+            timer.cancel(false);
+        }
         decided.accept(ctx, p);
         ByteBuf b = held;
         held = null;

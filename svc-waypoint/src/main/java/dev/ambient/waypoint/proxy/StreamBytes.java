@@ -23,9 +23,20 @@ public final class StreamBytes extends ChannelDuplexHandler {
     public static final String NAME = "stream-bytes";
 
     private boolean inputEnded;
+    /** Set by whichever thread ends the output first (TcpSplice ends the other stream's); guarded by this. */
+    private boolean outputEnded;
 
-    /** Ends our side of the stream (END_STREAM), after what was written before. */
+    /** Ends our side of the stream (END_STREAM), after what was written before; once. */
     public static void endOutput(Http2StreamChannel stream) {
+        StreamBytes self = stream.pipeline().get(StreamBytes.class);
+        if (self != null) {
+            synchronized (self) {
+                if (self.outputEnded) {
+                    return;
+                }
+                self.outputEnded = true;
+            }
+        }
         if (stream.isActive()) {
             stream.writeAndFlush(new DefaultHttp2DataFrame(true));
         }

@@ -11,11 +11,13 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.EventLoop;
+import dev.ambient.waypoint.http.BodyBudget;
+import dev.ambient.waypoint.http.BudgetedAggregator;
+import io.netty.handler.codec.DecoderException;
 import io.netty.handler.codec.TooLongFrameException;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpClientCodec;
-import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
 import io.netty.handler.codec.http2.Http2GoAwayFrame;
@@ -64,6 +66,7 @@ public final class UpstreamClient implements AutoCloseable {
     private final WaypointIdentity identity;
     private final int hbonePort;
     private final int maxBodyBytes;
+    private final BodyBudget bodyBudget;
     private final int maxIdle;
     private final Duration h2IdleTimeout;
     private final Map<Key, Deque<Connection>> idle = new ConcurrentHashMap<>();
@@ -73,7 +76,8 @@ public final class UpstreamClient implements AutoCloseable {
 
     /** @param pools the HBONE connection pool dialling on a given event loop */
     public UpstreamClient(java.util.function.Function<EventLoop, ConnectionPool> pools, WaypointIdentity identity,
-            int hbonePort, int maxBodyBytes, int maxIdle, Duration h2IdleTimeout) {
+            int hbonePort, int maxBodyBytes, BodyBudget bodyBudget, int maxIdle, Duration h2IdleTimeout) {
+        this.bodyBudget = bodyBudget;
         this.pools = pools;
         this.h2IdleTimeout = h2IdleTimeout;
         this.identity = identity;
@@ -124,7 +128,7 @@ public final class UpstreamClient implements AutoCloseable {
             Connection conn = new Connection(key, stream);
             stream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
             stream.pipeline().addLast(new HttpClientCodec());
-            stream.pipeline().addLast(new HttpObjectAggregator(maxBodyBytes));
+            stream.pipeline().addLast(new BudgetedAggregator(maxBodyBytes, bodyBudget));
             stream.pipeline().addLast(conn);
             start(stream);
             conn.send(request, result); // kept for later if the exchange was abandoned meanwhile
@@ -281,11 +285,8 @@ public final class UpstreamClient implements AutoCloseable {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            if (cause instanceof TooLongFrameException) {
-                fail(UpstreamFailure.Kind.TOO_LARGE, "response larger than " + maxBodyBytes + " bytes");
-            } else {
-                fail(UpstreamFailure.Kind.RESET, "upstream error: " + cause.getMessage());
-            }
+            UpstreamFailure f = failure(cause, maxBodyBytes);
+            fail(f.kind(), f.getMessage());
             LOG.debugf("upstream %s: %s", key.target(), cause.toString());
             ctx.close();
         }
@@ -369,7 +370,7 @@ public final class UpstreamClient implements AutoCloseable {
                 @Override
                 protected void initChannel(Http2StreamChannel ch) {
                     ch.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(false),
-                            new HttpObjectAggregator(maxBodyBytes), new H2Response(key, result));
+                            new BudgetedAggregator(maxBodyBytes, bodyBudget), new H2Response(key, maxBodyBytes, result));
                 }
             }).open().addListener((Future<Http2StreamChannel> f) -> {
                 if (!f.isSuccess()) {
@@ -423,21 +424,37 @@ public final class UpstreamClient implements AutoCloseable {
 
     /** A failure (and the response released) when it did not parse as HTTP of {@code version}; else null. */
     private static UpstreamFailure malformed(FullHttpResponse response, String version) {
-        if (!response.decoderResult().isFailure()) {
+        int status = response.status().code();
+        if (!response.decoderResult().isFailure() && status >= 100 && status <= 599) {
             return null;
         }
+        // A status outside 100..599 is no HTTP status (and would make a response_code label of anything).
+        String why = response.decoderResult().isFailure() ? response.decoderResult().cause().getMessage()
+                : "status " + status;
         response.release();
-        return new UpstreamFailure(UpstreamFailure.Kind.PROTOCOL, "not a valid " + version + " response: "
-                + response.decoderResult().cause().getMessage());
+        return new UpstreamFailure(UpstreamFailure.Kind.PROTOCOL, "not a valid " + version + " response: " + why);
+    }
+
+    /** What an error while reading a response means: too large, over the body budget, or a reset. */
+    private static UpstreamFailure failure(Throwable cause, int maxBodyBytes) {
+        Throwable root = cause instanceof DecoderException && cause.getCause() != null ? cause.getCause() : cause;
+        return switch (root) {
+            case TooLongFrameException t -> new UpstreamFailure(UpstreamFailure.Kind.TOO_LARGE,
+                    "response larger than " + maxBodyBytes + " bytes");
+            case BodyBudget.Exhausted e -> new UpstreamFailure(UpstreamFailure.Kind.OVERLOADED, e.getMessage());
+            default -> new UpstreamFailure(UpstreamFailure.Kind.RESET, "upstream error: " + cause.getMessage());
+        };
     }
 
     /** The response of one HTTP/2 stream. */
     private static final class H2Response extends ChannelInboundHandlerAdapter {
         private final Key key;
+        private final int maxBodyBytes;
         private final Promise<FullHttpResponse> result;
 
-        H2Response(Key key, Promise<FullHttpResponse> result) {
+        H2Response(Key key, int maxBodyBytes, Promise<FullHttpResponse> result) {
             this.key = key;
+            this.maxBodyBytes = maxBodyBytes;
             this.result = result;
         }
 
@@ -469,9 +486,7 @@ public final class UpstreamClient implements AutoCloseable {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            result.tryFailure(cause instanceof TooLongFrameException
-                    ? new UpstreamFailure(UpstreamFailure.Kind.TOO_LARGE, "response too large")
-                    : new UpstreamFailure(UpstreamFailure.Kind.RESET, "upstream error: " + cause.getMessage()));
+            result.tryFailure(failure(cause, maxBodyBytes));
             LOG.debugf("upstream %s: %s", key.target(), cause.toString());
             ctx.close();
         }

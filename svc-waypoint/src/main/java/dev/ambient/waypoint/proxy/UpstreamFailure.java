@@ -13,7 +13,9 @@ public final class UpstreamFailure extends RuntimeException {
         /** The per-try timeout fired (504 UT). */
         TIMEOUT,
         /** The response exceeded the body limit (502). */
-        TOO_LARGE
+        TOO_LARGE,
+        /** The response body did not fit in what is left of the waypoint's body budget (503 UO). */
+        OVERLOADED
     }
 
     private final Kind kind;

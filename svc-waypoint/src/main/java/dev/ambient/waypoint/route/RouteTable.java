@@ -26,11 +26,15 @@ public final class RouteTable {
 
     private static final Map<String, Pattern> PATTERNS = new ConcurrentHashMap<>();
 
-    /** What a route is matched against. */
+    /**
+     * What a route is matched against. The path is the forwarded one as it is, escapes and all (as
+     * Envoy matches {@code :path}): decoding it here would judge a path the application never gets.
+     */
     public record Request(String method, String path, Map<String, List<String>> query, HttpHeaders headers) {
-        public static Request of(String method, String uri, HttpHeaders headers) {
-            QueryStringDecoder d = new QueryStringDecoder(uri);
-            return new Request(method, d.path(), d.parameters(), headers);
+        public static Request of(String method, String target, HttpHeaders headers) {
+            int q = target.indexOf('?');
+            return new Request(method, q < 0 ? target : target.substring(0, q),
+                    new QueryStringDecoder(target).parameters(), headers);
         }
     }
 

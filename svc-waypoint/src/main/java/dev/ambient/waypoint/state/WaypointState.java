@@ -112,6 +112,16 @@ public final class WaypointState {
         return routes.size();
     }
 
+    /** The declared application protocol of a service port ("" when none, or no such port). */
+    public static String appProtocol(Service s, int servicePort) {
+        for (var p : s.getPortsList()) {
+            if (p.getServicePort() == servicePort) {
+                return p.getAppProtocol();
+            }
+        }
+        return "";
+    }
+
     /** Healthy endpoints of a service for one of its ports, with the target port each listens on. */
     public List<Endpoint> endpoints(Service s, int servicePort) {
         List<Endpoint> out = new ArrayList<>();

@@ -26,4 +26,25 @@ class BaggageTest {
         assertTrue(Baggage.sourceWorkload("garbage").isEmpty());
         assertTrue(Baggage.sourceWorkload(null).isEmpty());
     }
+
+    @Test
+    void namesFromBaggageAreBoundedAndMustBelongToThePeer() throws Exception {
+        SourceWorkloads sources = new SourceWorkloads();
+        var state = dev.ambient.waypoint.state.WaypointState.EMPTY;
+        var client = java.net.InetAddress.ofLiteral("10.44.1.10");
+        var demo = new dev.ambient.identity.SpiffeId("cluster.local", "demo", "web");
+        java.util.function.Function<String, String> name = baggage -> sources.of(state, client, demo, baggage)
+                .map(w -> w.getWorkloadName()).orElse("unknown");
+        assertEquals("web", name.apply("k8s.namespace.name=demo,service.name=web"));
+        assertEquals("unknown", name.apply("k8s.namespace.name=payments,service.name=web"), "another namespace");
+        assertEquals("unknown", name.apply("k8s.namespace.name=demo,service.name=Not_A_Name"), "not a Kubernetes name");
+        assertEquals("unknown", name.apply("k8s.namespace.name=demo,service.name=" + "a".repeat(64)), "too long");
+        for (int i = 1; i < SourceWorkloads.NAMES_PER_IDENTITY; i++) {
+            assertEquals("web-" + i, name.apply("k8s.namespace.name=demo,service.name=web-" + i));
+        }
+        assertEquals("unknown", name.apply("k8s.namespace.name=demo,service.name=one-too-many"), "over the bound");
+        assertEquals("web", name.apply("k8s.namespace.name=demo,service.name=web"), "names seen before stay");
+        assertEquals("unknown", sources.of(state, client, null, "k8s.namespace.name=demo,service.name=web")
+                .map(w -> w.getWorkloadName()).orElse("unknown"), "no verified peer, no baggage");
+    }
 }

@@ -23,6 +23,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Consumer;
 import java.util.function.Function;
+import java.util.regex.Pattern;
 
 /**
  * {@code security.istio.io} AuthorizationPolicy and PeerAuthentication, with Istio's meaning.
@@ -42,6 +43,11 @@ import java.util.function.Function;
  * conditions) and bad values (a non-numeric port, a malformed CIDR) are reported and the
  * translation fails closed, as Istio's ztunnel does: an ALLOW rule with such a part is dropped
  * (it never matches), while in a DENY rule the offending field is ignored (the rule denies more).
+ * The same holds for L7 rules and the waypoint: it evaluates the {@code when} keys
+ * {@code request.headers[<name>]}, {@code source.principal}, {@code source.namespace},
+ * {@code source.ip}, {@code remote.ip}, {@code destination.ip} (as addresses and CIDR blocks) and
+ * {@code destination.port}; any other key ({@code request.auth.*}, {@code connection.sni}, ...) is
+ * such a part.
  * A policy whose structure is wrong (unknown field, unknown action, invalid selector, no existing
  * target) is reported and skipped entirely.
  */
@@ -62,6 +68,8 @@ final class AuthorizationTranslator {
     private static final Set<String> WHEN_KEYS = Set.of("key", "values", "notValues");
     private static final Set<String> PEER_AUTH_KEYS = Set.of("selector", "mtls", "portLevelMtls");
     private static final String NEEDS_WAYPOINT = "L7 fields need a waypoint (targetRefs)";
+    /** HTTP header names (RFC 9110 tokens), for {@code request.headers[<name>]}. */
+    private static final Pattern HEADER_NAME = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
 
     private final Context ctx;
 
@@ -409,17 +417,53 @@ final class AuthorizationTranslator {
             String at = path + ".when[" + j + "]";
             Map<String, Object> cond = whens.get(j);
             String key = whenKey(cond, at);
-            if (key.startsWith("request.auth.")) {
-                issues.add(at + ".key: '" + key + "' (JWT) is not supported");
-                continue;
-            }
             L7Condition.Builder c = L7Condition.newBuilder().setKey(key);
-            boolean principal = key.equals("source.principal");
-            strings(cond, "values", at, issues, principal, c::addValues);
-            strings(cond, "notValues", at, issues, principal, c::addNotValues);
-            rb.addWhen(c);
+            int before = issues.size();
+            switch (key) {
+                case "source.ip", "remote.ip", "destination.ip" -> {
+                    cidrs(cond, "values", at, issues, c::addIpBlocks);
+                    cidrs(cond, "notValues", at, issues, c::addNotIpBlocks);
+                }
+                case "source.principal", "source.namespace" -> {
+                    boolean principal = key.equals("source.principal");
+                    strings(cond, "values", at, issues, principal, c::addValues);
+                    strings(cond, "notValues", at, issues, principal, c::addNotValues);
+                }
+                case "destination.port" -> {
+                    field(cond, "values", at, issues, v -> portString(v, at + ".values"), c::addValues);
+                    field(cond, "notValues", at, issues, v -> portString(v, at + ".notValues"), c::addNotValues);
+                }
+                default -> {
+                    String header = headerName(key);
+                    if (header != null && HEADER_NAME.matcher(header).matches()) {
+                        strings(cond, "values", at, issues, false, c::addValues);
+                        strings(cond, "notValues", at, issues, false, c::addNotValues);
+                    } else if (header != null) {
+                        issues.add(at + ".key: '" + key + "' does not name a valid header name");
+                    } else if (key.startsWith("request.auth.")) {
+                        issues.add(at + ".key: '" + key + "' (JWT) is not supported");
+                    } else {
+                        issues.add(at + ".key: '" + key + "' is not evaluated by the waypoint");
+                    }
+                }
+            }
+            // A condition with a bad part is left out whole: in a DENY rule that denies more, and an
+            // ALLOW rule with an issue is dropped by the caller.
+            if (issues.size() == before) {
+                rb.addWhen(c);
+            }
         }
         return rb.build();
+    }
+
+    /** The name in {@code request.headers[<name>]}, or null for any other key. */
+    private static String headerName(String key) {
+        return key.startsWith("request.headers[") && key.endsWith("]")
+                ? key.substring("request.headers[".length(), key.length() - 1) : null;
+    }
+
+    private static StringMatch portString(Object v, String path) {
+        return StringMatch.newBuilder().setExact(Integer.toString(Specs.port(v, path))).build();
     }
 
     // ------------------------------------------------------------------ PeerAuthentication
