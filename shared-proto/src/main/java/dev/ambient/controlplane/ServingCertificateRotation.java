@@ -28,6 +28,7 @@ public final class ServingCertificateRotation implements AutoCloseable {
     private final String server;
     private final Supplier<ServingCertificate> issuer;
     private final ServingKeyManager keys;
+    private final Duration maxInterval;
     private final ScheduledExecutorService scheduler;
     private ScheduledFuture<?> next; // scheduler thread only, or under this
     private int failures; // scheduler thread only
@@ -39,15 +40,28 @@ public final class ServingCertificateRotation implements AutoCloseable {
      * @param issuer gets a new certificate; blocking; throws with the reason when it cannot
      */
     public ServingCertificateRotation(String server, Supplier<ServingCertificate> issuer, ServingKeyManager keys) {
+        this(server, issuer, keys, Duration.ofDays(365));
+    }
+
+    /** @param maxInterval ask the issuer again at least this often (files that may change any time) */
+    public ServingCertificateRotation(String server, Supplier<ServingCertificate> issuer, ServingKeyManager keys,
+            Duration maxInterval) {
         this.server = server;
         this.issuer = issuer;
         this.keys = keys;
+        this.maxInterval = maxInterval;
         this.scheduler = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().daemon().name("serving-certificate").factory());
     }
 
     public ServingCertificateRotation start() {
         renewNow();
+        return this;
+    }
+
+    /** Tries once on the calling thread (a local source: ready as soon as the service is up), then goes on as {@link #start()}. */
+    public ServingCertificateRotation startHere() {
+        renew();
         return this;
     }
 
@@ -73,15 +87,19 @@ public final class ServingCertificateRotation implements AutoCloseable {
         Duration delay;
         try {
             ServingCertificate cert = issuer.get();
-            keys.install(cert);
+            if (!keys.current().map(c -> c.leaf().equals(cert.leaf())).orElse(false)) {
+                keys.install(cert);
+                LOG.infof("%s serves %s", server, cert);
+            }
             failures = 0;
             problem = null;
             lastLogged = null;
-            LOG.infof("%s serves %s", server, cert);
             // half of what is left: the certificate is backdated a minute, so its own half-life comes early
             delay = Duration.between(Instant.now(), cert.notAfter()).dividedBy(2);
             if (delay.compareTo(MIN_RETRY) < 0) {
                 delay = MIN_RETRY;
+            } else if (delay.compareTo(maxInterval) > 0) {
+                delay = maxInterval;
             }
         } catch (RuntimeException e) {
             failures++;

@@ -1,13 +1,14 @@
 package dev.ambient.ca;
 
 import static dev.ambient.ca.CaClient.refused;
-import static dev.ambient.ca.FakeTokenReviews.jwt;
+import static dev.ambient.auth.FakeTokenReviews.jwt;
 import static io.restassured.RestAssured.given;
 import static org.hamcrest.Matchers.equalTo;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.ambient.ca.FakeTokenReviews.Holder;
+import dev.ambient.auth.FakeTokenReviews;
+import dev.ambient.auth.FakeTokenReviews.Holder;
 import dev.ambient.identity.Pem;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.proto.ca.TrustBundleRequest;

@@ -1,4 +1,4 @@
-package dev.ambient.ca;
+package dev.ambient.auth;
 
 import io.fabric8.kubernetes.api.model.authentication.TokenReview;
 import io.fabric8.kubernetes.api.model.authentication.TokenReviewBuilder;
@@ -22,6 +22,8 @@ import java.util.function.Consumer;
  * audiences the token is valid for among those the review names). Tokens are JWT-shaped, as
  * projected tokens are; {@link #jwt} makes one. A token registered as {@link #OUTAGE} gets HTTP
  * 503; an unknown one is rejected after {@link #unknownTokenDelayMillis} (a slow API server).
+ * Shared by the tests of svc-ca and svc-xds (this module's test jar): register it with
+ * {@code @WithKubernetesTestServer(setup = FakeTokenReviews.class)}.
  */
 public final class FakeTokenReviews implements Consumer<KubernetesServer> {
 
@@ -32,10 +34,10 @@ public final class FakeTokenReviews implements Consumer<KubernetesServer> {
     }
 
     public static final Holder OUTAGE = new Holder("-", "-", null, null);
-    static final Map<String, Holder> TOKENS = new ConcurrentHashMap<>();
+    public static final Map<String, Holder> TOKENS = new ConcurrentHashMap<>();
     static final Map<String, AtomicInteger> REVIEWS = new ConcurrentHashMap<>();
     static final AtomicInteger ALL_REVIEWS = new AtomicInteger();
-    static volatile long unknownTokenDelayMillis;
+    public static volatile long unknownTokenDelayMillis;
 
     /** A JWT-shaped token named {@code name} for {@code audiences} (its signature is nobody's business but the fake's). */
     public static String jwt(String name, List<String> audiences) {
