@@ -13,9 +13,9 @@ import io.vertx.grpc.server.GrpcServerOptions;
  * {@code ssl.protocols=TLSv1.3}, {@code ssl.client-auth=NONE}. Anything else refuses to start,
  * so a configuration mistake can never serve the control plane in clear.
  *
- * <p>A service registers one as a bean ({@code @ApplicationScoped} subclass); Quarkus applies it
- * to the server builder before its own SSL options, which leave our key material in place when
- * no certificate file is configured.
+ * <p>A service registers one as a bean (a {@code @Singleton} subclass that also keeps the
+ * certificate fresh); Quarkus applies it to the server builder before its own SSL options, which
+ * leave our key material in place when no certificate file is configured.
  */
 public class ServingTlsCustomizer implements ServerBuilderCustomizer<VertxServerBuilder> {
 
@@ -23,6 +23,11 @@ public class ServingTlsCustomizer implements ServerBuilderCustomizer<VertxServer
 
     public ServingTlsCustomizer(ServingKeyManager keys) {
         this.keys = keys;
+    }
+
+    /** What the server presents: install a renewed certificate here. */
+    protected ServingKeyManager keys() {
+        return keys;
     }
 
     @Override

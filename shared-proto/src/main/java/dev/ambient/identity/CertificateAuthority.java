@@ -275,16 +275,8 @@ public final class CertificateAuthority {
     public List<X509Certificate> sign(PKCS10CertificationRequest csr, Duration lifetime) {
         requirePositive(lifetime);
         SpiffeId id = CertificateRequests.verifiedIdentity(csr);
-        PublicKey publicKey;
-        try {
-            publicKey = new JcaPKCS10CertificationRequest(csr).getPublicKey();
-        } catch (GeneralSecurityException e) {
-            throw new IllegalArgumentException("CSR public key is unusable: " + e.getMessage(), e);
-        }
-        Instant now = Instant.now();
-        if (!signer().getNotAfter().toInstant().isAfter(now)) {
-            throw new IllegalStateException("CA certificate expired at " + signer().getNotAfter().toInstant());
-        }
+        PublicKey publicKey = publicKey(csr);
+        Instant now = signerValidNow();
         return sign(publicKey, id, now.minus(BACKDATE), cappedToSigner(now.plus(lifetime)));
     }
 
@@ -333,16 +325,8 @@ public final class CertificateAuthority {
         if (!(CertificateRequests.verifiedSubject(csr) instanceof CertificateSubject.ServerNames names)) {
             throw new IllegalArgumentException("a server certificate request must name DNS names only");
         }
-        PublicKey publicKey;
-        try {
-            publicKey = new JcaPKCS10CertificationRequest(csr).getPublicKey();
-        } catch (GeneralSecurityException e) {
-            throw new IllegalArgumentException("CSR public key is unusable: " + e.getMessage(), e);
-        }
-        Instant now = Instant.now();
-        if (!signer().getNotAfter().toInstant().isAfter(now)) {
-            throw new IllegalStateException("CA certificate expired at " + signer().getNotAfter().toInstant());
-        }
+        PublicKey publicKey = publicKey(csr);
+        Instant now = signerValidNow();
         X509.checkAcceptableKey(publicKey);
         X509Certificate leaf = build(issuerName(), key, new X500Name(new RDN[0]), publicKey, now.minus(BACKDATE),
                 cappedToSigner(now.plus(lifetime)), certificate -> {
@@ -358,6 +342,23 @@ public final class CertificateAuthority {
         chain.add(leaf);
         chain.addAll(chainToRoot);
         return List.copyOf(chain);
+    }
+
+    private static PublicKey publicKey(PKCS10CertificationRequest csr) {
+        try {
+            return new JcaPKCS10CertificationRequest(csr).getPublicKey();
+        } catch (GeneralSecurityException e) {
+            throw new IllegalArgumentException("CSR public key is unusable: " + e.getMessage(), e);
+        }
+    }
+
+    /** Now, when the signer is still valid. */
+    private Instant signerValidNow() {
+        Instant now = Instant.now();
+        if (!signer().getNotAfter().toInstant().isAfter(now)) {
+            throw new IllegalStateException("CA certificate expired at " + signer().getNotAfter().toInstant());
+        }
+        return now;
     }
 
     /** A new key and a server certificate for {@code dnsNames}: the CA's own serving certificate. */

@@ -1,12 +1,8 @@
 package dev.ambient.identity;
 
 import java.security.PrivateKey;
-import java.security.cert.CertificateParsingException;
 import java.security.cert.X509Certificate;
-import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.Collection;
 import java.util.List;
 import java.util.Objects;
 
@@ -40,17 +36,8 @@ public record ServingCertificate(PrivateKey privateKey, List<X509Certificate> ch
         return dnsNames(leaf());
     }
 
-    public Instant notBefore() {
-        return leaf().getNotBefore().toInstant();
-    }
-
     public Instant notAfter() {
         return leaf().getNotAfter().toInstant();
-    }
-
-    /** Half-way through the validity period: time for the next certificate. */
-    public Instant renewAt() {
-        return notBefore().plus(Duration.between(notBefore(), notAfter()).dividedBy(2));
     }
 
     /** The serial number in hex, as logs and tests name a certificate. */
@@ -60,21 +47,7 @@ public record ServingCertificate(PrivateKey privateKey, List<X509Certificate> ch
 
     /** The DNS SANs of a certificate (empty when it has none). */
     public static List<String> dnsNames(X509Certificate cert) {
-        Collection<List<?>> sans;
-        try {
-            sans = cert.getSubjectAlternativeNames();
-        } catch (CertificateParsingException e) {
-            throw new IllegalArgumentException("unparsable subjectAltName: " + e.getMessage(), e);
-        }
-        List<String> names = new ArrayList<>();
-        if (sans != null) {
-            for (List<?> san : sans) {
-                if (san.get(0) instanceof Integer tag && tag == SAN_DNS) {
-                    names.add((String) san.get(1));
-                }
-            }
-        }
-        return names;
+        return X509.sans(cert, SAN_DNS);
     }
 
     @Override

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.ambient.controlplane.ControlPlaneFixture;
 import dev.ambient.identity.Pem;
 import dev.ambient.identity.ServingCertificate;
 import dev.ambient.proto.ca.CertificateServiceGrpc;
@@ -23,11 +24,7 @@ import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLException;
-import javax.net.ssl.SSLSocket;
-import javax.net.ssl.TrustManager;
-import javax.net.ssl.X509TrustManager;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -96,28 +93,6 @@ class CaServingTlsTest {
 
     /** The certificates the CA presents to a client of {@code protocol} that trusts anything. */
     static X509Certificate[] handshake(String protocol) throws Exception {
-        SSLContext context = SSLContext.getInstance("TLS");
-        context.init(null, new TrustManager[] {new X509TrustManager() {
-            @Override
-            public void checkClientTrusted(X509Certificate[] chain, String authType) {}
-
-            @Override
-            public void checkServerTrusted(X509Certificate[] chain, String authType) {}
-
-            @Override
-            public X509Certificate[] getAcceptedIssuers() {
-                return new X509Certificate[0];
-            }
-        }}, null);
-        try (SSLSocket socket = (SSLSocket) context.getSocketFactory().createSocket("127.0.0.1", CaClient.GRPC_TEST_PORT)) {
-            socket.setEnabledProtocols(new String[] {protocol});
-            socket.setSoTimeout(10_000);
-            var parameters = socket.getSSLParameters();
-            parameters.setApplicationProtocols(new String[] {"h2"});
-            socket.setSSLParameters(parameters);
-            socket.startHandshake();
-            assertEquals("TLSv1.3", socket.getSession().getProtocol());
-            return (X509Certificate[]) socket.getSession().getPeerCertificates();
-        }
+        return ControlPlaneFixture.handshake("127.0.0.1", CaClient.GRPC_TEST_PORT, protocol);
     }
 }

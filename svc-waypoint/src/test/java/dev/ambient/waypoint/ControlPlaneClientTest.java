@@ -72,20 +72,7 @@ class ControlPlaneClientTest {
         var xds = new DeltaDiscoveryGrpc.DeltaDiscoveryImplBase() {
             @Override
             public StreamObserver<DeltaDiscoveryRequest> deltaStream(StreamObserver<DeltaDiscoveryResponse> out) {
-                return new StreamObserver<>() {
-                    @Override
-                    public void onNext(DeltaDiscoveryRequest r) {
-                        requests.add(r);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                    }
-                };
+                return ControlPlaneFixture.collecting(requests);
             }
         };
         Server server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", XDS_PORT))

@@ -8,9 +8,7 @@ import dev.ambient.identity.ServingCertificate;
 import io.quarkus.arc.Unremovable;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
-import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
-import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Singleton;
 import java.util.Optional;
 
@@ -19,30 +17,24 @@ import java.util.Optional;
  * (so it chains to the mesh root every client has mounted), for {@code ca.tls.server-names},
  * renewed at half-life and at once when the root changes, served from the next handshake on
  * without a restart. Until the root is loaded there is nothing to serve and handshakes fail.
+ * Quarkus's gRPC server picks this bean up as a {@code ServerBuilderCustomizer}.
  */
-@ApplicationScoped
-public class CaServingTls {
+@Singleton
+@Unremovable
+public class CaServingTls extends ServingTlsCustomizer {
 
     private final CaConfig config;
     private final RootOfTrust rootOfTrust;
-    private final ServingKeyManager keys = new ServingKeyManager();
     private ServingCertificateRotation rotation;
 
     public CaServingTls(CaConfig config, RootOfTrust rootOfTrust) {
+        super(new ServingKeyManager());
         this.config = config;
         this.rootOfTrust = rootOfTrust;
     }
 
-    /** Quarkus's gRPC server picks this up and serves TLS 1.3 with what {@link #keys} holds. */
-    @Produces
-    @Singleton
-    @Unremovable
-    ServingTlsCustomizer grpcTls() {
-        return new ServingTlsCustomizer(keys);
-    }
-
     void onStart(@Observes StartupEvent event) {
-        rotation = new ServingCertificateRotation("svc-ca gRPC", this::issue, keys).start();
+        rotation = new ServingCertificateRotation("svc-ca gRPC", this::issue, keys()).start();
     }
 
     void onRootChange(@Observes LoadedRoot root) {
@@ -63,7 +55,7 @@ public class CaServingTls {
     }
 
     public Optional<ServingCertificate> current() {
-        return keys.current();
+        return keys().current();
     }
 
     private ServingCertificate issue() {

@@ -11,9 +11,7 @@ import dev.ambient.identity.ServingCertificate;
 import io.quarkus.arc.Unremovable;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
-import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
-import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Singleton;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -31,28 +29,22 @@ import java.util.function.Supplier;
  * files. Served from the next handshake on, without a restart. Not ready until one is served.
  *
  * <p>The mesh root is read at start: a missing root file is a start-up error, never a fallback
- * to plaintext or to trusting whatever the CA's port presents.
+ * to plaintext or to trusting whatever the CA's port presents. Quarkus's gRPC server picks this
+ * bean up as a {@code ServerBuilderCustomizer}.
  */
-@ApplicationScoped
-public class XdsServingTls {
+@Singleton
+@Unremovable
+public class XdsServingTls extends ServingTlsCustomizer {
 
     private static final Duration FILE_CHECK_INTERVAL = Duration.ofMinutes(1);
 
     private final TlsConfig config;
-    private final ServingKeyManager keys = new ServingKeyManager();
     private CertificateClient ca;
     private ServingCertificateRotation rotation;
 
     public XdsServingTls(TlsConfig config) {
+        super(new ServingKeyManager());
         this.config = config;
-    }
-
-    /** Quarkus's gRPC server picks this up and serves TLS 1.3 with what {@link #keys} holds. */
-    @Produces
-    @Singleton
-    @Unremovable
-    ServingTlsCustomizer grpcTls() {
-        return new ServingTlsCustomizer(keys);
     }
 
     void onStart(@Observes StartupEvent event) {
@@ -72,9 +64,9 @@ public class XdsServingTls {
             }
         };
         if (config.source() == TlsConfig.Source.FILES) {
-            rotation = new ServingCertificateRotation("svc-xds gRPC", issuer, keys, FILE_CHECK_INTERVAL).startHere();
+            rotation = new ServingCertificateRotation("svc-xds gRPC", issuer, keys(), FILE_CHECK_INTERVAL).startHere();
         } else { // svc-ca may not answer yet: xds starts (live, not ready) and keeps asking
-            rotation = new ServingCertificateRotation("svc-xds gRPC", issuer, keys).start();
+            rotation = new ServingCertificateRotation("svc-xds gRPC", issuer, keys()).start();
         }
     }
 
@@ -88,7 +80,7 @@ public class XdsServingTls {
     }
 
     public Optional<ServingCertificate> current() {
-        return keys.current();
+        return keys().current();
     }
 
     /** Why no valid serving certificate is served, or empty when one is. */

@@ -49,20 +49,7 @@ class XdsClientTest {
         @Override
         public StreamObserver<DeltaDiscoveryRequest> deltaStream(StreamObserver<DeltaDiscoveryResponse> out) {
             current = out;
-            return new StreamObserver<>() {
-                @Override
-                public void onNext(DeltaDiscoveryRequest r) {
-                    requests.add(r);
-                }
-
-                @Override
-                public void onError(Throwable t) {
-                }
-
-                @Override
-                public void onCompleted() {
-                }
-            };
+            return ControlPlaneFixture.collecting(requests);
         }
 
         void push(String type, List<? extends com.google.protobuf.Message> resources, List<String> removed) {
