@@ -333,8 +333,71 @@ class MeshInABoxIT {
         }
     }
 
+    /**
+     * The control plane on the wire, as anyone on the path sees it: a capture on every interface
+     * (the bridge the waypoint pod talks over, and the host's loopback the node ztunnels use) while
+     * node-b's ztunnel restarts (CSRs for its pods, a new discovery stream) and the waypoint pod
+     * restarts: every connection to 15010 and 15012 opened meanwhile is TLS 1.3 from its first byte
+     * to its last, and no token, no "Bearer", no SPIFFE id and no workload name is in clear.
+     */
     @Test
     @Order(8)
+    void theControlPlaneOnTheWireIsTls13WithNoTokenOrWorkloadNameInClear() throws Exception {
+        Path pcap = Path.of("target", "control-plane.pcap").toAbsolutePath();
+        Files.deleteIfExists(pcap);
+        Process tcpdump = new ProcessBuilder("tcpdump", "-i", "any", "-U", "-s", "0", "-n", "-w", pcap.toString(),
+                "tcp port 15010 or tcp port 15012").redirectErrorStream(true).start();
+        try {
+            var started = new java.io.BufferedReader(new java.io.InputStreamReader(tcpdump.getInputStream()));
+            String line = started.readLine(); // "data link type ...", then "listening on ..."
+            for (int i = 0; i < 5 && line != null && !line.contains("listening on"); i++) {
+                line = started.readLine();
+            }
+            assertTrue(line != null && line.contains("listening on"), "tcpdump (Debian package tcpdump) capturing: " + line);
+            assertEquals(0, meshbox("restart", "ztunnel-node-b").exit());
+            assertEquals(0, meshbox("restart", "pod-waypoint-0").exit());
+            await("ztunnel-node-b ready again", () -> ready("http://127.0.0.3:15021/healthz/ready"));
+            await("the waypoint ready again", () -> ready("http://10.44.2.100:15021/healthz/ready"));
+            await("traffic through the waypoint to node-b's pods flows again",
+                    () -> curl("sleep", "--max-time", "3", "http://httpbin/").out().startsWith("hello from httpbin-v"));
+            Thread.sleep(500);
+        } finally {
+            tcpdump.destroy();
+            tcpdump.waitFor(10, TimeUnit.SECONDS);
+        }
+
+        TlsCapture capture = TlsCapture.read(pcap);
+        long toCa = capture.streams.keySet().stream().filter(f -> f.dstPort() == 15012).count();
+        long toXds = capture.streams.keySet().stream().filter(f -> f.dstPort() == 15010).count();
+        assertTrue(toCa >= 2 && toXds >= 2, "connections opened to the CA (" + toCa + ") and to xds (" + toXds
+                + ") by the restarted ztunnel and waypoint: " + capture.streams.keySet());
+        capture.streams.forEach((flow, bytes) -> {
+            boolean fromServer = flow.srcPort() == 15010 || flow.srcPort() == 15012;
+            String why = TlsCapture.notTls13(bytes, fromServer);
+            assertEquals(null, why, flow + " (" + bytes.length + " bytes)");
+        });
+        for (String secret : List.of("ztunnel-node-b-token", "ztunnel-node-a-token", "waypoint-token", "xds-token",
+                "Bearer", "authorization", "spiffe://", "httpbin-v1", "httpbin-v2", "sleep", "outsider", "pod-name")) {
+            assertFalse(capture.contains(secret), "\"" + secret + "\" crossed the network in clear (" + pcap + ")");
+        }
+    }
+
+    @Test
+    @Order(9)
+    void theControlPlaneRefusesPlaintextAndItsDebugPagesStayOnLoopback() throws Exception {
+        Result plaintextCa = curl("outsider", "--http2-prior-knowledge", "-o", "/dev/null", "http://10.44.0.20:15012/");
+        assertNotEquals(0, plaintextCa.exit(), "a plaintext HTTP/2 client gets nothing from the CA: " + plaintextCa.out());
+        Result plaintextXds = curl("outsider", "--http2-prior-knowledge", "-o", "/dev/null", "http://10.44.0.21:15010/");
+        assertNotEquals(0, plaintextXds.exit(), "nor from xds: " + plaintextXds.out());
+        Result debug = curl("outsider", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://10.44.0.21:15021/debug/connections");
+        assertEquals("404", debug.out().trim(), "no debug pages on xds's pod-facing port");
+        String connections = get("http://127.0.0.1:15200/debug/connections");
+        assertTrue(connections.contains("service account istio-system/ztunnel (node node-b)"), connections);
+        assertTrue(connections.contains("service account default/waypoint"), connections);
+    }
+
+    @Test
+    @Order(10)
     void aZtunnelOrAgentRestartKeepsPodsEnrolledWithoutRestartingThem() throws Exception {
         String serverPid = Files.readString(STATE.resolve("pids/pod-httpbin-v1")).trim();
         assertEquals(0, meshbox("restart", "ztunnel-node-b").exit());
@@ -357,7 +420,7 @@ class MeshInABoxIT {
     }
 
     @Test
-    @Order(9)
+    @Order(11)
     void aCaRestartDoesNotBreakRunningTraffic() throws Exception {
         // Requests every 50 ms from the client pod while the CA goes down and comes back.
         CompletableFuture<Result> traffic = requestsToHttpbin("sleep", 60);
@@ -384,7 +447,7 @@ class MeshInABoxIT {
     }
 
     @Test
-    @Order(10)
+    @Order(12)
     void everyDashboardQueryReturnsASeriesFromPrometheus() throws Exception {
         curl("sleep", "http://httpbin/?[1-20]");
         curl("sleep", "http://httpbin/admin");

@@ -3,6 +3,7 @@ package dev.ambient.discovery;
 import com.google.protobuf.Any;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
+import dev.ambient.controlplane.ControlPlaneEndpoint;
 import dev.ambient.proto.discovery.DeltaDiscoveryGrpc;
 import dev.ambient.proto.discovery.DeltaDiscoveryRequest;
 import dev.ambient.proto.discovery.DeltaDiscoveryResponse;
@@ -10,7 +11,6 @@ import dev.ambient.proto.discovery.Node;
 import dev.ambient.proto.discovery.Resource;
 import dev.ambient.proto.discovery.Status;
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -25,7 +25,9 @@ import java.util.function.Consumer;
 import org.jboss.logging.Logger;
 
 /**
- * A delta discovery stream from svc-xds, shared by the ztunnel and the waypoint: subscribes to the
+ * A delta discovery stream from svc-xds, shared by the ztunnel and the waypoint, over the control
+ * plane's TLS channel (svc-xds verified against the mounted mesh root and its Service name) with
+ * the caller's service-account token; svc-xds serves it only what that account may see. It subscribes to the
  * given types, applies each delta to what it holds, ACKs it, and NACKs a response it cannot use
  * (keeping what it had). Once every type has arrived, each change publishes the whole held state
  * to the consumer. When the control plane is unreachable the consumer keeps the last good state
@@ -47,7 +49,7 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
     private record Held(String version, Message resource) {
     }
 
-    private final String target;
+    private final ControlPlaneEndpoint endpoint;
     private final Node node;
     private final List<String> types;
     private final Consumer<Snapshot> publish;
@@ -66,13 +68,13 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
     private volatile long nacks;
 
     /**
-     * @param target svc-xds {@code host:port}
+     * @param endpoint svc-xds
      * @param types the type URLs to subscribe to ({@link ResourceTypes})
      * @param publish called on the client's own thread with the whole state after each accepted change
      */
-    public DeltaDiscoveryClient(String target, Node node, List<String> types, Consumer<Snapshot> publish,
+    public DeltaDiscoveryClient(ControlPlaneEndpoint endpoint, Node node, List<String> types, Consumer<Snapshot> publish,
             String threadName) {
-        this.target = target;
+        this.endpoint = endpoint;
         this.node = node;
         this.types = List.copyOf(types);
         this.publish = publish;
@@ -85,8 +87,7 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
 
     public void start() {
         // A 10,000-pod initial sync is about 3 MiB; leave room above gRPC's 4 MiB default.
-        channel = ManagedChannelBuilder.forTarget(target).usePlaintext().maxInboundMessageSize(64 << 20)
-                .keepAliveTime(30, TimeUnit.SECONDS).build();
+        channel = endpoint.open(b -> b.maxInboundMessageSize(64 << 20).keepAliveTime(30, TimeUnit.SECONDS));
         scheduler.execute(this::connect);
     }
 
@@ -112,7 +113,7 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
     }
 
     public String target() {
-        return target;
+        return endpoint.toString();
     }
 
     private void connect() {
@@ -120,13 +121,13 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
             return;
         }
         Stream stream = new Stream();
-        requests = DeltaDiscoveryGrpc.newStub(channel).deltaStream(stream);
+        requests = DeltaDiscoveryGrpc.newStub(channel).withCallCredentials(endpoint.token()).deltaStream(stream);
         for (String type : types) {
             DeltaDiscoveryRequest.Builder r = DeltaDiscoveryRequest.newBuilder().setNode(node).setTypeUrl(type);
             held.getOrDefault(type, Map.of()).forEach((name, h) -> r.putInitialResourceVersions(name, h.version()));
             requests.onNext(r.build());
         }
-        LOG.infof("xds: subscribing to %s at %s as %s (%d resources already held)", types, target, node.getId(),
+        LOG.infof("xds: subscribing to %s at %s as %s (%d resources already held)", types, endpoint, node.getId(),
                 held.values().stream().mapToInt(Map::size).sum());
     }
 
@@ -181,7 +182,7 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
             publish.accept(new Snapshot(Map.copyOf(all)));
             if (!synced) {
                 synced = true;
-                LOG.infof("xds: synced from %s", target);
+                LOG.infof("xds: synced from %s", endpoint);
             }
         }
     }
@@ -205,7 +206,7 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
         failures++;
         long base = Math.min(30_000, 500L << Math.min(failures, 6));
         long delay = base / 2 + ThreadLocalRandom.current().nextLong(base / 2 + 1);
-        LOG.warnf("xds: stream to %s lost (%s); serving the last good state, reconnecting in %d ms", target, why,
+        LOG.warnf("xds: stream to %s lost (%s); serving the last good state, reconnecting in %d ms", endpoint, why,
                 delay);
         typesSynced.clear();
         scheduler.schedule(this::connect, delay, TimeUnit.MILLISECONDS);

@@ -275,16 +275,8 @@ public final class CertificateAuthority {
     public List<X509Certificate> sign(PKCS10CertificationRequest csr, Duration lifetime) {
         requirePositive(lifetime);
         SpiffeId id = CertificateRequests.verifiedIdentity(csr);
-        PublicKey publicKey;
-        try {
-            publicKey = new JcaPKCS10CertificationRequest(csr).getPublicKey();
-        } catch (GeneralSecurityException e) {
-            throw new IllegalArgumentException("CSR public key is unusable: " + e.getMessage(), e);
-        }
-        Instant now = Instant.now();
-        if (!signer().getNotAfter().toInstant().isAfter(now)) {
-            throw new IllegalStateException("CA certificate expired at " + signer().getNotAfter().toInstant());
-        }
+        PublicKey publicKey = publicKey(csr);
+        Instant now = signerValidNow();
         return sign(publicKey, id, now.minus(BACKDATE), cappedToSigner(now.plus(lifetime)));
     }
 
@@ -318,6 +310,62 @@ public final class CertificateAuthority {
         chain.add(leaf);
         chain.addAll(chainToRoot);
         return List.copyOf(chain);
+    }
+
+    /**
+     * Signs a control-plane server certificate (svc-ca's own, svc-xds's) for a CSR that names only
+     * DNS names: valid from a minute ago for {@code lifetime}, never past the signer's expiry. The
+     * leaf carries the DNS names as its only names and may serve only (serverAuth), so it can never
+     * pass as a workload in HBONE. Who may have which names is the caller's decision.
+     *
+     * @throws IllegalArgumentException when the CSR is invalid or asks for anything but DNS names
+     */
+    public List<X509Certificate> signServer(PKCS10CertificationRequest csr, Duration lifetime) {
+        requirePositive(lifetime);
+        if (!(CertificateRequests.verifiedSubject(csr) instanceof CertificateSubject.ServerNames names)) {
+            throw new IllegalArgumentException("a server certificate request must name DNS names only");
+        }
+        PublicKey publicKey = publicKey(csr);
+        Instant now = signerValidNow();
+        X509.checkAcceptableKey(publicKey);
+        X509Certificate leaf = build(issuerName(), key, new X500Name(new RDN[0]), publicKey, now.minus(BACKDATE),
+                cappedToSigner(now.plus(lifetime)), certificate -> {
+                    certificate.addExtension(Extension.basicConstraints, true, new BasicConstraints(false));
+                    certificate.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.digitalSignature));
+                    certificate.addExtension(Extension.extendedKeyUsage, false,
+                            new ExtendedKeyUsage(KeyPurposeId.id_kp_serverAuth));
+                    certificate.addExtension(Extension.subjectAlternativeName, true, new GeneralNames(names.dnsNames()
+                            .stream().map(n -> new GeneralName(GeneralName.dNSName, n)).toArray(GeneralName[]::new)));
+                    certificate.addExtension(Extension.authorityKeyIdentifier, false, authorityKeyId());
+                });
+        List<X509Certificate> chain = new ArrayList<>();
+        chain.add(leaf);
+        chain.addAll(chainToRoot);
+        return List.copyOf(chain);
+    }
+
+    private static PublicKey publicKey(PKCS10CertificationRequest csr) {
+        try {
+            return new JcaPKCS10CertificationRequest(csr).getPublicKey();
+        } catch (GeneralSecurityException e) {
+            throw new IllegalArgumentException("CSR public key is unusable: " + e.getMessage(), e);
+        }
+    }
+
+    /** Now, when the signer is still valid. */
+    private Instant signerValidNow() {
+        Instant now = Instant.now();
+        if (!signer().getNotAfter().toInstant().isAfter(now)) {
+            throw new IllegalStateException("CA certificate expired at " + signer().getNotAfter().toInstant());
+        }
+        return now;
+    }
+
+    /** A new key and a server certificate for {@code dnsNames}: the CA's own serving certificate. */
+    public ServingCertificate issueServer(List<String> dnsNames, Duration lifetime) {
+        KeyPair keys = CertificateRequests.newKeyPair();
+        PKCS10CertificationRequest csr = CertificateRequests.parsePem(CertificateRequests.createServerPem(keys, dnsNames));
+        return new ServingCertificate(keys.getPrivate(), signServer(csr, lifetime));
     }
 
     /** New key pair, CSR and signature in one step: for standalone proxies and tests. */

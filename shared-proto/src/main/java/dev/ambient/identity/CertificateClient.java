@@ -1,15 +1,10 @@
 package dev.ambient.identity;
 
+import dev.ambient.controlplane.ControlPlaneEndpoint;
 import dev.ambient.proto.ca.CertificateRequest;
 import dev.ambient.proto.ca.CertificateServiceGrpc;
 import dev.ambient.proto.ca.TrustBundleRequest;
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
-import io.grpc.Metadata;
-import io.grpc.stub.MetadataUtils;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.security.KeyPair;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
@@ -22,41 +17,39 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A CSR client of svc-ca, shared by the ztunnel and the waypoint: a new P-256 key and CSR per
- * request, sent with the caller's service-account token (re-read on every call: projected tokens
- * rotate). The trust bundle is fetched with each issuance, so a rotated root reaches the data
- * plane with the next renewal. The calls block (gRPC blocking stub, key generation), so they run
- * on the client's own small bounded pool, never on event loops.
+ * A CSR client of svc-ca, shared by the ztunnel, the waypoint and svc-xds: a new P-256 key and CSR
+ * per request, over the control plane's TLS channel (the CA verified against the mounted mesh root
+ * and its Service name), with the caller's service-account token on every call. The trust bundle
+ * is fetched with each issuance over that same verified channel, so a rotated root reaches the
+ * data plane with the next renewal; when the CA lists none, the mounted roots are used, never the
+ * chain just received. The calls block (gRPC blocking stub, key generation), so they run on the
+ * client's own small bounded pool, never on event loops.
  */
 public final class CertificateClient implements AutoCloseable {
 
-    private static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization",
-            Metadata.ASCII_STRING_MARSHALLER);
-
-    /** A certificate with its chain, and the roots peers must chain to (empty if the CA sent none). */
+    /** A certificate with its chain, and the roots peers must chain to. */
     public record Issued(WorkloadCertificate certificate, List<X509Certificate> roots) {
     }
 
-    private final String target;
-    private final Path tokenFile;
+    private final ControlPlaneEndpoint endpoint;
     private final Duration lifetime;
     private final ExecutorService executor;
     private final ManagedChannel channel;
 
-    public CertificateClient(String target, Path tokenFile, Duration lifetime, String threadName) {
-        this.target = target;
-        this.tokenFile = tokenFile;
+    public CertificateClient(ControlPlaneEndpoint endpoint, Duration lifetime, String threadName) {
+        this.endpoint = endpoint;
         this.lifetime = lifetime;
         this.executor = Executors.newFixedThreadPool(2, r -> {
             Thread t = new Thread(r, threadName);
             t.setDaemon(true);
             return t;
         });
-        this.channel = ManagedChannelBuilder.forTarget(target).usePlaintext().build();
+        this.channel = endpoint.open(b -> b);
     }
 
+    /** The CA, as logs name it. */
     public String target() {
-        return target;
+        return endpoint.toString();
     }
 
     /**
@@ -68,38 +61,53 @@ public final class CertificateClient implements AutoCloseable {
         return CompletableFuture.supplyAsync(() -> fetch(identity, metadata), executor);
     }
 
-    private Issued fetch(SpiffeId identity, Map<String, String> metadata) {
-        Metadata headers = new Metadata();
-        headers.put(AUTHORIZATION, "Bearer " + token());
-        var stub = CertificateServiceGrpc.newBlockingStub(channel)
-                .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers))
+    /** Asks for a serving certificate for {@code dnsNames} (svc-xds's Service names); blocking. */
+    public ServingCertificate issueServing(List<String> dnsNames) {
+        KeyPair keys = CertificateRequests.newKeyPair();
+        var response = stub().createCertificate(CertificateRequest.newBuilder()
+                .setCsr(CertificateRequests.createServerPem(keys, dnsNames))
+                .setValiditySeconds(lifetime.toSeconds())
+                .build());
+        List<X509Certificate> chain = decode(response.getCertChainList());
+        chainsToMountedRoot(chain);
+        return new ServingCertificate(keys.getPrivate(), chain);
+    }
+
+    private CertificateServiceGrpc.CertificateServiceBlockingStub stub() {
+        return CertificateServiceGrpc.newBlockingStub(channel).withCallCredentials(endpoint.token())
                 .withDeadlineAfter(10, TimeUnit.SECONDS);
+    }
+
+    private Issued fetch(SpiffeId identity, Map<String, String> metadata) {
+        var stub = stub();
         KeyPair keys = CertificateRequests.newKeyPair();
         CertificateRequest request = CertificateRequest.newBuilder()
                 .setCsr(CertificateRequests.createPem(keys, identity))
                 .setValiditySeconds(lifetime.toSeconds())
                 .putAllMetadata(metadata)
                 .build();
-        var response = stub.createCertificate(request);
-        List<X509Certificate> chain = new ArrayList<>();
-        for (String pem : response.getCertChainList()) {
-            chain.addAll(Pem.decodeCertificates(pem));
+        List<X509Certificate> chain = decode(stub.createCertificate(request).getCertChainList());
+        List<X509Certificate> trusted = decode(stub.getTrustBundle(TrustBundleRequest.getDefaultInstance()).getRootsList());
+        if (trusted.isEmpty()) {
+            trusted = endpoint.roots().roots();
         }
-        var bundle = stub.getTrustBundle(TrustBundleRequest.getDefaultInstance());
-        List<X509Certificate> trusted = new ArrayList<>();
-        bundle.getRootsList().forEach(pem -> trusted.addAll(Pem.decodeCertificates(pem)));
-        if (trusted.isEmpty() && !chain.isEmpty()) {
-            trusted.add(chain.getLast());
+        if (!chain.isEmpty() && !trusted.contains(chain.getLast())) {
+            throw new IllegalStateException("the CA sent a chain ending in " + chain.getLast().getSubjectX500Principal()
+                    + ", a root it does not list in its trust bundle");
         }
         return new Issued(new WorkloadCertificate(identity, keys.getPrivate(), chain), List.copyOf(trusted));
     }
 
-    private String token() {
-        try {
-            return Files.readString(tokenFile).trim();
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot read service-account token " + tokenFile + ": " + e.getMessage());
+    private void chainsToMountedRoot(List<X509Certificate> chain) {
+        if (chain.isEmpty() || !endpoint.roots().roots().contains(chain.getLast())) {
+            throw new IllegalStateException("the CA sent a serving certificate that does not end in a mounted mesh root");
         }
+    }
+
+    private static List<X509Certificate> decode(List<String> pems) {
+        List<X509Certificate> certificates = new ArrayList<>();
+        pems.forEach(pem -> certificates.addAll(Pem.decodeCertificates(pem)));
+        return certificates;
     }
 
     @Override

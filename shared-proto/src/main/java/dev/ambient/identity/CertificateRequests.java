@@ -5,6 +5,8 @@ import java.security.GeneralSecurityException;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
 import java.security.spec.ECGenParameterSpec;
+import java.util.Arrays;
+import java.util.List;
 import org.bouncycastle.asn1.ASN1IA5String;
 import org.bouncycastle.asn1.pkcs.Attribute;
 import org.bouncycastle.asn1.pkcs.PKCSObjectIdentifiers;
@@ -46,11 +48,21 @@ public final class CertificateRequests {
 
     /** A PEM CSR for {@code id}: empty subject, the URI SAN as its only name, signed by the key. */
     public static String createPem(KeyPair keys, SpiffeId id) {
+        return createPem(keys, new GeneralNames(new GeneralName(GeneralName.uniformResourceIdentifier, id.uri())));
+    }
+
+    /** A PEM CSR for a control-plane server: empty subject, the DNS names as its only names. */
+    public static String createServerPem(KeyPair keys, List<String> dnsNames) {
+        new CertificateSubject.ServerNames(dnsNames); // checks the names
+        return createPem(keys, new GeneralNames(dnsNames.stream()
+                .map(name -> new GeneralName(GeneralName.dNSName, name)).toArray(GeneralName[]::new)));
+    }
+
+    private static String createPem(KeyPair keys, GeneralNames names) {
         try {
             ExtensionsGenerator extensions = new ExtensionsGenerator();
             // critical because the subject is empty (RFC 5280 4.2.1.6), like the issued leaf
-            extensions.addExtension(Extension.subjectAlternativeName, true,
-                    new GeneralNames(new GeneralName(GeneralName.uniformResourceIdentifier, id.uri())));
+            extensions.addExtension(Extension.subjectAlternativeName, true, names);
             PKCS10CertificationRequest csr =
                     new JcaPKCS10CertificationRequestBuilder(new X500Name(new RDN[0]), keys.getPublic())
                             .addAttribute(PKCSObjectIdentifiers.pkcs_9_at_extensionRequest, extensions.generate())
@@ -74,6 +86,23 @@ public final class CertificateRequests {
      * @throws IllegalArgumentException saying what is wrong with the request
      */
     public static SpiffeId verifiedIdentity(PKCS10CertificationRequest csr) {
+        return switch (verifiedSubject(csr)) {
+            case CertificateSubject.Workload workload -> workload.identity();
+            case CertificateSubject.ServerNames server -> throw new IllegalArgumentException(
+                    server.dnsNames().size() == 1
+                            ? "CSR SAN must be a URI SAN with a SPIFFE id, found DNS name " + server.dnsNames().getFirst()
+                            : "CSR must carry exactly one SAN, found " + server.dnsNames().size());
+        };
+    }
+
+    /**
+     * What a CSR asks for, after checking that it is signed by its own key (proof of possession):
+     * either exactly one URI SAN holding a workload SPIFFE id, or only DNS names (a control-plane
+     * server). Nothing else, and never both.
+     *
+     * @throws IllegalArgumentException saying what is wrong with the request
+     */
+    public static CertificateSubject verifiedSubject(PKCS10CertificationRequest csr) {
         try {
             ContentVerifierProvider verifier =
                     new JcaContentVerifierProviderBuilder().build(csr.getSubjectPublicKeyInfo());
@@ -99,6 +128,17 @@ public final class CertificateRequests {
             throw new IllegalArgumentException("CSR has no subjectAltName");
         }
         GeneralName[] names = sans.getNames();
+        if (names.length == 0) {
+            throw new IllegalArgumentException("CSR must carry exactly one SAN, found 0");
+        }
+        if (Arrays.stream(names).allMatch(n -> n.getTagNo() == GeneralName.dNSName)) {
+            List<String> dns = Arrays.stream(names).map(n -> ASN1IA5String.getInstance(n.getName()).getString()).toList();
+            try {
+                return new CertificateSubject.ServerNames(dns);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("CSR DNS names are unusable: " + e.getMessage(), e);
+            }
+        }
         if (names.length != 1) {
             throw new IllegalArgumentException("CSR must carry exactly one SAN, found " + names.length);
         }
@@ -108,7 +148,7 @@ public final class CertificateRequests {
         }
         String uri = ASN1IA5String.getInstance(names[0].getName()).getString();
         try {
-            return SpiffeId.parse(uri);
+            return new CertificateSubject.Workload(SpiffeId.parse(uri));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("CSR URI SAN is not a workload SPIFFE id: " + e.getMessage(), e);
         }

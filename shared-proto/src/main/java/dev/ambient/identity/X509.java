@@ -22,21 +22,26 @@ final class X509 {
     private X509() {}
 
     static List<String> uriSans(X509Certificate cert) {
+        return sans(cert, SAN_URI);
+    }
+
+    /** The subjectAltNames of one type (GeneralName tag: 2 DNS, 6 URI), in order. */
+    static List<String> sans(X509Certificate cert, int tag) {
         Collection<List<?>> sans;
         try {
             sans = cert.getSubjectAlternativeNames();
         } catch (CertificateParsingException e) {
             throw new IllegalArgumentException("unparsable subjectAltName: " + e.getMessage(), e);
         }
-        List<String> uris = new ArrayList<>();
+        List<String> names = new ArrayList<>();
         if (sans != null) {
             for (List<?> san : sans) {
-                if (san.get(0) instanceof Integer tag && tag == SAN_URI) {
-                    uris.add((String) san.get(1));
+                if (san.get(0) instanceof Integer t && t == tag) {
+                    names.add((String) san.get(1));
                 }
             }
         }
-        return uris;
+        return names;
     }
 
     /** JCA signature algorithm for a key: ECDSA for EC keys (what we issue), RSA for plug-in CAs. */

@@ -12,10 +12,12 @@ public final class Refusal extends RuntimeException {
         UNAUTHENTICATED("unauthenticated"),
         /** The CSR or the request's metadata is malformed. */
         INVALID_REQUEST("invalid_request"),
-        /** The caller may not have the identity it asks for. */
+        /** The caller may not have the identity (or the server names) it asks for. */
         PERMISSION_DENIED("permission_denied"),
         /** A check needs the Kubernetes API and the API did not answer. */
         KUBERNETES_UNAVAILABLE("kubernetes_unavailable"),
+        /** Too many tokens are being checked at once (a flood of new tokens): retry. */
+        BUSY("busy"),
         /** The root of trust is not loaded yet. */
         NOT_READY("not_ready"),
         /** Signing itself failed (expired signer, say). */

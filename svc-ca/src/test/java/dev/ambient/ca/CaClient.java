@@ -5,12 +5,16 @@ import dev.ambient.identity.Pem;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.proto.ca.CertificateRequest;
 import dev.ambient.proto.ca.CertificateServiceGrpc;
+import dev.ambient.controlplane.ControlPlaneTls;
+import dev.ambient.controlplane.MeshRootFile;
+import dev.ambient.controlplane.ServerNameTrustManager;
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.MetadataUtils;
+import java.nio.file.Path;
 import java.security.KeyPair;
 import java.security.cert.X509Certificate;
 import java.security.cert.CertPathValidator;
@@ -22,18 +26,74 @@ import java.util.Set;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.Assertions;
 
-/** A real gRPC client of the CA on its test port, as a ztunnel would use it. */
+/**
+ * A real gRPC client of the CA on its test port, as a ztunnel would use it: TLS 1.3, the CA
+ * checked against the mesh root (read from a file when first used: the CA may load its root after
+ * the test starts) and its Service name. The token is sent as raw metadata, so that tests can also
+ * send none or a malformed one.
+ */
 public final class CaClient implements AutoCloseable {
 
     public static final int GRPC_TEST_PORT = 56012;
+    public static final String SERVER_NAME = "ca.istio-system.svc";
     static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
-    private final ManagedChannel channel = ManagedChannelBuilder.forAddress("localhost", GRPC_TEST_PORT).usePlaintext().build();
+    private final Supplier<Path> rootFile;
+    private ManagedChannel channel;
+
+    /** @param rootFile where the mesh root is, once the CA has one */
+    public CaClient(Supplier<Path> rootFile) {
+        this.rootFile = rootFile;
+    }
+
+    /** The standalone test profile's root (application.properties: target/test-ca). */
+    public static CaClient standalone() {
+        return new CaClient(() -> Path.of("target/test-ca/root-cert.pem"));
+    }
+
+    /** A TLS channel to the CA that trusts the roots in {@code rootFile}. */
+    public static ManagedChannel channel(Path rootFile, String serverName) {
+        return tls(rootFile, serverName).build();
+    }
+
+    static NettyChannelBuilder tls(Path rootFile, String serverName) {
+        return NettyChannelBuilder.forAddress("127.0.0.1", GRPC_TEST_PORT)
+                .sslContext(ControlPlaneTls.clientContext(new ServerNameTrustManager(MeshRootFile.load(rootFile), serverName)))
+                .overrideAuthority(serverName);
+    }
+
+    /** A client whose connections come from {@code localIp} (another "pod" than the other clients). */
+    public static CaClient from(String localIp, Supplier<Path> rootFile) {
+        CaClient client = new CaClient(rootFile);
+        client.channel = tls(rootFile.get(), SERVER_NAME).localSocketPicker(new NettyChannelBuilder.LocalSocketPicker() {
+            @Override
+            public java.net.SocketAddress createSocketAddress(java.net.SocketAddress remote, io.grpc.Attributes attrs) {
+                return new java.net.InetSocketAddress(localIp, 0);
+            }
+        }).build();
+        return client;
+    }
+
+    private synchronized ManagedChannel channel() {
+        if (channel == null) {
+            channel = channel(rootFile.get(), SERVER_NAME);
+        }
+        return channel;
+    }
+
+    /** Non-blocking stub, for many calls at once. */
+    public CertificateServiceGrpc.CertificateServiceFutureStub futureStub(String token) {
+        Metadata headers = new Metadata();
+        headers.put(AUTHORIZATION, "Bearer " + token);
+        return CertificateServiceGrpc.newFutureStub(channel()).withDeadlineAfter(60, TimeUnit.SECONDS)
+                .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers));
+    }
 
     public CertificateServiceGrpc.CertificateServiceBlockingStub stub(String token) {
-        var stub = CertificateServiceGrpc.newBlockingStub(channel).withDeadlineAfter(20, TimeUnit.SECONDS);
+        var stub = CertificateServiceGrpc.newBlockingStub(channel()).withDeadlineAfter(20, TimeUnit.SECONDS);
         if (token == null) {
             return stub;
         }
@@ -88,7 +148,9 @@ public final class CaClient implements AutoCloseable {
     }
 
     @Override
-    public void close() throws InterruptedException {
-        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    public synchronized void close() throws InterruptedException {
+        if (channel != null) {
+            channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
     }
 }

@@ -31,7 +31,7 @@ class StandaloneModeTest {
 
     @BeforeAll
     static void connect() {
-        ca = new CaClient();
+        ca = CaClient.standalone();
     }
 
     @AfterAll
@@ -48,7 +48,7 @@ class StandaloneModeTest {
         assertEquals(root, chain.getLast());
         CaClient.verifies(chain, root);
         assertEquals(List.of(Pem.encodeCertificate(root)),
-                ca.stub(null).getTrustBundle(TrustBundleRequest.getDefaultInstance()).getRootsList());
+                ca.stub("box-sleep").getTrustBundle(TrustBundleRequest.getDefaultInstance()).getRootsList());
     }
 
     @Test

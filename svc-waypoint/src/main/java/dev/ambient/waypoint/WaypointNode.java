@@ -1,5 +1,7 @@
 package dev.ambient.waypoint;
 
+import dev.ambient.controlplane.ControlPlaneEndpoint;
+import dev.ambient.controlplane.MeshRootFile;
 import dev.ambient.discovery.DeltaDiscoveryClient;
 import dev.ambient.discovery.ResourceTypes;
 import dev.ambient.hbone.ConnectionPool;
@@ -76,9 +78,13 @@ public final class WaypointNode implements AutoCloseable {
         }
         SpiffeId id = new SpiffeId(config.trustDomain(), gateway[0], config.serviceAccount().orElse(gateway[1]));
         var idc = config.identity();
+        // No control plane without the mounted root to verify it by: a start-up error, before anything starts.
+        MeshRootFile meshRoot = config.xdsAddress().isPresent() || "ca".equals(idc.source())
+                ? MeshRootFile.load(idc.rootCertFile()) : null;
         identity = switch (idc.source()) {
             case "local" -> WaypointIdentity.local(id, idc.caDir(), idc.certificateLifetime());
-            case "ca" -> WaypointIdentity.fromCa(id, idc.caAddress(), idc.tokenFile(), idc.certificateLifetime());
+            case "ca" -> WaypointIdentity.fromCa(id, ControlPlaneEndpoint.of(idc.caAddress(), idc.caServerName(), meshRoot,
+                    idc.tokenFile()), idc.certificateLifetime());
             default -> throw new IllegalArgumentException("waypoint.identity.source=" + idc.source()
                     + " is unknown; use 'local' or 'ca'");
         };
@@ -128,7 +134,8 @@ public final class WaypointNode implements AutoCloseable {
                     .setNodeName(config.nodeName().orElse(""))
                     .putAllMetadata(config.podIp().map(ip -> java.util.Map.of("pod-ip", ip)).orElse(java.util.Map.of()))
                     .build();
-            xds = new DeltaDiscoveryClient(config.xdsAddress().get(), node, TYPES, s -> store.replace(WaypointState.of(
+            xds = new DeltaDiscoveryClient(ControlPlaneEndpoint.of(config.xdsAddress().get(), config.xdsServerName(),
+                    meshRoot, idc.tokenFile()), node, TYPES, s -> store.replace(WaypointState.of(
                     s.of(ResourceTypes.WORKLOAD, Workload.class), s.of(ResourceTypes.SERVICE, Service.class),
                     s.of(ResourceTypes.SERVICE_ROUTES, ServiceRoutes.class),
                     s.of(ResourceTypes.L7_AUTHORIZATION, L7Authorization.class))), "waypoint-xds");

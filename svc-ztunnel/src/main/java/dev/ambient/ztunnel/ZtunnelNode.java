@@ -1,5 +1,7 @@
 package dev.ambient.ztunnel;
 
+import dev.ambient.controlplane.ControlPlaneEndpoint;
+import dev.ambient.controlplane.MeshRootFile;
 import dev.ambient.hbone.HboneConnector;
 import dev.ambient.hbone.HboneSettings;
 import dev.ambient.net.Transport;
@@ -64,6 +66,7 @@ public final class ZtunnelNode implements AutoCloseable {
     private InboundPlaintextListener plaintext;
     private LocalConfigFile localConfig;
     private XdsClient xds;
+    private MeshRootFile meshRoot;
     private volatile InpodWorkloads inpod;
     private ZdsClient zds;
     private volatile boolean started;
@@ -83,6 +86,9 @@ public final class ZtunnelNode implements AutoCloseable {
     }
 
     public ZtunnelNode start() throws LocalConfigException {
+        if (config.xdsAddress().isPresent() || "ca".equals(config.identity().source())) {
+            meshRoot(); // before anything starts: no control plane without the root to verify it by
+        }
         var dp = config.dataplane();
         int threads = dp.threads().orElse(Runtime.getRuntime().availableProcessors());
         transport = Transport.create("ztunnel-dataplane", threads);
@@ -133,7 +139,8 @@ public final class ZtunnelNode implements AutoCloseable {
                 .description("Workloads known to this ztunnel").register(registry);
 
         if (config.xdsAddress().isPresent()) {
-            xds = new XdsClient(config.xdsAddress().get(), config.nodeName(), store);
+            xds = new XdsClient(ControlPlaneEndpoint.of(config.xdsAddress().get(), config.xdsServerName(), meshRoot(),
+                    config.identity().tokenFile()), config.nodeName(), store);
             xds.start();
         } else if (config.localConfig().isPresent()) {
             localConfig = new LocalConfigFile(config.localConfig().get(), new LocalConfigParser(), store);
@@ -237,11 +244,19 @@ public final class ZtunnelNode implements AutoCloseable {
         var id = config.identity();
         return switch (id.source()) {
             case "local" -> new LocalCertificateSource(id.caDir(), config.trustDomain(), id.certificateLifetime());
-            case "ca" -> new RemoteCertificateSource(id.caAddress(), id.tokenFile(), id.certificateLifetime(), store,
-                    config.nodeName(), config.trustDomain());
+            case "ca" -> new RemoteCertificateSource(ControlPlaneEndpoint.of(id.caAddress(), id.caServerName(),
+                    meshRoot(), id.tokenFile()), id.certificateLifetime(), store, config.nodeName(), config.trustDomain());
             default -> throw new IllegalArgumentException("ztunnel.identity.source=" + id.source()
                     + " is unknown; use 'local' or 'ca'");
         };
+    }
+
+    /** The mounted mesh root, read once for both control-plane channels; missing = a start-up error. */
+    private MeshRootFile meshRoot() {
+        if (meshRoot == null) {
+            meshRoot = MeshRootFile.load(config.identity().rootCertFile());
+        }
+        return meshRoot;
     }
 
     @Override

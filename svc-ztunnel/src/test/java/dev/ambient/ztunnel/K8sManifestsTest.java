@@ -203,9 +203,51 @@ class K8sManifestsTest {
                 "service account " + sa + " is rendered");
         volumes.values().stream().filter(v -> v.has("configMap")).forEach(v -> {
             String cm = v.at("/configMap/name").asText();
-            assertTrue(ofKind("ConfigMap").stream().anyMatch(d -> cm.equals(d.at("/metadata/name").asText())),
+            // the trust bundle is published by svc-ca at run time, in every namespace of the mesh
+            assertTrue(ROOT_CONFIG_MAP.equals(cm)
+                    || ofKind("ConfigMap").stream().anyMatch(d -> cm.equals(d.at("/metadata/name").asText())),
                     "ConfigMap " + cm + " is rendered");
         });
+    }
+
+    static final String ROOT_CONFIG_MAP = "istio-ca-root-cert";
+
+    /**
+     * Every client of the control plane (ztunnel, xds as svc-ca's client, the waypoint template)
+     * mounts the mesh root svc-ca publishes where the root-cert-file keys point, and a projected
+     * token for the audience svc-ca and svc-xds require; svc-xds may check tokens.
+     */
+    @Test
+    void controlPlaneClientsMountTheRootAndATokenForOurAudience() throws IOException {
+        List<JsonNode> pods = new java.util.ArrayList<>(List.of(ztunnel().at("/spec/template/spec")));
+        ofKind("Deployment").stream().filter(d -> "xds".equals(d.at("/metadata/name").asText()))
+                .forEach(d -> pods.add(d.at("/spec/template/spec")));
+        JsonNode waypoint;
+        try (var it = new ObjectMapper(new YAMLFactory()).readerFor(JsonNode.class).<JsonNode>readValues(
+                repoRoot().resolve("k8s/waypoint/template.yaml").toFile())) {
+            waypoint = it.readAll().stream().filter(d -> d != null && "Deployment".equals(d.path("kind").asText()))
+                    .findFirst().orElseThrow();
+        }
+        pods.add(waypoint.at("/spec/template/spec"));
+        assertEquals(3, pods.size(), "ztunnel, xds and the waypoint template");
+        for (JsonNode pod : pods) {
+            Map<String, JsonNode> volumes = new java.util.HashMap<>();
+            pod.path("volumes").forEach(v -> volumes.put(v.path("name").asText(), v));
+            JsonNode root = volumes.values().stream().filter(v -> ROOT_CONFIG_MAP.equals(v.at("/configMap/name").asText()))
+                    .findFirst().orElseThrow(() -> new AssertionError("no " + ROOT_CONFIG_MAP + " volume in " + pod));
+            JsonNode mounts = pod.path("containers").get(0).path("volumeMounts");
+            assertTrue(stream(mounts).anyMatch(m -> root.path("name").asText().equals(m.path("name").asText())
+                    && "/var/run/secrets/istio".equals(m.path("mountPath").asText())), "root mounted: " + mounts);
+            assertTrue(stream(pod.path("volumes")).flatMap(v -> stream(v.at("/projected/sources")))
+                    .anyMatch(src -> "istio-ca".equals(src.at("/serviceAccountToken/audience").asText())
+                            && "ambient-ca-token".equals(src.at("/serviceAccountToken/path").asText())),
+                    "a projected token for audience istio-ca: " + pod.path("volumes"));
+        }
+        assertTrue(ofKind("ClusterRole").stream().filter(r -> "ambient-xds".equals(r.at("/metadata/name").asText()))
+                .flatMap(r -> stream(r.path("rules")))
+                .anyMatch(rule -> stream(rule.path("resources")).anyMatch(x -> "tokenreviews".equals(x.asText()))
+                        && stream(rule.path("verbs")).anyMatch(x -> "create".equals(x.asText()))),
+                "svc-xds may create TokenReviews");
     }
 
     @Test

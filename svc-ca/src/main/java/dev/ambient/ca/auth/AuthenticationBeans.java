@@ -1,6 +1,10 @@
 package dev.ambient.ca.auth;
 
+import dev.ambient.auth.StaticTokenFile;
+import dev.ambient.auth.TokenAuthenticator;
+import dev.ambient.auth.TokenReviewSettings;
 import dev.ambient.ca.config.CaConfig;
+import dev.ambient.ca.config.NamespacedName;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.inject.Instance;
@@ -10,17 +14,17 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 
-/** The authenticator and authorizer for the configured mode; standalone mode never touches a Kubernetes client. */
+/** The authenticator and authorizers for the configured mode; standalone mode never touches a Kubernetes client. */
 @ApplicationScoped
 public class AuthenticationBeans {
 
     @Produces
     @Singleton
     TokenAuthenticator tokenAuthenticator(CaConfig config, Instance<KubernetesClient> kubernetes) {
+        var review = config.tokenReview();
         return switch (config.mode()) {
-            case KUBERNETES -> new CachingAuthenticator(
-                    new TokenReviewAuthenticator(kubernetes.get(), config.tokenReview().audiences().orElse(List.of())),
-                    config.tokenReview().cacheTtl(), config.tokenReview().cacheMaxEntries());
+            case KUBERNETES -> new TokenReviewSettings(review.audiences(), review.cacheTtl(), review.cacheMaxEntries(),
+                    review.maxConcurrent(), review.maxConcurrentPerPeer()).authenticator(kubernetes.get());
             case STANDALONE -> new StaticTokenFile(config.standalone().tokenFile());
         };
     }
@@ -32,11 +36,23 @@ public class AuthenticationBeans {
             case KUBERNETES -> new KubernetesPodDirectory(kubernetes.get());
             case STANDALONE -> new FilePodDirectory(config.standalone().podsDir());
         };
-        Set<String> ztunnels = new LinkedHashSet<>();
-        for (String ref : config.ztunnelServiceAccount()) {
-            dev.ambient.ca.config.NamespacedName.parse("ca.ztunnel-service-account", ref.strip());
-            ztunnels.add(ref.strip());
+        return new IdentityAuthorizer(config.trustDomain(), accounts("ca.ztunnel-service-account",
+                config.ztunnelServiceAccount()), pods);
+    }
+
+    @Produces
+    @Singleton
+    ServerNameAuthorizer serverNameAuthorizer(CaConfig config) {
+        return new ServerNameAuthorizer(accounts("ca.control-plane-service-accounts", config.controlPlaneServiceAccounts()),
+                config.clusterDomain());
+    }
+
+    private static Set<String> accounts(String key, List<String> refs) {
+        Set<String> accounts = new LinkedHashSet<>();
+        for (String ref : refs) {
+            NamespacedName.parse(key, ref.strip());
+            accounts.add(ref.strip());
         }
-        return new IdentityAuthorizer(config.trustDomain(), ztunnels, pods);
+        return accounts;
     }
 }

@@ -1,5 +1,6 @@
 package dev.ambient.ca.auth;
 
+import dev.ambient.auth.Caller;
 import dev.ambient.ca.Refusal;
 import dev.ambient.ca.Refusal.Reason;
 import dev.ambient.identity.SpiffeId;

@@ -56,7 +56,21 @@ public interface CaConfig {
     @WithDefault("istio-system/ztunnel")
     List<String> ztunnelServiceAccount();
 
+    /**
+     * {@code namespace/service-account} of control-plane servers (svc-xds) that may get a serving
+     * certificate for their Service's DNS names ({@code <name>.<namespace>.svc} and
+     * {@code <name>.<namespace>.svc.<cluster-domain>}, the Service named after the account).
+     */
+    @WithDefault("istio-system/xds")
+    List<String> controlPlaneServiceAccounts();
+
+    /** The cluster's DNS domain, for the Service names above. */
+    @WithDefault("cluster.local")
+    String clusterDomain();
+
     WorkloadCert workloadCert();
+
+    Tls tls();
 
     TokenReview tokenReview();
 
@@ -74,16 +88,37 @@ public interface CaConfig {
         Duration maxLifetime();
     }
 
+    /** The CA's own serving certificate on 15012, issued from the root it signs with. */
+    interface Tls {
+        /** DNS names clients dial the CA by; the first is what proxies check by default. */
+        @WithDefault("ca.istio-system.svc,ca.istio-system.svc.cluster.local")
+        List<String> serverNames();
+
+        /** Lifetime of the CA's serving certificate and of those it issues to control-plane servers; renewed at half-life. */
+        @WithDefault("12h")
+        Duration certificateLifetime();
+    }
+
     interface TokenReview {
-        /** How long a TokenReview answer is reused for the same token. */
+        /** How long a TokenReview answer (valid or rejected) is reused for the same token. */
         @WithDefault("30s")
         Duration cacheTtl();
 
+        /** Bound of each of the two caches (valid tokens, rejected tokens). */
         @WithDefault("10000")
         int cacheMaxEntries();
 
-        /** Audiences the token must be valid for; none = the API server's default audience. */
-        Optional<List<String>> audiences();
+        /** Audiences the token must be valid for (projected token audience); checked before and by the TokenReview. */
+        @WithDefault("istio-ca")
+        List<String> audiences();
+
+        /** TokenReviews in flight at most; more are refused at once (UNAVAILABLE, retry). */
+        @WithDefault("16")
+        int maxConcurrent();
+
+        /** TokenReviews in flight at most for one caller address. */
+        @WithDefault("4")
+        int maxConcurrentPerPeer();
     }
 
     interface Bundle {

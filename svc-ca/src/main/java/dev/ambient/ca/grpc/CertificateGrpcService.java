@@ -1,5 +1,7 @@
 package dev.ambient.ca.grpc;
 
+import dev.ambient.auth.CallerCredentials;
+import dev.ambient.auth.CredentialsInterceptor;
 import dev.ambient.ca.Refusal;
 import dev.ambient.ca.root.RootOfTrust;
 import dev.ambient.ca.signing.CertificateIssuer;
@@ -18,7 +20,8 @@ import io.smallrye.mutiny.infrastructure.Infrastructure;
 import org.jboss.logging.Logger;
 
 /**
- * The certificate service of {@code ca.proto}. Token checks and pod look-ups block on the
+ * The certificate service of {@code ca.proto}, served over TLS only (see {@code CaServingTls}).
+ * Every call is authenticated, the trust bundle too. Token checks and pod look-ups block on the
  * Kubernetes API, so requests are handled on worker threads, never on the event loop.
  */
 @GrpcService
@@ -38,11 +41,10 @@ public class CertificateGrpcService implements CertificateService {
     @Override
     public Uni<CertificateResponse> createCertificate(CertificateRequest request) {
         // read the gRPC context here, on the calling thread: it does not follow us to the worker
-        String authorization = CallerMetadataInterceptor.AUTHORIZATION_HEADER.get();
-        String peer = CallerMetadataInterceptor.PEER.get();
+        CallerCredentials credentials = CredentialsInterceptor.current();
         return Uni.createFrom()
-                .item(() -> issuer.issue(authorization, request.getCsr(), request.getValiditySeconds(),
-                        request.getMetadataMap(), peer))
+                .item(() -> issuer.issue(credentials, request.getCsr(), request.getValiditySeconds(),
+                        request.getMetadataMap()))
                 .runSubscriptionOn(Infrastructure.getDefaultWorkerPool())
                 .map(chain -> CertificateResponse.newBuilder().addAllCertChain(chain).build())
                 .onFailure().transform(CertificateGrpcService::toStatus);
@@ -50,12 +52,21 @@ public class CertificateGrpcService implements CertificateService {
 
     @Override
     public Uni<TrustBundleResponse> getTrustBundle(TrustBundleRequest request) {
-        return rootOfTrust.current()
-                .map(root -> Uni.createFrom().item(TrustBundleResponse.newBuilder()
-                        .addAllRoots(root.trustedRoots().stream().map(Pem::encodeCertificate).toList()).build()))
-                .orElseGet(() -> Uni.createFrom().failure(Status.UNAVAILABLE
-                        .withDescription("the CA has no root of trust loaded yet (" + rootOfTrust.problem() + ")")
-                        .asRuntimeException()));
+        CallerCredentials credentials = CredentialsInterceptor.current();
+        return Uni.createFrom().item(() -> issuer.authenticate(credentials))
+                .runSubscriptionOn(Infrastructure.getDefaultWorkerPool())
+                .map(caller -> rootOfTrust.current().map(root -> TrustBundleResponse.newBuilder()
+                        .addAllRoots(root.trustedRoots().stream().map(Pem::encodeCertificate).toList()).build())
+                        .orElseThrow(() -> Status.UNAVAILABLE
+                                .withDescription("the CA has no root of trust loaded yet (" + rootOfTrust.problem() + ")")
+                                .asRuntimeException()))
+                .onFailure().invoke(failure -> {
+                    if (failure instanceof Refusal refusal) {
+                        LOG.infof("refused the trust bundle to a caller from %s [%s]: %s", credentials.address(),
+                                refusal.reason().tag(), refusal.getMessage());
+                    }
+                })
+                .onFailure().transform(CertificateGrpcService::toStatus);
     }
 
     static StatusRuntimeException toStatus(Throwable failure) {
@@ -67,7 +78,7 @@ public class CertificateGrpcService implements CertificateService {
                 case UNAUTHENTICATED -> Status.UNAUTHENTICATED;
                 case INVALID_REQUEST -> Status.INVALID_ARGUMENT;
                 case PERMISSION_DENIED -> Status.PERMISSION_DENIED;
-                case KUBERNETES_UNAVAILABLE, NOT_READY -> Status.UNAVAILABLE;
+                case KUBERNETES_UNAVAILABLE, BUSY, NOT_READY -> Status.UNAVAILABLE;
                 case SIGNING_FAILED -> Status.INTERNAL;
             };
             return status.withDescription(refusal.getMessage()).asRuntimeException();

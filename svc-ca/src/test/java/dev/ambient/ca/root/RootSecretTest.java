@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ambient.ca.CaClient;
-import dev.ambient.ca.FakeTokenReviews;
+import dev.ambient.auth.FakeTokenReviews;
 import dev.ambient.ca.KubernetesModeProfile;
 import dev.ambient.ca.config.CaConfig;
 import dev.ambient.identity.CertificateRequests;

@@ -33,6 +33,9 @@ public interface WaypointConfig {
     /** svc-xds host:port; the delta discovery stream is the configuration. */
     Optional<String> xdsAddress();
 
+    /** The DNS name svc-xds's certificate must carry; default: the host of xds-address (set it when dialling an IP). */
+    Optional<String> xdsServerName();
+
     Listen listen();
 
     Identity identity();
@@ -79,8 +82,16 @@ public interface WaypointConfig {
         @WithDefault("ca.istio-system.svc:15012")
         String caAddress();
 
+        /** The DNS name svc-ca's certificate must carry; default: the host of ca-address. */
+        Optional<String> caServerName();
+
+        /** The waypoint's service-account token (audience istio-ca), sent to svc-ca and svc-xds; re-read on every call. */
         @WithDefault("/var/run/secrets/tokens/ambient-ca-token")
         Path tokenFile();
+
+        /** The mesh root (the istio-ca-root-cert ConfigMap, mounted): how svc-ca and svc-xds are verified. */
+        @WithDefault("/var/run/secrets/istio/root-cert.pem")
+        Path rootCertFile();
 
         @WithDefault("24h")
         Duration certificateLifetime();

@@ -1,6 +1,7 @@
 package dev.ambient.waypoint.identity;
 
 import dev.ambient.identity.CertificateAuthority;
+import dev.ambient.controlplane.ControlPlaneEndpoint;
 import dev.ambient.identity.CertificateClient;
 import dev.ambient.identity.HboneTls;
 import dev.ambient.identity.SpiffeId;
@@ -69,11 +70,11 @@ public final class WaypointIdentity implements AutoCloseable {
         }, "local root in " + dir, null);
     }
 
-    /** From svc-ca: a CSR sent with the waypoint's service-account token. */
-    public static WaypointIdentity fromCa(SpiffeId id, String caAddress, Path tokenFile, Duration lifetime) {
-        CertificateClient client = new CertificateClient(caAddress, tokenFile, lifetime, "waypoint-ca-client");
+    /** From svc-ca (verified by the mounted mesh root): a CSR sent with the waypoint's service-account token. */
+    public static WaypointIdentity fromCa(SpiffeId id, ControlPlaneEndpoint ca, Duration lifetime) {
+        CertificateClient client = new CertificateClient(ca, lifetime, "waypoint-ca-client");
         return new WaypointIdentity(id, sid -> client.issue(sid, Map.of())
-                .thenApply(i -> new Issued(i.certificate(), i.roots())), "ca at " + caAddress, client);
+                .thenApply(i -> new Issued(i.certificate(), i.roots())), "ca at " + ca, client);
     }
 
     public WaypointIdentity start() {

@@ -1,11 +1,13 @@
 package dev.ambient.xds.discovery;
 
+import dev.ambient.auth.Caller;
 import dev.ambient.proto.discovery.DeltaDiscoveryRequest;
 import dev.ambient.proto.discovery.DeltaDiscoveryResponse;
 import dev.ambient.proto.discovery.Node;
 import dev.ambient.proto.discovery.Resource;
 import dev.ambient.xds.model.MeshSnapshot;
 import dev.ambient.xds.model.MeshSnapshot.Entry;
+import dev.ambient.xds.security.StreamAuthorizer;
 import io.grpc.Status;
 import io.smallrye.mutiny.subscription.MultiEmitter;
 import java.util.ArrayList;
@@ -73,6 +75,10 @@ final class ClientConnection {
 
     private final DiscoveryHub hub;
     private final MultiEmitter<? super DeltaDiscoveryResponse> out;
+    /** Who the stream's token says it is, and from where. */
+    private final Caller caller;
+    private final String peer;
+    private final StreamAuthorizer authorizer;
     private final int seq;
     private final long connectedAtMillis = System.currentTimeMillis();
     private final Map<String, TypeState> types = new LinkedHashMap<>();
@@ -81,9 +87,13 @@ final class ClientConnection {
     private String id;
     private boolean closed;
 
-    ClientConnection(DiscoveryHub hub, MultiEmitter<? super DeltaDiscoveryResponse> out) {
+    ClientConnection(DiscoveryHub hub, MultiEmitter<? super DeltaDiscoveryResponse> out, Caller caller, String peer,
+            StreamAuthorizer authorizer) {
         this.hub = hub;
         this.out = out;
+        this.caller = caller;
+        this.peer = peer;
+        this.authorizer = authorizer;
         this.seq = hub.nextConnectionId();
     }
 
@@ -103,6 +113,10 @@ final class ClientConnection {
         }
         try {
             handle(req);
+        } catch (StreamAuthorizer.Denied e) {
+            LOG.warnf("xds: refusing stream #%d (node %s) from %s: %s", seq, req.getNode().getId(), peer, e.getMessage());
+            hub.metrics().refused("permission_denied");
+            fail(Status.PERMISSION_DENIED.withDescription(e.getMessage()));
         } catch (IllegalArgumentException e) {
             LOG.warnf("xds: refusing stream %s: %s", id != null ? id : "#" + seq, e.getMessage());
             fail(Status.INVALID_ARGUMENT.withDescription(e.getMessage()));
@@ -117,11 +131,12 @@ final class ClientConnection {
             if (!req.hasNode()) {
                 throw new IllegalArgumentException("the first request of a stream must carry the node");
             }
+            ClientScope granted = ClientScope.of(authorizer.grant(req.getNode(), caller), hub);
             node = req.getNode();
-            scope = ClientScope.of(node, hub);
+            scope = granted;
             id = (node.getId().isEmpty() ? "anonymous" : node.getId()) + "-" + seq;
             hub.register(this);
-            LOG.infof("xds: %s connected (%s; sees %s)", id, roleTag(), scope.describe());
+            LOG.infof("xds: %s connected as %s from %s (%s; sees %s)", id, caller, peer, roleTag(), scope.describe());
         }
         String type = req.getTypeUrl();
         if (type.isEmpty()) {
@@ -415,6 +430,8 @@ final class ClientConnection {
             m.put("gateway", node.getGateway());
         }
         m.put("scope", scope.describe());
+        m.put("caller", caller.toString());
+        m.put("peer", peer);
         m.put("connectedAt", java.time.Instant.ofEpochMilli(connectedAtMillis).toString());
         Map<String, Object> t = new LinkedHashMap<>();
         for (TypeState ts : types.values()) {

@@ -1,14 +1,15 @@
 package dev.ambient.xds.discovery;
 
 import dev.ambient.discovery.ResourceTypes;
-import dev.ambient.proto.discovery.Node;
+import dev.ambient.xds.security.StreamGrant;
 import dev.ambient.xds.model.MeshSnapshot;
 import dev.ambient.xds.model.MeshSnapshot.Entry;
 import java.util.Map;
 import java.util.Set;
 
 /**
- * What one client may see of a snapshot. A ztunnel sees every workload, service, L4 policy and
+ * What one client may see of a snapshot, by what it was granted (who its token says it is, not
+ * what its Node claims; see {@code StreamAuthorizer}). A ztunnel sees every workload, service, L4 policy and
  * peer authentication (as Istio does: every ztunnel routes to every workload; this is the scale
  * limit of the design, O(mesh) memory per ztunnel and O(ztunnels) pushes per change). A waypoint
  * sees only what it serves.
@@ -27,18 +28,10 @@ sealed interface ClientScope {
     /** For the debug page. */
     String describe();
 
-    static ClientScope of(Node node, DiscoveryHub hub) {
-        return switch (node.getRole()) {
-            case WAYPOINT -> {
-                String gw = node.getGateway();
-                int slash = gw.indexOf('/');
-                if (slash <= 0 || slash == gw.length() - 1 || gw.indexOf('/', slash + 1) >= 0) {
-                    throw new IllegalArgumentException(
-                            "a waypoint must name its Gateway as \"namespace/name\", got \"" + gw + "\"");
-                }
-                yield new Waypoint(gw.substring(0, slash), gw.substring(slash + 1), hub);
-            }
-            default -> Ztunnel.INSTANCE;
+    static ClientScope of(StreamGrant grant, DiscoveryHub hub) {
+        return switch (grant) {
+            case StreamGrant.Waypoint waypoint -> new Waypoint(waypoint.namespace(), waypoint.name(), hub);
+            case StreamGrant.Ztunnel ztunnel -> Ztunnel.INSTANCE;
         };
     }
 

@@ -28,6 +28,7 @@ public class DiscoveryMetrics {
     private final Map<String, AtomicInteger> connected = new ConcurrentHashMap<>();
     private final Map<String, Counter> pushes = new ConcurrentHashMap<>();
     private final Map<String, Counter> rejects = new ConcurrentHashMap<>();
+    private final Map<String, Counter> refusals = new ConcurrentHashMap<>();
     private final MeterRegistry registry;
     private final DistributionSummary convergence;
 
@@ -77,6 +78,13 @@ public class DiscoveryMetrics {
         rejects.computeIfAbsent(typeUrl, t -> Counter.builder("pilot_total_xds_rejects")
                 .description("Discovery responses rejected (NACKed) by clients, by resource type").tag("type", shortType(t))
                 .register(registry)).increment();
+    }
+
+    /** A stream refused before it was served: {@code unauthenticated}, {@code unavailable}, {@code busy}, {@code permission_denied}. */
+    void refused(String reason) {
+        refusals.computeIfAbsent(reason, r -> Counter.builder("xds_stream_refusals")
+                .description("Discovery streams refused: no valid token, or not allowed to stream as what they claim")
+                .tag("reason", r).register(registry)).increment();
     }
 
     void converged(long nanos) {

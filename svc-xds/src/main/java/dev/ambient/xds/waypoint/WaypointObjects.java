@@ -133,13 +133,20 @@ public final class WaypointObjects {
                                 .addNewVolumeMount().withName("tmp").withMountPath("/tmp").endVolumeMount()
                                 .addNewVolumeMount().withName("ca-token").withMountPath("/var/run/secrets/tokens")
                                     .withReadOnly(true).endVolumeMount()
+                                .addNewVolumeMount().withName("istio-ca-root-cert").withMountPath("/var/run/secrets/istio")
+                                    .withReadOnly(true).endVolumeMount()
                             .endContainer()
                             .addNewVolume().withName("tmp").withNewEmptyDir().endEmptyDir().endVolume()
-                            // The waypoint's own service-account token, rotated by the kubelet, sent to
-                            // svc-ca with each certificate request (waypoint.identity.token-file).
+                            // The waypoint's own service-account token (audience istio-ca), rotated by the
+                            // kubelet, sent to svc-ca and svc-xds with every call (waypoint.identity.token-file);
+                            // svc-xds serves it only as this Gateway's account.
                             .addNewVolume().withName("ca-token").withNewProjected().addNewSource()
-                                .withNewServiceAccountToken().withPath("ambient-ca-token").withExpirationSeconds(3600L)
+                                .withNewServiceAccountToken().withPath("ambient-ca-token").withAudience("istio-ca")
+                                .withExpirationSeconds(3600L)
                                 .endServiceAccountToken().endSource().endProjected().endVolume()
+                            // The mesh root svc-ca publishes in the namespace: how svc-ca and svc-xds are verified.
+                            .addNewVolume().withName("istio-ca-root-cert").withNewConfigMap()
+                                .withName("istio-ca-root-cert").endConfigMap().endVolume()
                         .endSpec()
                     .endTemplate()
                 .endSpec()

@@ -89,7 +89,7 @@ class DeltaDiscoveryServiceTest {
 
     /** One client's entry of GET /debug/connections. */
     static JsonObject debugConnection(String nodeId) {
-        String body = given().get("/debug/connections").then().statusCode(200).extract().asString();
+        String body = given().port(XdsTestClient.debugPort()).get("/debug/connections").then().statusCode(200).extract().asString();
         JsonArray clients = new JsonObject(body).getJsonArray("clients");
         for (int i = 0; i < clients.size(); i++) {
             if (nodeId.equals(clients.getJsonObject(i).getString("nodeId"))) {
@@ -432,7 +432,8 @@ class DeltaDiscoveryServiceTest {
 
     @Test
     void aWaypointWithoutAGatewayIsRefused() throws InterruptedException {
-        try (XdsTestClient c = XdsTestClient.waypoint("no-namespace")) {
+        try (XdsTestClient c = new XdsTestClient(XdsTestClient.waypointNode("no-namespace"), XdsTestClient.channel(),
+                dev.ambient.xds.XdsTestTls.waypointToken("default/waypoint"), false, null)) {
             c.subscribe(ResourceTypes.SERVICE_ROUTES);
             long end = System.currentTimeMillis() + 5000;
             while (c.error == null && System.currentTimeMillis() < end) {
@@ -464,7 +465,7 @@ class DeltaDiscoveryServiceTest {
                 Thread.sleep(20);
             }
             assertTrue(acked != null && !acked.isEmpty());
-            JsonObject snap = new JsonObject(given().get("/debug/snapshot").then().statusCode(200).extract().asString());
+            JsonObject snap = new JsonObject(given().port(XdsTestClient.debugPort()).get("/debug/snapshot").then().statusCode(200).extract().asString());
             assertEquals(4, snap.getJsonObject("resources").getInteger(ResourceTypes.WORKLOAD));
             assertEquals(4, snap.getJsonObject("resources").getInteger(ResourceTypes.L7_AUTHORIZATION));
             assertTrue(snap.getBoolean("synced"));

@@ -9,8 +9,14 @@ import dev.ambient.proto.discovery.DeltaDiscoveryResponse;
 import dev.ambient.proto.discovery.Node;
 import dev.ambient.proto.discovery.Resource;
 import dev.ambient.proto.discovery.Status;
+import dev.ambient.controlplane.ControlPlaneTls;
+import dev.ambient.controlplane.MeshRootFile;
+import dev.ambient.controlplane.ServerNameTrustManager;
+import dev.ambient.xds.XdsTestTls;
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.MetadataUtils;
 import io.grpc.stub.StreamObserver;
 import java.util.Collection;
 import java.util.HashMap;
@@ -23,8 +29,10 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
 /**
- * A real gRPC delta discovery client for tests: subscribes, records every response, and either
- * lets the test ACK/NACK by hand or ACKs by itself ({@link #autoAck}), keeping what it holds.
+ * A real gRPC delta discovery client for tests: TLS 1.3 to the server verified against the test
+ * mesh root, with a token of the test token file (a ztunnel's bound to its node, a waypoint's
+ * to its Gateway's account); subscribes, records every response, and either lets the test
+ * ACK/NACK by hand or ACKs by itself ({@link #autoAck}), keeping what it holds.
  */
 final class XdsTestClient implements AutoCloseable {
 
@@ -32,6 +40,12 @@ final class XdsTestClient implements AutoCloseable {
     static int port() {
         return org.eclipse.microprofile.config.ConfigProvider.getConfig()
                 .getOptionalValue("quarkus.grpc.server.test-port", Integer.class).orElse(57010);
+    }
+
+    /** The debug pages' test port (loopback only). */
+    static int debugPort() {
+        return org.eclipse.microprofile.config.ConfigProvider.getConfig()
+                .getOptionalValue("xds.debug.port", Integer.class).orElse(57080);
     }
 
     /** The management (metrics) test port. */
@@ -51,12 +65,18 @@ final class XdsTestClient implements AutoCloseable {
     volatile Throwable error;
     volatile boolean completed;
 
-    private XdsTestClient(Node node, ManagedChannel channel, boolean autoAck, Consumer<DeltaDiscoveryResponse> cb) {
+    XdsTestClient(Node node, ManagedChannel channel, String token, boolean autoAck, Consumer<DeltaDiscoveryResponse> cb) {
         this.node = node;
         this.channel = channel;
         this.autoAck = autoAck;
         this.onResponse = cb;
-        this.requests = DeltaDiscoveryGrpc.newStub(channel).deltaStream(new StreamObserver<>() {
+        var stub = DeltaDiscoveryGrpc.newStub(channel);
+        if (token != null) {
+            Metadata headers = new Metadata();
+            headers.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + token);
+            stub = stub.withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers));
+        }
+        this.requests = stub.deltaStream(new StreamObserver<>() {
             @Override
             public void onNext(DeltaDiscoveryResponse r) {
                 Consumer<DeltaDiscoveryResponse> c = onResponse;
@@ -83,9 +103,16 @@ final class XdsTestClient implements AutoCloseable {
         });
     }
 
+    /** A TLS channel that checks the server against the test root and the name {@code xds.istio-system.svc}. */
+    static NettyChannelBuilder tls() {
+        return NettyChannelBuilder.forAddress("localhost", port())
+                .sslContext(ControlPlaneTls.clientContext(new ServerNameTrustManager(MeshRootFile.load(XdsTestTls.ROOT),
+                        XdsTestTls.SERVER_NAME)))
+                .overrideAuthority(XdsTestTls.SERVER_NAME).maxInboundMessageSize(256 << 20);
+    }
+
     static ManagedChannel channel() {
-        return ManagedChannelBuilder.forAddress("localhost", port()).usePlaintext().maxInboundMessageSize(256 << 20)
-                .build();
+        return tls().build();
     }
 
     /** A channel that adds every inbound message's size on the wire (after compression) to {@code wireBytes}. */
@@ -102,7 +129,7 @@ final class XdsTestClient implements AutoCloseable {
                 };
             }
         };
-        return ManagedChannelBuilder.forAddress("localhost", port()).usePlaintext().maxInboundMessageSize(256 << 20)
+        return tls()
                 .intercept(new io.grpc.ClientInterceptor() {
                     @Override
                     public <Q, A> io.grpc.ClientCall<Q, A> interceptCall(io.grpc.MethodDescriptor<Q, A> method,
@@ -112,19 +139,25 @@ final class XdsTestClient implements AutoCloseable {
                 }).build();
     }
 
+    static Node ztunnelNode(String nodeName) {
+        return Node.newBuilder().setId("ztunnel~" + nodeName).setNodeName(nodeName).setRole(Node.Role.ZTUNNEL).build();
+    }
+
+    static Node waypointNode(String gateway) {
+        return Node.newBuilder().setId("waypoint~" + gateway + "~pod-1").setRole(Node.Role.WAYPOINT).setGateway(gateway)
+                .build();
+    }
+
     static XdsTestClient ztunnel(String nodeName) {
-        return new XdsTestClient(Node.newBuilder().setId("ztunnel~" + nodeName).setNodeName(nodeName)
-                .setRole(Node.Role.ZTUNNEL).build(), channel(), false, null);
+        return new XdsTestClient(ztunnelNode(nodeName), channel(), XdsTestTls.ztunnelToken(nodeName), false, null);
     }
 
     static XdsTestClient ztunnel(String nodeName, ManagedChannel channel, Consumer<DeltaDiscoveryResponse> cb) {
-        return new XdsTestClient(Node.newBuilder().setId("ztunnel~" + nodeName).setNodeName(nodeName)
-                .setRole(Node.Role.ZTUNNEL).build(), channel, true, cb);
+        return new XdsTestClient(ztunnelNode(nodeName), channel, XdsTestTls.ztunnelToken(nodeName), true, cb);
     }
 
     static XdsTestClient waypoint(String gateway) {
-        return new XdsTestClient(Node.newBuilder().setId("waypoint~" + gateway + "~pod-1").setRole(Node.Role.WAYPOINT)
-                .setGateway(gateway).build(), channel(), false, null);
+        return new XdsTestClient(waypointNode(gateway), channel(), XdsTestTls.waypointToken(gateway), false, null);
     }
 
     void subscribe(String type) {

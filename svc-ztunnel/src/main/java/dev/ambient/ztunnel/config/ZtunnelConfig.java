@@ -28,6 +28,9 @@ public interface ZtunnelConfig {
     /** The control plane (svc-xds) as host:port; its discovery stream replaces the local file. */
     Optional<String> xdsAddress();
 
+    /** The DNS name svc-xds's certificate must carry; default: the host of xds-address (set it when dialling an IP). */
+    Optional<String> xdsServerName();
+
     Ports ports();
 
     Identity identity();
@@ -79,9 +82,16 @@ public interface ZtunnelConfig {
         @WithDefault("ca.istio-system.svc:15012")
         String caAddress();
 
-        /** This ztunnel's service-account token, sent to svc-ca; re-read on every request. */
+        /** The DNS name svc-ca's certificate must carry; default: the host of ca-address (set it when dialling an IP). */
+        Optional<String> caServerName();
+
+        /** This ztunnel's service-account token (audience istio-ca), sent to svc-ca and svc-xds; re-read on every call. */
         @WithDefault("/var/run/secrets/tokens/ambient-ca-token")
         Path tokenFile();
+
+        /** The mesh root (the istio-ca-root-cert ConfigMap, mounted): how svc-ca and svc-xds are verified. */
+        @WithDefault("/var/run/secrets/istio/root-cert.pem")
+        Path rootCertFile();
     }
 
     interface DataPlane {

@@ -1,10 +1,10 @@
 package dev.ambient.ztunnel.identity;
 
+import dev.ambient.controlplane.ControlPlaneEndpoint;
 import dev.ambient.identity.CertificateClient;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.identity.WorkloadCertificate;
 import dev.ambient.ztunnel.state.WorkloadStore;
-import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.HashMap;
@@ -15,10 +15,11 @@ import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
 
 /**
- * Certificates from svc-ca through the shared {@link CertificateClient}, asking on behalf of a pod
- * on this node (impersonation) with this ztunnel's service-account token. The roots of the last
- * issuance are what peers must chain to, so a rotated root reaches the data plane with the next
- * renewal.
+ * Certificates from svc-ca through the shared {@link CertificateClient} (TLS to the CA verified by
+ * the mounted mesh root), asking on behalf of a pod on this node (impersonation) with this
+ * ztunnel's service-account token. The roots of the last issuance (the CA's trust bundle, over
+ * that verified channel) are what peers must chain to, so a rotated root reaches the data plane
+ * with the next renewal.
  */
 public final class RemoteCertificateSource implements CertificateSource, AutoCloseable {
 
@@ -34,9 +35,9 @@ public final class RemoteCertificateSource implements CertificateSource, AutoClo
     public record PodName(String namespace, String name) {
     }
 
-    public RemoteCertificateSource(String target, Path tokenFile, Duration lifetime, WorkloadStore store,
+    public RemoteCertificateSource(ControlPlaneEndpoint ca, Duration lifetime, WorkloadStore store,
             String nodeName, String trustDomain) {
-        this.client = new CertificateClient(target, tokenFile, lifetime, "ztunnel-ca-client");
+        this.client = new CertificateClient(ca, lifetime, "ztunnel-ca-client");
         this.store = store;
         this.nodeName = nodeName;
         this.trustDomain = trustDomain;

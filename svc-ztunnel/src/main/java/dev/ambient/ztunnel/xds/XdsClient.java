@@ -1,5 +1,6 @@
 package dev.ambient.ztunnel.xds;
 
+import dev.ambient.controlplane.ControlPlaneEndpoint;
 import dev.ambient.discovery.DeltaDiscoveryClient;
 import dev.ambient.discovery.ResourceTypes;
 import dev.ambient.proto.discovery.Node;
@@ -12,17 +13,18 @@ import dev.ambient.ztunnel.state.WorkloadStore;
 
 /**
  * The ztunnel's configuration stream from svc-xds: workloads, services, authorization and peer
- * authentication over the shared {@link DeltaDiscoveryClient} (ACK/NACK, last good state, resume
- * with held versions); each accepted change replaces the store's snapshot.
+ * authentication over the shared {@link DeltaDiscoveryClient} (TLS to svc-xds verified by the mesh
+ * root, the ztunnel's token, ACK/NACK, last good state, resume with held versions); each accepted
+ * change replaces the store's snapshot. svc-xds serves it only as the node its token is bound to.
  */
 public final class XdsClient implements AutoCloseable {
 
     private final DeltaDiscoveryClient stream;
 
-    public XdsClient(String target, String nodeName, WorkloadStore store) {
+    public XdsClient(ControlPlaneEndpoint xds, String nodeName, WorkloadStore store) {
         Node node = Node.newBuilder().setId("ztunnel~" + nodeName).setNodeName(nodeName)
                 .setRole(Node.Role.ZTUNNEL).build();
-        this.stream = new DeltaDiscoveryClient(target, node, ResourceTypes.ZTUNNEL_TYPES, s -> store.replace(
+        this.stream = new DeltaDiscoveryClient(xds, node, ResourceTypes.ZTUNNEL_TYPES, s -> store.replace(
                 StateSnapshot.of(
                         s.of(ResourceTypes.WORKLOAD, Workload.class),
                         s.of(ResourceTypes.SERVICE, Service.class),

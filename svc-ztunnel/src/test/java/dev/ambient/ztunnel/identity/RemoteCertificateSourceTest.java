@@ -3,6 +3,7 @@ package dev.ambient.ztunnel.identity;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
+import dev.ambient.controlplane.ControlPlaneFixture;
 import dev.ambient.identity.CertificateAuthority;
 import dev.ambient.identity.CertificateRequests;
 import dev.ambient.identity.Pem;
@@ -17,7 +18,6 @@ import io.grpc.Server;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
 import java.net.InetSocketAddress;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
@@ -41,9 +41,11 @@ class RemoteCertificateSourceTest {
 
     @Test
     void aPodServedInPodButNotYetListedIsNamedInTheRequest() throws Exception {
-        CertificateAuthority ca = CertificateAuthority.create("cluster.local", Duration.ofDays(1));
+        ControlPlaneFixture tls = new ControlPlaneFixture(dir, "ztunnel-token");
+        CertificateAuthority ca = tls.mesh;
         var seen = new CopyOnWriteArrayList<Map<String, String>>();
         Server server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", PORT))
+                .sslContext(tls.serverTls("ca.istio-system.svc"))
                 .addService(new CertificateServiceGrpc.CertificateServiceImplBase() {
                     @Override
                     public void createCertificate(CertificateRequest request,
@@ -62,10 +64,9 @@ class RemoteCertificateSourceTest {
                         out.onCompleted();
                     }
                 }).build().start();
-        Path token = Files.writeString(dir.resolve("token"), "ztunnel-token");
         SpiffeId cart = new SpiffeId("cluster.local", "shop", "cart");
-        try (var source = new RemoteCertificateSource("127.0.0.1:" + PORT, token, Duration.ofHours(1),
-                new WorkloadStore(), "node-a", "cluster.local")) {
+        try (var source = new RemoteCertificateSource(tls.endpoint("127.0.0.1:" + PORT, "ca.istio-system.svc"),
+                Duration.ofHours(1), new WorkloadStore(), "node-a", "cluster.local")) {
             source.issue(cart).toCompletableFuture().get(20, TimeUnit.SECONDS);
             assertFalse(seen.getLast().containsKey("pod-name"), "no pod known: asked as itself");
 

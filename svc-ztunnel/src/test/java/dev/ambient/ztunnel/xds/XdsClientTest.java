@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.Any;
 import com.google.protobuf.ByteString;
+import dev.ambient.controlplane.ControlPlaneFixture;
 import dev.ambient.discovery.ResourceTypes;
 import dev.ambient.proto.discovery.DeltaDiscoveryGrpc;
 import dev.ambient.proto.discovery.DeltaDiscoveryRequest;
@@ -27,6 +28,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The ztunnel's discovery client against a real gRPC server on loopback that plays the control
@@ -47,20 +49,7 @@ class XdsClientTest {
         @Override
         public StreamObserver<DeltaDiscoveryRequest> deltaStream(StreamObserver<DeltaDiscoveryResponse> out) {
             current = out;
-            return new StreamObserver<>() {
-                @Override
-                public void onNext(DeltaDiscoveryRequest r) {
-                    requests.add(r);
-                }
-
-                @Override
-                public void onError(Throwable t) {
-                }
-
-                @Override
-                public void onCompleted() {
-                }
-            };
+            return ControlPlaneFixture.collecting(requests);
         }
 
         void push(String type, List<? extends com.google.protobuf.Message> resources, List<String> removed) {
@@ -84,6 +73,15 @@ class XdsClientTest {
 
     Server server;
     XdsClient client;
+    @TempDir
+    java.nio.file.Path dir;
+    ControlPlaneFixture tls;
+    /** The authorization metadata of every stream the control plane saw. */
+    final List<String> authorizations = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    XdsClient client(WorkloadStore store) {
+        return new XdsClient(tls.endpoint("127.0.0.1:" + PORT, "xds.istio-system.svc"), "node-a", store);
+    }
 
     @AfterEach
     void stop() throws Exception {
@@ -101,8 +99,40 @@ class XdsClientTest {
                 .setNode("node-a").build();
     }
 
+    @Test
+    void aZtunnelWithAControlPlaneButNoMountedRootDoesNotStart() {
+        java.util.Properties p = new java.util.Properties();
+        p.put("ztunnel.xds-address", "127.0.0.1:" + PORT);
+        p.put("ztunnel.identity.root-cert-file", dir.resolve("missing/root-cert.pem").toString());
+        p.put("ztunnel.ports.admin", "0");
+        p.put("ztunnel.ports.socks5", "0");
+        var cfg = new io.smallrye.config.SmallRyeConfigBuilder().withMapping(dev.ambient.ztunnel.config.ZtunnelConfig.class)
+                .withConverter(java.time.Duration.class, 100, new io.quarkus.runtime.configuration.DurationConverter())
+                .withSources(new io.smallrye.config.PropertiesConfigSource(p, "test", 500)).build();
+        var node = new dev.ambient.ztunnel.ZtunnelNode(cfg.getConfigMapping(dev.ambient.ztunnel.config.ZtunnelConfig.class),
+                new io.micrometer.core.instrument.simple.SimpleMeterRegistry());
+        IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, node::start);
+        assertTrue(e.getMessage().contains("cannot read the mesh root certificate " + dir.resolve("missing/root-cert.pem"))
+                && e.getMessage().contains("istio-ca-root-cert"), e.getMessage());
+        node.close();
+    }
+
     Server start(ControlPlane cp) throws Exception {
-        return NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", PORT)).addService(cp).build().start();
+        if (tls == null) {
+            tls = new ControlPlaneFixture(dir, "ztunnel-node-a-token");
+        }
+        io.grpc.ServerInterceptor record = new io.grpc.ServerInterceptor() {
+            @Override
+            public <Q, R> io.grpc.ServerCall.Listener<Q> interceptCall(io.grpc.ServerCall<Q, R> call, io.grpc.Metadata headers,
+                    io.grpc.ServerCallHandler<Q, R> next) {
+                authorizations.add(String.valueOf(headers.get(
+                        io.grpc.Metadata.Key.of("authorization", io.grpc.Metadata.ASCII_STRING_MARSHALLER))));
+                return next.startCall(call, headers);
+            }
+        };
+        return NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", PORT))
+                .sslContext(tls.serverTls("xds.istio-system.svc"))
+                .addService(io.grpc.ServerInterceptors.intercept(cp, record)).build().start();
     }
 
     @Test
@@ -110,7 +140,7 @@ class XdsClientTest {
         ControlPlane cp = new ControlPlane();
         server = start(cp);
         WorkloadStore store = new WorkloadStore();
-        client = new XdsClient("127.0.0.1:" + PORT, "node-a", store);
+        client = client(store);
         client.start();
 
         // The client subscribes to the four ztunnel types, with its node.
@@ -119,6 +149,7 @@ class XdsClientTest {
             assertTrue(sub != null && ResourceTypes.ZTUNNEL_TYPES.contains(sub.getTypeUrl()), String.valueOf(sub));
             assertEquals("ztunnel~node-a", sub.getNode().getId());
         }
+        assertEquals(List.of("Bearer ztunnel-node-a-token"), authorizations, "the stream carries the ztunnel's token");
         cp.push(ResourceTypes.WORKLOAD, List.of(workload("a", 1), workload("b", 2)), List.of());
         cp.push(ResourceTypes.SERVICE, List.of(Service.newBuilder().setName("s").setNamespace("default")
                 .setHostname("s.default.svc.cluster.local").build()), List.of());

@@ -1,9 +1,9 @@
-package dev.ambient.ca.auth;
+package dev.ambient.auth;
 
 import dev.ambient.identity.SpiffeId;
 
 /**
- * Who sent a request, as its token says.
+ * Who sent a request to the control plane, as its service-account token says.
  *
  * @param namespace the service account's namespace
  * @param serviceAccount the service account's name

@@ -1,12 +1,10 @@
-package dev.ambient.ca.auth;
+package dev.ambient.auth;
 
-import dev.ambient.ca.Refusal;
-import dev.ambient.ca.Refusal.Reason;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.security.MessageDigest;
 import java.util.HashMap;
 import java.util.List;
@@ -15,10 +13,11 @@ import java.util.Optional;
 import org.jboss.logging.Logger;
 
 /**
- * Tokens from a file, for standalone mode (no API server to ask). One caller a line:
+ * Tokens from a file, for standalone mode and the mesh in a box (no API server to ask); svc-ca and
+ * svc-xds read the same file. One caller a line:
  * {@code <token> <namespace> <serviceaccount> [<node>]}; blank lines and {@code #} comments are
  * skipped. A node makes the caller a ztunnel of that node (if its service account is a ztunnel's).
- * The file is read again when it changes.
+ * The file is read again when it changes (its time or size: an appended line counts at once).
  */
 public final class StaticTokenFile implements TokenAuthenticator {
 
@@ -26,18 +25,18 @@ public final class StaticTokenFile implements TokenAuthenticator {
 
     private final Optional<Path> file;
     private volatile Map<String, Caller> callers = Map.of();
-    private volatile FileTime readAt;
+    private volatile String readAt;
 
     public StaticTokenFile(Optional<Path> file) {
         this.file = file;
         file.ifPresentOrElse(f -> reloadIfChanged(),
-                () -> LOG.warn("standalone mode without ca.standalone.token-file: every request will be refused"));
+                () -> LOG.warn("no token file: every request will be refused"));
     }
 
     @Override
-    public Caller authenticate(String token) {
+    public Caller authenticate(String token, String peer) {
         if (file.isEmpty()) {
-            throw new Refusal(Reason.UNAUTHENTICATED, "no token is valid: standalone mode without ca.standalone.token-file");
+            throw AuthenticationFailure.unauthenticated("no token is valid: no token file is configured");
         }
         reloadIfChanged();
         Caller found = null;
@@ -48,7 +47,7 @@ public final class StaticTokenFile implements TokenAuthenticator {
             }
         }
         if (found == null) {
-            throw new Refusal(Reason.UNAUTHENTICATED, "the token is not listed in " + file.get());
+            throw AuthenticationFailure.unauthenticated("the token is not listed in " + file.get());
         }
         return found;
     }
@@ -56,7 +55,8 @@ public final class StaticTokenFile implements TokenAuthenticator {
     private synchronized void reloadIfChanged() {
         Path path = file.orElseThrow();
         try {
-            FileTime modified = Files.getLastModifiedTime(path);
+            BasicFileAttributes attributes = Files.readAttributes(path, BasicFileAttributes.class);
+            String modified = attributes.lastModifiedTime() + "/" + attributes.size() + "/" + attributes.fileKey();
             if (modified.equals(readAt)) {
                 return;
             }

@@ -1,7 +1,5 @@
-package dev.ambient.ca.auth;
+package dev.ambient.auth;
 
-import dev.ambient.ca.Refusal;
-import dev.ambient.ca.Refusal.Reason;
 import io.fabric8.kubernetes.api.model.authentication.TokenReview;
 import io.fabric8.kubernetes.api.model.authentication.TokenReviewBuilder;
 import io.fabric8.kubernetes.api.model.authentication.TokenReviewStatus;
@@ -11,7 +9,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Checks a service-account token with a Kubernetes TokenReview. A bound token (projected
+ * Checks a service-account token with a Kubernetes TokenReview, bound to our audiences: the
+ * review names them, and the answer must confirm one ({@code status.audiences}), so a token minted
+ * for another service (a database, a webhook) can never be replayed here. A bound token (projected
  * volume) also names the pod it was issued for and, on newer clusters, that pod's node, in the
  * user's {@code extra} fields.
  */
@@ -25,37 +25,45 @@ public final class TokenReviewAuthenticator implements TokenAuthenticator {
     private final List<String> audiences;
 
     public TokenReviewAuthenticator(KubernetesClient client, List<String> audiences) {
+        if (audiences.isEmpty()) {
+            throw new IllegalArgumentException("a TokenReview must name the audiences the token is for");
+        }
         this.client = client;
         this.audiences = List.copyOf(audiences);
     }
 
     @Override
-    public Caller authenticate(String token) {
+    public Caller authenticate(String token, String peer) {
         TokenReview request = new TokenReviewBuilder()
-                .withNewSpec().withToken(token).withAudiences(audiences.isEmpty() ? null : audiences).endSpec()
+                .withNewSpec().withToken(token).withAudiences(audiences).endSpec()
                 .build();
         TokenReview review;
         try {
             review = client.authentication().v1().tokenReviews().create(request);
         } catch (KubernetesClientException e) {
-            throw new Refusal(Reason.KUBERNETES_UNAVAILABLE, "cannot check the caller's token: the Kubernetes API "
+            throw AuthenticationFailure.unavailable("cannot check the caller's token: the Kubernetes API "
                     + "did not answer the TokenReview (" + (e.getCode() > 0 ? "HTTP " + e.getCode() + ": " : "")
-                    + firstLine(e.getMessage()) + "); try again later", e);
+                    + firstLine(e.getMessage()) + "); try again later");
         }
         TokenReviewStatus status = review == null ? null : review.getStatus();
         if (status == null || !Boolean.TRUE.equals(status.getAuthenticated())) {
             String error = status == null || status.getError() == null || status.getError().isBlank()
                     ? "" : ": " + status.getError();
-            throw new Refusal(Reason.UNAUTHENTICATED, "the token was rejected by the Kubernetes API" + error);
+            throw AuthenticationFailure.unauthenticated("the token was rejected by the Kubernetes API" + error);
+        }
+        List<String> confirmed = status.getAudiences() == null ? List.of() : status.getAudiences();
+        if (confirmed.stream().noneMatch(audiences::contains)) {
+            throw AuthenticationFailure.unauthenticated("the Kubernetes API did not confirm the token is for audience "
+                    + String.join(" or ", audiences) + " (it confirmed " + (confirmed.isEmpty() ? "none" : confirmed) + ")");
         }
         String username = status.getUser() == null ? null : status.getUser().getUsername();
         if (username == null || !username.startsWith(SERVICE_ACCOUNT_PREFIX)) {
-            throw new Refusal(Reason.UNAUTHENTICATED, "the token belongs to " + username
+            throw AuthenticationFailure.unauthenticated("the token belongs to " + username
                     + ", not to a service account; use a service-account token");
         }
         String[] parts = username.substring(SERVICE_ACCOUNT_PREFIX.length()).split(":", -1);
         if (parts.length != 2 || parts[0].isEmpty() || parts[1].isEmpty()) {
-            throw new Refusal(Reason.UNAUTHENTICATED, "the token's user \"" + username
+            throw AuthenticationFailure.unauthenticated("the token's user \"" + username
                     + "\" is not of the form system:serviceaccount:<namespace>:<name>");
         }
         Map<String, List<String>> extra = status.getUser().getExtra();
