@@ -1,6 +1,7 @@
 package dev.ambient.ztunnel.inbound;
 
 import dev.ambient.hbone.Authority;
+import dev.ambient.hbone.HboneLimit;
 import dev.ambient.hbone.HboneRequest;
 import dev.ambient.hbone.HboneRequestHandler;
 import dev.ambient.identity.SpiffeId;
@@ -87,6 +88,7 @@ public final class InboundHandler implements HboneRequestHandler {
             }
             if (!request.isOpen()) {
                 ((Channel) f.getNow()).close(); // the client went away while we dialled
+                request.abandon();
                 return;
             }
             TrafficMetrics.Connection counted = metrics.opened(labels, false);
@@ -113,6 +115,13 @@ public final class InboundHandler implements HboneRequestHandler {
         metrics.handshakeRefused(reason.startsWith("400") ? "bad_request" : reason.startsWith("TLS") ? "tls" : "other");
         AccessLog.connection("inbound", (InetSocketAddress) remote, "-", null, workloadIdentity.uri(), "hbone", 0, 0,
                 Duration.ZERO, "refused", reason);
+    }
+
+    @Override
+    public void limitReached(SocketAddress remote, HboneLimit limit, String detail) {
+        metrics.handshakeRefused(limit.tag());
+        AccessLog.connection("inbound", (InetSocketAddress) remote, "-", null, workloadIdentity.uri(), "hbone", 0, 0,
+                Duration.ZERO, "limited", limit.tag() + ": " + detail);
     }
 
     private static boolean hasAddress(Workload w, java.net.InetAddress ip) {
