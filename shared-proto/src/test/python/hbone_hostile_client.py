@@ -24,6 +24,9 @@ Modes:
   hold-stream   one CONNECT; sends --payload bytes every second for --hold seconds and expects them
                 echoed; then ends the stream and waits (--wait) to see when the server closes.
   big-header    one CONNECT carrying an extra header of --header-bytes bytes.
+  continuation-flood      a HEADERS frame without END_HEADERS, then --streams CONTINUATION frames
+                of one byte each that never end the header block.
+  ping-flood    --streams PING frames, never reading the acknowledgements.
 """
 
 import argparse
@@ -41,6 +44,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hyperframe.frame
 
 
 def parse_address(text):
@@ -317,9 +321,44 @@ def big_header(c, args):
     c.result["max_header_list_size"] = c.conn.remote_settings.max_header_list_size
 
 
+def continuation_flood(c, args):
+    c.handshake()
+    c.preface()
+    block = c.conn.encoder.encode([(":method", "CONNECT"), (":authority", args.authority)])
+    headers = hyperframe.frame.HeadersFrame(1, data=block[:1])   # no END_HEADERS: a block left open
+    raw = bytearray(headers.serialize())
+    for _ in range(args.streams):
+        raw += hyperframe.frame.ContinuationFrame(1, data=b"\x00").serialize()
+    c.conn.data_to_send()   # h2 knows nothing of these frames; they go out as they are
+    c.out += raw
+    c.flush()
+    c.result["sent_streams"] = 1
+    c.read_for(args.wait, until=lambda: c.result["goaway"] is not None and not c.open)
+
+
+def ping_flood(c, args):
+    c.handshake()
+    c.preface()
+    frame = hyperframe.frame.PingFrame(0, opaque_data=b"hostile!").serialize()
+    c.sock.settimeout(2)
+    sent = 0
+    try:
+        for _ in range(args.streams // 1000):
+            c.sock.sendall(frame * 1000)
+            sent += 1000
+    except socket.timeout:
+        c.result["send_blocked"] = True   # the server stopped taking them: it may be closing
+    except (OSError, ssl.SSLError) as e:
+        c.closed("send failed: %s" % e)
+    c.result["sent_pings"] = sent
+    if c.open:
+        c.read_for(args.wait, until=lambda: not c.open)
+
+
 MODES = {"rapid-reset": rapid_reset, "idle": idle, "no-preface": no_preface, "no-tls": no_tls,
          "close-after-handshake": close_after_handshake, "close-mid-flood": close_mid_flood,
-         "setup-flood": setup_flood, "hold-stream": hold_stream, "big-header": big_header}
+         "setup-flood": setup_flood, "hold-stream": hold_stream, "big-header": big_header,
+         "continuation-flood": continuation_flood, "ping-flood": ping_flood}
 
 
 def main():
