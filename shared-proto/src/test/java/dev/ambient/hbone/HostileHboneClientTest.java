@@ -19,6 +19,8 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Hostile clients with a valid mesh certificate against our HBONE server (shared by the ztunnel's
@@ -144,23 +146,17 @@ class HostileHboneClientTest {
         assertTrue(closed > ended + 0.9 && closed < ended + 4, "idle counted from the stream's end: " + held);
     }
 
-    @Test
-    void tlsConnectionThatNeverSendsThePrefaceIsClosed() throws Exception {
+    /** Whether it stops before TLS or before the HTTP/2 preface, one deadline counts from accept. */
+    @ParameterizedTest(name = "{1}")
+    @CsvSource({"no-tls, 'TCP, then no TLS ClientHello', TLS handshake",
+            "no-preface, 'TLS, then no HTTP/2 preface', preface"})
+    void aConnectionThatStopsBeforeItsHandshakeEndsIsClosed(String mode, String what, String reason)
+            throws Exception {
         start(new Limits().handshake(Duration.ofSeconds(1)), Answer.DIAL, Duration.ZERO);
-        JsonObject silent = HostileClient.run(server, "no-preface", "--wait", "6");
-        System.out.println("TLS, then no HTTP/2 preface: " + silent);
+        JsonObject silent = HostileClient.run(server, mode, "--wait", "6");
+        System.out.println(what + ": " + silent);
         assertClosedWithin(silent, 0.9, 3.0);
-        assertEquals(1, server.handler.refusalsMentioning("preface"), server.handler.refusals.toString());
-        assertGoodClientGetsThrough();
-    }
-
-    @Test
-    void tcpConnectionThatNeverStartsTlsIsClosed() throws Exception {
-        start(new Limits().handshake(Duration.ofSeconds(1)), Answer.DIAL, Duration.ZERO);
-        JsonObject silent = HostileClient.run(server, "no-tls", "--wait", "6");
-        System.out.println("TCP, then no TLS ClientHello: " + silent);
-        assertClosedWithin(silent, 0.9, 3.0);
-        assertEquals(1, server.handler.refusalsMentioning("TLS handshake"), server.handler.refusals.toString());
+        assertEquals(1, server.handler.refusalsMentioning(reason), server.handler.refusals.toString());
         assertGoodClientGetsThrough();
     }
 
@@ -268,31 +264,24 @@ class HostileHboneClientTest {
 
     // ---- the codec's own guards, pinned (they held before, and must stay on) --------------------
 
-    @Test
-    void continuationFloodIsCutByTheCodecsGuard() throws Exception {
+    /**
+     * The codec closes at once after its GOAWAY; a client still sending may lose it to the reset
+     * that follows, so what the server said is checked on the server's side.
+     */
+    @ParameterizedTest(name = "{1}")
+    @CsvSource({"continuation-flood, 100000, 'HEADERS, then one-byte CONTINUATIONs without end'",
+            "ping-flood, 3000000, 'PINGs, never reading the ACKs'"})
+    void floodsAreCutByTheCodecsGuards(String mode, int frames, String what) throws Exception {
         start(new Limits(), Answer.DIAL, Duration.ZERO);
         Footprint before = Footprint.now();
-        JsonObject flood = HostileClient.run(server, "continuation-flood", "--streams", "100000", "--wait", "5");
-        System.out.println("HEADERS then 100000 one-byte CONTINUATIONs: " + flood + "; " + before.to(Footprint.now()));
-        // The codec closes at once after its GOAWAY; a client still sending may lose it to the
-        // reset that follows, so what the server said is checked on the server's side.
-        assertNotNull(flood.getValue("closed_after"), "closed: " + flood);
-        assertEquals(0, server.handler.handled.get());
-        assertEquals(1, server.handler.refusalsMentioning("GOAWAY(ENHANCE_YOUR_CALM)"), server.handler.refusals.toString());
-        assertGoodClientGetsThrough();
-    }
-
-    @Test
-    void pingFloodThatNeverReadsTheAcksIsCut() throws Exception {
-        start(new Limits(), Answer.DIAL, Duration.ZERO);
-        Footprint before = Footprint.now();
-        JsonObject flood = HostileClient.run(server, "ping-flood", "--streams", "3000000", "--wait", "10");
+        JsonObject flood = HostileClient.run(server, mode, "--streams", Integer.toString(frames), "--wait", "10");
         awaitTrue("connection closed", () -> server.connections.isEmpty());
         Footprint after = Footprint.now();
-        System.out.println("PINGs without reading the ACKs: " + flood + "; " + before.to(after));
+        System.out.println(what + " (" + frames + "): " + flood + "; server footprint: " + before.to(after));
         assertNotNull(flood.getValue("closed_after"), "the server closes the connection: " + flood);
-        assertTrue(after.directBytes() - before.directBytes() < 32 << 20, "queued ACKs bounded: " + before.to(after));
-        assertEquals(1, server.handler.refusalsMentioning("http2_error"), server.handler.refusals.toString());
+        assertEquals(0, server.handler.handled.get());
+        assertEquals(1, server.handler.refusalsMentioning("GOAWAY(ENHANCE_YOUR_CALM)"), server.handler.refusals.toString());
+        assertTrue(after.directBytes() - before.directBytes() < 32 << 20, "buffers bounded: " + before.to(after));
         assertGoodClientGetsThrough();
     }
 
