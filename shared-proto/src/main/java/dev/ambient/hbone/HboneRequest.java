@@ -1,6 +1,7 @@
 package dev.ambient.hbone;
 
 import dev.ambient.identity.SpiffeId;
+import dev.ambient.net.SocketRelay;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http2.DefaultHttp2Headers;
@@ -9,6 +10,7 @@ import io.netty.handler.codec.http2.Http2Headers;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import java.net.InetSocketAddress;
 import java.time.Duration;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ScheduledFuture;
@@ -77,7 +79,7 @@ public final class HboneRequest {
         if (d != null) {
             d.cancel(false);
         }
-        dev.ambient.net.SocketRelay.onLoop(stream, leftSetup);
+        SocketRelay.onLoop(stream, leftSetup);
         return true;
     }
 
@@ -172,7 +174,7 @@ public final class HboneRequest {
         if (!answer()) {
             upstream.close();
             return CompletableFuture.completedFuture(new TunnelRelay.Result(0, 0, false,
-                    "CONNECT " + phase.get().name().toLowerCase(java.util.Locale.ROOT) + " before the tunnel was up"));
+                    "CONNECT " + phase.get().name().toLowerCase(Locale.ROOT) + " before the tunnel was up"));
         }
         stream.writeAndFlush(new DefaultHttp2HeadersFrame(new DefaultHttp2Headers().status("200"), false));
         return TunnelRelay.start(stream, upstream, observer);

@@ -13,6 +13,7 @@ import io.netty.handler.codec.http2.DefaultHttp2HeadersFrame;
 import io.netty.handler.codec.http2.DefaultHttp2ResetFrame;
 import io.netty.handler.codec.http2.DefaultHttp2WindowUpdateFrame;
 import io.netty.handler.codec.http2.Http2Error;
+import io.netty.handler.codec.http2.Http2Exception;
 import io.netty.handler.codec.http2.Http2FrameCodec;
 import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
 import io.netty.handler.codec.http2.Http2HeadersFrame;
@@ -183,7 +184,7 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
             // The codec has answered protocol errors already (GOAWAY or RST_STREAM); a socket error ends it all.
-            if (!(cause instanceof io.netty.handler.codec.http2.Http2Exception)) {
+            if (!(cause instanceof Http2Exception)) {
                 ctx.close();
             }
         }
