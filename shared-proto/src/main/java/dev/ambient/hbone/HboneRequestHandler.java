@@ -2,7 +2,13 @@ package dev.ambient.hbone;
 
 import java.net.SocketAddress;
 
-/** What an HBONE server does with each CONNECT: decide, then {@link HboneRequest#accept} or {@link HboneRequest#reject}. */
+/**
+ * What an HBONE server does with each CONNECT: decide, then {@link HboneRequest#accept} or
+ * {@link HboneRequest#reject}. Until it answers, the request counts among its connection's streams
+ * in setup ({@link HboneLimits#maxStreamsInSetup}), even if the client resets it meanwhile: a
+ * handler that finds the stream gone calls {@link HboneRequest#abandon}. One not answered within
+ * {@link HboneLimits#streamSetupTimeout} is answered 503 for it.
+ */
 public interface HboneRequestHandler {
 
     /** Called on the connection's event loop; must not block. */
@@ -10,5 +16,13 @@ public interface HboneRequestHandler {
 
     /** A connection (TLS, ALPN) or a stream (400) refused before reaching {@link #handle}: one log line, a metric. */
     default void refused(SocketAddress remote, String reason) {
+    }
+
+    /**
+     * A peer connection hit one of the server's limits: one log line, a metric. Called once per hit
+     * (stream refusals beyond the setup bound: once per connection). By default a {@link #refused}.
+     */
+    default void limitReached(SocketAddress remote, HboneLimit limit, String detail) {
+        refused(remote, limit.tag() + ": " + detail);
     }
 }

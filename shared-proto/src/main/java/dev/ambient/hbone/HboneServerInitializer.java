@@ -6,15 +6,20 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.codec.http2.DefaultHttp2GoAwayFrame;
 import io.netty.handler.codec.http2.DefaultHttp2Headers;
 import io.netty.handler.codec.http2.DefaultHttp2HeadersFrame;
+import io.netty.handler.codec.http2.DefaultHttp2ResetFrame;
 import io.netty.handler.codec.http2.DefaultHttp2WindowUpdateFrame;
 import io.netty.handler.codec.http2.Http2Error;
+import io.netty.handler.codec.http2.Http2Exception;
 import io.netty.handler.codec.http2.Http2FrameCodec;
 import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
 import io.netty.handler.codec.http2.Http2HeadersFrame;
 import io.netty.handler.codec.http2.Http2MultiplexHandler;
+import io.netty.handler.codec.http2.Http2ResetFrame;
+import io.netty.handler.codec.http2.Http2SettingsFrame;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.handler.ssl.ApplicationProtocolNames;
 import io.netty.handler.ssl.ApplicationProtocolNegotiationHandler;
@@ -29,18 +34,34 @@ import javax.net.ssl.SSLPeerUnverifiedException;
 /**
  * The server side of HBONE for one listening socket: TLS 1.3 with a required client certificate,
  * ALPN h2 enforced (OpenSSL would otherwise fall back to HTTP/1.1 for a client offering none),
- * then each HTTP/2 stream is one CONNECT handed to the {@link HboneRequestHandler}.
+ * then each HTTP/2 stream is one CONNECT handed to the {@link HboneRequestHandler}. Every peer holds
+ * a mesh certificate and may still be hostile: what one connection may cost is bounded by
+ * {@link HboneLimits} (see {@link HboneServerConnection}).
  */
 public final class HboneServerInitializer extends ChannelInitializer<Channel> {
 
+    /**
+     * Netty's own counts of every RST_STREAM received, and of those we send (other than CANCEL),
+     * stay on as coarse backstops at this many times the rapid-reset budget per window. They cannot
+     * tell a finished tunnel from an abandoned CONNECT, so at Netty's default (200 per 30 s) they
+     * cut legitimate peers whose streams end by the thousand; the sharp guard against rapid reset
+     * (CVE-2023-44487) is the rapid-reset budget with the bound on streams in setup.
+     */
+    static final int RESET_BACKSTOP_FACTOR = 100;
+
     private final Supplier<SslContext> tls;
     private final HboneSettings settings;
+    private final HboneLimits limits;
     private final HboneRequestHandler handler;
 
-    /** @param tls the current server context; asked per connection, so renewed certificates apply to new connections */
+    /**
+     * @param tls the current server context; asked per connection, so renewed certificates apply to new connections
+     * @param settings the HTTP/2 tuning, and the {@link HboneSettings#limits} of every connection
+     */
     public HboneServerInitializer(Supplier<SslContext> tls, HboneSettings settings, HboneRequestHandler handler) {
         this.tls = tls;
         this.settings = settings;
+        this.limits = settings.limits();
         this.handler = handler;
     }
 
@@ -67,13 +88,20 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
             ch.close();
             return;
         }
-        ch.pipeline().addLast(context.newHandler(ch.alloc()), new AlpnGate());
+        HboneServerConnection connection = new HboneServerConnection(ch, limits, handler);
+        SslHandler ssl = context.newHandler(ch.alloc());
+        ssl.setHandshakeTimeoutMillis(0); // the connection's own deadline covers TLS and the HTTP/2 preface
+        ch.pipeline().addLast(ssl, new AlpnGate(connection), new ConnectionWatch(connection));
+        connection.start();
     }
 
     private final class AlpnGate extends ApplicationProtocolNegotiationHandler {
 
-        AlpnGate() {
+        private final HboneServerConnection connection;
+
+        AlpnGate(HboneServerConnection connection) {
             super("none");
+            this.connection = connection;
         }
 
         @Override
@@ -92,18 +120,23 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
             }
             Http2FrameCodec codec = Http2FrameCodecBuilder.forServer()
                     .initialSettings(settings.toHttp2Settings(true))
-                    // Peers are authenticated proxies whose streams legitimately end by the thousand.
-                    .decoderEnforceMaxRstFramesPerWindow(0, 0)
+                    .decoderEnforceMaxRstFramesPerWindow(RESET_BACKSTOP_FACTOR * limits.rapidResetBudget(),
+                            backstopWindowSeconds())
+                    .encoderEnforceMaxRstFramesPerWindow(RESET_BACKSTOP_FACTOR * limits.rapidResetBudget(),
+                            backstopWindowSeconds())
                     .build();
             // Frames up to 1 MiB span several TLS records; composing them avoids copying into a
             // fresh unpooled buffer whenever the cumulation outgrows a pool chunk.
             codec.setCumulator(io.netty.handler.codec.ByteToMessageDecoder.COMPOSITE_CUMULATOR);
-            ch.pipeline().addLast(codec, new Http2MultiplexHandler(new ChannelInitializer<Http2StreamChannel>() {
-                @Override
-                protected void initChannel(Http2StreamChannel stream) {
-                    stream.pipeline().addLast(new ConnectStream(peer));
-                }
-            }));
+            ch.pipeline().addAfter(ctx.name(), "h2-codec", codec);
+            ch.pipeline().addAfter("h2-codec", "h2-streams", new Http2MultiplexHandler(
+                    new ChannelInitializer<Http2StreamChannel>() {
+                        @Override
+                        protected void initChannel(Http2StreamChannel stream) {
+                            stream.pipeline().addLast(new ConnectStream(peer, connection));
+                        }
+                    }));
+            connection.negotiated(codec);
             int topUp = settings.connectionWindow() - 65_535;
             if (topUp > 0) {
                 ch.writeAndFlush(new DefaultHttp2WindowUpdateFrame(topUp));
@@ -116,29 +149,80 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
         }
 
         private void refuse(Channel ch, String reason) {
-            handler.refused(ch.remoteAddress(), reason);
-            ch.close();
+            connection.refuse(reason);
         }
     }
 
-    /** Reads the CONNECT headers of one stream, validates them, and hands the request over. */
-    private final class ConnectStream extends ChannelInboundHandlerAdapter {
+    /**
+     * Last in the connection's pipeline: sees the client's first SETTINGS (the connection is up)
+     * and a FIN from the client at any stage.
+     */
+    private static final class ConnectionWatch extends ChannelInboundHandlerAdapter {
 
-        private final SpiffeId peer;
+        private final HboneServerConnection connection;
 
-        ConnectStream(SpiffeId peer) {
-            this.peer = peer;
+        ConnectionWatch(HboneServerConnection connection) {
+            this.connection = connection;
         }
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
-            if (!(msg instanceof Http2HeadersFrame frame)) {
-                // DATA before HEADERS cannot happen on a valid stream; drop it.
+            if (msg instanceof Http2SettingsFrame) {
+                connection.settingsReceived();
+            }
+            ReferenceCountUtil.release(msg);
+        }
+
+        @Override
+        public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+            if (evt instanceof ChannelInputShutdownEvent) {
+                connection.inputShutdown();
+            }
+            ReferenceCountUtil.release(evt);
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            // The codec has answered protocol errors already (GOAWAY or RST_STREAM); a socket error ends it all.
+            if (!(cause instanceof Http2Exception)) {
+                ctx.close();
+            }
+        }
+    }
+
+    /**
+     * First in each stream's pipeline: reads the CONNECT headers, validates them, gives the request
+     * a place in setup (or refuses the stream) and hands it over; then stays to count a reset that
+     * comes before our answer, and passes everything else on.
+     */
+    private final class ConnectStream extends ChannelInboundHandlerAdapter {
+
+        private final SpiffeId peer;
+        private final HboneServerConnection connection;
+        private boolean headersRead;
+        private HboneRequest request;
+
+        ConnectStream(SpiffeId peer, HboneServerConnection connection) {
+            this.peer = peer;
+            this.connection = connection;
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (request != null) {
+                ctx.fireChannelRead(msg);
+                return;
+            }
+            if (headersRead || !(msg instanceof Http2HeadersFrame frame)) {
+                // A refused stream's leftovers, or DATA before HEADERS (impossible on a valid stream).
                 ReferenceCountUtil.release(msg);
                 return;
             }
+            headersRead = true;
             Http2StreamChannel stream = (Http2StreamChannel) ctx.channel();
-            ctx.pipeline().remove(this);
+            if (connection.closing()) {
+                return; // the rest of a read after our GOAWAY: nothing more is taken on
+            }
             var headers = frame.headers();
             if (!HboneHeaders.CONNECT.contentEquals(headers.method() == null ? "" : headers.method())) {
                 badRequest(stream, "method " + headers.method() + " is not CONNECT");
@@ -155,10 +239,25 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
                 badRequest(stream, e.getMessage());
                 return;
             }
+            if (!connection.enterSetup()) {
+                // Not queued: the client may retry a refused stream, elsewhere or later.
+                stream.writeAndFlush(new DefaultHttp2ResetFrame(Http2Error.REFUSED_STREAM));
+                return;
+            }
             // Hold early data until the handler accepts.
             stream.config().setAutoRead(false);
             stream.pipeline().addLast(PendingReads.NAME, new PendingReads(settings.streamWindow()));
-            handler.handle(new HboneRequest(peer, target, headers, stream));
+            request = new HboneRequest(peer, target, headers, stream, connection::leftSetup);
+            request.expireAfter(connection.limits().streamSetupTimeout(), connection::setupTimedOut);
+            handler.handle(request);
+        }
+
+        @Override
+        public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+            if (evt instanceof Http2ResetFrame && request != null && request.inSetup() && !connection.closing()) {
+                connection.earlyReset();
+            }
+            ctx.fireUserEventTriggered(evt);
         }
 
         private void badRequest(Http2StreamChannel stream, String reason) {
@@ -166,6 +265,10 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
             stream.writeAndFlush(new DefaultHttp2HeadersFrame(new DefaultHttp2Headers().status("400"), true))
                     .addListener(f -> stream.close());
         }
+    }
+
+    private int backstopWindowSeconds() {
+        return (int) Math.max(1, limits.rapidResetWindow().toSeconds());
     }
 
     static String rootMessage(Throwable t) {

@@ -9,8 +9,10 @@ package dev.ambient.hbone;
  * @param maxFrameSize largest DATA frame we accept, bytes
  * @param maxConcurrentStreams streams the server allows on one connection (the pool opens another
  *        connection beyond it)
+ * @param limits what one peer connection may cost a server (a client ignores them)
  */
-public record HboneSettings(int streamWindow, int connectionWindow, int maxFrameSize, int maxConcurrentStreams) {
+public record HboneSettings(int streamWindow, int connectionWindow, int maxFrameSize, int maxConcurrentStreams,
+        HboneLimits limits) {
 
     public static final HboneSettings DEFAULTS = new HboneSettings(4 << 20, 16 << 20, 1 << 20, 100);
 
@@ -24,6 +26,18 @@ public record HboneSettings(int streamWindow, int connectionWindow, int maxFrame
         if (maxConcurrentStreams < 1) {
             throw new IllegalArgumentException("max concurrent streams must be positive");
         }
+        if (limits == null) {
+            throw new IllegalArgumentException("HBONE limits are required");
+        }
+    }
+
+    /** With the default {@link HboneLimits}. */
+    public HboneSettings(int streamWindow, int connectionWindow, int maxFrameSize, int maxConcurrentStreams) {
+        this(streamWindow, connectionWindow, maxFrameSize, maxConcurrentStreams, HboneLimits.DEFAULTS);
+    }
+
+    public HboneSettings withLimits(HboneLimits limits) {
+        return new HboneSettings(streamWindow, connectionWindow, maxFrameSize, maxConcurrentStreams, limits);
     }
 
     io.netty.handler.codec.http2.Http2Settings toHttp2Settings(boolean server) {
@@ -31,7 +45,7 @@ public record HboneSettings(int streamWindow, int connectionWindow, int maxFrame
                 .initialWindowSize(streamWindow)
                 .maxFrameSize(maxFrameSize);
         if (server) {
-            s.maxConcurrentStreams(maxConcurrentStreams);
+            s.maxConcurrentStreams(maxConcurrentStreams).maxHeaderListSize(limits.maxHeaderListSize());
         } else {
             // The server never opens streams towards the client.
             s.maxConcurrentStreams(0).pushEnabled(false);

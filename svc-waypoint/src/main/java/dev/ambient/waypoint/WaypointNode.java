@@ -94,7 +94,7 @@ public final class WaypointNode implements AutoCloseable {
         transport = Transport.create("waypoint-dataplane", threads);
         HboneSettings settings = new HboneSettings(HboneSettings.DEFAULTS.streamWindow(),
                 HboneSettings.DEFAULTS.connectionWindow(), HboneSettings.DEFAULTS.maxFrameSize(),
-                config.listen().maxStreamsPerConnection());
+                config.listen().maxStreamsPerConnection(), config.listen().limits().toLimits());
         var up = config.upstream();
         HboneConnector connector = new HboneConnector(transport, settings, (int) up.connectTimeout().toMillis(), 0);
         pool = new ConnectionPool(connector, transport.group(), up.idleTimeout());

@@ -93,7 +93,7 @@ public final class ZtunnelNode implements AutoCloseable {
         int threads = dp.threads().orElse(Runtime.getRuntime().availableProcessors());
         transport = Transport.create("ztunnel-dataplane", threads);
         HboneSettings settings = new HboneSettings(dp.streamWindow(), dp.connectionWindow(), dp.maxFrameSize(),
-                dp.maxStreamsPerConnection());
+                dp.maxStreamsPerConnection(), dp.limits().toLimits());
         certificates = new WorkloadCertificates(certificateSource());
         TrafficMetrics metrics = new TrafficMetrics(registry);
         AuthorizationEvaluator authorization = new AuthorizationEvaluator();

@@ -306,7 +306,7 @@ class K8sManifestsTest {
             }
             String key = prefix + "." + kebab(m.getName());
             Class<?> r = m.getReturnType();
-            if (r.isInterface() && r.getEnclosingClass() == ZtunnelConfig.class) {
+            if (r.isInterface() && r.getPackageName().startsWith("dev.ambient")) { // a group, ours or shared
                 collectKeys(r, key, keys);
             } else {
                 keys.add(key);

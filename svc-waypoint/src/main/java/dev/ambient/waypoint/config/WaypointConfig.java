@@ -69,6 +69,9 @@ public interface WaypointConfig {
         /** Streams a peer may open on one HBONE connection to us. */
         @WithDefault("100")
         int maxStreamsPerConnection();
+
+        /** What one peer connection to the HBONE listener may cost (timeouts, rapid-reset budget, ...). */
+        dev.ambient.hbone.HboneLimitsConfig limits();
     }
 
     interface Identity {

@@ -111,6 +111,9 @@ public interface ZtunnelConfig {
         @WithDefault("100")
         int maxStreamsPerConnection();
 
+        /** What one peer connection to our HBONE listeners may cost (timeouts, rapid-reset budget, ...). */
+        dev.ambient.hbone.HboneLimitsConfig limits();
+
         /** SO_MARK on every socket the ztunnel opens, exempted by the capture rules; 0 = none. */
         @WithDefault("1337")
         int socketMark();

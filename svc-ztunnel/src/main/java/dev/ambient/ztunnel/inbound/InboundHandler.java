@@ -2,6 +2,7 @@ package dev.ambient.ztunnel.inbound;
 
 import dev.ambient.hbone.Authority;
 import dev.ambient.hbone.HboneHeaders;
+import dev.ambient.hbone.HboneLimit;
 import dev.ambient.hbone.HboneRequest;
 import dev.ambient.hbone.HboneRequestHandler;
 import dev.ambient.identity.SpiffeId;
@@ -101,6 +102,7 @@ public final class InboundHandler implements HboneRequestHandler {
             }
             if (!request.isOpen()) {
                 ((Channel) f.getNow()).close(); // the client went away while we dialled
+                request.abandon();
                 return;
             }
             TrafficMetrics.Connection counted = metrics.opened(labels, false);
@@ -143,6 +145,13 @@ public final class InboundHandler implements HboneRequestHandler {
                 : reason.startsWith("TLS") ? "tls" : "other");
         AccessLog.connection("inbound", (InetSocketAddress) remote, "-", null, workloadIdentity.uri(), "hbone", 0, 0,
                 Duration.ZERO, "refused", reason);
+    }
+
+    @Override
+    public void limitReached(SocketAddress remote, HboneLimit limit, String detail) {
+        shared.metrics().handshakeRefused(limit.tag());
+        AccessLog.connection("inbound", (InetSocketAddress) remote, "-", null, workloadIdentity.uri(), "hbone", 0, 0,
+                Duration.ZERO, "limited", limit.tag() + ": " + detail);
     }
 
     private static String withNote(String reason, String note) {

@@ -1,0 +1,34 @@
+package dev.ambient.hbone;
+
+/**
+ * A bound of the HBONE server that a peer connection ran into (see {@link HboneLimits}), each with
+ * the tag its refusal metric carries.
+ */
+public enum HboneLimit {
+    /** TLS handshake, ALPN and the client's HTTP/2 preface and SETTINGS not done in time: closed. */
+    HANDSHAKE_TIMEOUT("handshake_timeout"),
+    /** No stream for the idle timeout: GOAWAY(NO_ERROR), then closed. */
+    IDLE_TIMEOUT("idle_timeout"),
+    /** Too many CONNECTs in setup: further ones refused with RST_STREAM(REFUSED_STREAM). */
+    STREAMS_IN_SETUP("streams_in_setup"),
+    /** A CONNECT its handler did not answer in time: answered 503. */
+    SETUP_TIMEOUT("setup_timeout"),
+    /** Too many streams reset before they were answered: GOAWAY(ENHANCE_YOUR_CALM). */
+    RAPID_RESET("rapid_reset"),
+    /**
+     * The HTTP/2 codec's own guards or a protocol violation (header list too large, CONTINUATION,
+     * control-frame or RST_STREAM floods, malformed frames): GOAWAY with that error, then closed.
+     */
+    HTTP2_ERROR("http2_error");
+
+    private final String tag;
+
+    HboneLimit(String tag) {
+        this.tag = tag;
+    }
+
+    /** The value of the refusal metric's reason tag. */
+    public String tag() {
+        return tag;
+    }
+}
