@@ -27,12 +27,24 @@ Modes:
   continuation-flood      a HEADERS frame without END_HEADERS, then --streams CONTINUATION frames
                 of one byte each that never end the header block.
   ping-flood    --streams PING frames, never reading the acknowledgements.
+
+Modes with many connections (from --source when given), each printing its own summary instead:
+  connect-flood --connections TCP connections opened at once, never sending a byte (no TLS), then
+                watched for --wait seconds: how many the server closed, and how soon after connect.
+                {"connections": n, "connected": n, "closed_within_1s": n, "closed_later": n,
+                 "still_open": n, "error": ...}
+  many-connections  --connections connections one after another, each with TLS (the --cert
+                identity), the HTTP/2 preface and SETTINGS, all kept open; then watched for --wait
+                seconds. {"connections": n, "tls": n, "settings": n, "goaways": {"11": n, ...},
+                "goaway_debug": "...", "closed": n, "still_open": n, "kept": n (open, never told to
+                go away), "errors": {...}}
 """
 
 import argparse
 import json
 import os
 import select
+import selectors
 import socket
 import ssl
 import sys
@@ -64,6 +76,8 @@ class Client:
                        "statuses": {}, "resets": {}, "sent_streams": 0, "echoed": 0, "error": None}
         self.raw = socket.socket(socket.AF_INET6 if ":" in args.server[0] else socket.AF_INET, socket.SOCK_STREAM)
         self.raw.settimeout(10)
+        if args.source:
+            self.raw.bind((args.source, 0))
         self.raw.connect(args.server)
         self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self.raw
@@ -132,7 +146,7 @@ class Client:
         if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
             ready = True
         else:
-            ready = select.select([self.sock], [], [], max(0.0, timeout))[0]
+            ready = readable(self.sock, timeout)
         if not ready:
             return True
         try:
@@ -169,6 +183,8 @@ class Client:
         elif isinstance(event, h2.events.DataReceived):
             self.result["echoed"] += len(event.data)
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self.result["settings"] = True
         elif isinstance(event, h2.events.ConnectionTerminated) and self.result["goaway"] is None:
             self.result["goaway"] = {"error_code": int(event.error_code), "last_stream_id": event.last_stream_id,
                                      "debug": (event.additional_data or b"").decode("utf-8", "replace"),
@@ -192,7 +208,7 @@ class Client:
         quiet_until = time.monotonic() + 0.3
         while self.open and time.monotonic() < quiet_until:
             try:
-                ready = select.select([self.sock], [], [], 0.1)[0]
+                ready = readable(self.sock, 0.1)
                 if ready and not self.sock.recv(1 << 16):
                     break
                 if ready:
@@ -207,6 +223,92 @@ class Client:
             self.sock.close()
         except OSError:
             pass
+
+
+def readable(sock, timeout):
+    """select() cannot watch descriptors above 1023; the many-connection modes have more."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000))
+
+
+def connect_flood(args):
+    family = socket.AF_INET6 if ":" in args.server[0] else socket.AF_INET
+    sel = selectors.DefaultSelector()
+    opened = {}
+    result = {"mode": args.mode, "connections": args.connections, "connected": 0, "closed_within_1s": 0,
+              "closed_later": 0, "still_open": 0, "error": None}
+    try:
+        for _ in range(args.connections):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            if args.source:
+                s.bind((args.source, 0))
+            s.setblocking(False)
+            s.connect_ex(args.server)          # EINPROGRESS: loopback completes it at once
+            opened[s] = time.monotonic()
+            sel.register(s, selectors.EVENT_READ)
+        deadline = time.monotonic() + args.wait
+        while opened and time.monotonic() < deadline:
+            for key, _ in sel.select(0.1):
+                s = key.fileobj
+                try:
+                    data = s.recv(1)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""             # reset by the server: closed as well
+                if data:
+                    continue               # the server has nothing to say before TLS: never happens
+                after = time.monotonic() - opened.pop(s)
+                result["closed_within_1s" if after < 1.0 else "closed_later"] += 1
+                sel.unregister(s)
+                s.close()
+    except OSError as e:
+        result["error"] = "%s: %s" % (type(e).__name__, e)
+    result["still_open"] = len(opened)
+    result["connected"] = result["closed_within_1s"] + result["closed_later"] + len(opened)
+    for s in opened:
+        s.close()
+    return result
+
+
+def many_connections(args):
+    result = {"mode": args.mode, "connections": args.connections, "tls": 0, "settings": 0, "goaways": {},
+              "goaway_debug": None, "closed": 0, "still_open": 0, "kept": 0, "errors": {}, "error": None}
+    clients = []
+    for _ in range(args.connections):
+        c = None
+        try:
+            c = Client(args)
+            clients.append(c)
+            c.handshake()
+            c.preface()
+            c.read(0.0)
+        except (OSError, ssl.SSLError, h2.exceptions.H2Error) as e:
+            kind = type(e).__name__
+            result["errors"][kind] = result["errors"].get(kind, 0) + 1
+            if c is not None:
+                c.closed("exception")
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline and any(c.open for c in clients):
+        for c in clients:
+            c.read(0.0)
+        time.sleep(0.05)
+    for c in clients:
+        r = c.result
+        result["tls"] += 1 if r["tls"] else 0
+        result["settings"] += 1 if r.get("settings") else 0
+        if r["goaway"] is not None:
+            code = str(r["goaway"]["error_code"])
+            result["goaways"][code] = result["goaways"].get(code, 0) + 1
+            result["goaway_debug"] = result["goaway_debug"] or r["goaway"]["debug"]
+        if c.open:
+            result["still_open"] += 1
+            result["kept"] += 1 if r["goaway"] is None else 0
+        else:
+            result["closed"] += 1
+        c.close()
+    return result
 
 
 def rapid_reset(c, args):
@@ -359,11 +461,12 @@ MODES = {"rapid-reset": rapid_reset, "idle": idle, "no-preface": no_preface, "no
          "close-after-handshake": close_after_handshake, "close-mid-flood": close_mid_flood,
          "setup-flood": setup_flood, "hold-stream": hold_stream, "big-header": big_header,
          "continuation-flood": continuation_flood, "ping-flood": ping_flood}
+MANY = {"connect-flood": connect_flood, "many-connections": many_connections}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", required=True, choices=sorted(MODES))
+    p.add_argument("--mode", required=True, choices=sorted(list(MODES) + list(MANY)))
     p.add_argument("--server", required=True, type=parse_address, help="HBONE server ip:port")
     p.add_argument("--cert", required=True, help="client certificate chain (PEM, leaf first)")
     p.add_argument("--key", required=True, help="client private key (PEM)")
@@ -377,7 +480,13 @@ def main():
     p.add_argument("--payload", type=int, default=1000)
     p.add_argument("--header-bytes", type=int, default=20000)
     p.add_argument("--preface", action="store_true")
+    p.add_argument("--source", help="local address to connect from")
+    p.add_argument("--connections", type=int, default=100)
     args = p.parse_args()
+
+    if args.mode in MANY:
+        print(json.dumps(MANY[args.mode](args)), flush=True)
+        return 0
 
     c = None
     result = {"mode": args.mode, "error": None}

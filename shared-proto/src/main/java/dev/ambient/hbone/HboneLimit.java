@@ -1,8 +1,8 @@
 package dev.ambient.hbone;
 
 /**
- * A bound of the HBONE server that a peer connection ran into (see {@link HboneLimits}), each with
- * the tag its refusal metric carries.
+ * A bound of the HBONE server that a peer connection ran into (see {@link HboneLimits} for one
+ * connection, {@link HboneAdmission} across connections), each with the tag its refusal metric carries.
  */
 public enum HboneLimit {
     /** TLS handshake, ALPN and the client's HTTP/2 preface and SETTINGS not done in time: closed. */
@@ -19,7 +19,13 @@ public enum HboneLimit {
      * The HTTP/2 codec's own guards or a protocol violation (header list too large, CONTINUATION,
      * control-frame or RST_STREAM floods, malformed frames): GOAWAY with that error, then closed.
      */
-    HTTP2_ERROR("http2_error");
+    HTTP2_ERROR("http2_error"),
+    /** Too many connections from one address still in their handshake: closed at accept. */
+    HANDSHAKES_PER_SOURCE("handshakes_per_source"),
+    /** Too many HBONE connections held by the process: closed at accept. */
+    CONNECTIONS("connections"),
+    /** Too many established connections of one peer identity: GOAWAY(ENHANCE_YOUR_CALM) after its SETTINGS. */
+    CONNECTIONS_PER_IDENTITY("connections_per_identity");
 
     private final String tag;
 

@@ -20,9 +20,19 @@ public interface HboneRequestHandler {
 
     /**
      * A peer connection hit one of the server's limits: one log line, a metric. Called once per hit
-     * (stream refusals beyond the setup bound: once per connection). By default a {@link #refused}.
+     * (stream refusals beyond the setup bound: once per connection; connections refused by the
+     * {@link HboneAdmission}: once every few seconds per limit, the others go to {@link #limitCounted}).
+     * By default a {@link #refused}.
      */
     default void limitReached(SocketAddress remote, HboneLimit limit, String detail) {
         refused(remote, limit.tag() + ": " + detail);
+    }
+
+    /**
+     * A limit hit again while its log line is held back (refusals at accept can come by the
+     * thousand; {@link #limitReached} is called for one of them every few seconds, with how many
+     * were not logged): count it, write nothing.
+     */
+    default void limitCounted(SocketAddress remote, HboneLimit limit) {
     }
 }

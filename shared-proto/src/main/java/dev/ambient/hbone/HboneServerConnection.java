@@ -1,5 +1,6 @@
 package dev.ambient.hbone;
 
+import dev.ambient.identity.SpiffeId;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.channel.Channel;
@@ -16,12 +17,15 @@ import io.netty.util.concurrent.ScheduledFuture;
 import java.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
 /**
  * One accepted HBONE connection and what it may still cost us ({@link HboneLimits}): the deadline
  * for its handshake, its streams in setup, the streams its client reset before we answered them,
- * and its idle time. Every limit hit is reported once to the handler. Event loop only.
+ * and its idle time; and its place among the process's connections ({@link HboneAdmission}), which
+ * its peer's identity must find room in once the handshake is over. Every limit hit is reported
+ * once to the handler. Event loop only.
  */
 final class HboneServerConnection {
 
@@ -47,7 +51,10 @@ final class HboneServerConnection {
     private final Channel channel;
     private final HboneLimits limits;
     private final HboneRequestHandler handler;
+    private final HboneAdmission admission;
+    private final HboneAdmission.Slot slot;
     private final SocketAddress remote;
+    private SpiffeId peer;
     private Stage stage = Stage.TLS;
     private ScheduledFuture<?> handshakeDeadline;
     private ScheduledFuture<?> idleCheck;
@@ -65,10 +72,13 @@ final class HboneServerConnection {
     /** A limit was reported: the GOAWAY it causes is not reported a second time. */
     private boolean goAwayReported;
 
-    HboneServerConnection(Channel channel, HboneLimits limits, HboneRequestHandler handler) {
+    HboneServerConnection(Channel channel, HboneLimits limits, HboneRequestHandler handler, HboneAdmission admission,
+            HboneAdmission.Slot slot) {
         this.channel = channel;
         this.limits = limits;
         this.handler = handler;
+        this.admission = admission;
+        this.slot = slot;
         this.remote = channel.remoteAddress();
     }
 
@@ -86,13 +96,14 @@ final class HboneServerConnection {
         });
     }
 
-    /** TLS and ALPN succeeded; {@code codec} now waits for the client's preface. */
-    void negotiated(Http2FrameCodec codec) {
+    /** TLS and ALPN succeeded for {@code peer}; {@code codec} now waits for the client's preface. */
+    void negotiated(Http2FrameCodec codec, SpiffeId peer) {
         if (stage != Stage.TLS) {
             return;
         }
         stage = Stage.PREFACE;
         this.codec = codec;
+        this.peer = peer;
         http2 = codec.connection();
         http2.addListener(new Http2ConnectionAdapter() {
             @Override
@@ -116,13 +127,23 @@ final class HboneServerConnection {
         });
     }
 
-    /** The client's first SETTINGS: the connection is up; from now on it may idle only so long. */
+    /**
+     * The client's first SETTINGS: the handshake is over, and the connection counts for its peer's
+     * identity, unless that identity holds its bound already (then GOAWAY(ENHANCE_YOUR_CALM) and
+     * closed, taking no stream); from now on it may idle only so long.
+     */
     void settingsReceived() {
         if (stage != Stage.PREFACE) {
             return;
         }
-        stage = Stage.OPEN;
         cancel(handshakeDeadline);
+        Optional<HboneAdmission.Refused> refused = slot.established(peer);
+        if (refused.isPresent()) {
+            admission.report(handler, remote, refused.get());
+            goAwayAndClose(Http2Error.ENHANCE_YOUR_CALM, refused.get().detail());
+            return;
+        }
+        stage = Stage.OPEN;
         idleSinceNanos = System.nanoTime();
         idleCheck = schedule(this::checkIdle, limits.idleTimeout().toNanos());
     }
@@ -200,19 +221,23 @@ final class HboneServerConnection {
         if (++wasted <= limits.rapidResetBudget() || stage == Stage.CLOSING) {
             return;
         }
-        goAwayReported = true;
         String detail = "rapid reset: " + wasted + " CONNECTs wasted within " + HboneLimits.format(limits.rapidResetWindow())
                 + " (budget " + limits.rapidResetBudget() + "); on this connection so far " + earlyResets
                 + " reset by the client before our answer, " + refusedInSetup + " refused while "
                 + limits.maxStreamsInSetup() + " were in setup";
         handler.limitReached(remote, HboneLimit.RAPID_RESET, detail + "; GOAWAY(ENHANCE_YOUR_CALM), closing");
+        goAwayAndClose(Http2Error.ENHANCE_YOUR_CALM, detail);
+    }
+
+    /** Tells a misbehaving client why it must go (GOAWAY with {@code error} and {@code detail}), then closes. */
+    private void goAwayAndClose(Http2Error error, String detail) {
+        goAwayReported = true;
         lingeringClose(() -> {
             // Straight to the frame writer: the codec's own GOAWAY with an error closes the socket
             // as soon as it is written, which is what the linger is there to avoid.
             ChannelHandlerContext ctx = channel.pipeline().context(codec);
-            codec.encoder().frameWriter().writeGoAway(ctx, http2.remote().lastStreamCreated(),
-                    Http2Error.ENHANCE_YOUR_CALM.code(), ByteBufUtil.writeUtf8(channel.alloc(), detail),
-                    ctx.newPromise());
+            codec.encoder().frameWriter().writeGoAway(ctx, http2.remote().lastStreamCreated(), error.code(),
+                    ByteBufUtil.writeUtf8(channel.alloc(), detail), ctx.newPromise());
             ctx.flush();
         });
     }

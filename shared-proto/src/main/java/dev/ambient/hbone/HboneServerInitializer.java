@@ -3,6 +3,7 @@ package dev.ambient.hbone;
 import dev.ambient.identity.HboneTls;
 import dev.ambient.identity.SpiffeId;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
@@ -26,6 +27,7 @@ import io.netty.handler.ssl.ApplicationProtocolNegotiationHandler;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import dev.ambient.net.PendingReads;
+import io.netty.util.AttributeKey;
 import io.netty.util.ReferenceCountUtil;
 import java.net.InetSocketAddress;
 import java.util.function.Supplier;
@@ -49,19 +51,27 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
      */
     static final int RESET_BACKSTOP_FACTOR = 100;
 
+    /** The admission an accepted connection got at the {@link #acceptGate()}, until it is initialized. */
+    private static final AttributeKey<HboneAdmission.Slot> SLOT = AttributeKey.valueOf("hbone-admission-slot");
+
     private final Supplier<SslContext> tls;
     private final HboneSettings settings;
     private final HboneLimits limits;
+    private final HboneAdmission admission;
     private final HboneRequestHandler handler;
+    private final ChannelHandler acceptGate = new AcceptGate();
 
     /**
      * @param tls the current server context; asked per connection, so renewed certificates apply to new connections
      * @param settings the HTTP/2 tuning, and the {@link HboneSettings#limits} of every connection
+     * @param admission the process's count of HBONE connections, shared by all its listeners
      */
-    public HboneServerInitializer(Supplier<SslContext> tls, HboneSettings settings, HboneRequestHandler handler) {
+    public HboneServerInitializer(Supplier<SslContext> tls, HboneSettings settings, HboneAdmission admission,
+            HboneRequestHandler handler) {
         this.tls = tls;
         this.settings = settings;
         this.limits = settings.limits();
+        this.admission = admission;
         this.handler = handler;
     }
 
@@ -80,19 +90,68 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
         });
     }
 
+    /**
+     * For the listening socket's own pipeline ({@code Transport.listen(address, acceptGate(), ...)}):
+     * admits each connection the moment it is accepted, on the accepting thread, so that one refused
+     * is closed before it is ever registered with an event loop, and a flood of refused connects
+     * holds no descriptor beyond the one being looked at. Without it, each connection is admitted
+     * when it is initialized, a hop through an event loop's queue later.
+     */
+    public ChannelHandler acceptGate() {
+        return acceptGate;
+    }
+
     @Override
     protected void initChannel(Channel ch) {
+        HboneAdmission.Slot admitted = ch.attr(SLOT).getAndSet(null);
+        if (admitted == null && (admitted = admit(ch)) == null) {
+            ch.close();
+            return;
+        }
+        HboneAdmission.Slot slot = admitted;
+        ch.closeFuture().addListener(f -> slot.release());
         SslContext context = tls.get();
         if (context == null) {
             handler.refused(ch.remoteAddress(), "no certificate for this listener yet");
             ch.close();
             return;
         }
-        HboneServerConnection connection = new HboneServerConnection(ch, limits, handler);
+        HboneServerConnection connection = new HboneServerConnection(ch, limits, handler, admission, slot);
         SslHandler ssl = context.newHandler(ch.alloc());
         ssl.setHandshakeTimeoutMillis(0); // the connection's own deadline covers TLS and the HTTP/2 preface
         ch.pipeline().addLast(ssl, new AlpnGate(connection), new ConnectionWatch(connection));
         connection.start();
+    }
+
+    /**
+     * Before a byte is read: a connection beyond the process's bound, or one more handshake from an
+     * address that has its bound of them under way, is refused (reported, rate-limited) and holds
+     * nothing; null then.
+     */
+    private HboneAdmission.Slot admit(Channel ch) {
+        return switch (admission.admit(((InetSocketAddress) ch.remoteAddress()).getAddress())) {
+            case HboneAdmission.Refused refused -> {
+                admission.report(handler, ch.remoteAddress(), refused);
+                yield null;
+            }
+            case HboneAdmission.Admitted a -> a.slot();
+        };
+    }
+
+    /** See {@link #acceptGate()}: in the listening socket's pipeline, each message is an accepted connection. */
+    @ChannelHandler.Sharable
+    private final class AcceptGate extends ChannelInboundHandlerAdapter {
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            Channel child = (Channel) msg;
+            HboneAdmission.Slot slot = admit(child);
+            if (slot == null) {
+                child.unsafe().closeForcibly(); // not registered yet: the descriptor is closed right here
+                return;
+            }
+            child.attr(SLOT).set(slot);
+            ctx.fireChannelRead(child);
+        }
     }
 
     private final class AlpnGate extends ApplicationProtocolNegotiationHandler {
@@ -136,7 +195,7 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
                             stream.pipeline().addLast(new ConnectStream(peer, connection));
                         }
                     }));
-            connection.negotiated(codec);
+            connection.negotiated(codec, peer);
             int topUp = settings.connectionWindow() - 65_535;
             if (topUp > 0) {
                 ch.writeAndFlush(new DefaultHttp2WindowUpdateFrame(topUp));

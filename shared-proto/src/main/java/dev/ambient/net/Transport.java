@@ -43,7 +43,21 @@ public record Transport(EventLoopGroup group, Class<? extends SocketChannel> soc
      */
     public io.netty.channel.Channel listen(java.net.InetSocketAddress address,
             io.netty.channel.ChannelHandler childHandler) {
-        return new io.netty.bootstrap.ServerBootstrap().group(group).channel(serverChannel)
+        return listen(address, null, childHandler);
+    }
+
+    /**
+     * As {@link #listen(java.net.InetSocketAddress, io.netty.channel.ChannelHandler)}, with
+     * {@code acceptGate} in the listening socket's own pipeline: it sees each accepted connection
+     * before it is registered with an event loop, and may close it there.
+     */
+    public io.netty.channel.Channel listen(java.net.InetSocketAddress address,
+            io.netty.channel.ChannelHandler acceptGate, io.netty.channel.ChannelHandler childHandler) {
+        var bootstrap = new io.netty.bootstrap.ServerBootstrap();
+        if (acceptGate != null) {
+            bootstrap.handler(acceptGate);
+        }
+        return bootstrap.group(group).channel(serverChannel)
                 .option(io.netty.channel.ChannelOption.SO_REUSEADDR, true)
                 .childOption(io.netty.channel.ChannelOption.TCP_NODELAY, true)
                 .childOption(io.netty.channel.ChannelOption.ALLOW_HALF_CLOSURE, true)

@@ -9,8 +9,10 @@ import io.netty.handler.codec.http2.DefaultHttp2DataFrame;
 import io.netty.handler.codec.http2.Http2DataFrame;
 import io.netty.handler.codec.http2.Http2ResetFrame;
 import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.handler.ssl.SslContext;
 import io.netty.util.ReferenceCountUtil;
 import java.io.ByteArrayOutputStream;
+import java.net.InetAddress;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.Set;
@@ -30,10 +32,19 @@ final class GoodClient implements AutoCloseable {
     private final HboneClientConnection connection;
 
     GoodClient(HboneTestServer server) throws Exception {
+        this(server, server.clientTls, null);
+    }
+
+    /**
+     * @param tls the client's identity
+     * @param from the local address to connect from (another 127.0.x.y than an attacker's); null: any
+     */
+    GoodClient(HboneTestServer server, SslContext tls, InetAddress from) throws Exception {
         this.server = server;
         HboneConnector connector = new HboneConnector(server.transport, HboneSettings.DEFAULTS, 5_000, 0);
-        this.connection = connector.connect(server.address, server.clientTls, Set.of(HboneTestServer.SERVER_ID),
-                server.transport.group().next(), null).get(10, TimeUnit.SECONDS);
+        this.connection = connector.connect(server.address, tls, Set.of(HboneTestServer.SERVER_ID),
+                server.transport.group().next(), from == null ? null : b -> b.localAddress(from, 0))
+                .get(10, TimeUnit.SECONDS);
         server.handler.good.add(connection.channel().localAddress());
     }
 
@@ -88,7 +99,12 @@ final class GoodClient implements AutoCloseable {
         private final GoodClient client;
 
         Traffic(HboneTestServer server) throws Exception {
-            client = new GoodClient(server);
+            this(new GoodClient(server));
+        }
+
+        /** On {@code client}'s connection (another identity, another source address). */
+        Traffic(GoodClient client) {
+            this.client = client;
             thread = Thread.ofVirtual().start(() -> {
                 while (running.get()) {
                     long start = System.nanoTime();

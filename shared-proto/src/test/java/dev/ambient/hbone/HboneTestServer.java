@@ -40,6 +40,8 @@ final class HboneTestServer implements AutoCloseable {
     static final String TD = "cluster.local";
     static final SpiffeId SERVER_ID = new SpiffeId(TD, "default", "echo");
     static final SpiffeId CLIENT_ID = new SpiffeId(TD, "default", "sleep");
+    /** Another client identity: its connections do not count against {@link #CLIENT_ID}'s. */
+    static final SpiffeId OTHER_ID = new SpiffeId(TD, "default", "other");
 
     /** What the handler does after its authorization check. */
     enum Answer {
@@ -53,6 +55,8 @@ final class HboneTestServer implements AutoCloseable {
     final CertificateAuthority ca = CertificateAuthority.create(TD, Duration.ofDays(1));
     final SslContext serverTls;
     final SslContext clientTls;
+    final SslContext otherClientTls;
+    final HboneAdmission admission;
     final Path root;
     final Path clientChain;
     final Path clientKey;
@@ -66,10 +70,19 @@ final class HboneTestServer implements AutoCloseable {
 
     HboneTestServer(Path dir, HboneSettings settings, Answer answer, Duration answerDelay)
             throws IOException {
+        this(dir, settings, HboneAdmission.Limits.DEFAULTS, answer, answerDelay);
+    }
+
+    /** @param admission the bounds across connections, resolved as for this process (0: automatic) */
+    HboneTestServer(Path dir, HboneSettings settings, HboneAdmission.Limits admission, Answer answer,
+            Duration answerDelay) throws IOException {
         WorkloadCertificate server = ca.issue(SERVER_ID, Duration.ofHours(1));
         WorkloadCertificate client = ca.issue(CLIENT_ID, Duration.ofHours(1));
         serverTls = HboneTls.serverContext(server, List.of(ca.root()));
         clientTls = HboneTls.clientContext(client, List.of(ca.root()));
+        otherClientTls = HboneTls.clientContext(ca.issue(OTHER_ID, Duration.ofHours(1)), List.of(ca.root()));
+        long fds = HboneAdmission.maxFileDescriptors();
+        this.admission = new HboneAdmission(admission.resolve(fds, Runtime.getRuntime().maxMemory()), fds);
         root = write(dir.resolve("root.pem"), Pem.encodeCertificate(ca.root()));
         clientChain = write(dir.resolve("client-chain.pem"), Pem.encodeCertificates(client.chain()));
         clientKey = write(dir.resolve("client-key.pem"), Pem.encodePrivateKey(client.privateKey()));
@@ -82,8 +95,8 @@ final class HboneTestServer implements AutoCloseable {
         });
         echoAddress = (InetSocketAddress) echo.localAddress();
         handler = new CountingHandler(answer, answerDelay);
-        HboneServerInitializer hbone = new HboneServerInitializer(() -> serverTls, settings, handler);
-        listener = transport.listen(new InetSocketAddress("127.0.0.1", 0), new ChannelInitializer<>() {
+        HboneServerInitializer hbone = new HboneServerInitializer(() -> serverTls, settings, this.admission, handler);
+        listener = transport.listen(new InetSocketAddress("127.0.0.1", 0), hbone.acceptGate(), new ChannelInitializer<>() {
             @Override
             protected void initChannel(Channel ch) {
                 connections.add(ch);
@@ -160,6 +173,9 @@ final class HboneTestServer implements AutoCloseable {
         final AtomicInteger inFlight = new AtomicInteger();
         final AtomicInteger maxInFlight = new AtomicInteger();
         final List<String> refusals = new CopyOnWriteArrayList<>();
+        /** Refusals not logged (their line held back by the throttle), per limit. */
+        final java.util.Map<HboneLimit, java.util.concurrent.atomic.AtomicLong> counted =
+                new java.util.concurrent.ConcurrentHashMap<>();
         /** Connections of good clients: their requests are served but not counted as the attack's cost. */
         final java.util.Set<SocketAddress> good = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
@@ -222,6 +238,16 @@ final class HboneTestServer implements AutoCloseable {
         @Override
         public void refused(SocketAddress remote, String reason) {
             refusals.add(reason);
+        }
+
+        @Override
+        public void limitCounted(SocketAddress remote, HboneLimit limit) {
+            counted.computeIfAbsent(limit, l -> new java.util.concurrent.atomic.AtomicLong()).incrementAndGet();
+        }
+
+        long counted(HboneLimit limit) {
+            var n = counted.get(limit);
+            return n == null ? 0 : n.get();
         }
 
         long refusalsMentioning(String text) {

@@ -5,6 +5,7 @@ import dev.ambient.controlplane.MeshRootFile;
 import dev.ambient.discovery.DeltaDiscoveryClient;
 import dev.ambient.discovery.ResourceTypes;
 import dev.ambient.hbone.ConnectionPool;
+import dev.ambient.hbone.HboneAdmission;
 import dev.ambient.hbone.HboneConnector;
 import dev.ambient.hbone.HboneSettings;
 import dev.ambient.identity.SpiffeId;
@@ -114,8 +115,9 @@ public final class WaypointNode implements AutoCloseable {
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
                 http.retryBudgetPercent(), config.trustDomain(), id, limits);
         dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort());
+        HboneAdmission admission = HboneAdmission.forThisProcess(config.listen().limits().toAdmissionLimits());
         listener = new HboneListener(transport, new InetSocketAddress(config.listen().address(),
-                config.listen().hbonePort()), identity, settings, dispatcher);
+                config.listen().hbonePort()), identity, settings, admission, dispatcher);
 
         Gauge.builder("waypoint_active_requests", dataPath.retryBudget, RetryBudget::activeRequests)
                 .description("HTTP requests in flight").register(registry);
@@ -124,6 +126,9 @@ public final class WaypointNode implements AutoCloseable {
                 .register(registry);
         Gauge.builder("waypoint_open_tunnels", dispatcher, InboundDispatcher::openTunnels)
                 .description("Inbound HBONE tunnels open").register(registry);
+        Gauge.builder("waypoint_hbone_connections", admission, HboneAdmission::connections)
+                .description("Inbound HBONE connections held, in their handshake or established (bounded by"
+                        + " waypoint.listen.limits.max-connections)").register(registry);
         Gauge.builder("waypoint_pool_connections", this, n -> n.pool.totalConnections()
                         + n.perLoopPools.values().stream().mapToInt(ConnectionPool::totalConnections).sum())
                 .description("Pooled outbound HBONE connections").register(registry);

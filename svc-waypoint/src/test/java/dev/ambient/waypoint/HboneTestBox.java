@@ -2,6 +2,7 @@ package dev.ambient.waypoint;
 
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import dev.ambient.hbone.HboneAdmission;
 import dev.ambient.hbone.HboneClientConnection;
 import dev.ambient.hbone.HboneConnector;
 import dev.ambient.hbone.HboneHeaders;
@@ -145,7 +146,7 @@ final class HboneTestBox implements AutoCloseable {
         var cert = ca.issue(id, Duration.ofHours(1));
         var tls = HboneTls.serverContext(cert, List.of(ca.root()));
         Channel ch = transport.listen(listen, new HboneServerInitializer(() -> tls, HboneSettings.DEFAULTS,
-                this::forward));
+                HboneAdmission.forThisProcess(HboneAdmission.Limits.DEFAULTS), this::forward));
         closeables.add(() -> ch.close().sync());
     }
 

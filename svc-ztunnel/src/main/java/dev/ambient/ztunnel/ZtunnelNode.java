@@ -2,6 +2,7 @@ package dev.ambient.ztunnel;
 
 import dev.ambient.controlplane.ControlPlaneEndpoint;
 import dev.ambient.controlplane.MeshRootFile;
+import dev.ambient.hbone.HboneAdmission;
 import dev.ambient.hbone.HboneConnector;
 import dev.ambient.hbone.HboneSettings;
 import dev.ambient.net.Transport;
@@ -94,6 +95,8 @@ public final class ZtunnelNode implements AutoCloseable {
         transport = Transport.create("ztunnel-dataplane", threads);
         HboneSettings settings = new HboneSettings(dp.streamWindow(), dp.connectionWindow(), dp.maxFrameSize(),
                 dp.maxStreamsPerConnection(), dp.limits().toLimits());
+        // One count of HBONE connections for every listener of the node (in-pod: one per pod).
+        HboneAdmission admission = HboneAdmission.forThisProcess(dp.limits().toAdmissionLimits());
         certificates = new WorkloadCertificates(certificateSource());
         TrafficMetrics metrics = new TrafficMetrics(registry);
         AuthorizationEvaluator authorization = new AuthorizationEvaluator();
@@ -106,7 +109,8 @@ public final class ZtunnelNode implements AutoCloseable {
         InboundHandler.Shared inboundShared = new InboundHandler.Shared(store, authorization, metrics, own,
                 config.trustDomain());
         inbound = new InboundListeners(transport, config.nodeName(), config.ports().hbone(), config.trustDomain(),
-                certificates, settings, (uid, identity) -> new InboundHandler(uid, identity, inboundShared, dialer));
+                certificates, settings, admission,
+                (uid, identity) -> new InboundHandler(uid, identity, inboundShared, dialer));
         if (config.inpod().enabled()) {
             // Before any state arrives: in-pod mode binds no per-workload listener in our own namespace.
             inbound.servedInPod(w -> true, () -> inpod == null ? java.util.Set.of() : inpod.identities());
@@ -135,6 +139,9 @@ public final class ZtunnelNode implements AutoCloseable {
 
         Gauge.builder("ztunnel_pool_connections", pool, ConnectionPool::totalConnections)
                 .description("Pooled outbound HBONE connections").register(registry);
+        Gauge.builder("ztunnel_hbone_connections", admission, HboneAdmission::connections)
+                .description("Inbound HBONE connections held, in their handshake or established (bounded by"
+                        + " ztunnel.dataplane.limits.max-connections)").register(registry);
         Gauge.builder("ztunnel_workloads", store, s -> s.current().workloads().size())
                 .description("Workloads known to this ztunnel").register(registry);
 
@@ -147,7 +154,7 @@ public final class ZtunnelNode implements AutoCloseable {
             localConfig.start();
         }
         if (inpodMode) {
-            startInpod(settings, inboundShared, router, connectTimeout);
+            startInpod(settings, admission, inboundShared, router, connectTimeout);
         }
         inbound.reconcile(store.current());
         started = true;
@@ -159,11 +166,11 @@ public final class ZtunnelNode implements AutoCloseable {
     }
 
     /** In-pod mode: pods arrive over ZDS from the node agent; none is served from our own namespace. */
-    private void startInpod(HboneSettings settings, InboundHandler.Shared inboundShared, OutboundRouter router,
-            int connectTimeout) {
+    private void startInpod(HboneSettings settings, HboneAdmission admission, InboundHandler.Shared inboundShared,
+            OutboundRouter router, int connectTimeout) {
         var dp = config.dataplane();
         var ip = config.inpod();
-        inpod = new InpodWorkloads(new InpodWorkloads.Dataplane(transport, settings,
+        inpod = new InpodWorkloads(new InpodWorkloads.Dataplane(transport, settings, admission,
                 new HboneConnector(transport, settings, connectTimeout, dp.socketMark()), inboundShared,
                 certificates, router, config.nodeName(), connectTimeout, dp.socketMark(),
                 config.pool().idleTimeout(), config.ports().hbone(), config.ports().outboundCapture(),

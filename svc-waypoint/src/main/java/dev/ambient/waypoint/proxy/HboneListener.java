@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.proxy;
 
+import dev.ambient.hbone.HboneAdmission;
 import dev.ambient.hbone.HboneServerInitializer;
 import dev.ambient.hbone.HboneSettings;
 import dev.ambient.net.Transport;
@@ -24,13 +25,14 @@ public final class HboneListener implements AutoCloseable {
     private final Channel server;
     private final ChannelGroup connections = new DefaultChannelGroup("waypoint-hbone", GlobalEventExecutor.INSTANCE);
 
+    /** @param admission how many connections the listener holds (per source address, per identity, in all) */
     public HboneListener(Transport transport, InetSocketAddress address, WaypointIdentity identity,
-            HboneSettings settings, InboundDispatcher dispatcher) {
+            HboneSettings settings, HboneAdmission admission, InboundDispatcher dispatcher) {
         HboneServerInitializer hbone = new HboneServerInitializer(() -> {
             WaypointIdentity.TlsMaterial m = identity.current();
             return m == null ? null : m.server();
-        }, settings, dispatcher);
-        this.server = transport.listen(address, new ChannelInitializer<>() {
+        }, settings, admission, dispatcher);
+        this.server = transport.listen(address, hbone.acceptGate(), new ChannelInitializer<>() {
             @Override
             protected void initChannel(Channel ch) {
                 connections.add(ch);

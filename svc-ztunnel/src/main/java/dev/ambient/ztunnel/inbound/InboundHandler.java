@@ -154,6 +154,12 @@ public final class InboundHandler implements HboneRequestHandler {
                 Duration.ZERO, "limited", limit.tag() + ": " + detail);
     }
 
+    /** A refusal at accept whose log line is held back: counted all the same. */
+    @Override
+    public void limitCounted(SocketAddress remote, HboneLimit limit) {
+        shared.metrics().handshakeRefused(limit.tag());
+    }
+
     private static String withNote(String reason, String note) {
         return note.isEmpty() ? reason : reason + "; " + note;
     }

@@ -1,5 +1,6 @@
 package dev.ambient.ztunnel.inbound;
 
+import dev.ambient.hbone.HboneAdmission;
 import dev.ambient.hbone.HboneServerInitializer;
 import dev.ambient.hbone.HboneSettings;
 import dev.ambient.identity.SpiffeId;
@@ -22,7 +23,8 @@ import org.jboss.logging.Logger;
  * Keeps one HBONE listener (port 15008) per address of each HBONE workload on this node, bound to
  * that address: the address a connection arrives on says which workload, and so which certificate
  * to present, exactly as in-pod mode does with one listener per pod network namespace. Follows
- * the state: new workloads get listeners, departed ones lose them (open tunnels finish).
+ * the state: new workloads get listeners, departed ones lose them (open tunnels finish). All
+ * listeners count their connections in one {@link HboneAdmission}, the node's.
  */
 public final class InboundListeners implements AutoCloseable {
 
@@ -38,6 +40,7 @@ public final class InboundListeners implements AutoCloseable {
     private final String trustDomain;
     private final WorkloadCertificates certificates;
     private final HboneSettings settings;
+    private final HboneAdmission admission;
     private final BiFunction<String, SpiffeId, InboundHandler> handlers;
     private final Map<Listener, Channel> bound = new HashMap<>();
     private final Map<Listener, String> failed = new HashMap<>();
@@ -45,7 +48,7 @@ public final class InboundListeners implements AutoCloseable {
     private volatile java.util.function.Supplier<java.util.Set<SpiffeId>> inPodIdentities = java.util.Set::of;
 
     public InboundListeners(Transport transport, String nodeName, int port, String trustDomain,
-            WorkloadCertificates certificates, HboneSettings settings,
+            WorkloadCertificates certificates, HboneSettings settings, HboneAdmission admission,
             BiFunction<String, SpiffeId, InboundHandler> handlers) {
         this.transport = transport;
         this.nodeName = nodeName;
@@ -53,6 +56,7 @@ public final class InboundListeners implements AutoCloseable {
         this.trustDomain = trustDomain;
         this.certificates = certificates;
         this.settings = settings;
+        this.admission = admission;
         this.handlers = handlers;
     }
 
@@ -110,9 +114,9 @@ public final class InboundListeners implements AutoCloseable {
         InboundHandler handler = handlers.apply(l.workloadUid(), l.identity());
         var tls = new HboneServerInitializer(
                 () -> certificates.current(l.identity()).map(WorkloadCertificates.TlsMaterial::server).orElse(null),
-                settings, handler);
+                settings, admission, handler);
         try {
-            Channel ch = transport.listen(l.address(), tls);
+            Channel ch = transport.listen(l.address(), tls.acceptGate(), tls);
             bound.put(l, ch);
             LOG.infof("inbound: listening for HBONE on %s as %s (workload %s)", l.address(), l.identity(),
                     l.workloadUid());

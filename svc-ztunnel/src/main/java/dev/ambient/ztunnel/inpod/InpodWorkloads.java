@@ -2,6 +2,7 @@ package dev.ambient.ztunnel.inpod;
 
 import dev.ambient.hbone.ConnectionPool;
 import dev.ambient.hbone.HboneConnector;
+import dev.ambient.hbone.HboneAdmission;
 import dev.ambient.hbone.HboneServerInitializer;
 import dev.ambient.hbone.HboneSettings;
 import dev.ambient.identity.SpiffeId;
@@ -54,8 +55,8 @@ public final class InpodWorkloads implements AutoCloseable {
     private static final Duration CERTIFICATE_WAIT = Duration.ofSeconds(5);
 
     /** What a pod's proxies are built from: the node's shared parts. */
-    public record Dataplane(Transport transport, HboneSettings settings, HboneConnector connector,
-            InboundHandler.Shared inbound, WorkloadCertificates certificates, OutboundRouter router, String nodeName,
+    public record Dataplane(Transport transport, HboneSettings settings, HboneAdmission admission,
+            HboneConnector connector, InboundHandler.Shared inbound, WorkloadCertificates certificates, OutboundRouter router, String nodeName,
             int connectTimeoutMillis, int socketMark, Duration poolIdleTimeout, int hbonePort, int outboundPort,
             int inboundPlaintextPort) {
         WorkloadStore store() {
@@ -188,7 +189,7 @@ public final class InpodWorkloads implements AutoCloseable {
                 dp.inbound(), dialer);
         HboneServerInitializer tls = new HboneServerInitializer(
                 () -> dp.certificates().current(id).map(WorkloadCertificates.TlsMaterial::server).orElse(null),
-                dp.settings(), handler);
+                dp.settings(), dp.admission(), handler);
         ChannelInitializer<Channel> hbone = new ChannelInitializer<>() {
             @Override
             protected void initChannel(Channel ch) {
@@ -203,7 +204,7 @@ public final class InpodWorkloads implements AutoCloseable {
                 dp.inbound().ownListeners(), (state, ip) -> p.ifAddressOf(state, ip), sockets::track);
         // The listening sockets must be born in the pod's namespace: this (ZDS) thread enters it.
         sockets.netns().call(() -> {
-            bind(pod, "hbone", dp.hbonePort(), a -> dp.transport().listen(a, hbone));
+            bind(pod, "hbone", dp.hbonePort(), a -> dp.transport().listen(a, tls.acceptGate(), hbone));
             if (dp.outboundPort() > 0) {
                 bind(pod, "outbound", dp.outboundPort(), a -> {
                     capture.bind(a);

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ambient.hbone.HboneRequest;
+import dev.ambient.hbone.HboneAdmission;
 import dev.ambient.hbone.HboneServerInitializer;
 import dev.ambient.hbone.HboneSettings;
 import dev.ambient.hbone.RelayObserver;
@@ -87,7 +88,8 @@ class WaypointRoutingTest {
         var tls = HboneTls.serverContext(cert, List.of(ca.root()));
         transport = Transport.create("test-waypoint", 1);
         waypoint = new ServerBootstrap().group(transport.group()).channel(transport.serverChannel())
-                .childHandler(new HboneServerInitializer(() -> tls, HboneSettings.DEFAULTS, WaypointRoutingTest::forward))
+                .childHandler(new HboneServerInitializer(() -> tls, HboneSettings.DEFAULTS,
+                        HboneAdmission.forThisProcess(HboneAdmission.Limits.DEFAULTS), WaypointRoutingTest::forward))
                 .bind(new InetSocketAddress("127.0.91.1", LoopbackMesh.HBONE_PORT)).sync().channel();
     }
 
