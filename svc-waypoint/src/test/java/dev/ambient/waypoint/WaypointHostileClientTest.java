@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import dev.ambient.identity.Pem;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.L7Operation;
@@ -27,6 +28,7 @@ import io.micrometer.prometheus.PrometheusMeterRegistry;
 import io.netty.buffer.PooledByteBufAllocator;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -298,6 +300,43 @@ class WaypointHostileClientTest {
         // Allowed by principal: the bytes flow.
         assertEquals("\u0000hello over tcp", echoThrough(tcpOpen));
         assertEquals(before + 1, echo.connections.get());
+    }
+
+    /**
+     * HEADERS then RST_STREAM at once, thousands of times on one connection, to a port declared TCP
+     * (python-h2). The waypoint answers such a CONNECT only once its tunnel to the endpoint is up, so
+     * every reset comes before the answer and spends the rapid-reset budget: GOAWAY(ENHANCE_YOUR_CALM)
+     * ends it, and the endpoint and the application see no more CONNECTs and dials than the budget
+     * and the bound on streams in setup, not one per reset.
+     */
+    @Test
+    void rapidResetOnATcpPortEndsInGoAwayAndTheApplicationSeesBoundedDials() throws Exception {
+        Path script = Path.of(System.getProperty("basedir", ".")).resolve("../shared-proto/src/test/python/hbone_hostile_client.py")
+                .normalize();
+        assertTrue(Files.isRegularFile(script), "shared-proto's hostile HBONE client: " + script);
+        var cert = box.ca.issue(CLIENT, java.time.Duration.ofHours(1));
+        Path chain = Files.writeString(dir.resolve("client-chain.pem"), Pem.encodeCertificates(cert.chain()));
+        Path key = Files.writeString(dir.resolve("client-key.pem"), Pem.encodePrivateKey(cert.privateKey()));
+        Path root = Files.writeString(dir.resolve("root.pem"), Pem.encodeCertificate(box.ca.root()));
+        int dialsBefore = echo.connections.get();
+        int connectsBefore = box.endpointConnects.size();
+        InetSocketAddress target = vip(TCP_OPEN);
+        String out = run("/usr/bin/python3", script.toString(), "--mode", "rapid-reset", "--server", "127.0.94.1:" + HBONE,
+                "--cert", chain.toString(), "--key", key.toString(), "--ca", root.toString(), "--authority",
+                target.getAddress().getHostAddress() + ":" + target.getPort(), "--streams", "5000", "--batch", "50",
+                "--wait", "10");
+        io.vertx.core.json.JsonObject attack = new io.vertx.core.json.JsonObject(out.substring(out.lastIndexOf('\n') + 1));
+        Thread.sleep(1_000); // dials under way when the connection closed finish (each keeps its place in setup)
+        int dials = echo.connections.get() - dialsBefore;
+        int connects = box.endpointConnects.size() - connectsBefore;
+        System.out.printf("rapid reset on a TCP port: %d HEADERS+RST_STREAM sent; waypoint: GOAWAY %s; cost: %d CONNECTs to"
+                + " the endpoint, %d dials of the application%n", attack.getInteger("sent_streams"),
+                attack.getValue("goaway"), connects, dials);
+        io.vertx.core.json.JsonObject goAway = attack.getJsonObject("goaway");
+        assertTrue(goAway != null && goAway.getLong("error_code") == 11, "GOAWAY(ENHANCE_YOUR_CALM): " + attack);
+        assertTrue(connects <= 300, "CONNECTs to the endpoint bounded by the budget and the setup bound: " + connects);
+        assertTrue(dials <= 300, "dials of the application bounded: " + dials);
+        assertEquals("\u0000hello over tcp", echoThrough(tcpOpen), "a good client still gets through");
     }
 
     /** What comes back for a payload that does not look like HTTP; "" when the stream is refused. */

@@ -26,6 +26,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipeline;
+import io.netty.channel.EventLoop;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.handler.codec.http.HttpServerCodec;
@@ -35,7 +36,9 @@ import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.handler.codec.http2.Http2StreamFrameToHttpObjectCodec;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.AttributeKey;
+import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.GlobalEventExecutor;
+import io.netty.util.concurrent.Promise;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.security.GeneralSecurityException;
@@ -53,9 +56,9 @@ import org.jboss.logging.Logger;
  * address) this waypoint serves, else 400. What the tunnel carries follows the service port's
  * declared protocol ({@link PortProtocol}): HTTP ports go through the HTTP data path request by
  * request (HTTP/1.1 or h2c); other declared ports are TCP, authorized as TCP before the CONNECT is
- * answered (401 when denied); an undeclared port is sniffed, and a stream found to be TCP is
- * authorized as TCP then. TCP goes to an endpoint of the service through HBONE, with the
- * waypoint's identity. The client's address is the HBONE connection's: a client's Forwarded
+ * answered (401 when denied) and answered 200 only once the endpoint's tunnel is up (503 when it
+ * cannot be); an undeclared port is sniffed, and a stream found to be TCP is authorized as TCP
+ * then. TCP goes to an endpoint of the service through HBONE, with the waypoint's identity. The client's address is the HBONE connection's: a client's Forwarded
  * header is never believed here.
  */
 public final class InboundDispatcher implements HboneRequestHandler {
@@ -135,8 +138,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
                         "refused 401: " + d.reason());
                 return;
             }
-            // What the client sent early stays in the stream's PendingReads until the upstream is up.
-            forwardTcp(tunnel, accept(request));
+            forwardTcp(tunnel, request);
             return;
         }
         Http2StreamChannel stream = accept(request);
@@ -232,16 +234,68 @@ public final class InboundDispatcher implements HboneRequestHandler {
                 }
                 stream.config().setAutoRead(false);
                 p.addAfter(after, PendingReads.NAME, new PendingReads(4L << 20));
-                forwardTcp(tunnel, stream);
+                forwardSniffedTcp(tunnel, stream);
             }
         }
         LOG.debugf("tunnel from %s for %s carries %s", tunnel.source(), tunnel.describe(), protocol);
     }
 
-    /** Raw TCP to an endpoint of the addressed service (or the addressed workload), through HBONE. */
-    private void forwardTcp(Tunnel tunnel, Http2StreamChannel inbound) {
+    /**
+     * A CONNECT to a port declared TCP: answered only once the endpoint's tunnel is up (503 if it
+     * cannot be), as the ztunnel answers once it has dialled the workload. Until then the CONNECT is
+     * in setup, so a client that resets its CONNECTs as fast as it sends them spends its rapid-reset
+     * budget, not a tunnel to an endpoint's ztunnel per CONNECT. What the client sent early stays in
+     * the stream's PendingReads until then.
+     */
+    private void forwardTcp(Tunnel tunnel, HboneRequest request) {
+        tcpTunnels.incrementAndGet();
+        dialEndpoint(tunnel, request.eventLoop()).addListener(f -> {
+            if (!f.isSuccess()) {
+                tcpTunnels.decrementAndGet();
+                request.reject(503, f.cause().getMessage());
+                return;
+            }
+            Upstream upstream = (Upstream) f.getNow();
+            if (!request.isOpen()) {
+                tcpTunnels.decrementAndGet();
+                upstream.stream().close();
+                request.abandon();
+                AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
+                        Authority.format(upstream.target()), "closed: the client left while its endpoint was dialled");
+                return;
+            }
+            Http2StreamChannel inbound = accept(request);
+            inbound.closeFuture().addListener(x -> tcpTunnels.decrementAndGet());
+            splice(tunnel, inbound, upstream);
+        });
+    }
+
+    /** A tunnel found to carry TCP by sniffing: answered already, so it is spliced once the endpoint is up. */
+    private void forwardSniffedTcp(Tunnel tunnel, Http2StreamChannel inbound) {
         tcpTunnels.incrementAndGet();
         inbound.closeFuture().addListener(f -> tcpTunnels.decrementAndGet());
+        dialEndpoint(tunnel, inbound.eventLoop()).addListener(f -> {
+            if (!f.isSuccess()) {
+                inbound.close();
+            } else if (!inbound.isActive()) {
+                ((Upstream) f.getNow()).stream().close();
+            } else {
+                splice(tunnel, inbound, (Upstream) f.getNow());
+            }
+        });
+    }
+
+    /** A tunnel to an endpoint, opened for one client tunnel. */
+    private record Upstream(Http2StreamChannel stream, InetSocketAddress target, long startNanos) {
+    }
+
+    /**
+     * Opens a tunnel through HBONE, with the waypoint's identity, to an endpoint of the addressed
+     * service (or the addressed workload); completes on {@code loop}. A failure is logged here and
+     * carries the reason.
+     */
+    private Future<Upstream> dialEndpoint(Tunnel tunnel, EventLoop loop) {
+        Promise<Upstream> result = loop.newPromise();
         WaypointState state = path.store.current();
         int port = tunnel.target().getPort();
         Endpoint endpoint;
@@ -255,10 +309,9 @@ public final class InboundDispatcher implements HboneRequestHandler {
         String peer = tunnel.peer().uri();
         WaypointIdentity.TlsMaterial tls = identity.current();
         if (endpoint == null || tls == null) {
-            AccessLog.connection("tcp", src, peer, tunnel.describe(),
-                    endpoint == null ? "closed: no healthy endpoint" : "closed: no certificate");
-            inbound.close();
-            return;
+            String why = endpoint == null ? "no healthy endpoint" : "no certificate";
+            AccessLog.connection("tcp", src, peer, tunnel.describe(), "closed: " + why);
+            return result.setFailure(new IllegalStateException(why));
         }
         Workload w = endpoint.workload();
         SpiffeId expected = new SpiffeId(w.getTrustDomain().isEmpty() ? path.trustDomain : w.getTrustDomain(),
@@ -267,29 +320,34 @@ public final class InboundDispatcher implements HboneRequestHandler {
         long start = System.nanoTime();
         hbone.open(new PoolKey(identity.id(), new InetSocketAddress(endpoint.address(), upstreamHbonePort),
                 Set.of(expected)), tls.client(), HboneHeaders.connect(target, tunnel.source(), null), null)
-                .addListener(f -> {
-                    if (!f.isSuccess()) {
-                        path.balancer.failed(endpoint, java.util.List.of(endpoint), f.cause().getMessage());
-                        AccessLog.connection("tcp", src, peer, Authority.format(target),
-                                "closed: " + f.cause().getMessage());
-                        inbound.close();
+                .addListener(f -> loop.execute(() -> {
+                    if (f.isSuccess()) {
+                        result.setSuccess(new Upstream((Http2StreamChannel) f.getNow(), target, start));
                         return;
                     }
-                    Http2StreamChannel upstream = (Http2StreamChannel) f.getNow();
-                    upstream.eventLoop().execute(() -> {
-                        upstream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
-                        AtomicLong sent = new AtomicLong();
-                        AtomicLong received = new AtomicLong();
-                        TcpSplice.join(inbound, upstream, sent, received);
-                        inbound.closeFuture().addListener(x -> upstream.close());
-                        upstream.closeFuture().addListener(x -> {
-                            inbound.close();
-                            AccessLog.connection("tcp", src, peer, Authority.format(target), String.format(
-                                    "closed: sent=%d received=%d %.1fms", sent.get(), received.get(),
-                                    (System.nanoTime() - start) / 1e6));
-                        });
-                    });
-                });
+                    path.balancer.failed(endpoint, java.util.List.of(endpoint), f.cause().getMessage());
+                    AccessLog.connection("tcp", src, peer, Authority.format(target), "closed: " + f.cause().getMessage());
+                    result.setFailure(f.cause());
+                }));
+        return result;
+    }
+
+    /** Relays between the client's tunnel and the endpoint's until either ends; one access-log line at the end. */
+    private static void splice(Tunnel tunnel, Http2StreamChannel inbound, Upstream up) {
+        Http2StreamChannel upstream = up.stream();
+        upstream.eventLoop().execute(() -> {
+            upstream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+            AtomicLong sent = new AtomicLong();
+            AtomicLong received = new AtomicLong();
+            TcpSplice.join(inbound, upstream, sent, received);
+            inbound.closeFuture().addListener(x -> upstream.close());
+            upstream.closeFuture().addListener(x -> {
+                inbound.close();
+                AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
+                        Authority.format(up.target()), String.format("closed: sent=%d received=%d %.1fms", sent.get(),
+                                received.get(), (System.nanoTime() - up.startNanos()) / 1e6));
+            });
+        });
     }
 
     @Override
