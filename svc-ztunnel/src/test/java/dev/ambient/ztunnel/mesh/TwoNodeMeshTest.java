@@ -160,9 +160,11 @@ class TwoNodeMeshTest {
         assertTrue(e.getMessage().contains("not allowed"), e.getMessage());
     }
 
+    /** The legitimate pattern never meets an HBONE limit of node-b (per identity, per address, in all). */
     @Test
     void hundredsOfConcurrentStreamsShareFewConnections() throws Exception {
         int streams = 300;
+        double refusedBefore = hboneRefusals(nodeB);
         ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor();
         List<Socket> open = new ArrayList<>();
         try {
@@ -187,9 +189,19 @@ class TwoNodeMeshTest {
             for (Future<String> f : results) {
                 assertEquals("ok", f.get());
             }
+            System.out.printf("%d concurrent streams on %d pooled connections; node-b's HBONE refusals meanwhile: %.0f,"
+                    + " its inbound HBONE connections: %s%n", streams, connections, hboneRefusals(nodeB) - refusedBefore,
+                    registry(nodeB).get("ztunnel_hbone_connections").gauge().value());
+            assertEquals(refusedBefore, hboneRefusals(nodeB), "no HBONE limit met by a pool's connections");
         } finally {
             pool.shutdownNow();
         }
+    }
+
+    /** Every HBONE connection or stream refusal of the node (ztunnel_hbone_handshakes_refused, all reasons). */
+    static double hboneRefusals(ZtunnelNode node) {
+        return registry(node).find("ztunnel_hbone_handshakes_refused").counters().stream()
+                .mapToDouble(Counter::count).sum();
     }
 
     @Test
