@@ -32,6 +32,8 @@ public final class HboneClientConnection {
     private final AtomicInteger activeStreams = new AtomicInteger();
     private volatile int maxStreams;
     private volatile boolean goingAway;
+    /** What the server said when it sent GOAWAY with an error (e.g. too many connections of our identity). */
+    private volatile String goAwayReason;
     private boolean settingsSeen; // event loop only
     private volatile long idleSinceNanos = System.nanoTime();
 
@@ -119,16 +121,16 @@ public final class HboneClientConnection {
         }).open().addListener(f -> {
             if (!f.isSuccess()) {
                 promise.tryFailure(new HboneException(HboneException.NO_RESPONSE,
-                        "cannot open stream: " + HboneServerInitializer.rootMessage(f.cause())));
+                        "cannot open stream: " + why(HboneServerInitializer.rootMessage(f.cause()))));
                 return;
             }
             Http2StreamChannel stream = (Http2StreamChannel) f.getNow();
-            stream.pipeline().addLast(new ResponseReader(promise));
+            stream.pipeline().addLast(new ResponseReader(promise, this));
             stream.pipeline().addLast(PendingReads.NAME, new PendingReads(4L << 20));
             stream.writeAndFlush(new DefaultHttp2HeadersFrame(connect, false)).addListener(w -> {
                 if (!w.isSuccess()) {
                     promise.tryFailure(new HboneException(HboneException.NO_RESPONSE,
-                            "cannot send CONNECT: " + HboneServerInitializer.rootMessage(w.cause())));
+                            "cannot send CONNECT: " + why(HboneServerInitializer.rootMessage(w.cause()))));
                     stream.close();
                 }
             });
@@ -156,8 +158,13 @@ public final class HboneClientConnection {
                     }
                     settingsSeen = true;
                     ready.trySuccess(HboneClientConnection.this);
-                } else if (msg instanceof Http2GoAwayFrame) {
+                } else if (msg instanceof Http2GoAwayFrame goAway) {
                     goingAway = true;
+                    if (goAway.errorCode() != Http2Error.NO_ERROR.code()) {
+                        Http2Error error = Http2Error.valueOf(goAway.errorCode());
+                        goAwayReason = "server sent GOAWAY(" + (error == null ? goAway.errorCode() : error) + "): "
+                                + goAway.content().toString(java.nio.charset.StandardCharsets.UTF_8);
+                    }
                 }
                 ctx.fireChannelRead(msg);
             }
@@ -176,12 +183,20 @@ public final class HboneClientConnection {
         };
     }
 
+    /** {@code what} went wrong, and why the server told us to go away, if it did. */
+    private String why(String what) {
+        String reason = goAwayReason;
+        return reason == null ? what : what + "; " + reason;
+    }
+
     /** Waits for the response HEADERS of a CONNECT, then steps aside. */
     private static final class ResponseReader extends ChannelInboundHandlerAdapter {
         private final Promise<Http2StreamChannel> promise;
+        private final HboneClientConnection connection;
 
-        ResponseReader(Promise<Http2StreamChannel> promise) {
+        ResponseReader(Promise<Http2StreamChannel> promise, HboneClientConnection connection) {
             this.promise = promise;
+            this.connection = connection;
         }
 
         @Override
@@ -218,7 +233,8 @@ public final class HboneClientConnection {
 
         @Override
         public void channelInactive(ChannelHandlerContext ctx) {
-            promise.tryFailure(new HboneException(HboneException.NO_RESPONSE, "stream closed before response"));
+            promise.tryFailure(new HboneException(HboneException.NO_RESPONSE,
+                    connection.why("stream closed before response")));
             ctx.fireChannelInactive();
         }
 

@@ -3,6 +3,7 @@ package dev.ambient.hbone;
 import static dev.ambient.hbone.HostileHboneClientTest.awaitTrue;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ambient.hbone.HboneTestServer.Answer;
@@ -17,6 +18,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -177,19 +179,29 @@ class HboneConnectionFloodTest {
             try (GoodClient other = new GoodClient(server, server.otherClientTls, ELSEWHERE)) {
                 otherConnected = other.tunnel(100_000);
             }
+            // Our own client with the identity at its bound: refused, and it says why.
+            HboneClientConnection same = new HboneConnector(server.transport, HboneSettings.DEFAULTS, 5_000, 0)
+                    .connect(server.address, server.clientTls, Set.of(HboneTestServer.SERVER_ID),
+                            server.transport.group().next(), null).get(10, TimeUnit.SECONDS);
+            ExecutionException sameRefused = assertThrows(ExecutionException.class,
+                    () -> same.open(HboneHeaders.connect(server.echoAddress, null, null)).get(10, TimeUnit.SECONDS));
+            same.close();
             flood = attack.get(60, TimeUnit.SECONDS);
             good.close();
             var h = server.handler;
             System.out.printf("120 connections with the certificate of %s (bound %d per identity): %d kept, GOAWAYs %s"
                     + " (\"%s\"); at most %d held by it at once; server fds %d before, at most %d during; %d log line(s)"
-                    + " for %d refusals; %s connected and tunnelled meanwhile: %s; its traffic: %s%n",
+                    + " for %d refusals; %s connected and tunnelled meanwhile: %s; its traffic: %s; our client with the"
+                    + " same identity: %s%n",
                     HboneTestServer.CLIENT_ID, bound, flood.getInteger("kept"), flood.getValue("goaways"),
                     flood.getString("goaway_debug"), held.max(), before.fds(), fds.max(),
                     h.refusalsMentioning("connections_per_identity"), h.refusalsMentioning("connections_per_identity")
                             + h.counted(HboneLimit.CONNECTIONS_PER_IDENTITY), HboneTestServer.OTHER_ID,
-                    otherConnected, good);
+                    otherConnected, good, sameRefused.getCause().getMessage());
 
             assertEquals(120, flood.getInteger("tls"), "every connection got through TLS: " + flood);
+            assertTrue(sameRefused.getCause().getMessage().contains("max-connections-per-identity"),
+                    "a client of ours learns why: " + sameRefused.getCause());
             assertEquals(bound, flood.getInteger("kept"), flood.toString());
             assertEquals(120 - bound, flood.getJsonObject("goaways").getInteger(code(Http2Error.ENHANCE_YOUR_CALM)),
                     "the rest told why with GOAWAY(ENHANCE_YOUR_CALM): " + flood);
@@ -197,8 +209,8 @@ class HboneConnectionFloodTest {
             assertTrue(flood.getString("goaway_debug").contains("max-connections-per-identity"), flood.toString());
             assertEquals(bound, held.max(), "never more than the bound established at once");
             assertEquals(1, h.refusalsMentioning("connections_per_identity"), "one log line: " + h.refusals);
-            assertEquals(120 - bound, h.refusalsMentioning("connections_per_identity")
-                    + h.counted(HboneLimit.CONNECTIONS_PER_IDENTITY), "every refusal counted");
+            assertEquals(120 - bound + 1, h.refusalsMentioning("connections_per_identity")
+                    + h.counted(HboneLimit.CONNECTIONS_PER_IDENTITY), "every refusal counted (ours too)");
             assertTrue(otherConnected, "another identity connects and tunnels while the first is at its bound");
             assertEquals(0, good.failed.get(), good.toString());
             assertTrue(good.ok.get() > 0, good.toString());
