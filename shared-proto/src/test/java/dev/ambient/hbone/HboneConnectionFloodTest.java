@@ -12,7 +12,6 @@ import io.netty.handler.codec.http2.Http2Error;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.vertx.core.json.JsonObject;
 import java.net.InetAddress;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -24,12 +23,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Many connections against our HBONE server, where {@link HostileHboneClientTest} abuses one: TCP
@@ -40,28 +34,11 @@ import org.junit.jupiter.api.io.TempDir;
  * throughout, and good clients from other addresses or with other identities connect and tunnel
  * meanwhile.
  */
-@Timeout(value = 120, unit = TimeUnit.SECONDS)
-class HboneConnectionFloodTest {
+class HboneConnectionFloodTest extends HostileClientFixture {
 
     /** The attacker's address; good clients come from 127.0.0.1 and {@link #ELSEWHERE}. */
     static final String ATTACKER = "127.0.0.66";
     static final InetAddress ELSEWHERE = address("127.0.0.77");
-
-    @TempDir
-    Path dir;
-    HboneTestServer server;
-
-    @BeforeAll
-    static void python() {
-        Assumptions.assumeTrue(HostileClient.available(), "/usr/bin/python3 cannot import h2 (python3-h2)");
-    }
-
-    @AfterEach
-    void stop() {
-        if (server != null) {
-            server.close();
-        }
-    }
 
     private HboneTestServer start(HboneAdmission.Limits admission) throws Exception {
         server = new HboneTestServer(dir, HboneSettings.DEFAULTS, admission, Answer.DIAL, Duration.ZERO);
@@ -110,8 +87,7 @@ class HboneConnectionFloodTest {
             assertEquals(0, good.failed.get(), good.toString());
             assertTrue(good.ok.get() > 0, good.toString());
         }
-        awaitTrue("the attacker's connections gone, fds back to " + before.fds(),
-                () -> server.admission.connections() == 0 && HboneTestServer.openFds() <= before.fds() + 4);
+        awaitReleased(before);
         System.out.println("connect flood, server footprint: " + before.to(Footprint.now()));
         try (GoodClient after = new GoodClient(server, server.clientTls, attacker)) {
             assertTrue(after.tunnel(10_000), "the attacker's address may connect again once its handshakes are gone");
@@ -215,8 +191,7 @@ class HboneConnectionFloodTest {
             assertEquals(0, good.failed.get(), good.toString());
             assertTrue(good.ok.get() > 0, good.toString());
         }
-        awaitTrue("connections gone, fds back to " + before.fds(),
-                () -> server.admission.connections() == 0 && HboneTestServer.openFds() <= before.fds() + 4);
+        awaitReleased(before);
         try (GoodClient again = new GoodClient(server)) {
             assertTrue(again.tunnel(10_000), "the identity may connect again once its connections are closed");
         }
@@ -273,6 +248,12 @@ class HboneConnectionFloodTest {
     }
 
     // ---- helpers -----------------------------------------------------------------------------------
+
+    /** The attacker's connections all closed and given back: none counted, the fds as before. */
+    private void awaitReleased(Footprint before) throws Exception {
+        awaitTrue("connections gone, fds back to " + before.fds(),
+                () -> server.admission.connections() == 0 && HboneTestServer.openFds() <= before.fds() + 4);
+    }
 
     private static String code(Http2Error error) {
         return Long.toString(error.code());

@@ -8,17 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.ambient.hbone.HboneTestServer.Answer;
 import io.netty.handler.codec.http2.Http2Error;
 import io.vertx.core.json.JsonObject;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -29,24 +23,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * CONTINUATION and PING floods. After each attack a good client still gets through, and what the
  * attack cost, the server's footprint and the good traffic that flowed meanwhile are printed.
  */
-@Timeout(value = 120, unit = TimeUnit.SECONDS)
-class HostileHboneClientTest {
-
-    @TempDir
-    Path dir;
-    HboneTestServer server;
-
-    @BeforeAll
-    static void python() {
-        Assumptions.assumeTrue(HostileClient.available(), "/usr/bin/python3 cannot import h2 (python3-h2)");
-    }
-
-    @AfterEach
-    void stop() {
-        if (server != null) {
-            server.close();
-        }
-    }
+class HostileHboneClientTest extends HostileClientFixture {
 
     private HboneTestServer start(Limits limits, Answer answer, Duration answerDelay) throws Exception {
         server = new HboneTestServer(dir, HboneSettings.DEFAULTS.withLimits(limits.build()), answer, answerDelay);
