@@ -33,8 +33,10 @@ services=("$@")
 # want java.sql/java.desktop). Each image is trained and started in the build, so a module
 # missing at run time fails the build.
 jdk_modules=java.base,java.logging,java.management,jdk.management,java.naming,jdk.unsupported
-# The CNI plugin runs on the node with its own runtime: JDK only, unix sockets and its own JSON.
-cni_modules=java.base
+# The CNI plugin runs on the node with a runtime of its own, which the agent's installer copies
+# there from /opt/ambient/cni/ambient-cni.d/jre: in the cni-agent's image that is the one runtime
+# (/opt/java links to it), one copy instead of two.
+cni_jre=/opt/ambient/cni/ambient-cni.d/jre
 # The pods' JVM options (every JAVA_OPTS in k8s/ is this; ImagesIT checks the images say the same).
 java_opts="-XX:MaxRAMPercentage=75 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -XX:AOTCache=/deployments/app.aot"
 train_opts="${java_opts/-XX:AOTCache=\/deployments\/app.aot/-XX:AOTCacheOutput=/state/app.aot}"
@@ -79,10 +81,16 @@ base_image() { # kind: jvm | net; prints the image name
   "$here/rootfs.sh" "$work/base" "${sets[@]}" >"$out/packages-$kind.txt"
   root="$(cat "$work/base/root-$(IFS=-; echo "${sets[*]}").path")"
   mkdir -p "$root/opt" "$root/usr/local/bin"
-  cp -a "$work/jre" "$root/opt/java"
+  if [ "$kind" = net ]; then
+    mkdir -p "$root$(dirname "$cni_jre")"
+    cp -a "$work/jre" "$root$cni_jre"
+    ln -s "${cni_jre#/opt/}" "$root/opt/java"
+  else
+    cp -a "$work/jre" "$root/opt/java"
+  fi
   install -m 0755 "$here/run-java" "$root/usr/local/bin/run-java"
   key="$( { cat "$out/packages-$kind.txt" "$JAVA_HOME/release" "$here/packages.conf" "$here/rootfs.sh" "$here/run-java"
-            echo "$jdk_modules $java_opts"; } | sha256sum | cut -c1-16)"
+            echo "$kind $cni_jre $jdk_modules $java_opts"; } | sha256sum | cut -c1-16)"
   name="localhost/$prefix-base/$kind:$key"
   if ! podman image exists "$name"; then
     # Every file owned by root with one fixed time: the same inputs give the same layer.
@@ -92,6 +100,9 @@ base_image() { # kind: jvm | net; prints the image name
           --change "ENV PATH=/usr/local/bin:/usr/bin:/usr/sbin:/opt/java/bin" \
           --change "ENV JAVA_OPTS=\"$java_opts\"" --change "ENV LANG=C.UTF-8" \
           -q - "$name" >/dev/null
+    # Older bases of this kind (other inputs) go, unless an image still uses them.
+    podman images --format '{{.Repository}}:{{.Tag}}' | grep "^localhost/$prefix-base/$kind:" | grep -v ":$key\$" \
+      | while read -r old; do podman rmi "$old" >/dev/null 2>&1 || true; done
     say >&2 "base $name: Debian bookworm ($(wc -l <"$out/packages-$kind.txt") packages) + Java runtime ($jdk_modules)"
   fi
   echo "$name"
@@ -117,13 +128,12 @@ stage() { # service: the build context, libraries and our code in separate layer
     mkdir -p "$cni/ambient-cni.d"
     install -m 0755 "$repo/svc-cni-agent/src/main/cni/ambient-cni" "$cni/ambient-cni"
     cp "$repo/svc-cni-agent/target/ambient-cni.d/ambient-cni.jar" "$cni/ambient-cni.d/"
-    cp -a "$work/cni-jre" "$cni/ambient-cni.d/jre"
   fi
   echo "$ctx"
 }
 
 containers=()
-cleanup() { for c in "${containers[@]}"; do podman rm -f "$c" >/dev/null 2>&1 || true; done; }
+cleanup() { local c; for c in "${containers[@]}"; do podman rm -f "$c" >/dev/null 2>&1 || true; done; }
 trap cleanup EXIT
 
 # shellcheck source=standalone.sh
@@ -136,7 +146,7 @@ train() { # service untrained-image context: the AOT cache of one run, into cont
   if [ "$s" = waypoint ]; then
     containers+=("$name-xds")
     standalone_start xds-for-waypoint "$prefix/xds:$tag" "$name-xds" "$state-xds"
-    wait_ready "$name-xds" "$s (its xds)"
+    wait_ready "$name-xds" "$s (its xds)" 15921
   fi
   standalone_start "$s" "$image" "$name" "$state" "$train_opts"
   wait_ready "$name" "$s"
@@ -144,16 +154,17 @@ train() { # service untrained-image context: the AOT cache of one run, into cont
   sleep 1
   podman stop -t 120 "$name" >/dev/null
   podman logs "$name" >"$work/train-$s.log" 2>&1 || true
-  podman rm -f "$name" "$name-xds" >/dev/null 2>&1 || true
+  podman rm -f "$name" >/dev/null 2>&1 || true
+  podman rm -f "$name-xds" >/dev/null 2>&1 || true
   [ -s "$state/app.aot" ] || { tail -20 "$work/train-$s.log" >&2; die "the training run of $s wrote no AOT cache ($work/train-$s.log)"; }
   mv "$state/app.aot" "$ctx/app.aot"
   rm -rf "$state" "$state-xds"
 }
 
-wait_ready() { # container what
-  local i
-  for i in $(seq 1 600); do
-    standalone_ready "$1" && return 0
+wait_ready() { # container what [port]
+  local deadline=$(( $(date +%s) + 120 ))
+  while [ "$(date +%s)" -lt $deadline ]; do
+    standalone_ready "$1" "${3:-15021}" && return 0
     [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || break
     sleep 0.2
   done
@@ -179,7 +190,7 @@ train_cni_plugin() { # untrained image, context: the plugin's own AOT cache, mad
 }
 
 build_service() { # service
-  local s="$1" base ctx untrained final epoch
+  local s="$1" base ctx untrained final epoch previous
   base="$(base_image "$(base_of "$s")")"
   ctx="$(stage "$s")"
   untrained="localhost/$prefix-build/$s:untrained"
@@ -193,9 +204,13 @@ build_service() { # service
   [ "$s" = cni-agent ] && train_cni_plugin "$untrained" "$ctx"
   # The cache is the last layer; the plugin's cache, if any, with it.
   { cat "$here/Containerfile.aot"; echo "COPY aot-extra/ /"; } >"$ctx/Containerfile.aot"
+  previous="$(podman image inspect -f '{{.Id}}' "$final" 2>/dev/null || true)"
   podman build -q --network none --timestamp "$epoch" -f "$ctx/Containerfile.aot" --build-arg "APP=$untrained" \
     -t "$final" "$ctx" >/dev/null
   podman rmi "$untrained" >/dev/null 2>&1 || true
+  # The image this one replaces, untagged now: ours to remove (unless a container still uses it).
+  [ -n "$previous" ] && [ "$previous" != "$(podman image inspect -f '{{.Id}}' "$final")" ] \
+    && { podman rmi "$previous" >/dev/null 2>&1 || true; }
   rm -f "$out/$s.oci.tar"
   podman save -q --format oci-archive -o "$out/$s.oci.tar" "$final"
   say "$s: $final $(size_of "$final") ($out/$s.oci.tar $(du -m "$out/$s.oci.tar" | cut -f1) MB)"
@@ -207,7 +222,6 @@ mkdir -p "$out" "$work"
 preflight
 t0=$(date +%s)
 jre "$jdk_modules" "$work/jre"
-[[ " ${services[*]} " == *" cni-agent "* ]] && jre "$cni_modules" "$work/cni-jre"
 for s in "${services[@]}"; do build_service "$s"; done
 rm -rf "$work"/ctx-* "$work"/train-*
 say "built ${services[*]} in $(( $(date +%s) - t0 )) s; archives in $out"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Makes this Debian machine (as root) able to build and run the mesh's images with podman:
-# installs podman, runc, debootstrap when missing, and sets the two containers.conf settings this
-# kind of machine needs, keeping every other setting of an existing file (idempotent):
+# installs podman and runc (and Debian's archive keyring, which rootfs.sh checks packages with)
+# when missing, and sets the two containers.conf settings this kind of machine needs, keeping
+# every other setting of an existing file (idempotent):
 #   [containers] default_ulimits = []   podman's default ulimits cannot be set here
 #   [engine]     runtime = "runc"       crun refuses this machine's hybrid cgroups
 # Used by .ci/run and by `meshbox up --images`; native-images/README.md.
 set -euo pipefail
 conf="${CONTAINERS_CONF_FILE:-/etc/containers/containers.conf}"
 
-packages=(podman runc debootstrap)
+packages=(podman runc debian-archive-keyring)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,10 +4,11 @@
 # box), and how to reach it: the caller probes from the host through the container's network
 # namespace (nsenter). The waypoint joins the network namespace of an xds container started first.
 #
-# standalone_start SERVICE IMAGE NAME STATEDIR [JAVA_OPTS]: starts container NAME (detached) and sets
-# `container_pid`. STATEDIR (a host directory, mounted at /state) gets what the service reads
+# standalone_start SERVICE IMAGE NAME STATEDIR [JAVA_OPTS [PODMAN_OPTION...]]: starts container
+# NAME (detached) and sets `container_pid`. STATEDIR (a host directory, mounted at /state) gets what the service reads
 # and, in training, the AOT cache the JVM writes at exit.
-# standalone_ready NAME: 0 once /healthz/ready answers 200 inside the container.
+# standalone_ready NAME [PORT]: 0 once /healthz/ready answers 200 inside the container (an xds
+# started as xds-for-waypoint answers on 15921).
 # standalone_traffic NAME: what every deployment sees (probes, a metrics scrape).
 # standalone_stop NAME: SIGTERM, waits for the exit (a training JVM writes its cache then), removes.
 
@@ -39,8 +40,9 @@ standalone_args() { # service: the service's arguments (paths inside the contain
   esac
 }
 
-standalone_start() { # service image name statedir [java_opts]
+standalone_start() { # service image name statedir [java_opts [podman options...]]
   local service="$1" image="$2" name="$3" state="$4" java_opts="${5:-}" net=(--network none) env=()
+  shift 4; [ $# -gt 0 ] && shift
   mkdir -p "$state"
   chmod 0777 "$state"   # the non-root images write their cache there
   printf 'standalone-token default standalone\n' >"$state/tokens.txt"
@@ -49,7 +51,7 @@ standalone_start() { # service image name statedir [java_opts]
   [ -n "$java_opts" ] && env=(-e "JAVA_OPTS=$java_opts")
   # shellcheck disable=SC2046
   podman run -d --name "$name" --label dev.ambient.images=standalone "${net[@]}" "${env[@]}" \
-    $(pod_opts "${service%-for-waypoint}") -v "$state:/state:rw" -v "$samples_dir:/samples:ro" \
+    $(pod_opts "${service%-for-waypoint}") "$@" -v "$state:/state:rw" -v "$samples_dir:/samples:ro" \
     "$image" $(standalone_args "$service") >/dev/null
   container_pid="$(podman inspect -f '{{.State.Pid}}' "$name")"
 }
@@ -60,7 +62,7 @@ standalone_curl() { # name path [port]: curl inside the container's network name
   nsenter --net="/proc/$pid/ns/net" curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:${3:-15021}$2"
 }
 
-standalone_ready() { [ "$(standalone_curl "$1" /healthz/ready)" = 200 ]; }
+standalone_ready() { [ "$(standalone_curl "$1" /healthz/ready "${2:-15021}")" = 200 ]; } # name [port]
 
 standalone_traffic() { # name service
   local metrics=15020
