@@ -8,7 +8,7 @@
 # training run does (native-images/images/standalone.sh: no network but its own loopback, the
 # capabilities and read-only root its manifest gives, the image's JAVA_OPTS with the AOT cache),
 # measures from `podman run` to /healthz/ready = 200, waits, reads the JVM's VmRSS, checks that
-# the JVM used the AOT cache, and removes the container. Each container gets the memory limit of
+# the JVM used the AOT cache (-XX:AOTMode=on: it would not start without), and removes the container. Each container gets the memory limit of
 # its manifest in k8s/ (which also picks the JVM's collector), unless -m gives one for all
 # (e.g. 1g) or none; -c adds runs without the cache (JAVA_OPTS without -XX:AOTCache) for
 # comparison. Also measured: `podman run` of a no-op in the same image (what the container
@@ -66,14 +66,14 @@ run_once() { # service image name log [java_opts]
   standalone_start "$s" "$image" "$name" "$out/state/$name" "$opts" "${limit[@]}"
   ready_ms=0 rss_mib=0
   deadline=$((t0 + 60000))
+  pid="$container_pid"   # the JVM: run-java execs it
   while [ "$(now_ms)" -lt $deadline ]; do
-    if standalone_ready "$name"; then ready_ms=$(( $(now_ms) - t0 )); break; fi
-    [ "$(podman inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" = true ] || break
+    if [ "$(pid_curl "$pid" /healthz/ready 15021)" = 200 ]; then ready_ms=$(( $(now_ms) - t0 )); break; fi
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.02
   done
   if [ "$ready_ms" -gt 0 ]; then
     sleep "$idle"
-    pid="$(podman inspect -f '{{.State.Pid}}' "$name")"
     rss_mib="$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")"
   fi
   podman logs "$name" >"$log" 2>&1 || true
@@ -112,7 +112,9 @@ for s in "${services[@]}"; do
   modes=(aot)
   $compare && modes+=(jvm)
   for mode in "${modes[@]}"; do
-    opts=""
+    # With the cache: the image's own JAVA_OPTS and -XX:AOTMode=on, with which a JVM that cannot
+    # use its cache stops instead of starting without it (so "used" is a fact, not a guess).
+    opts="$(image_java_opts "$image") -XX:AOTMode=on"
     [ "$mode" = jvm ] && opts="$(image_java_opts "$image" | sed 's/ *-XX:AOTCache=[^ ]*//')"
     readies=() rsses=() starteds=() used=yes
     for r in $(seq 1 "$runs"); do

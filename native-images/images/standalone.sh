@@ -59,7 +59,11 @@ standalone_start() { # service image name statedir [java_opts [podman options...
 standalone_curl() { # name path [port]: curl inside the container's network namespace
   local pid
   pid="$(podman inspect -f '{{.State.Pid}}' "$1" 2>/dev/null)" && [ "${pid:-0}" != 0 ] || return 1
-  nsenter --net="/proc/$pid/ns/net" curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:${3:-15021}$2"
+  pid_curl "$pid" "$2" "${3:-15021}"
+}
+
+pid_curl() { # pid path port: the same, given the container's process (no podman call: for timing)
+  nsenter --net="/proc/$1/ns/net" curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$3$2"
 }
 
 standalone_ready() { [ "$(standalone_curl "$1" /healthz/ready "${2:-15021}")" = 200 ]; } # name [port]

@@ -131,6 +131,55 @@ class ImagesIT {
         }
     }
 
+    /**
+     * The mesh in a box from the images ({@code meshbox up --images}) behaves as from the jars
+     * (MeshInABoxIT): the route's split through the waypoint, its L7 deny, mTLS pod to pod, the
+     * in-pod rules the agent's container installed; then {@code down} leaves no container.
+     */
+    @Test
+    void meshInABoxRunsFromTheImages() throws Exception {
+        Path state = Path.of("target", "meshbox-images").toAbsolutePath();
+        Map<String, String> env = Map.of("MESHBOX_DIR", state.toString(), "MESHBOX_SKIP_BUILD", "1");
+        String meshbox = MeshInABoxIT.MESHBOX.toString();
+        run(env, Duration.ofMinutes(2), meshbox, "down");
+        try {
+            Result up = run(env, Duration.ofMinutes(6), meshbox, "up", "--images");
+            assertEquals(0, up.exit(), "meshbox up --images:\n" + up.out());
+            for (String container : List.of("mbox-ca", "mbox-xds", "mbox-ztunnel-node-a", "mbox-ztunnel-node-b",
+                    "mbox-cni-agent-node-a", "mbox-cni-agent-node-b", "mbox-pod-waypoint-0")) {
+                assertEquals("true", run("podman", "inspect", "-f", "{{.State.Running}}", container).out().strip(), container);
+            }
+            int v1 = 0;
+            int v2 = 0;
+            for (int i = 0; i < 40; i++) {
+                String body = run(env, Duration.ofSeconds(60), meshbox, "exec", "sleep", "curl", "-sS", "--max-time", "10",
+                        "http://httpbin/").out();
+                if (body.contains("httpbin-v1")) {
+                    v1++;
+                } else if (body.contains("httpbin-v2")) {
+                    v2++;
+                } else {
+                    fail("through the waypoint: " + body);
+                }
+            }
+            assertTrue(v1 > v2 && v1 + v2 == 40, "90/10 route: v1 " + v1 + ", v2 " + v2);
+            assertTrue(run(env, Duration.ofSeconds(60), meshbox, "exec", "sleep", "curl", "-si", "--max-time", "10",
+                    "http://httpbin/admin").out().startsWith("HTTP/1.1 403"), "the waypoint's L7 deny");
+            assertTrue(run(env, Duration.ofSeconds(60), meshbox, "exec", "sleep", "curl", "-sS", "--max-time", "10",
+                    "http://10.44.2.11:8080/").out().contains("httpbin-v1"), "pod to pod through the ztunnels");
+            String rules = run(env, Duration.ofSeconds(60), meshbox, "exec", "httpbin-v1", "iptables-save", "-t", "nat").out();
+            assertTrue(rules.contains("15006") && rules.contains("15001"), "the agent's in-pod rules:\n" + rules);
+            assertTrue(Files.isExecutable(state.resolve("node-b/cni/bin/ambient-cni.d/jre/bin/java")),
+                    "the agent installed the plugin with its runtime from the image");
+        } finally {
+            Result down = run(env, Duration.ofMinutes(2), meshbox, "down");
+            assertEquals(0, down.exit(), down.out());
+        }
+        assertEquals("", run("podman", "ps", "-a", "-q", "--filter", "label=dev.ambient.meshbox=1").out().strip(),
+                "meshbox down left containers");
+        assertTrue(run("ip", "netns", "list").out().lines().noneMatch(l -> l.startsWith("mbox-")), "netns left");
+    }
+
     static String javaOptsOfManifests() throws Exception {
         String ca = Files.readString(REPO.resolve("k8s/ca/deployment.yaml"));
         Matcher m = Pattern.compile("name: JAVA_OPTS\\s+value: (.+)").matcher(ca);
