@@ -44,7 +44,7 @@ public final class DnsMessage {
 
         Malformed(String reason, byte[] b) {
             super(reason, null, false, false);
-            this.id = b.length >= 2 ? ((b[0] & 0xff) << 8) | (b[1] & 0xff) : -1;
+            this.id = b.length >= HEADER ? ((b[0] & 0xff) << 8) | (b[1] & 0xff) : -1;
             this.response = b.length >= 3 && (b[2] & 0x80) != 0;
         }
 
