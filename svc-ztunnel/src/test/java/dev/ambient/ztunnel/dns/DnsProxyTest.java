@@ -215,6 +215,15 @@ class DnsProxyTest {
         assertEquals(List.of("198.51.100.20"), dig("www.outside.test").data());
     }
 
+    /** The server closed the connection: end of stream, or a reset when it left our bytes unread. */
+    static boolean closedByServer(Socket s) throws Exception {
+        try {
+            return s.getInputStream().read() == -1;
+        } catch (java.net.SocketException e) {
+            return e.getMessage().contains("reset");
+        }
+    }
+
     static byte[] exchange(DatagramSocket s, String hex) throws Exception {
         byte[] q = HexFormat.of().parseHex(hex.replace(" ", ""));
         s.send(new DatagramPacket(q, q.length));
@@ -332,7 +341,7 @@ class DnsProxyTest {
                 Thread.sleep(200);
                 try (Socket fifth = new Socket(LO, PROXY)) {
                     fifth.setSoTimeout(2000);
-                    assertEquals(-1, fifth.getInputStream().read(), "the fifth connection is closed");
+                    assertTrue(closedByServer(fifth), "the fifth connection is closed");
                 }
                 assertEquals(1, count("ztunnel_dns_refused", "reason", "tcp_connections"));
                 Socket oversized = open.getFirst();
@@ -341,7 +350,7 @@ class DnsProxyTest {
                 out.writeShort(5000);
                 out.write(new byte[5000]);
                 out.flush();
-                assertEquals(-1, oversized.getInputStream().read(), "closed: a 5000-byte query");
+                assertTrue(closedByServer(oversized), "closed: a 5000-byte query");
                 assertEquals(1, count("ztunnel_dns_refused", "reason", "oversized"));
                 // A well-behaved TCP query on another connection is answered.
                 Socket good = open.get(1);
@@ -366,7 +375,7 @@ class DnsProxyTest {
                 // Idle connections are closed after the idle timeout (2 s).
                 Socket idle = open.get(2);
                 idle.setSoTimeout(5000);
-                assertEquals(-1, idle.getInputStream().read(), "idle connection closed");
+                assertTrue(closedByServer(idle), "idle connection closed");
             } finally {
                 for (Socket s : open) {
                     s.close();
