@@ -121,7 +121,7 @@ public final class OutboundProxy {
         Route route = router.route(store.current(), source, dst);
         CompletableFuture<Established> result = switch (route) {
             case Route.Refused r -> CompletableFuture.failedFuture(new OutboundException(0, r.reason()));
-            case Route.Passthrough p -> passthrough(p, source, sourceId, client, loop);
+            case Route.Passthrough p -> passthrough(p, p.via(), source, sourceId, client, loop);
             case Route.ByName n -> byName(n, source, sourceId, client, loop);
             case Route.Hbone h -> hbone(h, source, sourceId, client);
         };
@@ -209,11 +209,12 @@ public final class OutboundProxy {
             });
             return target;
         }).thenCompose(target -> passthrough(new Route.Passthrough(target, route.destination(), route.service()),
-                source, sourceId, client, loop));
+                route.via(), source, sourceId, client, loop));
     }
 
-    private CompletableFuture<Established> passthrough(Route.Passthrough route, Workload source, SpiffeId sourceId,
-            InetSocketAddress client, EventLoop loop) {
+    /** @param via for the access log: "passthrough", or "passthrough-dns" when the target was a name */
+    private CompletableFuture<Established> passthrough(Route.Passthrough route, String via, Workload source,
+            SpiffeId sourceId, InetSocketAddress client, EventLoop loop) {
         CompletableFuture<Established> out = new CompletableFuture<>();
         Bootstrap b = new Bootstrap().group(loop).channel(transport.socketChannel())
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, connectTimeoutMillis)
@@ -254,7 +255,7 @@ public final class OutboundProxy {
                         return SocketRelay.start(clientChannel, upstream).thenAccept(r -> {
                             counted.bytes(r.aToB(), r.bToA());
                             counted.closed();
-                            AccessLog.connection("outbound", client, sourceId.uri(), route.target(), "-", route.via(),
+                            AccessLog.connection("outbound", client, sourceId.uri(), route.target(), "-", via,
                                     r.aToB(), r.bToA(), Duration.ofNanos(System.nanoTime() - start),
                                     r.clean() ? "ok" : "error", r.reason());
                         });

@@ -128,7 +128,7 @@ class InpodMeshTest {
     @Order(10)
     void podToPodTrafficIsCapturedTunnelledAndArrives() throws Exception {
         // Only pod a and b's listeners, inside their own namespaces; nothing in pod c.
-        assertTrue(ports("a").containsAll(List.of(15001, 15006, 15008)), "pod a: " + ports("a"));
+        assertTrue(ports("a").containsAll(List.of(15001, 15006, 15008, 15053)), "pod a: " + ports("a"));
         assertTrue(ports("b").containsAll(List.of(15001, 15006, 15008, 8080)), "pod b: " + ports("b"));
         assertEquals(List.of(), ports("c"));
 
@@ -309,10 +309,10 @@ class InpodMeshTest {
         PodNetwork.sh("ip netns add zpod-d && ip -n zpod-d link set lo up");
         PodNetwork.sh("ip netns add zpod-e && ip -n zpod-e link set lo up");
         assertEquals("", agent.add("uid-sandbox", "shop", "pod-d", "client", PodNetwork.netnsPath("d")));
-        assertEquals(List.of(15001, 15006, 15008), ports("d"));
+        assertEquals(List.of(15001, 15006, 15008, 15053), ports("d"));
         assertEquals("", agent.add("uid-sandbox", "shop", "pod-d", "client", PodNetwork.netnsPath("e")));
         assertEquals(List.of(), ports("d"), "the old sandbox's listeners are closed");
-        assertEquals(List.of(15001, 15006, 15008), ports("e"));
+        assertEquals(List.of(15001, 15006, 15008, 15053), ports("e"));
         assertEquals("", agent.del("uid-sandbox"));
         assertEquals(List.of(), ports("e"));
     }
