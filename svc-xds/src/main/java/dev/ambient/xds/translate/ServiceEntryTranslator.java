@@ -171,40 +171,46 @@ final class ServiceEntryTranslator {
         return out;
     }
 
-    private List<ServicePortSpec> ports(GenericKubernetesResource r, Map<String, Object> spec) {
-        List<ServicePortSpec> out = new ArrayList<>();
-        List<Map<String, Object>> written = Specs.maps(spec.get("ports"), "spec.ports");
-        Set<Integer> numbers = new HashSet<>();
+    /** Reads each item of a list field; a bad item is reported with its path and skipped. */
+    private <T> List<T> each(GenericKubernetesResource r, List<Map<String, Object>> written, String field,
+            String what, Set<String> keys, java.util.function.BiFunction<String, Map<String, Object>, T> reader) {
+        List<T> out = new ArrayList<>();
         for (int i = 0; i < written.size(); i++) {
-            String path = "spec.ports[" + i + "]";
-            Map<String, Object> p = written.get(i);
+            String path = field + "[" + i + "]";
             try {
-                Specs.onlyKeys(p, path, PORT_KEYS);
-                int number = Specs.port(p.get("number"), path + ".number");
-                int target = p.get("targetPort") == null ? 0 : Specs.port(p.get("targetPort"), path + ".targetPort");
-                String protocol = Specs.string(p.get("protocol"), path + ".protocol");
-                String app = "";
-                if (protocol != null) {
-                    String upper = protocol.toUpperCase(Locale.ROOT);
-                    if (upper.equals("UDP")) {
-                        throw new Specs.Invalid(path + ".protocol: UDP is not carried by the mesh");
-                    }
-                    if (!PROTOCOLS.contains(upper)) {
-                        throw new Specs.Invalid(path + ".protocol: unknown protocol '" + protocol + "' (one of "
-                                + new java.util.TreeSet<>(PROTOCOLS) + ")");
-                    }
-                    app = upper.toLowerCase(Locale.ROOT);
-                }
-                if (!numbers.add(number)) {
-                    throw new Specs.Invalid(path + ".number: port " + number + " is listed twice");
-                }
-                String name = Specs.string(p.get("name"), path + ".name");
-                out.add(new ServicePortSpec(number, target, name == null ? "" : name, app));
+                Specs.onlyKeys(written.get(i), path, keys);
+                out.add(reader.apply(path, written.get(i)));
             } catch (Specs.Invalid e) {
-                ctx.problem(r, e.getMessage() + "; port skipped");
+                ctx.problem(r, e.getMessage() + "; " + what + " skipped");
             }
         }
         return out;
+    }
+
+    private List<ServicePortSpec> ports(GenericKubernetesResource r, Map<String, Object> spec) {
+        Set<Integer> numbers = new HashSet<>();
+        return each(r, Specs.maps(spec.get("ports"), "spec.ports"), "spec.ports", "port", PORT_KEYS, (path, p) -> {
+            int number = Specs.port(p.get("number"), path + ".number");
+            int target = p.get("targetPort") == null ? 0 : Specs.port(p.get("targetPort"), path + ".targetPort");
+            String protocol = Specs.string(p.get("protocol"), path + ".protocol");
+            String app = "";
+            if (protocol != null) {
+                String upper = protocol.toUpperCase(Locale.ROOT);
+                if (upper.equals("UDP")) {
+                    throw new Specs.Invalid(path + ".protocol: UDP is not carried by the mesh");
+                }
+                if (!PROTOCOLS.contains(upper)) {
+                    throw new Specs.Invalid(path + ".protocol: unknown protocol '" + protocol + "' (one of "
+                            + new java.util.TreeSet<>(PROTOCOLS) + ")");
+                }
+                app = upper.toLowerCase(Locale.ROOT);
+            }
+            if (!numbers.add(number)) {
+                throw new Specs.Invalid(path + ".number: port " + number + " is listed twice");
+            }
+            String name = Specs.string(p.get("name"), path + ".name");
+            return new ServicePortSpec(number, target, name == null ? "" : name, app);
+        });
     }
 
     private List<EndpointSpec> endpoints(GenericKubernetesResource r, Map<String, Object> spec, Resolution resolution,
@@ -222,39 +228,30 @@ final class ServiceEntryTranslator {
             ctx.problem(r, "spec.endpoints: an entry has either endpoints or a workloadSelector; endpoints ignored");
             return List.of();
         }
-        List<EndpointSpec> out = new ArrayList<>();
-        for (int i = 0; i < written.size(); i++) {
-            String path = "spec.endpoints[" + i + "]";
-            Map<String, Object> e = written.get(i);
-            try {
-                Specs.onlyKeys(e, path, ENDPOINT_KEYS);
-                String address = Specs.string(e.get("address"), path + ".address");
-                if (address == null || address.isBlank()) {
-                    throw new Specs.Invalid(path + ".address: required");
-                }
-                address = address.trim();
-                ByteString ip = null;
-                try {
-                    ip = Specs.ipBytes(address, path + ".address");
-                } catch (Specs.Invalid notIp) {
-                    String host = address.toLowerCase(Locale.ROOT);
-                    if (resolution != Resolution.DNS || host.startsWith("*") || !HOST.matcher(host).matches()) {
-                        throw new Specs.Invalid(path + ".address: not an IP address"
-                                + (resolution == Resolution.DNS ? " or host name" : " (resolution STATIC)")
-                                + ": '" + address + "'");
-                    }
-                    address = host;
-                }
-                Map<String, Integer> ports = new LinkedHashMap<>();
-                Specs.map(e.get("ports"), path + ".ports").forEach((name, value) ->
-                        ports.put(name, Specs.port(value, path + ".ports." + name)));
-                out.add(new EndpointSpec(address, ip, ports, Specs.string(e.get("serviceAccount"),
-                        path + ".serviceAccount")));
-            } catch (Specs.Invalid ex) {
-                ctx.problem(r, ex.getMessage() + "; endpoint skipped");
+        return each(r, written, "spec.endpoints", "endpoint", ENDPOINT_KEYS, (path, e) -> {
+            String address = Specs.string(e.get("address"), path + ".address");
+            if (address == null || address.isBlank()) {
+                throw new Specs.Invalid(path + ".address: required");
             }
-        }
-        return out;
+            address = address.trim();
+            ByteString ip = null;
+            try {
+                ip = Specs.ipBytes(address, path + ".address");
+            } catch (Specs.Invalid notIp) {
+                String host = address.toLowerCase(Locale.ROOT);
+                if (resolution != Resolution.DNS || host.startsWith("*") || !HOST.matcher(host).matches()) {
+                    throw new Specs.Invalid(path + ".address: not an IP address"
+                            + (resolution == Resolution.DNS ? " or host name" : " (resolution STATIC)")
+                            + ": '" + address + "'");
+                }
+                address = host;
+            }
+            Map<String, Integer> ports = new LinkedHashMap<>();
+            Specs.map(e.get("ports"), path + ".ports").forEach((name, value) ->
+                    ports.put(name, Specs.port(value, path + ".ports." + name)));
+            return new EndpointSpec(address, ip, ports, Specs.string(e.get("serviceAccount"),
+                    path + ".serviceAccount"));
+        });
     }
 
     /** Namespaces that see the entry; empty = all; a list that names no valid namespace = none. */
