@@ -221,8 +221,9 @@ class InpodMeshTest {
         assertEquals(IP_B, b.get("addresses").get(0).asText());
         long inode = (Long) Files.getAttribute(PodNetwork.netnsPath("b"), "unix:ino");
         assertEquals("net:[" + inode + "]", b.get("netns").asText());
-        assertEquals(3, b.get("listeners").size(), b.toString());
+        assertEquals(5, b.get("listeners").size(), b.toString()); // 15008, 15001, 15006, DNS over UDP and TCP
         assertTrue(b.get("listeners").toString().contains("0.0.0.0:15008"));
+        assertTrue(b.get("listeners").toString().contains("127.0.0.1:15053"));
 
         Gauge enrolled = node.registry().find("ztunnel_inpod_workloads").gauge();
         assertEquals(2.0, enrolled.value());
