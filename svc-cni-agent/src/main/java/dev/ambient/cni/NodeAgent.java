@@ -52,7 +52,7 @@ public class NodeAgent {
         CniNode.Settings s = new CniNode.Settings(config.nodeName(), config.zdsSocket(), config.pluginSocket(),
                 config.ztunnelWait(), config.ackTimeout(), config.resyncInterval(), config.netnsDirs(),
                 config.procDir(), new RedirectSettings(r.outboundPort(), r.inboundPort(), r.hbonePort(), r.mark(),
-                        r.probeSource()),
+                        r.probeSource(), r.dnsPort()),
                 // The agent runs on the host network: its own namespace is the node's.
                 r.probeSnat() ? java.nio.file.Path.of("/proc/" + ProcessHandle.current().pid() + "/ns/net") : null);
         node = new CniNode(s, source, registry).start();

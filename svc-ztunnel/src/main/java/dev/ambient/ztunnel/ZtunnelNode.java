@@ -7,6 +7,13 @@ import dev.ambient.hbone.HboneConnector;
 import dev.ambient.hbone.HboneSettings;
 import dev.ambient.net.Transport;
 import dev.ambient.ztunnel.config.ZtunnelConfig;
+import dev.ambient.ztunnel.dns.DnsCache;
+import dev.ambient.ztunnel.dns.DnsListener;
+import dev.ambient.ztunnel.dns.DnsMetrics;
+import dev.ambient.ztunnel.dns.DnsProxy;
+import dev.ambient.ztunnel.dns.DnsUpstream;
+import dev.ambient.ztunnel.dns.HostResolver;
+import dev.ambient.ztunnel.dns.UpstreamServers;
 import dev.ambient.ztunnel.identity.CertificateSource;
 import dev.ambient.ztunnel.identity.LocalCertificateSource;
 import dev.ambient.ztunnel.identity.RemoteCertificateSource;
@@ -65,6 +72,9 @@ public final class ZtunnelNode implements AutoCloseable {
     private Socks5Listener socks;
     private OutboundCaptureListener capture;
     private InboundPlaintextListener plaintext;
+    private DnsProxy dnsProxy;
+    private HostResolver resolver;
+    private DnsListener dns;
     private LocalConfigFile localConfig;
     private XdsClient xds;
     private MeshRootFile meshRoot;
@@ -117,12 +127,19 @@ public final class ZtunnelNode implements AutoCloseable {
         }
         store.addListener(inbound::reconcile);
 
-        OutboundRouter router = new OutboundRouter(config.trustDomain(), config.ports().hbone(), own);
+        OutboundRouter router = new OutboundRouter(config.trustDomain(), config.ports().hbone(), own,
+                OutboundRouter.TrafficPolicy.of(config.outboundTrafficPolicy()));
+        startDns();
         OutboundProxy outbound = new OutboundProxy(store, router, certificates, pool, metrics, transport,
-                config.trustDomain(), connectTimeout, dp.socketMark(), dp.preserveSourceIp());
+                config.trustDomain(), connectTimeout, dp.socketMark(), dp.preserveSourceIp()).resolvingWith(resolver);
         var ports = config.ports();
         // In-pod mode captures inside each pod's namespace; nothing is redirected into our own.
         boolean inpodMode = config.inpod().enabled();
+        if (!inpodMode && ports.outboundCapture() > 0 && dnsProxy != null) {
+            // Shared mode: DNS is captured beside the outbound connections; the client is found by address.
+            dns = new DnsListener(transport, dnsProxy, sharedDnsClients(), ch -> { });
+            dns.bind(new InetSocketAddress(ports.captureAddress(), ports.dns()));
+        }
         if (!inpodMode && ports.outboundCapture() > 0) {
             capture = new OutboundCaptureListener(transport, store, outbound, config.nodeName());
             capture.bind(new InetSocketAddress(ports.captureAddress(), ports.outboundCapture()));
@@ -165,6 +182,41 @@ public final class ZtunnelNode implements AutoCloseable {
         return this;
     }
 
+    /** The DNS proxy and the resolver of ServiceEntry hosts, when {@code ztunnel.dns.enabled} and a DNS port is set. */
+    private void startDns() {
+        var d = config.dns();
+        if (!d.enabled() || config.ports().dns() <= 0) {
+            return;
+        }
+        DnsCache cache = new DnsCache(d.cacheMaxEntries(), d.cacheMaxTtl(), d.cacheMaxNegativeTtl());
+        DnsUpstream upstream = new DnsUpstream(transport, UpstreamServers.of(d.upstream(), d.resolvConf()),
+                d.upstreamTimeout(), config.dataplane().socketMark());
+        dnsProxy = new DnsProxy(store, d.clusterDomain(), cache, upstream, new DnsMetrics(registry, cache),
+                new DnsProxy.Limits(d.queriesPerSecond(), d.queryBurst(), d.maxOutstanding(), d.maxOutstandingPerPod(),
+                        d.maxTcpConnections(), d.tcpIdleTimeout(), (int) d.localTtl().toSeconds()));
+        resolver = new HostResolver(upstream, cache);
+        LOG.infof("dns: proxy on port %d, upstream %s", config.ports().dns(), upstream.servers());
+    }
+
+    /** Shared mode: one client per source address (at most 4096 remembered; the rest share one budget). */
+    private java.util.function.Function<InetAddress, DnsProxy.Client> sharedDnsClients() {
+        java.util.Map<InetAddress, DnsProxy.Client> clients = new java.util.concurrent.ConcurrentHashMap<>();
+        DnsProxy.Client overflow = dnsProxy.client("DNS clients beyond 4096 addresses", Optional::empty,
+                dev.ambient.ztunnel.inpod.SocketNamespace.HOST);
+        return ip -> {
+            DnsProxy.Client c = clients.get(ip);
+            if (c != null) {
+                return c;
+            }
+            if (clients.size() >= 4096) {
+                return overflow;
+            }
+            return clients.computeIfAbsent(ip, a -> dnsProxy.client("client " + a.getHostAddress(),
+                    () -> store.current().workloadOnNode(a, config.nodeName()),
+                    dev.ambient.ztunnel.inpod.SocketNamespace.HOST));
+        };
+    }
+
     /** In-pod mode: pods arrive over ZDS from the node agent; none is served from our own namespace. */
     private void startInpod(HboneSettings settings, HboneAdmission admission, InboundHandler.Shared inboundShared,
             OutboundRouter router, int connectTimeout) {
@@ -174,7 +226,7 @@ public final class ZtunnelNode implements AutoCloseable {
                 new HboneConnector(transport, settings, connectTimeout, dp.socketMark()), inboundShared,
                 certificates, router, config.nodeName(), connectTimeout, dp.socketMark(),
                 config.pool().idleTimeout(), config.ports().hbone(), config.ports().outboundCapture(),
-                config.ports().inboundPlaintext()), ip.drainTimeout(),
+                config.ports().inboundPlaintext(), dnsProxy, resolver, config.ports().dns()), ip.drainTimeout(),
                 new SocketThreads(ip.socketThreads(), ip.socketQueue(), registry));
         inpod.onChange(() -> inbound.reconcile(store.current()));
         if (certificates.source() instanceof RemoteCertificateSource ca) {
@@ -209,6 +261,11 @@ public final class ZtunnelNode implements AutoCloseable {
             all.add(new OwnListeners.Listener("inbound plaintext", ports.inboundPlaintext(), atWorkloads));
             all.add(new OwnListeners.Listener("inbound plaintext", ports.inboundPlaintext(),
                     new OwnListeners.Where.At(capture)));
+        }
+        if (ports.dns() > 0 && config.dns().enabled()) {
+            // In-pod on 127.0.0.1 in every pod (loopback counts at the workloads); shared mode beside 15001.
+            all.add(new OwnListeners.Listener("DNS", ports.dns(), atWorkloads));
+            all.add(new OwnListeners.Listener("DNS", ports.dns(), new OwnListeners.Where.At(capture)));
         }
         InetAddress nodeIp = literal(config.nodeIp(), "ztunnel.node-ip");
         if (ports.socks5() > 0) {
@@ -280,7 +337,7 @@ public final class ZtunnelNode implements AutoCloseable {
         if (xds != null) {
             xds.close();
         }
-        for (AutoCloseable listener : new AutoCloseable[] {socks, capture, plaintext}) {
+        for (AutoCloseable listener : new AutoCloseable[] {socks, capture, plaintext, dns}) {
             if (listener != null) {
                 try {
                     listener.close();
@@ -338,6 +395,11 @@ public final class ZtunnelNode implements AutoCloseable {
 
     public Optional<ZdsClient> zds() {
         return Optional.ofNullable(zds);
+    }
+
+    /** The DNS proxy, when enabled. */
+    public Optional<DnsProxy> dnsProxy() {
+        return Optional.ofNullable(dnsProxy);
     }
 
     public Optional<Socks5Listener> socks() {

@@ -78,6 +78,10 @@ public interface CniConfig {
         /** SNAT the node's own connections to enrolled pods (kubelet probes) to the probe source. */
         @WithDefault("true")
         boolean probeSnat();
+
+        /** The ztunnel's DNS proxy port: the pod's DNS (UDP and TCP port 53) is redirected there; 0 = no DNS capture. */
+        @WithDefault("15053")
+        int dnsPort();
     }
 
     interface Install {

@@ -17,6 +17,9 @@ import org.jboss.logging.Logger;
  * <ul>
  *   <li>outbound: TCP leaving the pod, not over loopback and not marked by the ztunnel, goes to
  *       the outbound capture port (the ztunnel's listener in the pod, on 127.0.0.1);</li>
+ *   <li>DNS: UDP and TCP to port 53 leaving the pod, not over loopback and not marked by the
+ *       ztunnel, go to the DNS port (the ztunnel's DNS proxy in the pod, on 127.0.0.1; its answers
+ *       leave from there, so conntrack gives them the resolver's address back);</li>
  *   <li>inbound: TCP arriving for any port but HBONE goes to the inbound plaintext port (on the
  *       pod's own address, as REDIRECT in PREROUTING picks the receiving interface's address);
  *       HBONE reaches the ztunnel's 15008 listener in the pod untouched;</li>
@@ -119,6 +122,13 @@ public final class InPodRedirection {
         String out = "-A " + OUTBOUND_CHAIN + " ";
         b.append(out).append("-m mark --mark ").append(mark).append(" -j RETURN\n");
         b.append(out).append("-o lo -j RETURN\n");
+        if (settings.dnsPort() > 0) {
+            // The pod's resolver queries: UDP and TCP to port 53, to the ztunnel's DNS proxy on 127.0.0.1.
+            for (String proto : List.of("udp", "tcp")) {
+                b.append(out).append("-p ").append(proto).append(" -m ").append(proto)
+                        .append(" --dport 53 -j REDIRECT --to-ports ").append(settings.dnsPort()).append('\n');
+            }
+        }
         b.append(out).append("-p tcp -j REDIRECT --to-ports ").append(settings.outboundPort()).append('\n');
         if (created) {
             // No target: matches nothing of consequence, only remembers who made the table.

@@ -79,6 +79,10 @@ class InPodRedirectionTest {
         assertTrue(installed.contains("--dport 15008 -j RETURN"), installed);
         assertTrue(installed.contains("-A AMBIENT_OUTPUT -m mark --mark 0x539 -j RETURN"), installed);
         assertTrue(installed.contains("-s 169.254.7.127/32"), installed);
+        assertTrue(installed.contains("-A AMBIENT_OUTPUT -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053"),
+                installed);
+        assertTrue(installed.contains("-A AMBIENT_OUTPUT -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 15053"),
+                installed);
         assertTrue(redirection.installed(podNetns));
 
         redirection.install(podNetns);
@@ -103,6 +107,108 @@ class InPodRedirectionTest {
             TestNetworks.sh("ip", "netns", "exec", POD, "iptables", "-t", "nat", "-D", "POSTROUTING", "-d",
                     "10.249.9.9", "-j", "RETURN");
             TestNetworks.sh("ip", "netns", "exec", POD, "nft", "delete", "table", "ip", "nat");
+        }
+    }
+
+    /**
+     * The pod's DNS: an unmodified resolver's UDP and TCP queries to the peer's port 53 land on the
+     * DNS listeners in the pod (127.0.0.1:15053), and the UDP answer comes back from the address the
+     * client asked (conntrack); the ztunnel's marked sockets reach the real resolver.
+     */
+    @Test
+    void dnsOverUdpAndTcpIsCapturedToTheDnsPortButTheZtunnelsMarkedSocketsAreNot() throws Exception {
+        java.net.DatagramSocket resolver = NetworkNamespace.open(TestNetworks.path(PEER)).call(() ->
+                new java.net.DatagramSocket(new InetSocketAddress(PEER_IP, 53)));
+        Thread.ofPlatform().daemon().start(() -> answerEach(resolver, "resolver"));
+        java.net.DatagramSocket proxyUdp;
+        ServerSocket proxyTcp;
+        try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+            proxyUdp = pod.call(() -> new java.net.DatagramSocket(new InetSocketAddress("127.0.0.1", 15053)));
+            proxyTcp = pod.call(() -> new ServerSocket(15053, 50, java.net.InetAddress.getByName("127.0.0.1")));
+        }
+        Thread.ofPlatform().daemon().start(() -> answerEach(proxyUdp, "proxy"));
+        BlockingQueue<String> tcpAtProxy = new LinkedBlockingQueue<>();
+        Thread.ofPlatform().daemon().start(() -> {
+            try (proxyTcp) {
+                while (true) {
+                    try (Socket s = proxyTcp.accept()) {
+                        tcpAtProxy.add(OriginalDestination.class.getSimpleName() + " " + s.getLocalPort());
+                    }
+                }
+            } catch (Exception e) {
+                // closed
+            }
+        });
+        redirection.install(podNetns);
+        try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+            // A plain UDP query to the resolver: the proxy answers, as if from the resolver.
+            String[] reply = pod.call(() -> ask(new java.net.DatagramSocket()));
+            assertEquals("proxy", reply[0], "captured to 127.0.0.1:15053");
+            assertEquals(PEER_IP + ":53", reply[1], "the answer seems to come from the resolver asked");
+            // TCP to port 53 goes to the proxy's TCP listener.
+            pod.run(() -> {
+                try (Socket s = new Socket()) {
+                    s.connect(new InetSocketAddress(PEER_IP, 53), 3000);
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            assertEquals("OriginalDestination 15053", tcpAtProxy.poll(5, TimeUnit.SECONDS));
+
+            // The ztunnel's own query carries the mark: it reaches the real resolver.
+            BlockingQueue<String> marked = new LinkedBlockingQueue<>();
+            Channel ch = pod.call(() -> new Bootstrap().group(group).channel(io.netty.channel.epoll.EpollDatagramChannel.class)
+                    .handler(new ChannelInitializer<Channel>() {
+                        @Override
+                        protected void initChannel(Channel c) {
+                            assertTrue(SocketMark.set(c, 0x539));
+                            c.pipeline().addLast(new io.netty.channel.SimpleChannelInboundHandler<io.netty.channel.socket.DatagramPacket>() {
+                                @Override
+                                protected void channelRead0(ChannelHandlerContext ctx, io.netty.channel.socket.DatagramPacket p) {
+                                    marked.add(p.content().toString(java.nio.charset.StandardCharsets.US_ASCII));
+                                }
+                            });
+                        }
+                    }).bind(0).sync().channel());
+            ch.writeAndFlush(new io.netty.channel.socket.DatagramPacket(io.netty.buffer.Unpooled.wrappedBuffer(
+                    "query".getBytes()), new InetSocketAddress(PEER_IP, 53))).sync();
+            assertEquals("resolver", marked.poll(5, TimeUnit.SECONDS));
+            ch.close().sync();
+
+            // Without the rules the query reaches the resolver again.
+            assertTrue(redirection.remove(podNetns));
+            assertEquals("resolver", pod.call(() -> ask(new java.net.DatagramSocket()))[0]);
+        } finally {
+            redirection.remove(podNetns);
+            resolver.close();
+            proxyUdp.close();
+            proxyTcp.close();
+        }
+    }
+
+    /** Sends "query" to the peer's port 53; returns the answer's text and where it came from. */
+    private static String[] ask(java.net.DatagramSocket s) throws Exception {
+        try (s) {
+            s.setSoTimeout(3000);
+            byte[] q = "query".getBytes();
+            s.send(new java.net.DatagramPacket(q, q.length, new InetSocketAddress(PEER_IP, 53)));
+            java.net.DatagramPacket p = new java.net.DatagramPacket(new byte[100], 100);
+            s.receive(p);
+            return new String[] {new String(p.getData(), 0, p.getLength()),
+                    p.getAddress().getHostAddress() + ":" + p.getPort()};
+        }
+    }
+
+    private static void answerEach(java.net.DatagramSocket s, String who) {
+        try (s) {
+            while (true) {
+                java.net.DatagramPacket p = new java.net.DatagramPacket(new byte[100], 100);
+                s.receive(p);
+                byte[] a = who.getBytes();
+                s.send(new java.net.DatagramPacket(a, a.length, p.getSocketAddress()));
+            }
+        } catch (Exception e) {
+            // closed
         }
     }
 

@@ -37,6 +37,10 @@ final class Context {
     final Map<String, io.fabric8.kubernetes.api.model.Service> services = new HashMap<>();
     /** "ns/name" -> translated Service (filled by the service translation). */
     final Map<String, dev.ambient.proto.workload.Service> translatedServices = new HashMap<>();
+    /** ServiceEntry hosts as services (filled by the ServiceEntry translation). */
+    final List<dev.ambient.proto.workload.Service> translatedEntries = new ArrayList<>();
+    /** "ns/pod" -> ServiceEntry services its workloadSelector gives the pod (service key -> ports). */
+    final Map<String, Map<String, dev.ambient.proto.workload.PortList>> entryMembership = new HashMap<>();
     /** Filled by the workload translation. */
     final List<PodWorkload> workloads = new ArrayList<>();
 

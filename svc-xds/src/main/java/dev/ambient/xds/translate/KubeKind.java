@@ -18,7 +18,9 @@ public enum KubeKind {
     PEER_AUTHENTICATION("security.istio.io", "v1", "PeerAuthentication", "peerauthentications", true,
             List.of("v1", "v1beta1")),
     GATEWAY("gateway.networking.k8s.io", "v1", "Gateway", "gateways", true, List.of("v1", "v1beta1")),
-    HTTP_ROUTE("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", true, List.of("v1", "v1beta1"));
+    HTTP_ROUTE("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", true, List.of("v1", "v1beta1")),
+    SERVICE_ENTRY("networking.istio.io", "v1", "ServiceEntry", "serviceentries", true,
+            List.of("v1", "v1beta1", "v1alpha3"));
 
     private final String group;
     private final String version;

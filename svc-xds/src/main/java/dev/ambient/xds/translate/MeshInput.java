@@ -12,12 +12,12 @@ import java.util.List;
 
 /**
  * The Kubernetes objects a translation reads, as they are at one moment. Built-in kinds are
- * fabric8 model objects; the Istio and Gateway API kinds are generic resources.
+ * fabric8 model objects; the Istio (security, ServiceEntry) and Gateway API kinds are generic resources.
  */
 public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service> services,
         List<EndpointSlice> endpointSlices, List<GenericKubernetesResource> authorizationPolicies,
         List<GenericKubernetesResource> peerAuthentications, List<GenericKubernetesResource> gateways,
-        List<GenericKubernetesResource> httpRoutes) {
+        List<GenericKubernetesResource> httpRoutes, List<GenericKubernetesResource> serviceEntries) {
 
     public static final MeshInput EMPTY = builder().build();
 
@@ -30,6 +30,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         peerAuthentications = copy(peerAuthentications);
         gateways = copy(gateways);
         httpRoutes = copy(httpRoutes);
+        serviceEntries = copy(serviceEntries);
     }
 
     private static <T> List<T> copy(List<T> l) {
@@ -50,6 +51,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         private final List<GenericKubernetesResource> peerAuthentications = new ArrayList<>();
         private final List<GenericKubernetesResource> gateways = new ArrayList<>();
         private final List<GenericKubernetesResource> httpRoutes = new ArrayList<>();
+        private final List<GenericKubernetesResource> serviceEntries = new ArrayList<>();
 
         /** Adds an object of a used kind; returns false (and ignores it) for any other. */
         public boolean add(HasMetadata o) {
@@ -68,6 +70,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
                         case PEER_AUTHENTICATION -> peerAuthentications.add(g);
                         case GATEWAY -> gateways.add(g);
                         case HTTP_ROUTE -> httpRoutes.add(g);
+                        case SERVICE_ENTRY -> serviceEntries.add(g);
                         default -> {
                             return false;
                         }
@@ -87,7 +90,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
 
         public MeshInput build() {
             return new MeshInput(namespaces, pods, services, endpointSlices, authorizationPolicies,
-                    peerAuthentications, gateways, httpRoutes);
+                    peerAuthentications, gateways, httpRoutes, serviceEntries);
         }
     }
 }

@@ -33,8 +33,8 @@ import java.util.Objects;
 import java.util.Set;
 
 /**
- * Turns Kubernetes objects (namespaces, pods, services, endpoint slices, Istio security policies,
- * Gateway API gateways and routes) into the small typed resources of the discovery protocol:
+ * Turns Kubernetes objects (namespaces, pods, services, endpoint slices, Istio security policies and
+ * ServiceEntries, Gateway API gateways and routes) into the small typed resources of the discovery protocol:
  * {@code Workload}, {@code Service}, {@code Authorization}, {@code PeerAuthentication},
  * {@code ServiceRoutes} and {@code L7Authorization}. Pure: no I/O, no clock, no shared state;
  * thread-safe. A bad resource is reported as a {@link Problem} and skipped (or partly skipped);
@@ -72,6 +72,7 @@ public final class MeshTranslator {
                 }
             });
         }
+        out.addAll(new ServiceEntryTranslator(ctx).translate(input.serviceEntries()));
         Map<String, Map<String, PortList>> sliceMembership = endpointSliceMembership(ctx);
         for (Pod p : input.pods()) {
             guarded(ctx, p, () -> {
@@ -294,6 +295,7 @@ public final class MeshTranslator {
             services.put(ns + "/" + translated.getHostname(), portMapping(ctx, pod, s));
         }
         fromSlices.forEach(services::putIfAbsent);
+        ctx.entryMembership.getOrDefault(Context.key(pod), Map.of()).forEach(services::putIfAbsent);
         b.putAllServices(services);
         return b.build();
     }

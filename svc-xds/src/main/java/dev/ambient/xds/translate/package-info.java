@@ -34,6 +34,8 @@
  *   {@code istio.io/waypoint-for} label (default {@code service}; {@code workload}, {@code all},
  *   {@code none}) decides whether Services, Workloads or both get it. A missing waypoint is
  *   reported and ignored.</li>
+ *   <li><b>ServiceEntry</b>: see {@code ServiceEntryTranslator} (a Service per host, endpoints as
+ *   Workloads, auto-allocated addresses from {@code AutoAllocation}).</li>
  *   <li><b>AuthorizationPolicy</b>, <b>PeerAuthentication</b>: see {@code AuthorizationTranslator}.
  *   <b>HTTPRoute</b>: see {@code RouteTranslator}.</li>
  * </ul>

@@ -38,8 +38,10 @@ class DirectoryMeshSourceTest {
     void writeMesh() throws Exception {
         Files.writeString(dir.resolve("bookinfo.yaml"), Fixtures.text("bookinfo.yaml"));
         Files.createDirectories(dir.resolve("security/more"));
+        Files.createDirectories(dir.resolve("egress"));
         Files.writeString(dir.resolve("security/more/policies.yml"), Fixtures.text("policies.yaml"));
         Files.writeString(dir.resolve("README.md"), "not yaml: ignored");
+        Files.writeString(dir.resolve("egress/serviceentries.yaml"), Fixtures.text("serviceentries.yaml"));
         Files.writeString(dir.resolve("deploy.yaml"), """
                 apiVersion: apps/v1
                 kind: Deployment
@@ -97,6 +99,7 @@ class DirectoryMeshSourceTest {
         assertTrue(s.resources(ResourceTypes.WORKLOAD).containsKey(PRODUCTPAGE));
         assertTrue(s.resources(ResourceTypes.AUTHORIZATION).containsKey("shop/productpage-viewer"), "from security/more");
         assertTrue(s.resources(ResourceTypes.SERVICE_ROUTES).containsKey("shop/reviews.shop.svc.cluster.local"));
+        assertTrue(s.resources(ResourceTypes.SERVICE).containsKey("egress/db.legacy.example"), "a ServiceEntry host");
         assertEquals(List.of(), source.problems(), "a Deployment is not a problem, just unused");
         assertFalse(seen.isEmpty(), "listeners heard of the first snapshot");
     }

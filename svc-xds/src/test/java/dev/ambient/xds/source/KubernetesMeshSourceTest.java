@@ -118,6 +118,21 @@ class KubernetesMeshSourceTest {
                 .resources(ResourceTypes.AUTHORIZATION).get("shop/productpage-viewer").resource())
                 .getSelectedWorkloadsCount() == 0);
 
+        // ServiceEntries through the API: one service per host, the endpoints as workloads.
+        Fixtures.objects("serviceentries.yaml").forEach(this::apply);
+        await("the ServiceEntry hosts", () -> model.current().resources(ResourceTypes.SERVICE)
+                .containsKey("egress/api.example.com")
+                && model.current().resources(ResourceTypes.WORKLOAD)
+                        .containsKey("Kubernetes/networking.istio.io/ServiceEntry/egress/legacy-db/198.51.100.8"));
+        var api = (dev.ambient.proto.workload.Service) model.current().resources(ResourceTypes.SERVICE)
+                .get("egress/api.example.com").resource();
+        assertEquals("egress-waypoint.egress.svc.cluster.local", api.getWaypoint().getHostname().getHostname());
+        assertEquals(240, api.getAddresses(0).getAddress().byteAt(0) & 0xff, "auto-allocated");
+        client.genericKubernetesResources(KubernetesMeshSource.context(KubeKind.SERVICE_ENTRY)).inNamespace("egress")
+                .withName("example-api").delete();
+        await("the deleted entry", () -> !model.current().resources(ResourceTypes.SERVICE)
+                .containsKey("egress/api.example.com"));
+
         // A generic resource deleted through the API.
         client.genericKubernetesResources(KubernetesMeshSource.context(KubeKind.HTTP_ROUTE)).inNamespace("shop")
                 .withName("reviews").delete();

@@ -41,6 +41,15 @@ public interface ZtunnelConfig {
 
     Inpod inpod();
 
+    Dns dns();
+
+    /**
+     * Istio's outboundTrafficPolicy: ALLOW_ANY passes connections to unknown destinations through as
+     * plain TCP; REGISTRY_ONLY refuses them (only known workloads, services and ServiceEntries).
+     */
+    @WithDefault("ALLOW_ANY")
+    String outboundTrafficPolicy();
+
     interface Ports {
         @WithDefault("15008")
         int hbone();
@@ -64,6 +73,10 @@ public interface ZtunnelConfig {
         /** Admin (config dump), bound to localhost only. */
         @WithDefault("15000")
         int admin();
+
+        /** The DNS proxy, UDP and TCP (in-pod on 127.0.0.1 in each pod; shared mode beside 15001); 0 disables. */
+        @WithDefault("15053")
+        int dns();
     }
 
     interface Identity {
@@ -130,6 +143,60 @@ public interface ZtunnelConfig {
         /** A pooled HBONE connection with no stream for this long is closed. */
         @WithDefault("60s")
         Duration idleTimeout();
+    }
+
+    /** The DNS proxy on ports.dns (Istio's DNS capture). */
+    interface Dns {
+        /** Answer for the mesh's names and forward the rest; off: no DNS listener. */
+        @WithDefault("true")
+        boolean enabled();
+
+        /** Upstream resolvers (ip or ip:port); default: the nameservers of resolv-conf. */
+        Optional<java.util.List<String>> upstream();
+
+        /** Where the default upstream resolvers are read from. */
+        @WithDefault("/etc/resolv.conf")
+        Path resolvConf();
+
+        /** Each upstream resolver gets this long to answer before the next is asked (then SERVFAIL). */
+        @WithDefault("2s")
+        Duration upstreamTimeout();
+
+        /** The cluster's DNS domain (name.ns.svc.DOMAIN). */
+        @WithDefault("cluster.local")
+        String clusterDomain();
+
+        /** TTL of the answers the proxy gives for the mesh's names. */
+        @WithDefault("30s")
+        Duration localTtl();
+
+        @WithDefault("4096")
+        int cacheMaxEntries();
+
+        @WithDefault("5m")
+        Duration cacheMaxTtl();
+
+        @WithDefault("30s")
+        Duration cacheMaxNegativeTtl();
+
+        /** Per pod (shared mode: per source address). */
+        @WithDefault("200")
+        double queriesPerSecond();
+
+        @WithDefault("400")
+        int queryBurst();
+
+        @WithDefault("512")
+        int maxOutstanding();
+
+        @WithDefault("64")
+        int maxOutstandingPerPod();
+
+        @WithDefault("16")
+        int maxTcpConnections();
+
+        @WithDefault("10s")
+        Duration tcpIdleTimeout();
     }
 
     /** In-pod mode: the node agent hands over pod network namespaces over ZDS. */

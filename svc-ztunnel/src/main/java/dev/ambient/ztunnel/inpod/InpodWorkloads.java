@@ -10,6 +10,9 @@ import dev.ambient.net.NetworkNamespace;
 import dev.ambient.net.Transport;
 import dev.ambient.proto.zds.WorkloadInfo;
 import dev.ambient.zds.FileDescriptors;
+import dev.ambient.ztunnel.dns.DnsListener;
+import dev.ambient.ztunnel.dns.DnsProxy;
+import dev.ambient.ztunnel.dns.HostResolver;
 import dev.ambient.ztunnel.identity.RemoteCertificateSource;
 import dev.ambient.ztunnel.identity.WorkloadCertificates;
 import dev.ambient.ztunnel.identity.WorkloadIdentity;
@@ -51,6 +54,7 @@ public final class InpodWorkloads implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(InpodWorkloads.class);
     /** Wildcard: inside a pod's namespace only the pod's own addresses exist (see README). */
     private static final String ANY = "0.0.0.0";
+    private static final String LOOPBACK = "127.0.0.1";
     /** How long an Add waits for the pod's certificate before it is acked anyway. */
     private static final Duration CERTIFICATE_WAIT = Duration.ofSeconds(5);
 
@@ -58,7 +62,7 @@ public final class InpodWorkloads implements AutoCloseable {
     public record Dataplane(Transport transport, HboneSettings settings, HboneAdmission admission,
             HboneConnector connector, InboundHandler.Shared inbound, WorkloadCertificates certificates, OutboundRouter router, String nodeName,
             int connectTimeoutMillis, int socketMark, Duration poolIdleTimeout, int hbonePort, int outboundPort,
-            int inboundPlaintextPort) {
+            int inboundPlaintextPort, DnsProxy dns, HostResolver resolver, int dnsPort) {
         WorkloadStore store() {
             return inbound.store();
         }
@@ -181,7 +185,7 @@ public final class InpodWorkloads implements AutoCloseable {
         // The pod's sockets leave with its own address: nothing to bind.
         OutboundProxy outbound = new OutboundProxy(dp.store(), dp.router(), dp.certificates(), pool,
                 dp.inbound().metrics(), dp.transport(), dp.trustDomain(), dp.connectTimeoutMillis(), dp.socketMark(),
-                false, sockets);
+                false, sockets).resolvingWith(dp.resolver());
         // In the pod's namespace the client's address is not ours to bind: the app sees the pod's own.
         WorkloadDialer dialer = new WorkloadDialer(dp.transport(), false, dp.connectTimeoutMillis(), dp.socketMark(),
                 sockets);
@@ -216,6 +220,21 @@ public final class InpodWorkloads implements AutoCloseable {
                     plaintext.bind(a);
                     return plaintext.channel();
                 });
+            }
+            if (dp.dns() != null && dp.dnsPort() > 0) {
+                // On loopback: REDIRECT in OUTPUT sends there, and our answers leave from it, as conntrack expects.
+                DnsProxy.Client client = dp.dns().client("pod " + pod.describe(),
+                        () -> java.util.Optional.of(p.resolve(dp.store().current())), sockets);
+                DnsListener dns = new DnsListener(dp.transport(), dp.dns(), ip -> client, sockets::track);
+                InetSocketAddress at = new InetSocketAddress(LOOPBACK, dp.dnsPort());
+                try {
+                    dns.bind(at);
+                } catch (RuntimeException e) {
+                    throw new IllegalStateException("cannot listen on " + dp.dnsPort() + " (dns) in the pod: "
+                            + rootMessage(e), e);
+                }
+                pod.listening(new InpodWorkload.Listener("dns-udp", at, dns.channels().get(0)));
+                pod.listening(new InpodWorkload.Listener("dns-tcp", at, dns.channels().get(1)));
             }
             return null;
         });

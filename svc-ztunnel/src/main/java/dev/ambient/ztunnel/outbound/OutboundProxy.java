@@ -9,6 +9,7 @@ import dev.ambient.net.SocketMark;
 import dev.ambient.net.SocketRelay;
 import dev.ambient.net.Transport;
 import dev.ambient.proto.workload.Workload;
+import dev.ambient.ztunnel.dns.HostResolver;
 import dev.ambient.ztunnel.identity.WorkloadCertificates;
 import dev.ambient.ztunnel.identity.WorkloadIdentity;
 import dev.ambient.ztunnel.metrics.AccessLog;
@@ -70,6 +71,7 @@ public final class OutboundProxy {
     private final int socketMark;
     private final boolean preserveSourceIp;
     private final SocketNamespace netns;
+    private volatile HostResolver resolver;
 
     public OutboundProxy(WorkloadStore store, OutboundRouter router, WorkloadCertificates certificates,
             ConnectionPool pool, TrafficMetrics metrics, Transport transport, String trustDomain,
@@ -102,6 +104,12 @@ public final class OutboundProxy {
         this.connectTimeoutMillis = connectTimeoutMillis;
     }
 
+    /** Resolves the names of {@link Route.ByName} destinations (the DNS proxy's upstream); none: refused. */
+    public OutboundProxy resolvingWith(HostResolver resolver) {
+        this.resolver = resolver;
+        return this;
+    }
+
     /**
      * @param loop the client connection's event loop: a plain TCP upstream is dialled on it, so
      *        both sockets of a passthrough relay are served by one thread
@@ -113,7 +121,8 @@ public final class OutboundProxy {
         Route route = router.route(store.current(), source, dst);
         CompletableFuture<Established> result = switch (route) {
             case Route.Refused r -> CompletableFuture.failedFuture(new OutboundException(0, r.reason()));
-            case Route.Passthrough p -> passthrough(p, source, sourceId, client, loop);
+            case Route.Passthrough p -> passthrough(p, p.via(), source, sourceId, client, loop);
+            case Route.ByName n -> byName(n, source, sourceId, client, loop);
             case Route.Hbone h -> hbone(h, source, sourceId, client);
         };
         return result.whenComplete((ok, err) -> {
@@ -122,7 +131,8 @@ public final class OutboundProxy {
                 int status = cause instanceof OutboundException oe ? oe.status() : 0;
                 metrics.failed(labels(route, source, sourceId), status == 401 ? "DENY" : "UF");
                 AccessLog.connection("outbound", client, sourceId.uri(), dst, expected(route), route.via(), 0, 0,
-                        Duration.ofNanos(System.nanoTime() - start), "failed", cause.getMessage());
+                        Duration.ofNanos(System.nanoTime() - start),
+                        route instanceof Route.Refused ? "refused" : "failed", cause.getMessage());
             }
         });
     }
@@ -180,8 +190,31 @@ public final class OutboundProxy {
         return out;
     }
 
-    private CompletableFuture<Established> passthrough(Route.Passthrough route, Workload source, SpiffeId sourceId,
+    /** Resolves the name, checks the address as any destination, then dials it as a passthrough. */
+    private CompletableFuture<Established> byName(Route.ByName route, Workload source, SpiffeId sourceId,
             InetSocketAddress client, EventLoop loop) {
+        HostResolver r = resolver;
+        if (r == null) {
+            return CompletableFuture.failedFuture(new OutboundException(0, "no resolver for " + route.hostname()
+                    + " (the DNS proxy is off)"));
+        }
+        return r.resolve(route.hostname()).handle((ip, err) -> {
+            if (err != null) {
+                throw new OutboundException(0, "cannot resolve " + route.hostname() + ": " + rootMessage(err));
+            }
+            InetSocketAddress target = new InetSocketAddress(ip, route.port());
+            router.checkResolved(store.current(), source, target).ifPresent(refused -> {
+                throw new OutboundException(0, route.hostname() + " resolved to " + ip.getHostAddress() + ": "
+                        + refused.reason());
+            });
+            return target;
+        }).thenCompose(target -> passthrough(new Route.Passthrough(target, route.destination(), route.service()),
+                route.via(), source, sourceId, client, loop));
+    }
+
+    /** @param via for the access log: "passthrough", or "passthrough-dns" when the target was a name */
+    private CompletableFuture<Established> passthrough(Route.Passthrough route, String via, Workload source,
+            SpiffeId sourceId, InetSocketAddress client, EventLoop loop) {
         CompletableFuture<Established> out = new CompletableFuture<>();
         Bootstrap b = new Bootstrap().group(loop).channel(transport.socketChannel())
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, connectTimeoutMillis)
@@ -222,7 +255,7 @@ public final class OutboundProxy {
                         return SocketRelay.start(clientChannel, upstream).thenAccept(r -> {
                             counted.bytes(r.aToB(), r.bToA());
                             counted.closed();
-                            AccessLog.connection("outbound", client, sourceId.uri(), route.target(), "-", route.via(),
+                            AccessLog.connection("outbound", client, sourceId.uri(), route.target(), "-", via,
                                     r.aToB(), r.bToA(), Duration.ofNanos(System.nanoTime() - start),
                                     r.clean() ? "ok" : "error", r.reason());
                         });
@@ -241,6 +274,8 @@ public final class OutboundProxy {
                     h.service(), true);
             case Route.Passthrough p -> ConnectionLabels.of("source", source, sourceId, p.destination(), null,
                     p.service(), false);
+            case Route.ByName n -> ConnectionLabels.of("source", source, sourceId, n.destination(), null,
+                    n.service(), false);
             case Route.Refused r -> ConnectionLabels.of("source", source, sourceId, null, null, null, false);
         };
     }

@@ -8,6 +8,7 @@ import dev.ambient.proto.workload.TunnelProtocol;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.ztunnel.guard.OwnListeners;
 import dev.ambient.ztunnel.guard.SelfTarget;
+import dev.ambient.ztunnel.dns.DnsNames;
 import dev.ambient.ztunnel.identity.WorkloadIdentity;
 import dev.ambient.ztunnel.state.StateSnapshot;
 import java.net.InetAddress;
@@ -24,18 +25,51 @@ import java.util.concurrent.ThreadLocalRandom;
  * target port; a destination (or service) with a waypoint goes to the waypoint; HBONE workloads
  * get a tunnel to their own 15008; anything else passes through as plain TCP. A destination that is
  * one of the ztunnel's own listeners is refused (a passthrough to our own 15001 would be captured
- * by that same 15001 with the same original destination, forever).
+ * by that same 15001 with the same original destination, forever). A ServiceEntry is a service
+ * like any other, seen only from the namespaces it is exported to; with resolution NONE its
+ * connections go where the client dialled, with resolution DNS to its endpoints' names, resolved
+ * then. Under REGISTRY_ONLY (Istio's outboundTrafficPolicy) a destination that is no known
+ * workload, service or ServiceEntry is refused instead of passed through.
  */
 public final class OutboundRouter {
+
+    /** Istio's outboundTrafficPolicy.mode. */
+    public enum TrafficPolicy {
+        ALLOW_ANY, REGISTRY_ONLY;
+
+        public static TrafficPolicy of(String s) {
+            try {
+                return valueOf(s.trim());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("ztunnel.outbound-traffic-policy=" + s
+                        + " is unknown; use ALLOW_ANY or REGISTRY_ONLY", e);
+            }
+        }
+    }
 
     private final String trustDomain;
     private final int defaultHbonePort;
     private final OwnListeners ownListeners;
+    private final TrafficPolicy policy;
 
     public OutboundRouter(String trustDomain, int defaultHbonePort, OwnListeners ownListeners) {
+        this(trustDomain, defaultHbonePort, ownListeners, TrafficPolicy.ALLOW_ANY);
+    }
+
+    public OutboundRouter(String trustDomain, int defaultHbonePort, OwnListeners ownListeners, TrafficPolicy policy) {
         this.trustDomain = trustDomain;
         this.defaultHbonePort = defaultHbonePort;
         this.ownListeners = ownListeners;
+        this.policy = policy;
+    }
+
+    /**
+     * A name resolved for a {@link Route.ByName}: the address it gave must not be one of our own
+     * listeners either. Empty when it may be dialled, else the refusal.
+     */
+    public Optional<Route.Refused> checkResolved(StateSnapshot state, Workload source, InetSocketAddress resolved) {
+        return selfTarget(state, source, resolved) instanceof SelfTarget.Own own
+                ? Optional.of(new Route.Refused(own.reason())) : Optional.empty();
     }
 
     public Route route(StateSnapshot state, Workload source, InetSocketAddress dst) {
@@ -59,12 +93,18 @@ public final class OutboundRouter {
     }
 
     private Route decide(StateSnapshot state, Workload source, InetSocketAddress dst) {
-        Optional<Service> service = state.serviceByAddress(dst.getAddress());
+        Optional<Service> service = state.serviceByAddress(dst.getAddress())
+                .filter(s -> DnsNames.visibleTo(s, source.getNamespace()));
         if (service.isPresent()) {
             return toService(state, source, service.get(), dst);
         }
         Optional<Workload> workload = state.workloadByAddress(dst.getAddress());
         if (workload.isEmpty()) {
+            if (policy == TrafficPolicy.REGISTRY_ONLY) {
+                return new Route.Refused("destination " + dst.getAddress().getHostAddress() + ":" + dst.getPort()
+                        + " is not a known workload, service or ServiceEntry: refused by outbound traffic policy"
+                        + " REGISTRY_ONLY");
+            }
             return new Route.Passthrough(dst, null, null);
         }
         Workload w = workload.get();
@@ -88,12 +128,18 @@ public final class OutboundRouter {
                 return viaWaypoint.get();
             }
         }
+        if (service.getResolution() == Service.Resolution.PASSTHROUGH) {
+            return new Route.Passthrough(vip, null, service); // ServiceEntry resolution NONE: where the client dialled
+        }
         List<Workload> endpoints = state.healthyEndpoints(service);
         if (endpoints.isEmpty()) {
             return new Route.Refused("service " + service.getHostname() + " has no healthy endpoint");
         }
         Workload endpoint = endpoints.get(ThreadLocalRandom.current().nextInt(endpoints.size()));
         int targetPort = state.targetPort(endpoint, service, vip.getPort());
+        if (targetPort > 0 && endpoint.getAddressesCount() == 0 && !endpoint.getHostname().isEmpty()) {
+            return new Route.ByName(endpoint.getHostname(), targetPort, endpoint, service);
+        }
         if (targetPort <= 0 || endpoint.getAddressesCount() == 0) {
             return new Route.Refused("endpoint " + endpoint.getUid() + " has no address or port for " + vip.getPort());
         }

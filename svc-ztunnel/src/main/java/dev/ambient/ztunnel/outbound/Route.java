@@ -9,7 +9,7 @@ import java.util.Set;
 /** Where an outbound connection goes, decided from the state. */
 public sealed interface Route {
 
-    /** For logs: "hbone", "hbone-waypoint", "passthrough", "refused". */
+    /** For logs: "hbone", "hbone-waypoint", "passthrough", "passthrough-dns", "refused". */
     String via();
 
     /**
@@ -34,6 +34,17 @@ public sealed interface Route {
         @Override
         public String via() {
             return "passthrough";
+        }
+    }
+
+    /**
+     * Plain TCP to a destination known by name only (a ServiceEntry with resolution DNS): the name is
+     * resolved when the connection is made, and the address checked like any other.
+     */
+    record ByName(String hostname, int port, Workload destination, Service service) implements Route {
+        @Override
+        public String via() {
+            return "passthrough-dns";
         }
     }
 

@@ -59,6 +59,7 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  *   namespace: default                     # required
  *   serviceAccount: sleep                  # default "default"
  *   workloadIps: [127.0.10.1]              # IPv4 or IPv6 literals (quote IPv6: "fd00::1"); no host names
+ *   hostname: origin.example.com           # instead of workloadIps: a destination resolved by DNS when dialled
  *   node: node-a
  *   protocol: HBONE                        # HBONE | TCP (default TCP)
  *   trustDomain: cluster.local             # default cluster.local
@@ -81,6 +82,9 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  *   ports: {80: 8080}                      # {servicePort: targetPort}; target 0 = same as servicePort
  *   subjectAltNames: [spiffe://cluster.local/ns/default/sa/echo]
  *   waypoint: {address: 127.0.30.1}        # as for workloads
+ *   exportTo: [egress]                     # namespaces that may resolve and reach it (default: all)
+ *   resolution: Endpoints                  # Endpoints (its workloads) | Passthrough (where the client dialled)
+ *   meshExternal: false                    # outside the mesh (ServiceEntry MESH_EXTERNAL)
  *
  * policies:                                # L4 authorization (Istio AuthorizationPolicy semantics)
  * - name: deny-legacy                      # required
@@ -134,9 +138,11 @@ public final class LocalConfigParser {
     private static final List<String> TOP_KEYS = List.of("workloads", "services", "policies", "peerAuthentications");
     private static final List<String> WORKLOAD_KEYS = List.of("uid", "clusterId", "name", "namespace",
             "serviceAccount", "workloadIps", "node", "protocol", "trustDomain", "canonicalName", "canonicalRevision",
-            "workloadName", "status", "nodeAddress", "waypoint", "services");
-    private static final List<String> SERVICE_KEYS =
-            List.of("name", "namespace", "hostname", "vips", "ports", "subjectAltNames", "waypoint");
+            "workloadName", "status", "nodeAddress", "waypoint", "services", "hostname");
+    private static final List<String> SERVICE_KEYS = List.of("name", "namespace", "hostname", "vips", "ports",
+            "subjectAltNames", "waypoint", "exportTo", "resolution", "meshExternal");
+    private static final Map<String, Service.Resolution> RESOLUTIONS =
+            Map.of("Endpoints", Service.Resolution.ENDPOINTS, "Passthrough", Service.Resolution.PASSTHROUGH);
     private static final List<String> WAYPOINT_KEYS = List.of("address", "hostname", "namespace", "port");
     private static final List<String> POLICY_KEYS =
             List.of("name", "namespace", "scope", "action", "dryRun", "selectedWorkloads", "rules");
@@ -350,6 +356,14 @@ public final class LocalConfigParser {
                     b.addAddresses(Addresses.toBytes(ip));
                 }
             }
+            if (f.has("hostname")) {
+                String host = text(f.get("hostname"));
+                if (host != null && (host.isBlank() || !host.matches("[A-Za-z0-9_.-]{1,253}"))) {
+                    problem(f.get("hostname"), "not a host name: '" + host + "'");
+                } else if (host != null) {
+                    b.setHostname(host);
+                }
+            }
             if (f.has("nodeAddress")) {
                 InetAddress ip = ip(f.get("nodeAddress"));
                 if (ip != null) {
@@ -452,6 +466,15 @@ public final class LocalConfigParser {
                     b.setWaypoint(waypoint);
                 }
             }
+            for (At ns : list(f.get("exportTo"))) {
+                String s = text(ns);
+                if (s != null) {
+                    b.addExportTo(s);
+                }
+            }
+            b.setResolution(enumValue(f.get("resolution"), RESOLUTIONS, Service.Resolution.ENDPOINTS,
+                    "Endpoints, Passthrough"));
+            b.setMeshExternal(bool(f.get("meshExternal"), false));
             return b.build();
         }
 

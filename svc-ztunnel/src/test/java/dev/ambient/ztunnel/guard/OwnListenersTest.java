@@ -27,6 +27,8 @@ class OwnListenersTest {
             new Listener("outbound capture", 15001, at("127.0.0.1")),
             new Listener("inbound plaintext", 15006, WORKLOADS),
             new Listener("inbound plaintext", 15006, at("127.0.0.1")),
+            new Listener("DNS", 15053, WORKLOADS),
+            new Listener("DNS", 15053, at("127.0.0.1")),
             new Listener("SOCKS5", 15080, at("10.0.0.5")),
             new Listener("admin", 15000, at("127.0.0.1")),
             new Listener("metrics", 15020, at("0.0.0.0")),
@@ -40,6 +42,7 @@ class OwnListenersTest {
             10.1.2.3,      15008, true,  HBONE
             10.1.2.3,      15006, true,  inbound plaintext
             10.1.2.3,      15001, true,  outbound capture
+            10.1.2.3,      15053, true,  DNS
             10.1.2.3,      8080,  true,  -
             10.1.2.3,      15000, true,  -
             # outbound: the same ports of a workload elsewhere are another ztunnel's (it refuses them)
@@ -48,6 +51,7 @@ class OwnListenersTest {
             # a pod's own loopback (in-pod, 0.0.0.0 inside the pod) and this host's loopback
             127.0.0.1,     15001, false, outbound capture
             127.0.0.1,     15006, false, inbound plaintext
+            127.0.0.1,     15053, false, DNS
             127.0.0.53,    15008, false, HBONE
             ::1,           15001, false, outbound capture
             127.0.0.1,     15000, false, admin

@@ -128,7 +128,7 @@ class InpodMeshTest {
     @Order(10)
     void podToPodTrafficIsCapturedTunnelledAndArrives() throws Exception {
         // Only pod a and b's listeners, inside their own namespaces; nothing in pod c.
-        assertTrue(ports("a").containsAll(List.of(15001, 15006, 15008)), "pod a: " + ports("a"));
+        assertTrue(ports("a").containsAll(List.of(15001, 15006, 15008, 15053)), "pod a: " + ports("a"));
         assertTrue(ports("b").containsAll(List.of(15001, 15006, 15008, 8080)), "pod b: " + ports("b"));
         assertEquals(List.of(), ports("c"));
 
@@ -221,8 +221,9 @@ class InpodMeshTest {
         assertEquals(IP_B, b.get("addresses").get(0).asText());
         long inode = (Long) Files.getAttribute(PodNetwork.netnsPath("b"), "unix:ino");
         assertEquals("net:[" + inode + "]", b.get("netns").asText());
-        assertEquals(3, b.get("listeners").size(), b.toString());
+        assertEquals(5, b.get("listeners").size(), b.toString()); // 15008, 15001, 15006, DNS over UDP and TCP
         assertTrue(b.get("listeners").toString().contains("0.0.0.0:15008"));
+        assertTrue(b.get("listeners").toString().contains("127.0.0.1:15053"));
 
         Gauge enrolled = node.registry().find("ztunnel_inpod_workloads").gauge();
         assertEquals(2.0, enrolled.value());
@@ -309,10 +310,10 @@ class InpodMeshTest {
         PodNetwork.sh("ip netns add zpod-d && ip -n zpod-d link set lo up");
         PodNetwork.sh("ip netns add zpod-e && ip -n zpod-e link set lo up");
         assertEquals("", agent.add("uid-sandbox", "shop", "pod-d", "client", PodNetwork.netnsPath("d")));
-        assertEquals(List.of(15001, 15006, 15008), ports("d"));
+        assertEquals(List.of(15001, 15006, 15008, 15053), ports("d"));
         assertEquals("", agent.add("uid-sandbox", "shop", "pod-d", "client", PodNetwork.netnsPath("e")));
         assertEquals(List.of(), ports("d"), "the old sandbox's listeners are closed");
-        assertEquals(List.of(15001, 15006, 15008), ports("e"));
+        assertEquals(List.of(15001, 15006, 15008, 15053), ports("e"));
         assertEquals("", agent.del("uid-sandbox"));
         assertEquals(List.of(), ports("e"));
     }

@@ -127,7 +127,7 @@ class InpodSelfTargetTest {
     @Order(20)
     void aMeshPodNamingAnotherPodsZtunnelPortsIsRefused() throws Exception {
         attack("mesh pod m", podM, List.of(new InetSocketAddress(IP_N, 15006), new InetSocketAddress(IP_N, 15001),
-                new InetSocketAddress(IP_N, 15008)));
+                new InetSocketAddress(IP_N, 15008), new InetSocketAddress(IP_N, 15053)));
     }
 
     /** A pod's own loopback and its own address are not captured: they reach its in-pod listeners directly. */

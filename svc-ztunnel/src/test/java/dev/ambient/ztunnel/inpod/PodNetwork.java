@@ -39,6 +39,8 @@ final class PodNetwork {
             -A ZPOD_OUTPUT -m mark --mark 0x539/0xfff -j RETURN
             -A ZPOD_OUTPUT -d 127.0.0.0/8 -j RETURN
             -A ZPOD_OUTPUT -o lo -j RETURN
+            -A ZPOD_OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 15053
+            -A ZPOD_OUTPUT -p tcp --dport 53 -j REDIRECT --to-ports 15053
             -A ZPOD_OUTPUT -p tcp -j REDIRECT --to-ports 15001
             COMMIT
             """;

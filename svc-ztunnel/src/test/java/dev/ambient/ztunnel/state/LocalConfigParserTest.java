@@ -219,7 +219,7 @@ class LocalConfigParserTest {
                         "workloads[0].workloadIP: unknown key; did you mean 'workloadIps'?"),
                 Arguments.of(w + "colour: blue}", "workloads[0].colour: unknown key (expected one of uid, clusterId, "
                         + "name, namespace, serviceAccount, workloadIps, node, protocol, trustDomain, canonicalName, "
-                        + "canonicalRevision, workloadName, status, nodeAddress, waypoint, services)"),
+                        + "canonicalRevision, workloadName, status, nodeAddress, waypoint, services, hostname)"),
                 Arguments.of("workload: []", "workload: unknown key; did you mean 'workloads'?"),
                 Arguments.of("- a\n- b\n", "(top level): expected a map with keys workloads, services, policies, "
                         + "peerAuthentications; got a list"),
