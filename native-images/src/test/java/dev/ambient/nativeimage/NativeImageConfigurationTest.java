@@ -39,7 +39,7 @@ class NativeImageConfigurationTest {
         assertTrue(n.args.contains("--enable-native-access=ALL-UNNAMED"),
                 "FFM calls and Netty's JNI loader need --enable-native-access=ALL-UNNAMED: " + n.args);
         assertTrue(n.args.contains("--no-fallback"), "a fallback image would silently need a JVM");
-        assertTrue(n.libJars.stream().anyMatch(p -> p.getFileName().toString().startsWith("dev.ambient.shared-proto-")),
+        assertTrue(n.libJars.stream().anyMatch(p -> NativeSources.artifactName(p).startsWith("dev.ambient.shared-proto-")),
                 "shared-proto (and its META-INF/native-image) must be on the native classpath");
     }
 

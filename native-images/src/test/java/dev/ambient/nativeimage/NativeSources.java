@@ -62,8 +62,18 @@ final class NativeSources {
         }
         read(runnerJar, true);
         for (Path lib : libJars) {
-            read(lib, lib.getFileName().toString().startsWith("dev.ambient."));
+            read(lib, artifactName(lib).startsWith("dev.ambient."));
         }
+    }
+
+    /**
+     * A lib/ jar's name without the "modified-" Quarkus puts before a jar it transformed (which
+     * depends on where the jar came from: a reactor build without a prior install transforms
+     * shared-proto, an installed shared-proto is copied as is).
+     */
+    static String artifactName(Path jar) {
+        String name = jar.getFileName().toString();
+        return name.startsWith("modified-") ? name.substring("modified-".length()) : name;
     }
 
     /** Fails with what to run when the service's verify did not produce the native sources. */
@@ -143,7 +153,7 @@ final class NativeSources {
 
     /** Jars whose file name matches, e.g. the epoll native jar. */
     List<Path> jars(Predicate<String> fileName) {
-        return entries.keySet().stream().filter(p -> fileName.test(p.getFileName().toString())).toList();
+        return entries.keySet().stream().filter(p -> fileName.test(artifactName(p))).toList();
     }
 
     Map<String, byte[]> entriesOf(Path jar) {
