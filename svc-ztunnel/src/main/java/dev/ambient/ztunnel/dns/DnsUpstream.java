@@ -54,7 +54,9 @@ public final class DnsUpstream {
         }
     }
 
-    private static final SecureRandom RANDOM = new SecureRandom();
+    // Query ids an off-path spoofer cannot guess. Per instance, not static: native-image would
+    // otherwise bake one seeded generator into the executable (native-images checks this).
+    private final SecureRandom random = new SecureRandom();
 
     private final Transport transport;
     private final List<InetSocketAddress> servers;
@@ -95,7 +97,7 @@ public final class DnsUpstream {
     private void attempt(DnsMessage query, boolean tcp, SocketNamespace netns, int index,
             CompletableFuture<DnsMessage> out) {
         InetSocketAddress server = servers.get(index);
-        int id = RANDOM.nextInt(1 << 16);
+        int id = random.nextInt(1 << 16);
         byte[] wire = DnsMessage.withId(query.raw(), id);
         CompletableFuture<DnsMessage> one = tcp ? tcp(server, wire, id, query, netns) : udp(server, wire, id, query, netns);
         one.whenComplete((answer, err) -> {

@@ -16,7 +16,9 @@ import java.util.concurrent.ThreadLocalRandom;
  */
 public final class HostResolver {
 
-    private static final SecureRandom RANDOM = new SecureRandom();
+    // Query ids an off-path spoofer cannot guess. Per instance, not static: native-image would
+    // otherwise bake one seeded generator into the executable (native-images checks this).
+    private final SecureRandom random = new SecureRandom();
 
     private final DnsUpstream upstream;
     private final DnsCache cache;
@@ -36,7 +38,7 @@ public final class HostResolver {
         }
         DnsMessage query;
         try {
-            query = DnsMessage.parse(DnsMessage.query(RANDOM.nextInt(1 << 16), name, DnsMessage.TYPE_A));
+            query = DnsMessage.parse(DnsMessage.query(random.nextInt(1 << 16), name, DnsMessage.TYPE_A));
         } catch (DnsMessage.Malformed | IllegalArgumentException e) {
             return CompletableFuture.failedFuture(new UnknownHostException(host + ": " + e.getMessage()));
         }
