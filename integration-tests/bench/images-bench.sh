@@ -102,13 +102,15 @@ for s in "${services[@]}"; do
   noop_ms="$(printf '%s\n' "${noops[@]}" | median)"
   limit_shown="$memory"; [ "$memory" = manifest ] && limit_shown="$(manifest_memory "$s")"
   helper=""
-  if [ "$s" = waypoint ]; then
-    # The waypoint is ready once an xds has sent it a configuration: one runs beside it.
-    helper="ambient-bench-$s-$$-xds"
-    started+=("$helper")
-    standalone_start xds-for-waypoint "ambient-mesh/xds:$tag" "$helper" "$out/state/$helper"
-    for _ in $(seq 1 300); do standalone_ready "$helper" 15921 && break; sleep 0.2; done
-  fi
+  # xds needs a ca beside it; the waypoint is ready once an xds has sent it a configuration, so
+  # both run beside it (standalone.sh, control_plane_start), started once for all runs.
+  case "$s" in
+    xds|waypoint)
+      helper="ambient-bench-$s-$$-cp"
+      started+=("$helper-ca" "$helper-xds")
+      what=ca; [ "$s" = waypoint ] && what=ca+xds
+      control_plane_start "$helper" "$out/state/$helper" "$what" || die "no control plane for $s" ;;
+  esac
   modes=(aot)
   $compare && modes+=(jvm)
   for mode in "${modes[@]}"; do
@@ -118,7 +120,7 @@ for s in "${services[@]}"; do
     [ "$mode" = jvm ] && opts="$(image_java_opts "$image" | sed 's/ *-XX:AOTCache=[^ ]*//')"
     readies=() rsses=() starteds=() used=yes
     for r in $(seq 1 "$runs"); do
-      name="ambient-bench-$s-$$"   # the waypoint's: its xds helper's name without -xds
+      name="ambient-bench-$s-$$"
       run_once "$s" "$image" "$name" "$out/logs/$s-$mode-$r.log" "$opts"
       if [ "$ready_ms" -gt 0 ]; then readies+=("$ready_ms"); rsses+=("$rss_mib"); starteds+=("${started_ms:-0}"); fi
       [ "$mode" = aot ] && [ "$aot" = no ] && used=no
@@ -130,7 +132,7 @@ for s in "${services[@]}"; do
       "$limit_shown" >>"$out/results.tsv"
     echo "  $s $mode: ready ${readies[*]:-never} ms, RSS ${rsses[*]:-?} MiB, AOT cache used: $used" >&2
   done
-  [ -n "$helper" ] && standalone_stop "$helper"
+  [ -n "$helper" ] && control_plane_stop "$helper"
 done
 
 awk -F'\t' 'NR == 1 {next} { printf "%-10s %-4s %7s MB %7s MB %6s %7s ms %7s ms %7s ms %6s MiB %6s %s\n", $1, $2, $3, $4, $5 "/'"$runs"'", $6, $10, $11, $8, $12, $9 }

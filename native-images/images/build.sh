@@ -143,11 +143,12 @@ train() { # service untrained-image context: the AOT cache of one run, into cont
   local s="$1" image="$2" ctx="$3" name="ambient-images-train-$1-$$" state="$work/train-$1" t0
   rm -rf "$state"
   containers+=("$name")
-  if [ "$s" = waypoint ]; then
-    containers+=("$name-xds")
-    standalone_start xds-for-waypoint "$prefix/xds:$tag" "$name-xds" "$state-xds"
-    wait_ready "$name-xds" "$s (its xds)" 15921
-  fi
+  # xds and the waypoint run beside a control plane of their own (standalone.sh): its ca, and
+  # the waypoint's xds (already built: the loop builds ca, then xds, then the others).
+  case "$s" in
+    xds) containers+=("$name-cp-ca"); control_plane_start "$name-cp" "$state-cp" ca || die "no control plane to train $s beside" ;;
+    waypoint) containers+=("$name-cp-ca" "$name-cp-xds"); control_plane_start "$name-cp" "$state-cp" ca+xds || die "no control plane to train $s beside" ;;
+  esac
   standalone_start "$s" "$image" "$name" "$state" "$train_opts"
   wait_ready "$name" "$s"
   standalone_traffic "$name" "$s"
@@ -155,10 +156,10 @@ train() { # service untrained-image context: the AOT cache of one run, into cont
   podman stop -t 120 "$name" >/dev/null
   podman logs "$name" >"$work/train-$s.log" 2>&1 || true
   podman rm -f "$name" >/dev/null 2>&1 || true
-  podman rm -f "$name-xds" >/dev/null 2>&1 || true
+  [ -n "${control_plane:-}" ] && control_plane_stop "$name-cp"
   [ -s "$state/app.aot" ] || { tail -20 "$work/train-$s.log" >&2; die "the training run of $s wrote no AOT cache ($work/train-$s.log)"; }
   mv "$state/app.aot" "$ctx/app.aot"
-  rm -rf "$state" "$state-xds"
+  rm -rf "$state" "$state-cp"
 }
 
 wait_ready() { # container what [port]

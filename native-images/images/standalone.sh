@@ -2,13 +2,21 @@
 # service's image starts alone in a container, with no network but its own loopback
 # (`--network none`: no port of the machine is taken, so it runs beside tests and a mesh in a
 # box), and how to reach it: the caller probes from the host through the container's network
-# namespace (nsenter). The waypoint joins the network namespace of an xds container started first.
+# namespace (nsenter). The control plane speaks TLS with token authentication only, so xds and the
+# waypoint start beside a control plane of their own (control_plane_start): a ca, and for the
+# waypoint an xds too, in one network namespace that the service then joins; the ca's root and the
+# tokens are files in the control plane's directory, mounted at /cp (as a cluster mounts the
+# istio-ca-root-cert ConfigMap and a projected token).
+#
+# control_plane_start NAME DIR ca|ca+xds: starts NAME-ca (and NAME-xds), waits until they are ready
+# and sets `control_plane` (the container whose network the service joins); control_plane_stop
+# removes them and unsets it.
 #
 # standalone_start SERVICE IMAGE NAME STATEDIR [JAVA_OPTS [PODMAN_OPTION...]]: starts container
 # NAME (detached) and sets `container_pid`. STATEDIR (a host directory, mounted at /state) gets what the service reads
 # and, in training, the AOT cache the JVM writes at exit.
-# standalone_ready NAME [PORT]: 0 once /healthz/ready answers 200 inside the container (an xds
-# started as xds-for-waypoint answers on 15921).
+# standalone_ready NAME [PORT]: 0 once /healthz/ready answers 200 inside the container (the
+# control plane's ca answers on 15821, its xds on 15921).
 # standalone_traffic NAME: what every deployment sees (probes, a metrics scrape).
 # standalone_stop NAME: SIGTERM, waits for the exit (a training JVM writes its cache then), removes.
 
@@ -28,32 +36,77 @@ pod_opts() { # service
   esac
 }
 
+# The control plane's files as the services read them (/cp: control_plane_files).
+cp_client_tls="-Dxds.tls.ca-address=127.0.0.1:15012 -Dxds.tls.ca-server-name=ca.istio-system.svc -Dxds.tls.root-cert-file=/cp/ca/root-cert.pem -Dxds.tls.token-file=/cp/xds.token -Dxds.auth.mode=file -Dxds.auth.token-file=/cp/tokens.txt"
+
 standalone_args() { # service: the service's arguments (paths inside the container)
   case "$1" in
     ca) echo "-Dca.mode=standalone -Dca.standalone.dir=/tmp/ca -Dca.standalone.token-file=/state/tokens.txt" ;;
-    xds) echo "-Dxds.source=directory -Dxds.directory=/samples -Dxds.waypoint.enabled=false" ;;
-    # the waypoint's own ports: it shares a loopback with the xds (15021, 15014 there)
-    xds-for-waypoint) echo "-Dxds.source=directory -Dxds.directory=/samples -Dxds.waypoint.enabled=false -Dquarkus.http.port=15921 -Dquarkus.management.port=15914" ;;
+    # the control plane's own ports leave 15021/15014 (and 15020) to the service beside them
+    ca-for-control-plane) echo "-Dca.mode=standalone -Dca.standalone.dir=/cp/ca -Dca.standalone.token-file=/cp/tokens.txt -Dquarkus.http.port=15821 -Dquarkus.management.port=15814" ;;
+    xds) echo "-Dxds.source=directory -Dxds.directory=/samples -Dxds.waypoint.enabled=false $cp_client_tls" ;;
+    xds-for-control-plane) echo "-Dxds.source=directory -Dxds.directory=/samples -Dxds.waypoint.enabled=false $cp_client_tls -Dquarkus.http.port=15921 -Dquarkus.management.port=15914" ;;
     ztunnel) echo "-Dztunnel.node-name=standalone -Dztunnel.node-ip=127.0.0.1 -Dztunnel.local-config=/state/mesh.yaml -Dztunnel.identity.source=local -Dztunnel.identity.ca-dir=/tmp/ca" ;;
-    waypoint) echo "-Dwaypoint.gateway=default/waypoint -Dwaypoint.xds-address=127.0.0.1:15010 -Dwaypoint.identity.source=local -Dwaypoint.identity.ca-dir=/tmp/ca -Dwaypoint.drain-minimum=0s -Dwaypoint.drain-timeout=1s" ;;
+    waypoint) echo "-Dwaypoint.gateway=default/waypoint -Dwaypoint.xds-address=127.0.0.1:15010 -Dwaypoint.xds-server-name=xds.istio-system.svc -Dwaypoint.identity.root-cert-file=/cp/ca/root-cert.pem -Dwaypoint.identity.token-file=/cp/waypoint.token -Dwaypoint.identity.source=local -Dwaypoint.identity.ca-dir=/tmp/ca -Dwaypoint.drain-minimum=0s -Dwaypoint.drain-timeout=1s" ;;
     cni-agent) echo "-Dcni.node-name=standalone -Dcni.source=directory -Dcni.directory=/samples -Dcni.zds-socket=/tmp/ztunnel.sock -Dcni.plugin-socket=/tmp/cni.sock" ;;
   esac
 }
 
 standalone_start() { # service image name statedir [java_opts [podman options...]]
-  local service="$1" image="$2" name="$3" state="$4" java_opts="${5:-}" net=(--network none) env=()
+  local service="$1" image="$2" name="$3" state="$4" java_opts="${5:-}" net=(--network none) env=() cp=()
   shift 4; [ $# -gt 0 ] && shift
   mkdir -p "$state"
   chmod 0777 "$state"   # the non-root images write their cache there
   printf 'standalone-token default standalone\n' >"$state/tokens.txt"
   : >"$state/mesh.yaml"
-  [ "$service" = waypoint ] && net=(--network "container:$name-xds")
+  case "$service" in
+    xds|waypoint|*-for-control-plane)
+      [ -n "${control_plane:-}" ] || { echo "standalone: $service needs control_plane_start first" >&2; return 1; }
+      net=(--network "container:$control_plane") cp=(-v "$control_plane_dir:/cp:rw") ;;
+  esac
+  [ "$service" = ca-for-control-plane ] && net=(--network none)
   [ -n "$java_opts" ] && env=(-e "JAVA_OPTS=$java_opts")
   # shellcheck disable=SC2046
   podman run -d --name "$name" --label dev.ambient.images=standalone "${net[@]}" "${env[@]}" \
-    $(pod_opts "${service%-for-waypoint}") "$@" -v "$state:/state:rw" -v "$samples_dir:/samples:ro" \
+    $(pod_opts "${service%-for-control-plane}") "$@" -v "$state:/state:rw" "${cp[@]}" -v "$samples_dir:/samples:ro" \
     "$image" $(standalone_args "$service") >/dev/null
   container_pid="$(podman inspect -f '{{.State.Pid}}' "$name")"
+}
+
+control_plane_start() { # name dir ca|ca+xds (images: $prefix/ca:$tag, $prefix/xds:$tag, prefix defaults to ambient-mesh)
+  local name="$1" dir="$2" what="$3" image_prefix="${prefix:-ambient-mesh}"
+  control_plane_dir="$dir"
+  mkdir -p "$dir/ca"
+  chmod 0777 "$dir" "$dir/ca"   # the ca (user 1337) writes its root there
+  # svc-ca's standalone token list: token namespace serviceaccount; xds may get DNS-name certificates
+  printf 'xds-token istio-system xds\nwaypoint-token default waypoint\n' >"$dir/tokens.txt"
+  echo xds-token >"$dir/xds.token"
+  echo waypoint-token >"$dir/waypoint.token"
+  control_plane="$name-ca"
+  standalone_start ca-for-control-plane "$image_prefix/ca:${tag:-0.1.0}" "$name-ca" "$dir/state-ca"
+  control_plane_wait "$name-ca" 15821 || return 1
+  if [ "$what" = ca+xds ]; then
+    standalone_start xds-for-control-plane "$image_prefix/xds:${tag:-0.1.0}" "$name-xds" "$dir/state-xds"
+    control_plane_wait "$name-xds" 15921 || return 1
+  fi
+}
+
+control_plane_wait() { # container port: up to 120 s
+  local deadline=$(( $(date +%s) + 120 ))
+  while [ "$(date +%s)" -lt $deadline ]; do
+    standalone_ready "$1" "$2" && return 0
+    [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || break
+    sleep 0.2
+  done
+  podman logs "$1" 2>&1 | tail -30 >&2
+  echo "standalone: $1 (control plane) did not get ready" >&2
+  return 1
+}
+
+control_plane_stop() { # name
+  standalone_stop "$1-xds"
+  standalone_stop "$1-ca"
+  unset control_plane
 }
 
 standalone_curl() { # name path [port]: curl inside the container's network namespace
