@@ -111,9 +111,17 @@ class WaypointStreamingTest {
                         .addBackends(backend(BULK_SVC)))
                 .addRoutes(Route.newBuilder().setName("default").addMatches(prefix("/")).addBackends(backend(BULK_SVC)))
                 .build();
+        // Every service is under an ALLOW (only the frontend, only named paths) and a DENY, so
+        // each stream below passed policy, and the refusals show which rule refused.
         List<L7Authorization> policies = List.of(
+                allow("frontend-bulk", BULK_SVC, prefixMatch("/")),
+                deny("no-private-bulk", BULK_SVC, "/private"),
+                allow("frontend-chat", CHAT, exactMatch("/echo"), exactMatch("/private")),
                 deny("no-private", CHAT, "/private"),
+                allow("frontend-greeter", STREAMS, prefixMatch("/demo.Greeter/")),
                 deny("no-secret", STREAMS, "/demo.Greeter/Secret"),
+                allow("frontend-h2", STREAMS_WS, exactMatch("/echo"), exactMatch("/private"), prefixMatch("/upload"),
+                        prefixMatch("/download")),
                 deny("no-private-h2", STREAMS_WS, "/private"));
         waypoint.store().replace(WaypointState.of(List.of(app, h2app, client("frontend", NS, "frontend", "127.0.0.1")),
                 List.of(BULK_SVC, CHAT, STREAMS, STREAMS_WS, EMPTY), List.of(bulkRoutes), policies));
@@ -157,6 +165,24 @@ class WaypointStreamingTest {
                 .addTargets("Service/" + NS + "/" + target.getHostname())
                 .addRules(L7Rule.newBuilder().addTo(L7Operation.newBuilder()
                         .addPaths(StringMatch.newBuilder().setExact(path)))).build();
+    }
+
+    static StringMatch exactMatch(String path) {
+        return StringMatch.newBuilder().setExact(path).build();
+    }
+
+    static StringMatch prefixMatch(String path) {
+        return StringMatch.newBuilder().setPrefix(path).build();
+    }
+
+    /** ALLOW the frontend's principal to these paths of {@code target}, and nothing else. */
+    static L7Authorization allow(String name, Service target, StringMatch... paths) {
+        return L7Authorization.newBuilder().setName(name).setNamespace(NS).setAction(Action.ALLOW)
+                .addTargets("Service/" + NS + "/" + target.getHostname())
+                .addRules(L7Rule.newBuilder()
+                        .addFrom(dev.ambient.proto.l7.L7Source.newBuilder()
+                                .addPrincipals(exactMatch(CLIENT.principal())))
+                        .addTo(L7Operation.newBuilder().addAllPaths(List.of(paths)))).build();
     }
 
     static InetSocketAddress tunnel(int port, Service s) {
@@ -313,6 +339,10 @@ class WaypointStreamingTest {
             assertTrue(m.nettyPeak.get() - m.nettyBefore < MAX_IN_FLIGHT, report.getLast());
         }
         report.forEach(System.out::println);
+        // The same service under its DENY, the path as the application would get it after normalization.
+        String denied = run(30, "curl", "-sS", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
+                url(bulk, "/upload-h1/../private"));
+        assertEquals("403", denied, "policy judged /private, which the application would have got");
         assertEquals(0, waypoint.registry().get("waypoint_buffered_body_bytes").gauge().value(),
                 "nothing held: these routes do not retry");
     }
@@ -450,6 +480,19 @@ class WaypointStreamingTest {
                 Integer.toString(streamsWs.getPort()), "/echo");
         String toH2Denied = run(30, "/usr/bin/python3", script, "h1", streamsWs.getHostString(),
                 Integer.toString(streamsWs.getPort()), "/private");
+        // Policy judges the path the application gets: dot segments and doubled slashes are
+        // normalized before the DENY is evaluated; a path the ALLOW does not name is refused too.
+        String h1Dotted = run(30, "/usr/bin/python3", script, "h1", chat.getHostString(),
+                Integer.toString(chat.getPort()), "/echo/../private");
+        String h2Doubled = run(30, "/usr/bin/python3", script, "h2", chat.getHostString(),
+                Integer.toString(chat.getPort()), "//private");
+        String h1NotAllowed = run(30, "/usr/bin/python3", script, "h1", chat.getHostString(),
+                Integer.toString(chat.getPort()), "/other");
+        System.out.println("WebSocket /echo/../private (h1): " + h1Dotted + "; //private (h2): " + h2Doubled
+                + "; /other, not in the ALLOW (h1): " + h1NotAllowed);
+        assertEquals("refused 403", h1Dotted);
+        assertEquals("refused 403", h2Doubled);
+        assertEquals("refused 403", h1NotAllowed);
         System.out.println("WebSocket, HTTP/1.1 Upgrade -> HTTP/1.1 application: " + h1 + "; /private: " + h1Denied);
         System.out.println("WebSocket, HTTP/2 extended CONNECT -> HTTP/1.1 application: " + h2 + "; /private: "
                 + h2Denied);
@@ -528,6 +571,9 @@ class WaypointStreamingTest {
         assertEquals("7", denied.get("grpc_status"), "PERMISSION_DENIED");
         assertEquals("true", denied.get("trailers_only"));
         assertEquals("RBAC: access denied", denied.get("grpc_message"));
+        GrpcResult notAllowed = grpc(streams, "/demo.Other/SayHello", "unary");
+        assertEquals("7", notAllowed.get("grpc_status"), "a service outside the ALLOW: PERMISSION_DENIED");
+        assertEquals("true", notAllowed.get("trailers_only"));
         GrpcResult unavailable = grpc(empty, "/demo.Greeter/SayHello", "unary");
         assertEquals("14", unavailable.get("grpc_status"), "UNAVAILABLE");
         assertEquals("true", unavailable.get("trailers_only"));
