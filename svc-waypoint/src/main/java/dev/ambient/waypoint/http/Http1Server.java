@@ -2,6 +2,7 @@ package dev.ambient.waypoint.http;
 
 import dev.ambient.net.PendingReads;
 import dev.ambient.waypoint.proxy.StreamBytes;
+import dev.ambient.waypoint.proxy.StreamReading;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
@@ -168,7 +169,7 @@ public final class Http1Server extends ChannelInboundHandlerAdapter implements D
         // Within a request: as fast as the endpoint takes its body. Else: after this response.
         boolean read = closing || current == null || (inRequest && wantsBody);
         deadlines.reading(read);
-        ctx.channel().config().setAutoRead(read);
+        StreamReading.set(ctx.channel(), read);
     }
 
     // ------------------------------------------------------------------ Downstream

@@ -2,6 +2,7 @@ package dev.ambient.waypoint.http;
 
 import dev.ambient.net.PendingReads;
 import dev.ambient.waypoint.proxy.StreamBytes;
+import dev.ambient.waypoint.proxy.StreamReading;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -171,7 +172,7 @@ public final class Http2StreamServer extends ChannelInboundHandlerAdapter implem
         if (!upgraded) {
             boolean on = read || current == null;
             deadline.reading(on);
-            ctx.channel().config().setAutoRead(on);
+            StreamReading.set(ctx.channel(), on);
         }
     }
 

@@ -120,7 +120,7 @@ abstract class ChannelCall implements UpstreamCall {
     @Override
     public void readResponse(boolean read) {
         if (channel != null && !over) {
-            channel.config().setAutoRead(read);
+            StreamReading.set(channel, read);
         }
     }
 

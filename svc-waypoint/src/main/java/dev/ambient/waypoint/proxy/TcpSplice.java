@@ -76,7 +76,7 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
     @Override
     public void channelWritabilityChanged(ChannelHandlerContext ctx) {
         if (self.isWritable()) {
-            other.config().setAutoRead(true);
+            StreamReading.set(other, true);
         }
     }
 
