@@ -43,7 +43,7 @@ calc() { awk "BEGIN { v = $1; printf \"%${2:-.1f}\", v }" 2>/dev/null || echo na
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespace, iptables)"
 missing=()
-for tool in ip:iproute2 iptables:iptables wrk:wrk nginx:nginx curl:curl; do
+for tool in ip:iproute2 iptables:iptables wrk:wrk nginx:nginx curl:curl openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -198,14 +198,36 @@ for m in svc-xds svc-ztunnel svc-waypoint; do cp -a "$repo/$m/target/quarkus-app
 jvm=("$java_home/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow "-Xmx$XMX")
 hosts() { echo "-Dquarkus.http.host=$1 -Dquarkus.management.host=$1 -Dquarkus.grpc.server.host=$1"; }
 
-say "svc-xds on $XDS:15010, reading $work/mesh"
+# The control plane speaks TLS 1.3 only, every client with a token: the mesh root (which the
+# ztunnels and the waypoint also issue workload certificates from) and xds's serving certificate
+# are made here with openssl, the tokens are files (xds.auth.mode=file), as in the mesh in a box.
+XDS_NAME=xds.istio-system.svc
+openssl ecparam -name prime256v1 -genkey -noout -out "$work/ca/ca-key.pem"
+openssl req -x509 -new -key "$work/ca/ca-key.pem" -subj "/O=cluster.local/CN=bench root" -days 2 \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+  -out "$work/ca/root-cert.pem" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out "$work/xds-key.pem"
+openssl req -new -key "$work/xds-key.pem" -subj "/CN=$XDS_NAME" -out "$work/xds.csr" 2>/dev/null
+printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n' "$XDS_NAME" >"$work/xds.ext"
+openssl x509 -req -in "$work/xds.csr" -CA "$work/ca/root-cert.pem" -CAkey "$work/ca/ca-key.pem" -CAcreateserial \
+  -days 2 -extfile "$work/xds.ext" -out "$work/xds-cert.pem" 2>/dev/null
+printf '# token namespace serviceaccount node\nztunnel-node-a istio-system ztunnel node-a\nztunnel-node-b istio-system ztunnel node-b\nwaypoint-0 bench waypoint node-w\n' >"$work/tokens.txt"
+for t in ztunnel-node-a ztunnel-node-b waypoint-0; do echo "$t" >"$work/$t.token"; done
+chmod 600 "$work"/*.token "$work/tokens.txt"
+tls_client() { # prefix token
+  echo "-D$1.xds-server-name=$XDS_NAME -D$1.identity.root-cert-file=$work/ca/root-cert.pem -D$1.identity.token-file=$work/$2.token"
+}
+
+say "svc-xds on $XDS:15010 (TLS 1.3 as $XDS_NAME), reading $work/mesh"
 start_bg xds "${jvm[@]}" $(hosts $XDS) -Dxds.source=directory -Dxds.directory="$work/mesh" \
-  -Dxds.waypoint.enabled=false -jar "$work/svc-xds/quarkus-run.jar"
+  -Dxds.waypoint.enabled=false -Dxds.tls.source=files -Dxds.tls.cert-file="$work/xds-cert.pem" \
+  -Dxds.tls.key-file="$work/xds-key.pem" -Dxds.tls.root-cert-file="$work/ca/root-cert.pem" \
+  -Dxds.auth.mode=file -Dxds.auth.token-file="$work/tokens.txt" -jar "$work/svc-xds/quarkus-run.jar"
 wait_ready xds "$pid_xds" "http://$XDS:15021/healthz/ready"
 
 ztunnel() { # node ip capture-port
   start_bg "ztunnel-$1" "${jvm[@]}" $(hosts "$2") -Dztunnel.node-name="$1" -Dztunnel.node-ip="$2" \
-    -Dztunnel.xds-address="$XDS:15010" -Dztunnel.identity.ca-dir="$work/ca" \
+    -Dztunnel.xds-address="$XDS:15010" -Dztunnel.identity.ca-dir="$work/ca" $(tls_client ztunnel "ztunnel-$1") \
     -Dztunnel.ports.outbound-capture="$3" -Dztunnel.ports.inbound-plaintext=0 -Dztunnel.ports.socks5=0 \
     -Dztunnel.ports.admin=0 -Dztunnel.dataplane.socket-mark="$MARK" \
     '-Dquarkus.log.category."dev.ambient.ztunnel.access".level=WARN' -jar "$work/svc-ztunnel/quarkus-run.jar"
@@ -217,7 +239,7 @@ ztunnel node-b "$NODE_B" 0
 WP_JVM_OPTS="${WPBENCH_WP_JVM_OPTS--Xmx64m -XX:+UseSerialGC}"
 read -r -a wp_extra <<<"$WP_JVM_OPTS"
 start_bg waypoint "${jvm[@]}" "${wp_extra[@]}" $(hosts $WP_ADMIN) -Dwaypoint.gateway=bench/waypoint -Dwaypoint.pod-name=waypoint-0 \
-  -Dwaypoint.xds-address="$XDS:15010" -Dwaypoint.identity.ca-dir="$work/ca" \
+  -Dwaypoint.xds-address="$XDS:15010" -Dwaypoint.identity.ca-dir="$work/ca" $(tls_client waypoint waypoint-0) \
   -Dwaypoint.listen.address="$WAYPOINT" '-Dquarkus.log.category."dev.ambient.waypoint.access".level=WARN' \
   -jar "$work/svc-waypoint/quarkus-run.jar"
 wait_ready ztunnel-node-b "$pid_ztunnel_node_b" "http://$NODE_B:15021/healthz/ready"

@@ -103,12 +103,13 @@ public final class WaypointNode implements AutoCloseable {
         java.util.Map<io.netty.channel.EventLoop, ConnectionPool> loopPools = new java.util.concurrent.ConcurrentHashMap<>();
         perLoopPools = loopPools;
         var http = config.http();
-        HttpLimits limits = new HttpLimits(http.maxBodyBytes(), new BodyBudget(http.maxBufferedBodyBytes()),
+        HttpLimits limits = new HttpLimits(http.retryBufferBytes(), new BodyBudget(http.maxBufferedBodyBytes()),
                 new HttpDeadlines.Limits(http.requestHeaderTimeout(), http.requestTimeout(), http.idleTimeout()),
-                RequestTarget.Options.parse(http.pathNormalization(), http.escapedSlashes()), http.sniffTimeout());
+                http.streamIdleTimeout(), RequestTarget.Options.parse(http.pathNormalization(), http.escapedSlashes()),
+                http.sniffTimeout());
         upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
                 l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
-                http.maxBodyBytes(), limits.bodyBudget(), up.maxIdlePerEndpoint(), up.idleTimeout());
+                up.maxIdlePerEndpoint(), up.idleTimeout());
         LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
                 up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), balancer, upstream,
@@ -122,7 +123,7 @@ public final class WaypointNode implements AutoCloseable {
         Gauge.builder("waypoint_active_requests", dataPath.retryBudget, RetryBudget::activeRequests)
                 .description("HTTP requests in flight").register(registry);
         Gauge.builder("waypoint_buffered_body_bytes", limits.bodyBudget(), BodyBudget::held)
-                .description("Request and response body bytes held now (bounded by waypoint.http.max-buffered-body-bytes)")
+                .description("Request body bytes held for retries now (bounded by waypoint.http.max-buffered-body-bytes)")
                 .register(registry);
         Gauge.builder("waypoint_open_tunnels", dispatcher, InboundDispatcher::openTunnels)
                 .description("Inbound HBONE tunnels open").register(registry);

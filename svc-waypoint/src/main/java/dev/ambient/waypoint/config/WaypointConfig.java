@@ -134,9 +134,16 @@ public interface WaypointConfig {
     }
 
     interface Http {
-        /** Largest request or response body held for forwarding and retries, bytes (413/502 beyond). */
-        @WithDefault("4194304")
-        int maxBodyBytes();
+        /**
+         * The copy of a request body kept while the request may be retried, bytes; a body that
+         * grows past it streams on and is not retried (Envoy's buffer limit).
+         */
+        @WithDefault("1048576")
+        long retryBufferBytes();
+
+        /** A request whose stream moves no byte either way for this long ends (408, or a reset once the response began); 0 for never. */
+        @WithDefault("5m")
+        Duration streamIdleTimeout();
 
         /**
          * Tunnels to a service port without a declared protocol only: without a first byte from
@@ -149,7 +156,10 @@ public interface WaypointConfig {
         @WithDefault("10s")
         Duration requestHeaderTimeout();
 
-        /** From the first byte of a request until it is received whole, body included (Envoy's request_timeout). */
+        /**
+         * The longest a request may go without a byte of it, from its first byte until it is
+         * received whole or its response begins (while the waypoint reads it); 408 beyond.
+         */
         @WithDefault("30s")
         Duration requestTimeout();
 
@@ -157,7 +167,7 @@ public interface WaypointConfig {
         @WithDefault("5m")
         Duration idleTimeout();
 
-        /** Request and response bodies held at once, across all connections; beyond it a request gets 503. */
+        /** Copies of request bodies held for retries at once, across all connections; beyond it requests are not retried. */
         @WithDefault("67108864")
         long maxBufferedBodyBytes();
 

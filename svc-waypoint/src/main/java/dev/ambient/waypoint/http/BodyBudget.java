@@ -3,18 +3,13 @@ package dev.ambient.waypoint.http;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The bytes of request and response bodies the waypoint holds at once, across all connections
- * (bodies are held whole, for retries), bounded by waypoint.http.max-buffered-body-bytes: one
- * body is bounded by max-body-bytes, so N slow uploaders would otherwise hold N times that.
+ * The bytes of request bodies the waypoint holds at once for retries, across all connections,
+ * bounded by waypoint.http.max-buffered-body-bytes. Bodies stream through the waypoint; a copy is
+ * held only while a retry may need it ({@link RetryBuffer}), each up to retry-buffer-bytes, so N
+ * slow uploaders would otherwise make it hold N times that. When the budget is spent a request is
+ * not refused: it streams on and is not retried.
  */
 public final class BodyBudget {
-
-    /** A body could not be held: the budget is spent. */
-    public static final class Exhausted extends RuntimeException {
-        Exhausted(long max) {
-            super("bodies held by the waypoint are at their limit of " + max + " bytes", null, false, false);
-        }
-    }
 
     private final long max;
     private final AtomicLong held = new AtomicLong();
@@ -26,15 +21,16 @@ public final class BodyBudget {
         this.max = max;
     }
 
-    /** Takes {@code bytes} from the budget, or throws {@link Exhausted} and takes nothing. */
-    void reserve(long bytes) {
+    /** Takes {@code bytes} from the budget, or takes nothing and says false. */
+    boolean tryReserve(long bytes) {
         long now;
         do {
             now = held.get();
             if (now + bytes > max) {
-                throw new Exhausted(max);
+                return false;
             }
         } while (!held.compareAndSet(now, now + bytes));
+        return true;
     }
 
     void release(long bytes) {

@@ -10,6 +10,8 @@ import dev.ambient.proto.l7.WeightedBackend;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.authz.L7Authorizer;
+import dev.ambient.waypoint.proxy.TcpSplice;
+import dev.ambient.waypoint.proxy.UpstreamCall;
 import dev.ambient.waypoint.proxy.UpstreamFailure;
 import dev.ambient.waypoint.route.LoadBalancer;
 import dev.ambient.waypoint.route.RouteTable;
@@ -21,29 +23,47 @@ import dev.ambient.waypoint.telemetry.TraceContext;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
-import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
+import io.netty.handler.codec.http.HttpMethod;
+import io.netty.handler.codec.http.HttpObject;
+import io.netty.handler.codec.http.HttpRequest;
+import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
-import io.netty.util.concurrent.Promise;
+import io.netty.handler.codec.http.LastHttpContent;
+import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Consumer;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * One HTTP request through the waypoint, on the inbound channel's event loop: L7 authorization,
- * route match, fault injection, header changes, a weighted backend, an endpoint by load
- * balancing, then attempts through HBONE with per-try and overall timeouts and budgeted retries
- * (connect failures, resets, and the route's retriable statuses), and finally one response,
- * metrics and an access-log line. Never blocks.
+ * One HTTP request through the waypoint, streamed both ways, on the client's event loop: L7
+ * authorization and routing on the request's head, fault injection, header changes, a weighted
+ * backend and an endpoint, then attempts through HBONE. The request's body flows to the endpoint
+ * as it arrives, and the response's back to the client as it is read, each paced by the other
+ * side (backpressure), so no body is held whole.
+ *
+ * <p>Retries happen only before the response has begun (its head goes to the client at once) and
+ * only while the whole body so far is held ({@link RetryBuffer}, kept only when the route retries,
+ * bounded per request and across the waypoint); a body that outgrew that bound is not sent twice.
+ * Timeouts, as Envoy's: per try from the request's end until the response's head; the route's
+ * from the request's end until the response's end (a response already begun is reset); and
+ * {@code stream-idle-timeout} when no byte moves either way. A WebSocket upgrade the endpoint
+ * accepts becomes a byte tunnel. Metrics and one access-log line when it is over. Never blocks.
  */
 final class Exchange {
 
@@ -51,15 +71,17 @@ final class Exchange {
 
     private final DataPath path;
     private final Tunnel tunnel;
-    private final FullHttpRequest request;
-    private final String protocol;
+    private final HttpRequest head;
+    private final Downstream downstream;
     private final EventLoop loop;
-    private final Consumer<FullHttpResponse> respond;
     private final long startNanos = System.nanoTime();
-    private final long requestBytes;
     private final String method;
     private String uri;
     private final String traceparent;
+    private final boolean grpc;
+    private final boolean expectContinue;
+    /** The protocol of a supported upgrade (websocket), else null. */
+    private final String upgrade;
 
     private WaypointState state;
     private Route route;
@@ -67,31 +89,58 @@ final class Exchange {
     private List<Endpoint> endpoints = List.of();
     private Endpoint lastEndpoint;
     private final Set<String> failedEndpoints = new HashSet<>();
+    private boolean upstreamHttp2;
+    private HttpRequest upstreamHead;
     private int attempts;
     private boolean retrying;
-    private boolean done;
-    private ScheduledFuture<?> overallTimer;
-    private Promise<FullHttpResponse> inFlight;
-    /** HTTP/2 (prior knowledge) to the endpoint, else HTTP/1.1; see {@link UpstreamProtocol}. */
-    private boolean upstreamHttp2;
+    private Attempt attempt;
 
-    Exchange(DataPath path, Tunnel tunnel, FullHttpRequest request, String protocol, EventLoop loop,
-            Consumer<FullHttpResponse> respond) {
+    /** Request parts not yet written to the current attempt (it is connecting). */
+    private final ArrayDeque<HttpContent> unsent = new ArrayDeque<>();
+    /** A copy of the body so far while a retry may need it; null once none can. */
+    private RetryBuffer retryBuffer;
+    private boolean forwarding;
+    private boolean requestEnded;
+    private long requestBytes;
+
+    /** The response's head went to the client: no retry, no local answer any more. */
+    private boolean committed;
+    private boolean done;
+    private int status;
+    private String grpcStatus;
+    private String flags = "-";
+    private long responseBytes;
+    private String notRetried;
+
+    private ScheduledFuture<?> routeTimer;
+    private ScheduledFuture<?> idleTimer;
+    private long lastActivity = System.nanoTime();
+
+    /**
+     * @param head a request head without its body (which comes through {@link #requestContent})
+     * @param upgrade the protocol a supported upgrade asks for, or null
+     */
+    Exchange(DataPath path, Tunnel tunnel, HttpRequest head, String upgrade, Downstream downstream, EventLoop loop) {
         this.path = path;
         this.tunnel = tunnel;
-        this.request = request;
-        this.protocol = protocol;
+        this.head = head;
+        this.upgrade = upgrade;
+        this.downstream = downstream;
         this.loop = loop;
-        this.respond = respond;
-        this.requestBytes = request.content().readableBytes();
-        this.method = request.method().name();
-        this.uri = request.uri();
-        this.traceparent = TraceContext.next(request.headers().get("traceparent"));
-        request.headers().set("traceparent", traceparent);
+        this.method = head.method().name();
+        this.uri = head.uri();
+        this.grpc = Grpc.isGrpc(head.headers());
+        this.expectContinue = HttpUtil.is100ContinueExpected(head) && !HttpMethod.HEAD.equals(head.method());
+        this.traceparent = TraceContext.next(head.headers().get("traceparent"));
+        head.headers().set("traceparent", traceparent);
     }
 
-    void run() {
+    // ------------------------------------------------------------------ the request
+
+    /** The head is here: policy, routing, faults, then forwarding. */
+    void start() {
         path.retryBudget.requestStarted();
+        armIdleTimer();
         String judgedPath;
         switch (RequestTarget.normalize(uri, path.limits.paths())) {
             case RequestTarget.Reject r -> {
@@ -107,17 +156,17 @@ final class Exchange {
                 judgedPath = f.path();
             }
         }
-        request.setUri(uri); // what policy and routes judge is what the application gets
-        IdentityHeaders.sanitize(request.headers(), path.self, tunnel.peer(), tunnel.peerCertificateSha256(),
+        head.setUri(uri); // what policy and routes judge is what the application gets
+        IdentityHeaders.sanitize(head.headers(), path.self, tunnel.peer(), tunnel.peerCertificateSha256(),
                 tunnel.source().getAddress().getHostAddress());
         state = path.store.current();
-        RouteTable.Request match = RouteTable.Request.of(method, uri, request.headers());
+        RouteTable.Request match = RouteTable.Request.of(method, uri, head.headers());
         Service service = tunnel.service();
 
         L7Authorizer.Decision decision = path.authorizer.evaluate(state.policies(), service,
                 new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
                         tunnel.target().getPort(), new L7Authorizer.Http(method, judgedPath,
-                                request.headers().get(HttpHeaderNames.HOST), request.headers())));
+                                head.headers().get(HttpHeaderNames.HOST), head.headers())));
         if (!decision.allowed()) {
             local(403, RBAC_DENIED, "-", decision.reason());
             return;
@@ -139,6 +188,9 @@ final class Exchange {
             local(route.getDirectResponseStatus(), "", "DR", "direct response of route " + route.getName());
             return;
         }
+        if (route != null && route.hasRetry() && route.getRetry().getAttempts() > 0 && upgrade == null) {
+            retryBuffer = new RetryBuffer(path.limits.retryBufferBytes(), path.limits.bodyBudget());
+        }
         if (route != null && route.hasFault()) {
             FaultInjection fault = route.getFault();
             if (fault.getAbortStatus() != 0 && chance(fault.getAbortPercent())) {
@@ -153,13 +205,73 @@ final class Exchange {
         forward();
     }
 
+    /** A part of the request's body (the last one a {@code LastHttpContent}); ownership passes. */
+    void requestContent(HttpContent part) {
+        if (part instanceof LastHttpContent) {
+            requestEnded = true;
+        }
+        if (done) {
+            part.release();
+            return;
+        }
+        lastActivity = System.nanoTime();
+        requestBytes += part.content().readableBytes();
+        if (retryBuffer != null && !retryBuffer.hold(part)) {
+            retryBuffer = null;
+            notRetried = "the body outgrew the retry buffer (" + path.limits.retryBufferBytes()
+                    + " bytes, or the waypoint's body budget)";
+        }
+        if (upgrade == null && attempt != null && attempt.ready) {
+            attempt.call.write(part);
+        } else {
+            unsent.add(part);
+        }
+        if (requestEnded) {
+            if (forwarding) {
+                armRouteTimer();
+            }
+            if (attempt != null && attempt.ready) {
+                attempt.call.flush();
+                attempt.armPerTry();
+            }
+        }
+        updateReading();
+    }
+
+    /** The client's read is over: what it brought may go out. */
+    void requestReadComplete() {
+        if (attempt != null && attempt.ready && !done) {
+            attempt.call.flush();
+        }
+    }
+
+    /** Whether more of the request's body is welcome now. */
+    private boolean wantsRequestBody() {
+        return !done && !requestEnded && upgrade == null && attempt != null && attempt.ready
+                && attempt.call.isWritable();
+    }
+
+    private void updateReading() {
+        downstream.readRequest(wantsRequestBody());
+    }
+
+    /** The client can take more of the response (or less). */
+    void downstreamWritabilityChanged() {
+        if (attempt != null && attempt.ready && committed && !done) {
+            attempt.call.readResponse(downstream.isWritable());
+        }
+    }
+
+    // ------------------------------------------------------------------ forwarding
+
     private void forward() {
         if (done) {
             return;
         }
+        forwarding = true;
         int port = tunnel.target().getPort();
         if (route != null) {
-            mutate(request.headers(), route.getRequestHeaderMutationsList());
+            mutate(head.headers(), route.getRequestHeaderMutationsList());
             Optional<WeightedBackend> backend = RouteTable.pickBackend(route.getBackendsList());
             if (backend.isEmpty()) {
                 local(500, "no backend", "NR", "route " + route.getName() + " has no backend with weight");
@@ -172,39 +284,56 @@ final class Exchange {
             }
             int backendPort = backend.get().getPort() == 0 ? port : backend.get().getPort();
             endpoints = state.endpoints(backendService, backendPort);
-            upstreamHttp2 = UpstreamProtocol.http2(WaypointState.appProtocol(backendService, backendPort), downstreamHttp2());
+            upstreamHttp2 = UpstreamProtocol.http2(WaypointState.appProtocol(backendService, backendPort),
+                    downstream.http2());
         } else if (tunnel.service() != null) {
             backendService = tunnel.service();
             endpoints = state.endpoints(backendService, port);
-            upstreamHttp2 = UpstreamProtocol.http2(WaypointState.appProtocol(backendService, port), downstreamHttp2());
+            upstreamHttp2 = UpstreamProtocol.http2(WaypointState.appProtocol(backendService, port), downstream.http2());
         } else {
             Workload w = tunnel.workload();
             endpoints = List.of(new Endpoint(w, tunnel.target().getAddress(), port));
-            upstreamHttp2 = downstreamHttp2();
+            upstreamHttp2 = downstream.http2();
         }
         if (endpoints.isEmpty()) {
             local(503, "no healthy upstream", "UH", "no healthy endpoint of "
                     + (backendService == null ? "?" : WaypointState.key(backendService)));
             return;
         }
-        boolean teTrailers = request.headers().containsValue(HttpHeaderNames.TE, "trailers", true);
-        stripHopByHop(request.headers());
-        if (upstreamHttp2 && teTrailers) {
-            request.headers().set(HttpHeaderNames.TE, "trailers"); // the one TE HTTP/2 allows; gRPC needs it
+        upstreamHead = upstreamHead();
+        if (expectContinue && !requestEnded) {
+            // As Envoy: the waypoint says 100 itself (once policy let the request through) and
+            // does not pass the expectation on.
+            downstream.informational(new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.CONTINUE,
+                    Unpooled.EMPTY_BUFFER));
         }
-        request.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, request.content().readableBytes());
-        if (route != null && route.getTimeoutMs() > 0) {
-            overallTimer = loop.schedule(() -> {
-                if (!done) {
-                    // Answer first, so that failing the attempt below cannot start a retry.
-                    local(504, "upstream request timeout", "UT", "route timeout " + route.getTimeoutMs() + " ms");
-                    if (inFlight != null) {
-                        inFlight.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.TIMEOUT, "request timeout"));
-                    }
-                }
-            }, route.getTimeoutMs(), TimeUnit.MILLISECONDS);
+        if (requestEnded) {
+            armRouteTimer();
         }
         attempt();
+    }
+
+    /** The head as the endpoint gets it: hop-by-hop headers out, the body's framing for the upstream's HTTP. */
+    private HttpRequest upstreamHead() {
+        HttpHeaders h = head.headers();
+        boolean teTrailers = h.containsValue(HttpHeaderNames.TE, "trailers", true);
+        boolean chunked = HttpUtil.isTransferEncodingChunked(head);
+        stripHopByHop(h);
+        if (expectContinue) {
+            h.remove(HttpHeaderNames.EXPECT);
+        }
+        if (upgrade != null) {
+            WebSocketUpgrade.asHttp1Request(h, upgrade);
+        } else if (chunked) {
+            h.remove(HttpHeaderNames.CONTENT_LENGTH); // never both: one framing, ours
+            if (!upstreamHttp2) {
+                h.set(HttpHeaderNames.TRANSFER_ENCODING, "chunked");
+            }
+        }
+        if (upstreamHttp2 && teTrailers) {
+            h.set(HttpHeaderNames.TE, "trailers"); // the one TE HTTP/2 allows; gRPC needs it
+        }
+        return new DefaultHttpRequest(HttpVersion.HTTP_1_1, head.method(), uri, h);
     }
 
     private void attempt() {
@@ -215,63 +344,254 @@ final class Exchange {
         Endpoint ep = path.balancer.pick(serviceKey, endpoints, failedEndpoints);
         lastEndpoint = ep;
         attempts++;
-        LoadBalancer.Stats stats = path.balancer.stats(ep.uid());
-        stats.begin();
-        SpiffeId expected = identity(ep.workload());
-        Promise<FullHttpResponse> p = path.upstream.send(ep, expected, request.retainedDuplicate(), loop,
-                upstreamHttp2);
-        inFlight = p;
-        RetryPolicy retry = route != null && route.hasRetry() ? route.getRetry() : null;
-        ScheduledFuture<?> perTry = retry != null && retry.getPerTryTimeoutMs() > 0
-                ? loop.schedule(() -> p.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.TIMEOUT,
-                        "per-try timeout " + retry.getPerTryTimeoutMs() + " ms")), retry.getPerTryTimeoutMs(),
-                        TimeUnit.MILLISECONDS)
-                : null;
-        // The promise belongs to this loop: its listeners already run here.
-        p.addListener(f -> {
-            stats.end();
-            if (perTry != null) {
-                perTry.cancel(false);
-            }
-            if (f.isSuccess()) {
-                onResponse(ep, p.getNow());
-            } else {
-                onFailure(ep, f.cause());
-            }
-        });
+        Attempt a = new Attempt(ep);
+        attempt = a;
+        a.call = path.upstream.open(ep, identity(ep.workload()), loop, upstreamHttp2, a);
+        if (requestEnded) {
+            a.armPerTry();
+        }
     }
 
-    private void onResponse(Endpoint ep, FullHttpResponse response) {
-        if (done) {
-            response.release();
+    /** One try at one endpoint: the events of its call, heard only while it is the current one. */
+    private final class Attempt implements UpstreamCall.Listener {
+        final Endpoint endpoint;
+        final LoadBalancer.Stats stats;
+        UpstreamCall call;
+        boolean ready;
+        private boolean ended;
+        private ScheduledFuture<?> perTry;
+
+        Attempt(Endpoint endpoint) {
+            this.endpoint = endpoint;
+            this.stats = path.balancer.stats(endpoint.uid());
+            stats.begin();
+        }
+
+        private boolean current() {
+            return attempt == this && !done;
+        }
+
+        /** Its part in the balancer's counts ends, and its per-try timer. */
+        void end() {
+            if (!ended) {
+                ended = true;
+                stats.end();
+                cancel(perTry);
+            }
+        }
+
+        void armPerTry() {
+            RetryPolicy retry = retryPolicy();
+            if (perTry != null || ended || retry == null || retry.getPerTryTimeoutMs() <= 0) {
+                return;
+            }
+            perTry = loop.schedule(() -> {
+                if (current() && !committed) {
+                    call.abort();
+                    Exchange.this.failed(this, new UpstreamFailure(UpstreamFailure.Kind.TIMEOUT,
+                            "per-try timeout " + retry.getPerTryTimeoutMs() + " ms"));
+                }
+            }, retry.getPerTryTimeoutMs(), TimeUnit.MILLISECONDS);
+        }
+
+        @Override
+        public void ready() {
+            if (!current()) {
+                call.abort();
+                return;
+            }
+            ready = true;
+            call.write(upstreamHead);
+            if (upgrade == null) {
+                if (attempts > 1 && retryBuffer != null) {
+                    // A retry: the whole body so far, from the copy (what waits in unsent is in it too).
+                    releaseUnsent();
+                    retryBuffer.replay(call::write);
+                } else {
+                    for (HttpContent part; (part = unsent.poll()) != null;) {
+                        call.write(part);
+                    }
+                }
+            }
+            call.flush();
+            updateReading();
+        }
+
+        @Override
+        public void response(HttpObject part) {
+            if (!current()) {
+                ReferenceCountUtil.release(part);
+                return;
+            }
+            lastActivity = System.nanoTime();
+            if (committed) {
+                responseContent(this, part);
+            } else {
+                responseHead(this, part);
+            }
+        }
+
+        @Override
+        public void readComplete() {
+            if (current() && committed) {
+                downstream.flush();
+            }
+        }
+
+        @Override
+        public void writabilityChanged() {
+            if (current()) {
+                updateReading();
+            }
+        }
+
+        @Override
+        public void failed(UpstreamFailure failure) {
+            if (current()) {
+                Exchange.this.failed(this, failure);
+            }
+        }
+    }
+
+    private RetryPolicy retryPolicy() {
+        return route != null && route.hasRetry() ? route.getRetry() : null;
+    }
+
+    // ------------------------------------------------------------------ the response
+
+    private void responseHead(Attempt a, HttpObject part) {
+        if (!(part instanceof HttpResponse response)) {
+            ReferenceCountUtil.release(part); // a body before a head cannot happen
             return;
         }
-        int status = response.status().code();
-        if (status >= 500) {
-            path.balancer.failed(ep, endpoints, "status " + status);
+        int code = response.status().code();
+        if (code < 200 && code != 101) {
+            ReferenceCountUtil.release(part); // interim answers: the waypoint said 100 itself
+            return;
+        }
+        if (code == 101 && upgrade == null) {
+            ReferenceCountUtil.release(part);
+            a.call.abort();
+            failed(a, new UpstreamFailure(UpstreamFailure.Kind.PROTOCOL, "101 to a request that asked for no upgrade"));
+            return;
+        }
+        a.end();
+        if (code >= 500) {
+            path.balancer.failed(a.endpoint, endpoints, "status " + code);
         } else {
-            path.balancer.succeeded(ep);
+            path.balancer.succeeded(a.endpoint);
         }
-        if (retriableStatus(status) && retry("status " + status, ep)) {
-            response.release();
+        if (code == 101) {
+            upgraded(a, response);
             return;
         }
+        if (retriableStatus(code) && retry("status " + code, a)) {
+            ReferenceCountUtil.release(part);
+            return;
+        }
+        commit();
+        status = code;
         if (route != null) {
             mutate(response.headers(), route.getResponseHeaderMutationsList());
         }
-        finish(response, status, attempts > 1 && status >= 500 ? "URX" : "-", null);
-    }
-
-    private void onFailure(Endpoint ep, Throwable cause) {
-        if (done) {
+        response.headers().set("traceparent", traceparent);
+        flags = attempts > 1 && code >= 500 ? "URX" : "-";
+        if (grpc) {
+            grpcStatus = Grpc.status(response.headers()); // trailers-only, or null until the trailers
+        }
+        if (response instanceof FullHttpResponse full) {
+            responseBytes += full.content().readableBytes();
+            if (grpc && grpcStatus == null) {
+                grpcStatus = Grpc.status(full.trailingHeaders());
+            }
+            downstream.head(full);
+            finish(null);
             return;
         }
-        UpstreamFailure f = cause instanceof UpstreamFailure u ? u
-                : new UpstreamFailure(UpstreamFailure.Kind.RESET, String.valueOf(cause.getMessage()));
-        if (f.kind() != UpstreamFailure.Kind.TOO_LARGE && f.kind() != UpstreamFailure.Kind.OVERLOADED) {
-            path.balancer.failed(ep, endpoints, f.getMessage());
+        downstream.head(response);
+        if (!downstream.isWritable()) {
+            a.call.readResponse(false);
         }
-        if (retriableFailure(f.kind()) && retry(f.getMessage(), ep)) {
+    }
+
+    private void responseContent(Attempt a, HttpObject part) {
+        if (!(part instanceof HttpContent content)) {
+            ReferenceCountUtil.release(part);
+            return;
+        }
+        responseBytes += content.content().readableBytes();
+        if (content instanceof LastHttpContent last) {
+            if (grpc && grpcStatus == null) {
+                grpcStatus = Grpc.status(last.trailingHeaders());
+            }
+            downstream.content(last);
+            finish(null);
+            return;
+        }
+        downstream.content(content);
+        if (!downstream.isWritable()) {
+            a.call.readResponse(false);
+        }
+    }
+
+    /** From here on the response is the client's: no retry, no local answer; the copy of the body goes. */
+    private void commit() {
+        committed = true;
+        releaseRetryBuffer();
+    }
+
+    /** The endpoint accepted the upgrade: the exchange becomes a byte tunnel once the client has the 101. */
+    private void upgraded(Attempt a, HttpResponse response) {
+        commit();
+        status = 101;
+        cancel(routeTimer);
+        cancel(idleTimer);
+        if (route != null) {
+            mutate(response.headers(), route.getResponseHeaderMutationsList());
+        }
+        response.headers().set("traceparent", traceparent);
+        // The switch happens after the read that brought the 101 is through (what came with it
+        // is held for the splice), never inside the codec that is being removed.
+        downstream.upgrade(response, client -> loop.execute(() -> {
+            if (done) {
+                client.close();
+                a.call.abort();
+                return;
+            }
+            Http2StreamChannel endpointSide = a.call.takeOverAsTunnel();
+            // What the client sent before it had the 101 (an HTTP/2 client may), ahead of the rest.
+            for (HttpContent part; (part = unsent.poll()) != null;) {
+                if (part.content().isReadable()) {
+                    endpointSide.write(part.content().retain());
+                }
+                part.release();
+            }
+            endpointSide.flush();
+            AtomicLong fromClient = new AtomicLong();
+            AtomicLong fromEndpoint = new AtomicLong();
+            TcpSplice.join(client, endpointSide, fromClient, fromEndpoint);
+            client.closeFuture().addListener(f -> loop.execute(() -> {
+                requestBytes += fromClient.get();
+                responseBytes += fromEndpoint.get();
+                finish("upgraded to " + upgrade + ", tunnel closed");
+            }));
+        }));
+    }
+
+    private void failed(Attempt a, UpstreamFailure f) {
+        a.end();
+        path.balancer.failed(a.endpoint, endpoints, f.getMessage());
+        if (committed) {
+            flags = switch (f.kind()) {
+                case TIMEOUT -> "UT";
+                case PROTOCOL -> "UPE";
+                default -> "UC";
+            };
+            downstream.abort();
+            finish("response cut short: " + f.getMessage());
+            return;
+        }
+        if (retriableFailure(f.kind()) && retry(f.getMessage(), a)) {
             return;
         }
         switch (f.kind()) {
@@ -282,26 +602,33 @@ final class Exchange {
             case PROTOCOL -> local(503, "upstream connect error or disconnect/reset before headers. reset reason: "
                     + "protocol error", "UPE", f.getMessage());
             case TIMEOUT -> local(504, "upstream request timeout", "UT", f.getMessage());
-            case TOO_LARGE -> local(502, "upstream response too large", "UMSDR", f.getMessage());
-            case OVERLOADED -> local(503, "waypoint overloaded: buffered bodies at their limit", "UO",
-                    f.getMessage());
         }
     }
 
-    /** Schedules another attempt if the policy, the attempts left and the budget allow it. */
-    private boolean retry(String why, Endpoint failed) {
-        RetryPolicy retry = route != null && route.hasRetry() ? route.getRetry() : null;
-        if (retry == null || attempts > retry.getAttempts()) {
+    // ------------------------------------------------------------------ retries
+
+    /** Schedules another attempt if the policy, the attempts left, the held body and the budget allow it. */
+    private boolean retry(String why, Attempt failedAttempt) {
+        RetryPolicy retry = retryPolicy();
+        if (retry == null || attempts > retry.getAttempts() || committed || done) {
             return false;
+        }
+        if (retryBuffer == null) {
+            return false; // the body went past what is held: it cannot be sent again (notRetried says why)
         }
         int budget = retry.getBudgetPercent() > 0 ? retry.getBudgetPercent() : path.defaultRetryBudgetPercent;
         if (!retrying) {
             if (!path.retryBudget.tryRetry(budget)) {
+                notRetried = "the retry budget is spent";
                 return false; // budget exhausted: the failure is answered as it is
             }
             retrying = true;
         }
-        failedEndpoints.add(failed.uid());
+        failedEndpoints.add(failedAttempt.endpoint.uid());
+        failedAttempt.call.abort();
+        attempt = null;
+        releaseUnsent(); // all of it is in the retry buffer
+        updateReading();
         long base = retry.getBackoffBaseMs() > 0 ? retry.getBackoffBaseMs() : 25;
         long cap = Math.min(base << Math.min(attempts - 1, 10), 10 * base);
         long delay = ThreadLocalRandom.current().nextLong(cap + 1);
@@ -309,15 +636,12 @@ final class Exchange {
         return true;
     }
 
-    private List<String> retryOn() {
-        return route.getRetry().getRetryOnList();
-    }
-
     private boolean retriableStatus(int status) {
-        if (route == null || !route.hasRetry()) {
+        RetryPolicy retry = retryPolicy();
+        if (retry == null) {
             return false;
         }
-        List<String> on = retryOn();
+        List<String> on = retry.getRetryOnList();
         if (on.isEmpty()) {
             return status == 503; // Istio's default retriable status
         }
@@ -326,55 +650,135 @@ final class Exchange {
     }
 
     private boolean retriableFailure(UpstreamFailure.Kind kind) {
-        if (route == null || !route.hasRetry()) {
+        RetryPolicy retry = retryPolicy();
+        if (retry == null) {
             return false;
         }
-        List<String> on = retryOn();
+        List<String> on = retry.getRetryOnList();
         return switch (kind) {
             // A connect failure never reached the application: always safe to retry (as Istio's defaults).
             case CONNECT -> true;
             case RESET -> on.isEmpty() || on.contains("reset") || on.contains("5xx") || on.contains("gateway-error");
             case PROTOCOL -> on.contains("5xx") || on.contains("gateway-error");
             case TIMEOUT -> on.isEmpty() || on.contains("5xx") || on.contains("gateway-error");
-            case TOO_LARGE, OVERLOADED -> false;
         };
     }
 
-    /** Answers from the waypoint itself (policy, routing, faults, upstream failures). */
-    private void local(int status, String body, String flags, String reason) {
-        FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(status),
-                Unpooled.copiedBuffer(body, StandardCharsets.UTF_8));
-        r.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/plain");
-        r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, r.content().readableBytes());
-        finish(r, status, flags, reason);
+    // ------------------------------------------------------------------ timeouts
+
+    /** The route's timeout, from the request's end to the response's end (Envoy's route timeout). */
+    private void armRouteTimer() {
+        if (routeTimer != null || route == null || route.getTimeoutMs() <= 0 || done) {
+            return;
+        }
+        routeTimer = loop.schedule(() -> {
+            if (done) {
+                return;
+            }
+            if (attempt != null) {
+                attempt.call.abort();
+            }
+            // A response already under way is cut: the client sees a reset, never a second answer.
+            local(504, "upstream request timeout", "UT", "route timeout " + route.getTimeoutMs() + " ms");
+        }, route.getTimeoutMs(), TimeUnit.MILLISECONDS);
+    }
+
+    /** No byte either way for stream-idle-timeout: 408 before the response began, a reset after. */
+    private void armIdleTimer() {
+        Duration idle = path.limits.streamIdleTimeout();
+        if (idle.isZero() || done) {
+            return;
+        }
+        long wait = idle.toNanos() - (System.nanoTime() - lastActivity);
+        if (wait > 0) {
+            idleTimer = loop.schedule(this::armIdleTimer, wait, TimeUnit.NANOSECONDS);
+            return;
+        }
+        if (attempt != null) {
+            attempt.call.abort();
+        }
+        local(408, "stream timeout", "SI", "stream idle timeout " + idle.toMillis() + " ms");
+    }
+
+    // ------------------------------------------------------------------ answers of our own, and the end
+
+    /** Answers from the waypoint itself (policy, routing, faults, upstream failures, timeouts); a gRPC call in gRPC's form. */
+    private void local(int code, String body, String flags, String reason) {
+        if (done) {
+            return;
+        }
+        this.flags = flags;
+        if (committed) {
+            downstream.abort();
+            finish(reason);
+            return;
+        }
+        if (attempt != null) {
+            attempt.call.abort();
+        }
+        commit();
+        FullHttpResponse r;
+        if (grpc) {
+            r = Grpc.localReply(code, body);
+            grpcStatus = r.headers().get(Grpc.STATUS);
+        } else {
+            r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(code),
+                    Unpooled.copiedBuffer(body, StandardCharsets.UTF_8));
+            r.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/plain");
+            r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, r.content().readableBytes());
+        }
+        status = r.status().code();
+        r.headers().set("traceparent", traceparent);
+        responseBytes = r.content().readableBytes();
+        downstream.head(r);
+        finish(reason);
     }
 
     /** UNESCAPE_AND_REDIRECT: 307 to the unescaped path, as Envoy answers it. */
     private void redirect(String location) {
+        commit();
         FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.TEMPORARY_REDIRECT,
                 Unpooled.EMPTY_BUFFER);
         r.headers().set(HttpHeaderNames.LOCATION, location);
         r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, 0);
-        finish(r, 307, "-", "escaped slashes: redirected to " + location);
+        r.headers().set("traceparent", traceparent);
+        status = 307;
+        downstream.head(r);
+        finish("escaped slashes: redirected to " + location);
     }
 
-    private void finish(FullHttpResponse response, int status, String flags, String reason) {
+    /** The client went away: stop everything and drop what is pending. */
+    void abandon() {
+        if (!done) {
+            if (!committed) {
+                status = 499;
+            }
+            flags = "DC";
+            if (attempt != null) {
+                attempt.call.abort();
+            }
+            finish("client closed the stream");
+        }
+    }
+
+    private void finish(String reason) {
         if (done) {
-            response.release();
             return;
         }
         done = true;
-        if (overallTimer != null) {
-            overallTimer.cancel(false);
+        cancel(routeTimer);
+        cancel(idleTimer);
+        releaseRetryBuffer();
+        releaseUnsent();
+        if (attempt != null) {
+            attempt.end();
+            attempt.call.finished();
         }
         if (retrying) {
             path.retryBudget.retryEnded();
         }
         path.retryBudget.requestEnded();
-        long responseBytes = response.content().readableBytes();
-        response.headers().set("traceparent", traceparent);
-        request.release();
-        respond.accept(response);
+        downstream.ended(requestEnded);
 
         double millis = (System.nanoTime() - startNanos) / 1e6;
         Workload src = tunnel.sourceWorkload();
@@ -387,22 +791,31 @@ final class Exchange {
                 dst == null ? "unknown" : identity(dst).uri(),
                 svc == null ? "unknown" : svc.getHostname(), svc == null ? "unknown" : svc.getName(),
                 svc == null ? "unknown" : svc.getNamespace(),
-                Integer.toString(status), "http", flags), millis, requestBytes, responseBytes);
-        AccessLog.request(method, uri, protocol, status, flags, requestBytes, responseBytes, millis,
+                Integer.toString(status), grpc ? "grpc" : "http", grpc && grpcStatus != null ? grpcStatus : "",
+                flags), millis, requestBytes, responseBytes);
+        if (reason == null && notRetried != null && attempts == 1 && status >= 500) {
+            reason = "not retried: " + notRetried;
+        }
+        AccessLog.request(method, uri, downstream.protocol(), status, flags, requestBytes, responseBytes, millis,
                 lastEndpoint == null ? "-" : lastEndpoint.address().getHostAddress() + ":" + lastEndpoint.port(),
                 tunnel.source().getAddress().getHostAddress() + ":" + tunnel.source().getPort(), peer,
                 tunnel.describe(), route == null ? "-" : route.getName(), attempts, traceparent, reason);
     }
 
-    /** The client went away: stop retrying and drop what is pending. */
-    void abandon() {
-        if (!done) {
-            local(499, "", "DC", "client closed the stream");
-            if (inFlight != null) {
-                inFlight.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.RESET, "client went away"));
-            }
+    private void releaseRetryBuffer() {
+        if (retryBuffer != null) {
+            retryBuffer.release();
+            retryBuffer = null;
         }
     }
+
+    private void releaseUnsent() {
+        for (HttpContent part; (part = unsent.poll()) != null;) {
+            part.release();
+        }
+    }
+
+    // ------------------------------------------------------------------ helpers
 
     private SpiffeId identity(Workload w) {
         String td = w.getTrustDomain().isEmpty() ? path.trustDomain : w.getTrustDomain();
@@ -420,6 +833,12 @@ final class Exchange {
         return percent >= 100 || ThreadLocalRandom.current().nextDouble(100) < percent;
     }
 
+    private static void cancel(ScheduledFuture<?> timer) {
+        if (timer != null) {
+            timer.cancel(false);
+        }
+    }
+
     static void mutate(HttpHeaders headers, List<HeaderMutation> mutations) {
         for (HeaderMutation m : mutations) {
             switch (m.getOp()) {
@@ -430,10 +849,6 @@ final class Exchange {
                 }
             }
         }
-    }
-
-    private boolean downstreamHttp2() {
-        return "HTTP/2".equals(protocol);
     }
 
     /** Headers that belong to one connection, and what HTTP/2 to HTTP/1 conversion adds for itself. */
@@ -452,6 +867,7 @@ final class Exchange {
         h.remove(HttpHeaderNames.UPGRADE);
         h.remove("x-http2-stream-id");
         h.remove("x-http2-scheme");
+        h.remove("x-http2-path");
         h.remove("x-http2-stream-weight");
         h.remove("x-http2-stream-dependency-id");
     }

@@ -27,11 +27,13 @@ import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Server-side timeouts of the HTTP spoken inside one tunnel, with Envoy's meanings: request headers
- * (from a request's first byte to the end of its headers), request (from its first byte until it
- * is received whole, body included) and idle (no request under way). A request that runs out of
- * time gets 408 and the connection ends; an idle connection ends (with GOAWAY first for HTTP/2).
- * Each ending is one log line with the reason.
+ * Server-side timeouts of the HTTP spoken inside one tunnel: request headers (from a request's
+ * first byte to the end of its headers, Envoy's request_headers_timeout), request (a request that
+ * stalls: from its first byte until it is received whole or its response begins, no gap without a
+ * byte of it may be longer, while the waypoint was reading; a long upload that keeps coming is
+ * never cut, and time the waypoint itself did not read, pushing back, does not count) and idle (no
+ * request under way). A request that runs out of time gets 408 and the connection ends; an idle
+ * connection ends (with GOAWAY first for HTTP/2). Each ending is one log line with the reason.
  *
  * <p>It sits right after {@link StreamBytes}, ahead of the protocol sniffer, so it sees the
  * tunnel's first bytes (a client that trickles them is timed while it is being sniffed). For
@@ -42,6 +44,8 @@ import java.util.concurrent.TimeUnit;
 public final class HttpDeadlines extends ChannelInboundHandlerAdapter {
 
     public static final String NAME = "http-deadlines";
+    /** The per-stream request timeout of an h2c stream. */
+    public static final String STREAM_NAME = "http-stream-deadline";
 
     /** The three timeouts (waypoint.http.request-header-timeout, request-timeout, idle-timeout). */
     public record Limits(Duration requestHeaders, Duration request, Duration idle) {
@@ -55,12 +59,20 @@ public final class HttpDeadlines extends ChannelInboundHandlerAdapter {
     private boolean ended;
     /** From a request's first byte until its last one has been decoded. */
     private boolean receiving;
+    /** A response head went out and its end not yet. */
+    private boolean responding;
     private int started;
     private int answered;
+    /** When a byte of the tunnel was last read, or reading last resumed (System.nanoTime). */
+    private long lastRead = System.nanoTime();
+    /** The waypoint does not read the request now (the endpoint pushes back). */
+    private boolean paused;
     private int openStreams;
     private ScheduledFuture<?> idleTimer;
     private ScheduledFuture<?> headerTimer;
     private ScheduledFuture<?> requestTimer;
+    /** The 408 this connection ends with, once written. */
+    private FullHttpResponse timeoutResponse;
 
     /** @param stream the CONNECT stream the HTTP connection is carried in */
     public HttpDeadlines(Limits limits, Http2StreamChannel stream, Tunnel tunnel) {
@@ -76,6 +88,7 @@ public final class HttpDeadlines extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        lastRead = System.nanoTime();
         if (!http2 && !receiving && !ended && msg instanceof ByteBuf b && b.isReadable()) {
             requestBegins(true);
         }
@@ -91,6 +104,17 @@ public final class HttpDeadlines extends ChannelInboundHandlerAdapter {
     public void channelInactive(ChannelHandlerContext ctx) {
         cancel();
         ctx.fireChannelInactive();
+    }
+
+    /**
+     * The waypoint stops (false) or resumes (true) reading the request, as the endpoint takes its
+     * body: a client cannot be late while it is not read, and its time starts again on resuming.
+     */
+    public void reading(boolean on) {
+        if (on && paused) {
+            lastRead = System.nanoTime();
+        }
+        paused = !on;
     }
 
     /** The tunnel carries HTTP/2: streams time their requests; the connection is idle while it has none. */
@@ -142,7 +166,19 @@ public final class HttpDeadlines extends ChannelInboundHandlerAdapter {
 
             @Override
             public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+                if (ended && msg != timeoutResponse) {
+                    // After a 408 nothing more goes out: an exchange still under way is being abandoned.
+                    ReferenceCountUtil.release(msg);
+                    promise.tryFailure(new java.nio.channels.ClosedChannelException());
+                    return;
+                }
                 if (msg instanceof HttpResponse r && r.status().code() >= 200) {
+                    responding = true;
+                    // Its response began: from now on the exchange's stream-idle-timeout watches it.
+                    cancel(requestTimer);
+                }
+                if (responding && msg instanceof LastHttpContent) {
+                    responding = false;
                     answered++;
                     promise = promise.unvoid();
                     promise.addListener(f -> {
@@ -161,10 +197,29 @@ public final class HttpDeadlines extends ChannelInboundHandlerAdapter {
         cancel(idleTimer);
         if (headersPending) {
             headerTimer = schedule(limits.requestHeaders(), () -> expired("request header timeout "
-                    + limits.requestHeaders().toMillis() + " ms", started == answered));
+                    + limits.requestHeaders().toMillis() + " ms", started == answered && !responding));
         }
-        requestTimer = schedule(limits.request(), () -> expired("request timeout " + limits.request().toMillis()
-                + " ms", started <= answered + 1));
+        lastRead = System.nanoTime();
+        armRequestTimer(limits.request().toNanos());
+    }
+
+    /** Checks, after {@code nanos}, that the request did not stall for the request timeout. */
+    private void armRequestTimer(long nanos) {
+        requestTimer = stream.eventLoop().schedule(() -> {
+            if (ended || !receiving) {
+                return;
+            }
+            if (paused) {
+                lastRead = System.nanoTime(); // not read: the client cannot be late
+            }
+            long idle = System.nanoTime() - lastRead;
+            if (idle < limits.request().toNanos()) {
+                armRequestTimer(limits.request().toNanos() - idle);
+                return;
+            }
+            expired("request timeout " + limits.request().toMillis() + " ms without a byte of the request",
+                    started <= answered + 1 && !responding);
+        }, nanos, TimeUnit.NANOSECONDS);
     }
 
     /** A request ran out of time: 408 if no earlier response is still owed, else just the end of the connection. */
@@ -176,7 +231,8 @@ public final class HttpDeadlines extends ChannelInboundHandlerAdapter {
         cancel();
         log(tunnel, "closed: " + reason);
         if (observerCtx != null && mayAnswer) {
-            observerCtx.writeAndFlush(timeoutResponse()).addListener(f -> endTunnel());
+            timeoutResponse = timeoutResponse();
+            observerCtx.writeAndFlush(timeoutResponse).addListener(f -> endTunnel());
         } else {
             endTunnel();
         }
@@ -188,7 +244,7 @@ public final class HttpDeadlines extends ChannelInboundHandlerAdapter {
             return;
         }
         idleTimer = schedule(limits.idle(), () -> {
-            if (ended || receiving || openStreams > 0 || started != answered) {
+            if (ended || receiving || responding || openStreams > 0 || started != answered) {
                 return;
             }
             ended = true;
@@ -237,35 +293,85 @@ public final class HttpDeadlines extends ChannelInboundHandlerAdapter {
     }
 
     /**
-     * For each HTTP/2 stream, after its frame-to-HTTP codec: the request must be received whole
-     * within {@code timeout}, else 408 and the stream is reset.
+     * For each HTTP/2 stream, after its frame-to-HTTP codec: until the request is received whole or
+     * its response begins, no gap without a byte of it may be longer than {@code timeout} while the
+     * stream is read, else 408 and the stream is reset.
      */
-    public static ChannelInboundHandlerAdapter streamRequestTimeout(Duration timeout, Tunnel tunnel) {
-        return new ChannelInboundHandlerAdapter() {
-            private ScheduledFuture<?> timer;
+    public static StreamRequestTimeout streamRequestTimeout(Duration timeout, Tunnel tunnel) {
+        return new StreamRequestTimeout(timeout, tunnel);
+    }
 
-            @Override
-            public void handlerAdded(ChannelHandlerContext ctx) {
-                timer = ctx.executor().schedule(() -> {
-                    log(tunnel, "stream reset: request timeout " + timeout.toMillis() + " ms");
-                    FullHttpResponse r = timeoutResponse();
-                    r.headers().remove(HttpHeaderNames.CONNECTION);
-                    ctx.writeAndFlush(r).addListener(f -> ctx.close());
-                }, timeout.toMillis(), TimeUnit.MILLISECONDS);
+    /** The request timeout of one HTTP/2 stream. */
+    public static final class StreamRequestTimeout extends ChannelDuplexHandler {
+        private final Duration timeout;
+        private final Tunnel tunnel;
+        private ScheduledFuture<?> timer;
+        private long lastRead = System.nanoTime();
+        private boolean paused;
+        private boolean over;
+
+        StreamRequestTimeout(Duration timeout, Tunnel tunnel) {
+            this.timeout = timeout;
+            this.tunnel = tunnel;
+        }
+
+        /** As {@link HttpDeadlines#reading(boolean)}, for this stream. */
+        public void reading(boolean on) {
+            if (on && paused) {
+                lastRead = System.nanoTime();
             }
+            paused = !on;
+        }
 
-            @Override
-            public void channelRead(ChannelHandlerContext ctx, Object msg) {
-                if (msg instanceof LastHttpContent) {
-                    cancel(timer);
+        @Override
+        public void handlerAdded(ChannelHandlerContext ctx) {
+            arm(ctx, timeout.toNanos());
+        }
+
+        private void arm(ChannelHandlerContext ctx, long nanos) {
+            timer = ctx.executor().schedule(() -> {
+                if (over) {
+                    return;
                 }
-                ctx.fireChannelRead(msg);
-            }
+                if (paused) {
+                    lastRead = System.nanoTime(); // not read: the client cannot be late
+                }
+                long idle = System.nanoTime() - lastRead;
+                if (idle < timeout.toNanos()) {
+                    arm(ctx, timeout.toNanos() - idle);
+                    return;
+                }
+                over = true;
+                log(tunnel, "stream reset: request timeout " + timeout.toMillis() + " ms without a byte of it");
+                FullHttpResponse r = timeoutResponse();
+                r.headers().remove(HttpHeaderNames.CONNECTION);
+                ctx.writeAndFlush(r).addListener(f -> ctx.close());
+            }, nanos, TimeUnit.NANOSECONDS);
+        }
 
-            @Override
-            public void handlerRemoved(ChannelHandlerContext ctx) {
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            lastRead = System.nanoTime();
+            if (msg instanceof LastHttpContent) {
+                over = true;
                 cancel(timer);
             }
-        };
+            ctx.fireChannelRead(msg);
+        }
+
+        @Override
+        public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+            if (msg instanceof HttpResponse r && r.status().code() >= 200) {
+                over = true; // its response began: the exchange's stream-idle-timeout watches it
+                cancel(timer);
+            }
+            ctx.write(msg, promise);
+        }
+
+        @Override
+        public void handlerRemoved(ChannelHandlerContext ctx) {
+            over = true;
+            cancel(timer);
+        }
     }
 }

@@ -3,10 +3,10 @@ package dev.ambient.waypoint.http;
 import java.time.Duration;
 
 /**
- * The bounds of the HTTP the waypoint serves, from waypoint.http.*: one body, all bodies held at
- * once, the server-side timeouts, how paths are normalized, and how long an undeclared port is
- * sniffed.
+ * The bounds of the HTTP the waypoint serves, from waypoint.http.*: the copy of one request body
+ * held for retries, all such copies at once, the server-side timeouts, how long a stream may go
+ * without a byte either way, how paths are normalized, and how long an undeclared port is sniffed.
  */
-public record HttpLimits(int maxBodyBytes, BodyBudget bodyBudget, HttpDeadlines.Limits deadlines,
-        RequestTarget.Options paths, Duration sniffTimeout) {
+public record HttpLimits(long retryBufferBytes, BodyBudget bodyBudget, HttpDeadlines.Limits deadlines,
+        Duration streamIdleTimeout, RequestTarget.Options paths, Duration sniffTimeout) {
 }

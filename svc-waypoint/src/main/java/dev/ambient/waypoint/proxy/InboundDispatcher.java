@@ -11,11 +11,10 @@ import dev.ambient.net.PendingReads;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.authz.L7Authorizer;
-import dev.ambient.waypoint.http.BudgetedAggregator;
 import dev.ambient.waypoint.http.DataPath;
 import dev.ambient.waypoint.http.HttpDeadlines;
-import dev.ambient.waypoint.http.HttpLimits;
-import dev.ambient.waypoint.http.HttpRequestHandler;
+import dev.ambient.waypoint.http.Http1Server;
+import dev.ambient.waypoint.http.Http2StreamServer;
 import dev.ambient.waypoint.http.Tunnel;
 import dev.ambient.waypoint.identity.WaypointIdentity;
 import dev.ambient.waypoint.state.WaypointState;
@@ -29,11 +28,9 @@ import io.netty.channel.ChannelPipeline;
 import io.netty.channel.EventLoop;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
-import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.codec.http2.Http2MultiplexCodecBuilder;
 import io.netty.handler.codec.http2.Http2Settings;
 import io.netty.handler.codec.http2.Http2StreamChannel;
-import io.netty.handler.codec.http2.Http2StreamFrameToHttpObjectCodec;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.AttributeKey;
 import io.netty.util.concurrent.Future;
@@ -66,6 +63,12 @@ public final class InboundDispatcher implements HboneRequestHandler {
     private static final Logger LOG = Logger.getLogger(InboundDispatcher.class);
     /** The SHA-256 of the peer certificate of an HBONE connection, computed once per connection. */
     private static final AttributeKey<String> PEER_CERT_SHA256 = AttributeKey.valueOf("waypoint-peer-cert-sha256");
+    /**
+     * h2c inside a tunnel: 100 streams, and extended CONNECT (RFC 8441) for WebSocket over HTTP/2.
+     * Windows stay at HTTP/2's 64 KiB: what a stream the endpoint does not drain may hold.
+     */
+    private static final Http2Settings H2C_SETTINGS = Http2Settings.defaultSettings().maxConcurrentStreams(100)
+            .connectProtocolEnabled(true);
 
     private final DataPath path;
     private final ConnectionPool hbone;
@@ -191,14 +194,11 @@ public final class InboundDispatcher implements HboneRequestHandler {
             Http2StreamChannel stream, HttpDeadlines deadlines) {
         ChannelPipeline p = ctx.pipeline();
         String after = ctx.name();
-        HttpLimits limits = path.limits;
         switch (protocol) {
             case HTTP1 -> {
-                p.addAfter(after, "http-codec", new HttpServerCodec());
-                p.addAfter("http-codec", "http-deadlines-observer", deadlines.observer());
-                p.addAfter("http-deadlines-observer", "http-aggregator",
-                        new BudgetedAggregator(limits.maxBodyBytes(), limits.bodyBudget()));
-                p.addAfter("http-aggregator", "http-handler", new HttpRequestHandler(path, tunnel, true, stream));
+                p.addAfter(after, Http1Server.CODEC, Http1Server.codec());
+                p.addAfter(Http1Server.CODEC, Http1Server.OBSERVER, deadlines.observer());
+                p.addAfter(Http1Server.OBSERVER, Http1Server.NAME, new Http1Server(path, tunnel, stream, deadlines));
             }
             case HTTP2 -> {
                 deadlines.http2();
@@ -211,12 +211,9 @@ public final class InboundDispatcher implements HboneRequestHandler {
                     @Override
                     protected void initChannel(Http2StreamChannel child) {
                         deadlines.streamOpened(child);
-                        child.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(true),
-                                HttpDeadlines.streamRequestTimeout(limits.deadlines().request(), tunnel),
-                                new BudgetedAggregator(limits.maxBodyBytes(), limits.bodyBudget()),
-                                new HttpRequestHandler(path, tunnel, false, null));
+                        Http2StreamServer.install(child, path, tunnel);
                     }
-                }).initialSettings(Http2Settings.defaultSettings().maxConcurrentStreams(100)).build();
+                }).initialSettings(H2C_SETTINGS).build();
                 p.addAfter(after, "h2-codec", codec);
                 h2cTunnels.add(stream);
                 if (draining) {

@@ -12,7 +12,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@link StreamBytes}: END_STREAM is passed on as END_STREAM, a reset or close on one side closes
  * the other, and a side whose peer is not writable stops reading (the HTTP/2 windows push back).
  */
-final class TcpSplice extends ChannelInboundHandlerAdapter {
+public final class TcpSplice extends ChannelInboundHandlerAdapter {
 
     private final Http2StreamChannel other;
     private final AtomicLong bytes;
@@ -26,7 +26,7 @@ final class TcpSplice extends ChannelInboundHandlerAdapter {
     }
 
     /** Joins two streams; each already has {@link StreamBytes}; counters count bytes from a to b and back. */
-    static void join(Http2StreamChannel a, Http2StreamChannel b, AtomicLong aToB, AtomicLong bToA) {
+    public static void join(Http2StreamChannel a, Http2StreamChannel b, AtomicLong aToB, AtomicLong bToA) {
         TcpSplice fromA = new TcpSplice(b, aToB);
         TcpSplice fromB = new TcpSplice(a, bToA);
         fromA.peerSide = fromB;
@@ -76,7 +76,7 @@ final class TcpSplice extends ChannelInboundHandlerAdapter {
     @Override
     public void channelWritabilityChanged(ChannelHandlerContext ctx) {
         if (self.isWritable()) {
-            other.config().setAutoRead(true);
+            StreamReading.set(other, true);
         }
     }
 

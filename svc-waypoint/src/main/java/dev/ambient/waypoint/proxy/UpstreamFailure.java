@@ -1,21 +1,19 @@
 package dev.ambient.waypoint.proxy;
 
-/** Why an upstream attempt produced no response; the kind decides retries and the status returned. */
+import io.netty.handler.codec.http.HttpResponse;
+
+/** Why an upstream attempt produced no (whole) response; the kind decides retries and the status returned. */
 public final class UpstreamFailure extends RuntimeException {
 
     public enum Kind {
-        /** No tunnel to the endpoint: dial, TLS, identity or CONNECT refused (retry-on connect-failure; 503 UF). */
+        /** No tunnel to the endpoint: dial, TLS, identity or CONNECT refused; the request never left (retry-on connect-failure; 503 UF). */
         CONNECT,
-        /** The connection ended before a full response (retry-on reset; 503 UC). */
+        /** The connection or stream ended before the whole response (retry-on reset; 503 UC). */
         RESET,
         /** The endpoint answered with something that is not HTTP of the version spoken (503 UPE). */
         PROTOCOL,
-        /** The per-try timeout fired (504 UT). */
-        TIMEOUT,
-        /** The response exceeded the body limit (502). */
-        TOO_LARGE,
-        /** The response body did not fit in what is left of the waypoint's body budget (503 UO). */
-        OVERLOADED
+        /** A timeout fired: per-try or the route's (504 UT). */
+        TIMEOUT
     }
 
     private final Kind kind;
@@ -27,5 +25,17 @@ public final class UpstreamFailure extends RuntimeException {
 
     public Kind kind() {
         return kind;
+    }
+
+    /** A failure when a response head did not parse as HTTP of {@code version}; else null. */
+    static UpstreamFailure malformed(HttpResponse response, String version) {
+        int status = response.status().code();
+        if (!response.decoderResult().isFailure() && status >= 100 && status <= 599) {
+            return null;
+        }
+        // A status outside 100..599 is no HTTP status (and would make a response_code label of anything).
+        String why = response.decoderResult().isFailure() ? response.decoderResult().cause().getMessage()
+                : "status " + status;
+        return new UpstreamFailure(Kind.PROTOCOL, "not a valid " + version + " response: " + why);
     }
 }

@@ -53,6 +53,7 @@ public final class RequestMetrics {
                 "destination_service_namespace", l.destinationServiceNamespace(),
                 "response_code", l.responseCode(),
                 "request_protocol", l.requestProtocol(),
+                "grpc_response_status", l.grpcResponseStatus(),
                 "response_flags", l.responseFlags(),
                 "connection_security_policy", "mutual_tls");
         return new Meters(
