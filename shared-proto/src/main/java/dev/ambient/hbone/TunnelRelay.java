@@ -80,7 +80,7 @@ public final class TunnelRelay {
                 finish(false, (ch == tcp ? "tcp" : "stream") + " closed before relay");
             }
             if (ch.isActive()) {
-                ch.config().setAutoRead(true);
+                StreamReading.set(ch, true);
             }
         });
     }
@@ -156,7 +156,7 @@ public final class TunnelRelay {
         @Override
         public void channelWritabilityChanged(ChannelHandlerContext ctx) {
             if (tcp.isWritable()) {
-                stream.config().setAutoRead(true);
+                StreamReading.set(stream, true);
             }
         }
 

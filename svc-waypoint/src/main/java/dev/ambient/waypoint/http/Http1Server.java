@@ -1,8 +1,8 @@
 package dev.ambient.waypoint.http;
 
+import dev.ambient.hbone.StreamReading;
 import dev.ambient.net.PendingReads;
 import dev.ambient.waypoint.proxy.StreamBytes;
-import dev.ambient.waypoint.proxy.StreamReading;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;

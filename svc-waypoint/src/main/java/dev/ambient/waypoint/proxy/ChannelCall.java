@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.proxy;
 
+import dev.ambient.hbone.StreamReading;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.HttpObject;

@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.proxy;
 
+import dev.ambient.hbone.StreamReading;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
