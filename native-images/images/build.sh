@@ -163,14 +163,7 @@ train() { # service untrained-image context: the AOT cache of one run, into cont
 }
 
 wait_ready() { # container what [port]
-  local deadline=$(( $(date +%s) + 120 ))
-  while [ "$(date +%s)" -lt $deadline ]; do
-    standalone_ready "$1" "${3:-15021}" && return 0
-    [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || break
-    sleep 0.2
-  done
-  podman logs "$1" 2>&1 | tail -30 >&2
-  die "$2 did not get ready in its container"
+  standalone_wait "$1" "${3:-15021}" || die "$2 did not get ready in its container"
 }
 
 train_cni_plugin() { # untrained image, context: the plugin's own AOT cache, made by its own runtime

@@ -18,6 +18,7 @@
 # standalone_ready NAME [PORT]: 0 once /healthz/ready answers 200 inside the container (the
 # control plane's ca answers on 15821, its xds on 15921).
 # standalone_traffic NAME: what every deployment sees (probes, a metrics scrape).
+# standalone_wait NAME PORT: standalone_ready within 120 s, or the container's log and 1.
 # standalone_stop NAME: SIGTERM, waits for the exit (a training JVM writes its cache then), removes.
 
 samples_dir="${samples_dir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../integration-tests/meshbox/samples" && pwd)}"
@@ -84,14 +85,14 @@ control_plane_start() { # name dir ca|ca+xds (images: $prefix/ca:$tag, $prefix/x
   echo waypoint-token >"$dir/waypoint.token"
   control_plane="$name-ca"
   standalone_start ca-for-control-plane "$image_prefix/ca:${tag:-0.1.0}" "$name-ca" "$dir/state-ca"
-  control_plane_wait "$name-ca" 15821 || return 1
+  standalone_wait "$name-ca" 15821 || { echo "standalone: $name-ca (control plane) did not get ready" >&2; return 1; }
   if [ "$what" = ca+xds ]; then
     standalone_start xds-for-control-plane "$image_prefix/xds:${tag:-0.1.0}" "$name-xds" "$dir/state-xds"
-    control_plane_wait "$name-xds" 15921 || return 1
+    standalone_wait "$name-xds" 15921 || { echo "standalone: $name-xds (control plane) did not get ready" >&2; return 1; }
   fi
 }
 
-control_plane_wait() { # container port: up to 120 s
+standalone_wait() { # container port: 0 once ready (up to 120 s); else its log's tail on stderr, 1
   local deadline=$(( $(date +%s) + 120 ))
   while [ "$(date +%s)" -lt $deadline ]; do
     standalone_ready "$1" "$2" && return 0
@@ -99,7 +100,6 @@ control_plane_wait() { # container port: up to 120 s
     sleep 0.2
   done
   podman logs "$1" 2>&1 | tail -30 >&2
-  echo "standalone: $1 (control plane) did not get ready" >&2
   return 1
 }
 
