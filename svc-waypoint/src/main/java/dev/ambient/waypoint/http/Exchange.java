@@ -384,12 +384,12 @@ final class Exchange {
         path.metrics.record(new RequestLabels(
                 src == null ? "unknown" : workloadName(src), src == null ? "unknown" : src.getNamespace(), peer,
                 dst == null ? "unknown" : workloadName(dst), dst == null ? "unknown" : dst.getNamespace(),
-                dst == null ? "unknown" : identity(dst).uri(),
+                dst == null || (lastEndpoint != null && lastEndpoint.external()) ? "unknown" : identity(dst).uri(),
                 svc == null ? "unknown" : svc.getHostname(), svc == null ? "unknown" : svc.getName(),
                 svc == null ? "unknown" : svc.getNamespace(),
                 Integer.toString(status), "http", flags), millis, requestBytes, responseBytes);
         AccessLog.request(method, uri, protocol, status, flags, requestBytes, responseBytes, millis,
-                lastEndpoint == null ? "-" : lastEndpoint.address().getHostAddress() + ":" + lastEndpoint.port(),
+                lastEndpoint == null ? "-" : lastEndpoint.describe(),
                 tunnel.source().getAddress().getHostAddress() + ":" + tunnel.source().getPort(), peer,
                 tunnel.describe(), route == null ? "-" : route.getName(), attempts, traceparent, reason);
     }

@@ -1,7 +1,9 @@
 package dev.ambient.waypoint.proxy;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.codec.http2.Http2StreamChannel;
@@ -9,31 +11,32 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Moves bytes between two CONNECT streams (client tunnel and endpoint tunnel), both behind
- * {@link StreamBytes}: END_STREAM is passed on as END_STREAM, a reset or close on one side closes
+ * {@link StreamBytes}, or a CONNECT stream and a socket to an endpoint outside the mesh (half-closure
+ * on): END_STREAM is passed on as END_STREAM (or a FIN), a reset or close on one side closes
  * the other, and a side whose peer is not writable stops reading (the HTTP/2 windows push back).
  */
 final class TcpSplice extends ChannelInboundHandlerAdapter {
 
-    private final Http2StreamChannel other;
+    private final Channel other;
     private final AtomicLong bytes;
     private boolean ended;
     private TcpSplice peerSide;
-    private Http2StreamChannel self;
+    private Channel self;
 
-    private TcpSplice(Http2StreamChannel other, AtomicLong bytes) {
+    private TcpSplice(Channel other, AtomicLong bytes) {
         this.other = other;
         this.bytes = bytes;
     }
 
     /** Joins two streams; each already has {@link StreamBytes}; counters count bytes from a to b and back. */
-    static void join(Http2StreamChannel a, Http2StreamChannel b, AtomicLong aToB, AtomicLong bToA) {
+    static void join(Channel a, Channel b, AtomicLong aToB, AtomicLong bToA) {
         TcpSplice fromA = new TcpSplice(b, aToB);
         TcpSplice fromB = new TcpSplice(a, bToA);
         fromA.peerSide = fromB;
         fromB.peerSide = fromA;
         fromA.self = a;
         fromB.self = b;
-        for (Http2StreamChannel ch : new Http2StreamChannel[] {a, b}) {
+        for (Channel ch : new Channel[] {a, b}) {
             TcpSplice side = ch == a ? fromA : fromB;
             ch.eventLoop().execute(() -> {
                 ch.pipeline().addLast(side);
@@ -63,7 +66,11 @@ final class TcpSplice extends ChannelInboundHandlerAdapter {
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
         if (evt instanceof ChannelInputShutdownEvent && !ended) {
             ended = true;
-            StreamBytes.endOutput(other);
+            if (other instanceof Http2StreamChannel stream) {
+                StreamBytes.endOutput(stream);
+            } else if (other instanceof DuplexChannel socket) {
+                socket.shutdownOutput(); // an endpoint outside the mesh: a FIN, as the client's END_STREAM
+            }
             if (peerSide.ended) {
                 other.eventLoop().execute(() -> other.close());
                 ctx.close();

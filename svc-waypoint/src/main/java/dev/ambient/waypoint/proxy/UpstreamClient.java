@@ -4,9 +4,11 @@ import dev.ambient.hbone.ConnectionPool;
 import dev.ambient.hbone.HboneHeaders;
 import dev.ambient.hbone.PoolKey;
 import dev.ambient.identity.SpiffeId;
+import dev.ambient.proto.workload.OriginatedTls;
 import dev.ambient.net.PendingReads;
 import dev.ambient.waypoint.identity.WaypointIdentity;
 import dev.ambient.waypoint.state.WaypointState.Endpoint;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
@@ -56,7 +58,8 @@ public final class UpstreamClient implements AutoCloseable {
 
     private static final Logger LOG = Logger.getLogger(UpstreamClient.class);
 
-    private record Key(InetSocketAddress target, SpiffeId expected, EventLoop loop) {
+    /** An endpoint outside the mesh is keyed by the name it was known by and the TLS originated to it. */
+    private record Key(InetSocketAddress target, SpiffeId expected, EventLoop loop, OriginatedTls tls) {
     }
 
     private static final Http2Settings H2_SETTINGS = Http2Settings.defaultSettings().pushEnabled(false)
@@ -73,10 +76,13 @@ public final class UpstreamClient implements AutoCloseable {
     /** HTTP/2 connections, one per endpoint and event loop; each entry is touched by its loop only. */
     private final Map<Key, Multiplexed> multiplexed = new ConcurrentHashMap<>();
     private final AtomicInteger open = new AtomicInteger();
+    private final ExternalDialer external;
 
     /** @param pools the HBONE connection pool dialling on a given event loop */
     public UpstreamClient(java.util.function.Function<EventLoop, ConnectionPool> pools, WaypointIdentity identity,
-            int hbonePort, int maxBodyBytes, BodyBudget bodyBudget, int maxIdle, Duration h2IdleTimeout) {
+            int hbonePort, int maxBodyBytes, BodyBudget bodyBudget, int maxIdle, Duration h2IdleTimeout,
+            ExternalDialer external) {
+        this.external = external;
         this.bodyBudget = bodyBudget;
         this.pools = pools;
         this.h2IdleTimeout = h2IdleTimeout;
@@ -99,7 +105,8 @@ public final class UpstreamClient implements AutoCloseable {
     public Promise<FullHttpResponse> send(Endpoint endpoint, SpiffeId expected, FullHttpRequest request, EventLoop loop,
             boolean http2) {
         Promise<FullHttpResponse> result = loop.newPromise();
-        Key key = new Key(new InetSocketAddress(endpoint.address(), endpoint.port()), expected, loop);
+        Key key = new Key(endpoint.address() != null ? new InetSocketAddress(endpoint.address(), endpoint.port())
+                : InetSocketAddress.createUnresolved(endpoint.hostname(), endpoint.port()), expected, loop, endpoint.tls());
         if (http2) {
             Multiplexed m = multiplexed.get(key);
             if (m == null || !m.usable()) {
@@ -124,9 +131,11 @@ public final class UpstreamClient implements AutoCloseable {
                 result.tryFailure(f.cause());
                 return;
             }
-            Http2StreamChannel stream = (Http2StreamChannel) f.getNow();
+            Channel stream = (Channel) f.getNow();
             Connection conn = new Connection(key, stream);
-            stream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+            if (stream instanceof Http2StreamChannel) {
+                stream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+            }
             stream.pipeline().addLast(new HttpClientCodec());
             stream.pipeline().addLast(new BudgetedAggregator(maxBodyBytes, bodyBudget));
             stream.pipeline().addLast(conn);
@@ -140,8 +149,19 @@ public final class UpstreamClient implements AutoCloseable {
      * Opens a CONNECT stream to the endpoint; completes on the key's loop (the stream's own), or
      * fails with an {@link UpstreamFailure} of kind CONNECT.
      */
-    private Promise<Http2StreamChannel> connect(Endpoint endpoint, Key key) {
-        Promise<Http2StreamChannel> connected = key.loop().newPromise();
+    private Promise<Channel> connect(Endpoint endpoint, Key key) {
+        Promise<Channel> connected = key.loop().newPromise();
+        if (endpoint.external()) {
+            // Not an HBONE peer: dialled directly (TLS originated if asked), on the key's loop.
+            external.dial(endpoint, key.loop()).addListener(f -> {
+                if (f.isSuccess()) {
+                    connected.trySuccess((Channel) f.getNow());
+                } else {
+                    connected.tryFailure(f.cause());
+                }
+            });
+            return connected;
+        }
         WaypointIdentity.TlsMaterial tls = identity.current();
         if (tls == null) {
             connected.setFailure(new UpstreamFailure(UpstreamFailure.Kind.CONNECT, "waypoint has no certificate yet"));
@@ -164,7 +184,7 @@ public final class UpstreamClient implements AutoCloseable {
     }
 
     /** Counts the connection and lets its bytes flow, once its pipeline is in place. */
-    private void start(Http2StreamChannel stream) {
+    private void start(Channel stream) {
         open.incrementAndGet();
         stream.closeFuture().addListener(x -> open.decrementAndGet());
         PendingReads.release(stream);
@@ -183,11 +203,11 @@ public final class UpstreamClient implements AutoCloseable {
     /** One HTTP/1.1 connection inside a CONNECT stream; one request at a time. */
     private final class Connection extends ChannelInboundHandlerAdapter {
         final Key key;
-        final Http2StreamChannel stream;
+        final Channel stream;
         private Promise<FullHttpResponse> pending; // stream's loop only
         private volatile boolean reusable = true;
 
-        Connection(Key key, Http2StreamChannel stream) {
+        Connection(Key key, Channel stream) {
             this.key = key;
             this.stream = stream;
         }
@@ -308,7 +328,7 @@ public final class UpstreamClient implements AutoCloseable {
     private final class Multiplexed {
         final Key key;
         private final ArrayDeque<Runnable> waiting = new ArrayDeque<>();
-        private Http2StreamChannel tunnel; // null while connecting
+        private Channel tunnel; // null while connecting
         private Throwable failed;
         private boolean retired;
         private int activeStreams;
@@ -328,8 +348,10 @@ public final class UpstreamClient implements AutoCloseable {
                     failed = f.cause();
                     retire();
                 } else {
-                    tunnel = (Http2StreamChannel) f.getNow();
-                    tunnel.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+                    tunnel = (Channel) f.getNow();
+                    if (tunnel instanceof Http2StreamChannel) {
+                        tunnel.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+                    }
                     tunnel.pipeline().addLast(Http2FrameCodecBuilder.forClient().initialSettings(H2_SETTINGS).build());
                     tunnel.pipeline().addLast(new Http2MultiplexHandler(new ChannelInboundHandlerAdapter()));
                     tunnel.pipeline().addLast(new ChannelInboundHandlerAdapter() {
