@@ -68,14 +68,9 @@ final class OutsideWorld implements AutoCloseable {
         return new Path[] {cert, key};
     }
 
-    /** outside_server.py on {@code port}: plain HTTP, or HTTPS with {@code tls} = {cert, key}. */
+    /** The mesh in a box's outside server on {@code port}: plain HTTP, or HTTPS with {@code tls} = {cert, key}. */
     void httpServer(int port, Path[] tls) throws Exception {
-        Path script = dir.resolve("outside_server.py");
-        if (!Files.exists(script)) {
-            try (var in = OutsideWorld.class.getResourceAsStream("/outside_server.py")) {
-                Files.write(script, in.readAllBytes());
-            }
-        }
+        Path script = Path.of("..", "integration-tests", "meshbox", "pods", "outside.py").toAbsolutePath();
         List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", NETNS, "/usr/bin/python3", script.toString(),
                 ADDRESS, Integer.toString(port)));
         if (tls != null) {

@@ -253,7 +253,7 @@ class WaypointEgressTest {
     @Test
     void tcpIsSplicedToTheExternalHost() throws Exception {
         InetSocketAddress echo = tunnel("240.240.0.8", 9000);
-        byte[] payload = new byte[200_000];
+        byte[] payload = new byte[2_000_000]; // more than a socket buffer: the FIN must wait for it
         new java.util.Random(7).nextBytes(payload);
         try (Socket s = new Socket(echo.getAddress(), echo.getPort())) {
             s.setSoTimeout(15_000);

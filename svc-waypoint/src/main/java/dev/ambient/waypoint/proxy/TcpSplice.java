@@ -1,6 +1,7 @@
 package dev.ambient.waypoint.proxy;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.socket.DuplexChannel;
@@ -69,7 +70,9 @@ final class TcpSplice extends ChannelInboundHandlerAdapter {
             if (other instanceof Http2StreamChannel stream) {
                 StreamBytes.endOutput(stream);
             } else if (other instanceof DuplexChannel socket) {
-                socket.shutdownOutput(); // an endpoint outside the mesh: a FIN, as the client's END_STREAM
+                // An endpoint outside the mesh: a FIN, as the client's END_STREAM, once what was
+                // written before is out (shutdownOutput drops writes still pending).
+                socket.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> socket.shutdownOutput());
             }
             if (peerSide.ended) {
                 other.eventLoop().execute(() -> other.close());

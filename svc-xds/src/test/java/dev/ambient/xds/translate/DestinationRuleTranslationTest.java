@@ -23,18 +23,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class DestinationRuleTranslationTest {
 
-    static final String BASE = """
-            apiVersion: v1
-            kind: Namespace
-            metadata: {name: egress, labels: {istio.io/dataplane-mode: ambient}}
-            ---
-            apiVersion: gateway.networking.k8s.io/v1
-            kind: Gateway
-            metadata: {name: egress-waypoint, namespace: egress}
-            spec:
-              gatewayClassName: istio-waypoint
-              listeners: [{name: mesh, port: 15008, protocol: HBONE}]
-            ---
+    /** The egress namespace and its waypoint (ServiceEntryTranslationTest's), a ServiceEntry, a rule's head. */
+    static final String BASE = ServiceEntryTranslationTest.BASE + """
             apiVersion: networking.istio.io/v1
             kind: ServiceEntry
             metadata: {name: api, namespace: egress, labels: {istio.io/use-waypoint: egress-waypoint}}
