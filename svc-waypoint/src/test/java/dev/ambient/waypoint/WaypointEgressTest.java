@@ -129,7 +129,9 @@ class WaypointEgressTest {
             Workload.Builder w = Workload.newBuilder().setUid("Kubernetes/networking.istio.io/ServiceEntry/" + NS + "/"
                     + s.getHostname()).setName(s.getHostname()).setNamespace(NS)
                     .setTunnelProtocol(TunnelProtocol.NONE)
-                    .putServices(WaypointState.key(s), PortList.newBuilder().addPorts(s.getPorts(0)).build());
+                    // As svc-xds maps a ServiceEntry endpoint without ports of its own: 0, the service's target.
+                    .putServices(WaypointState.key(s), PortList.newBuilder().addPorts(Port.newBuilder()
+                            .setServicePort(s.getPorts(0).getServicePort()).setTargetPort(0)).build());
             if (s.getHostname().equals("static.example.com")) {
                 w.addAddresses(ip(OutsideWorld.ADDRESS)); // resolution STATIC
             } else {

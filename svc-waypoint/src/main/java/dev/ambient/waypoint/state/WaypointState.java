@@ -176,11 +176,19 @@ public final class WaypointState {
         return any;
     }
 
+    /**
+     * The workload's own port for a service port, else the service's target port (a ServiceEntry
+     * endpoint without a port of its own lists 0), else the service port; as the ztunnel reads it.
+     */
     private static int targetPort(PortList mapping, Service s, int servicePort) {
+        boolean listed = false;
         if (mapping != null) {
             for (var p : mapping.getPortsList()) {
                 if (p.getServicePort() == servicePort) {
-                    return p.getTargetPort() == 0 ? servicePort : p.getTargetPort();
+                    if (p.getTargetPort() != 0) {
+                        return p.getTargetPort();
+                    }
+                    listed = true;
                 }
             }
         }
@@ -189,7 +197,7 @@ public final class WaypointState {
                 return p.getTargetPort() == 0 ? servicePort : p.getTargetPort();
             }
         }
-        return -1;
+        return listed ? servicePort : -1;
     }
 
     public static InetAddress address(byte[] raw) {
