@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""A server "outside the mesh" for egress tests: HTTP/1.1 on a port, with TLS when given a certificate.
+"""A server "outside the mesh" (the mesh in a box's api.example.com, svc-waypoint's egress tests):
+HTTP/1.1 on a port, with TLS when given a certificate.
 
 Each request is answered 200 with "outside <scheme> <Host header> <path>" and logged on stdout,
 so a test can tell what reached the outside world and whether it came in TLS.
-usage: outside_server.py ADDRESS PORT [CERT KEY]
+usage: outside.py ADDRESS PORT [CERT KEY]
 """
 import http.server
 import ssl
