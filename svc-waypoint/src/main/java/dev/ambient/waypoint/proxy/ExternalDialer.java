@@ -23,6 +23,7 @@ import io.netty.resolver.dns.DnsNameResolverBuilder;
 import io.netty.resolver.dns.DnsServerAddressStreamProvider;
 import io.netty.resolver.dns.DnsServerAddressStreamProviders;
 import io.netty.resolver.dns.SequentialDnsServerAddressStreamProvider;
+import io.netty.util.NetUtil;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
 import java.io.IOException;
@@ -64,14 +65,27 @@ public final class ExternalDialer implements AutoCloseable {
                 : new SequentialDnsServerAddressStreamProvider(dnsServers.toArray(InetSocketAddress[]::new));
     }
 
-    /** Parses "ip[:port]" resolver addresses (port 53 by default). */
+    /**
+     * Parses resolver addresses: {@code ip}, {@code ip:port} or {@code [ipv6]:port} (port 53 by
+     * default); anything else (a name, which would need a resolver itself) stops the start.
+     */
     public static List<InetSocketAddress> parseServers(List<String> servers) {
-        return servers.stream().map(s -> {
-            int colon = s.lastIndexOf(':');
-            boolean hasPort = colon > 0 && s.indexOf(':') == colon; // one colon: IPv4 with a port
-            String host = hasPort ? s.substring(0, colon) : s;
-            int port = hasPort ? Integer.parseInt(s.substring(colon + 1)) : 53;
-            return new InetSocketAddress(host, port);
+        return servers.stream().map(String::trim).map(s -> {
+            String host = s;
+            int port = 53;
+            if (s.startsWith("[") && s.contains("]")) {
+                host = s.substring(1, s.indexOf(']'));
+                String rest = s.substring(s.indexOf(']') + 1);
+                port = rest.startsWith(":") ? Integer.parseInt(rest.substring(1)) : 53;
+            } else if (s.indexOf(':') > 0 && s.indexOf(':') == s.lastIndexOf(':')) {
+                host = s.substring(0, s.indexOf(':'));
+                port = Integer.parseInt(s.substring(s.indexOf(':') + 1));
+            }
+            if (!NetUtil.isValidIpV4Address(host) && !NetUtil.isValidIpV6Address(host)) {
+                throw new IllegalArgumentException("waypoint.upstream.dns-servers: '" + s
+                        + "' is not an IP address (ip, ip:port or [ipv6]:port)");
+            }
+            return new InetSocketAddress(NetUtil.createInetAddressFromIpAddressString(host), port);
         }).toList();
     }
 
