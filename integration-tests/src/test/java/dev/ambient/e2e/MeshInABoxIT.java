@@ -174,6 +174,42 @@ class MeshInABoxIT {
     }
 
     /**
+     * Egress control (samples/egress.yaml): sleep resolves api.example.com through its ztunnel's
+     * DNS proxy to the ServiceEntry's auto-allocated address, the waypoint lets GET /get out and
+     * refuses /admin, originates TLS to the outside world's HTTPS server (verified against the
+     * box's test CA), and reports the ServiceEntry host as destination service.
+     */
+    @Test
+    @Order(2)
+    void egressGoesThroughTheWaypointWithPolicyAndOriginatedTls() throws Exception {
+        Result resolved = run(List.of(MESHBOX.toString(), "exec", "sleep", "getent", "hosts", "api.example.com"),
+                Duration.ofSeconds(30));
+        assertTrue(resolved.out().startsWith("240.240."), "the ztunnel's DNS proxy answers the ServiceEntry's"
+                + " address, not the resolver's 10.44.200.10: " + resolved.out());
+
+        Result allowed = curl("sleep", "http://api.example.com/get");
+        assertEquals(0, allowed.exit(), allowed.out());
+        assertTrue(allowed.out().startsWith("outside https api.example.com /get"),
+                "the app spoke HTTP, the outside world saw TLS: " + allowed.out());
+
+        Result denied = curl("sleep", "-i", "http://api.example.com/admin");
+        assertTrue(denied.out().startsWith("HTTP/1.1 403"), denied.out());
+        assertTrue(denied.out().contains("RBAC: access denied"), denied.out());
+        String outside = Files.readString(STATE.resolve("logs/outside-https.log"));
+        assertTrue(outside.contains("request https api.example.com /get"), outside);
+        assertFalse(outside.contains("/admin"), "the denied request never left the mesh: " + outside);
+
+        String metrics = get("http://10.44.2.100:15020/metrics");
+        for (String code : List.of("200", "403")) {
+            assertTrue(metrics.lines().anyMatch(l -> l.startsWith("istio_requests_total{")
+                    && l.contains("source_workload=\"sleep\"")
+                    && l.contains("destination_service=\"api.example.com\"")
+                    && l.contains("response_code=\"" + code + "\"")), "the waypoint counts the egress request ("
+                    + code + ") with the ServiceEntry host as destination");
+        }
+    }
+
+    /**
      * A raw client inside the sleep pod, as a hostile program would write one: connect to httpbin
      * (through the waypoint), wait, send {@code request}, print the first line of the answer, or
      * "closed" when the connection ends without one.

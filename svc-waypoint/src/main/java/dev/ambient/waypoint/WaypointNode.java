@@ -24,6 +24,7 @@ import dev.ambient.waypoint.http.HttpLimits;
 import dev.ambient.waypoint.http.RequestTarget;
 import dev.ambient.waypoint.http.RetryBudget;
 import dev.ambient.waypoint.identity.WaypointIdentity;
+import dev.ambient.waypoint.proxy.ExternalDialer;
 import dev.ambient.waypoint.proxy.HboneListener;
 import dev.ambient.waypoint.proxy.InboundDispatcher;
 import dev.ambient.waypoint.proxy.UpstreamClient;
@@ -60,6 +61,7 @@ public final class WaypointNode implements AutoCloseable {
     private ConnectionPool pool;
     private java.util.Map<io.netty.channel.EventLoop, ConnectionPool> perLoopPools = java.util.Map.of();
     private UpstreamClient upstream;
+    private ExternalDialer external;
     private InboundDispatcher dispatcher;
     private HboneListener listener;
     private DataPath dataPath;
@@ -107,15 +109,17 @@ public final class WaypointNode implements AutoCloseable {
                 new HttpDeadlines.Limits(http.requestHeaderTimeout(), http.requestTimeout(), http.idleTimeout()),
                 http.streamIdleTimeout(), RequestTarget.Options.parse(http.pathNormalization(), http.escapedSlashes()),
                 http.sniffTimeout());
+        external = new ExternalDialer(transport, up.connectTimeout(), up.dnsTimeout(),
+                ExternalDialer.parseServers(up.dnsServers().orElse(java.util.List.of())));
         upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
                 l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
-                up.maxIdlePerEndpoint(), up.idleTimeout());
+                up.maxIdlePerEndpoint(), up.idleTimeout(), external);
         LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
                 up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), balancer, upstream,
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
                 http.retryBudgetPercent(), config.trustDomain(), id, limits);
-        dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort());
+        dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external);
         HboneAdmission admission = HboneAdmission.forThisProcess(config.listen().limits().toAdmissionLimits());
         listener = new HboneListener(transport, new InetSocketAddress(config.listen().address(),
                 config.listen().hbonePort()), identity, settings, admission, dispatcher);
@@ -227,6 +231,9 @@ public final class WaypointNode implements AutoCloseable {
             pool.close();
         }
         perLoopPools.values().forEach(ConnectionPool::close);
+        if (external != null) {
+            external.close();
+        }
         if (identity != null) {
             identity.close();
         }

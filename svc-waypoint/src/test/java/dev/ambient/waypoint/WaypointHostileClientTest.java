@@ -24,6 +24,7 @@ import dev.ambient.proto.workload.Port;
 import dev.ambient.proto.workload.PortList;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.StringMatch;
+import dev.ambient.proto.workload.TunnelProtocol;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.state.WaypointState;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -123,6 +124,7 @@ class WaypointHostileClientTest {
 
         Workload.Builder pod = Workload.newBuilder().setUid("Kubernetes//Pod/demo/app").setName("app").setNamespace(NS)
                 .setServiceAccount("app").addAddresses(MeshFixtures.ip("127.0.95.1")).setWorkloadName("app")
+                .setTunnelProtocol(TunnelProtocol.HBONE) // a mesh pod, as svc-xds says
                 .setCanonicalName("app").setTrustDomain("cluster.local");
         for (Service s : List.of(WEB, AUTO, FWD, UPLOAD, TCP_LOCKED, TCP_OPEN, TCP_UNDECLARED)) {
             Port p = s.getPorts(0);

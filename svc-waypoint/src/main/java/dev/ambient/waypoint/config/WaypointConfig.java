@@ -131,6 +131,16 @@ public interface WaypointConfig {
         /** Idle HTTP/1.1 upstream connections kept per endpoint. */
         @WithDefault("64")
         int maxIdlePerEndpoint();
+
+        /**
+         * Resolvers ("ip[:port]") asked for the names of endpoints outside the mesh (ServiceEntry
+         * resolution DNS); default: the nameservers of the pod's /etc/resolv.conf.
+         */
+        Optional<java.util.List<String>> dnsServers();
+
+        /** A name not resolved by then fails the attempt (503, connect failure). */
+        @WithDefault("5s")
+        Duration dnsTimeout();
     }
 
     interface Http {

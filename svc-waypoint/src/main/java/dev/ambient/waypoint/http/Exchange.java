@@ -21,6 +21,7 @@ import dev.ambient.waypoint.telemetry.AccessLog;
 import dev.ambient.waypoint.telemetry.RequestLabels;
 import dev.ambient.waypoint.telemetry.TraceContext;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.DefaultHttpRequest;
@@ -558,7 +559,7 @@ final class Exchange {
                 a.call.abort();
                 return;
             }
-            Http2StreamChannel endpointSide = a.call.takeOverAsTunnel();
+            Channel endpointSide = a.call.takeOverAsTunnel();
             // What the client sent before it had the 101 (an HTTP/2 client may), ahead of the rest.
             for (HttpContent part; (part = unsent.poll()) != null;) {
                 if (part.content().isReadable()) {
@@ -788,7 +789,7 @@ final class Exchange {
         path.metrics.record(new RequestLabels(
                 src == null ? "unknown" : workloadName(src), src == null ? "unknown" : src.getNamespace(), peer,
                 dst == null ? "unknown" : workloadName(dst), dst == null ? "unknown" : dst.getNamespace(),
-                dst == null ? "unknown" : identity(dst).uri(),
+                dst == null || (lastEndpoint != null && lastEndpoint.external()) ? "unknown" : identity(dst).uri(),
                 svc == null ? "unknown" : svc.getHostname(), svc == null ? "unknown" : svc.getName(),
                 svc == null ? "unknown" : svc.getNamespace(),
                 Integer.toString(status), grpc ? "grpc" : "http", grpc && grpcStatus != null ? grpcStatus : "",
@@ -797,7 +798,7 @@ final class Exchange {
             reason = "not retried: " + notRetried;
         }
         AccessLog.request(method, uri, downstream.protocol(), status, flags, requestBytes, responseBytes, millis,
-                lastEndpoint == null ? "-" : lastEndpoint.address().getHostAddress() + ":" + lastEndpoint.port(),
+                lastEndpoint == null ? "-" : lastEndpoint.describe(),
                 tunnel.source().getAddress().getHostAddress() + ":" + tunnel.source().getPort(), peer,
                 tunnel.describe(), route == null ? "-" : route.getName(), attempts, traceparent, reason);
     }

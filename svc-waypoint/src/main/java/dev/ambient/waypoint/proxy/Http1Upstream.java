@@ -2,6 +2,7 @@ package dev.ambient.waypoint.proxy;
 
 import dev.ambient.net.PendingReads;
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.EventLoop;
@@ -31,20 +32,23 @@ final class Http1Upstream extends ChannelInboundHandlerAdapter {
     static final int MAX_CHUNK_BYTES = 64 * 1024;
 
     final UpstreamClient.Key key;
-    final Http2StreamChannel stream;
+    /** A CONNECT stream to the endpoint, or a socket (plain or TLS) to an endpoint outside the mesh. */
+    final Channel stream;
     private final UpstreamClient client;
     private Call current;
     private boolean reusable = true;
     private boolean upgraded;
 
-    Http1Upstream(UpstreamClient.Key key, Http2StreamChannel stream, UpstreamClient client) {
+    Http1Upstream(UpstreamClient.Key key, Channel stream, UpstreamClient client) {
         this.key = key;
         this.stream = stream;
         this.client = client;
     }
 
     void install() {
-        stream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+        if (stream instanceof Http2StreamChannel) {
+            stream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+        }
         stream.pipeline().addLast(CODEC, new HttpClientCodec(new HttpDecoderConfig().setMaxChunkSize(MAX_CHUNK_BYTES),
                 HttpClientCodec.DEFAULT_PARSE_HTTP_AFTER_CONNECT_REQUEST,
                 HttpClientCodec.DEFAULT_FAIL_ON_MISSING_RESPONSE));
@@ -178,7 +182,7 @@ final class Http1Upstream extends ChannelInboundHandlerAdapter {
     }
 
     /** The connection's stream as a byte tunnel: the codec and this handler leave; PendingReads stays. */
-    private Http2StreamChannel takeOver() {
+    private Channel takeOver() {
         current = null;
         reusable = false;
         stream.pipeline().remove(CODEC);
@@ -202,7 +206,7 @@ final class Http1Upstream extends ChannelInboundHandlerAdapter {
         }
 
         @Override
-        public Http2StreamChannel takeOverAsTunnel() {
+        public Channel takeOverAsTunnel() {
             over = true;
             return connection.takeOver();
         }

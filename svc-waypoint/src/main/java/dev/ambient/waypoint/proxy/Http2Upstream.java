@@ -2,6 +2,7 @@ package dev.ambient.waypoint.proxy;
 
 import dev.ambient.net.PendingReads;
 import dev.ambient.waypoint.http.WebSocketUpgrade;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
@@ -55,10 +56,10 @@ final class Http2Upstream {
 
     private final UpstreamClient.Key key;
     private final Duration idleTimeout;
-    private final Consumer<Http2StreamChannel> started;
+    private final Consumer<Channel> started;
     private final Runnable retired;
     private final ArrayDeque<Call> waiting = new ArrayDeque<>();
-    private Http2StreamChannel tunnel; // null while connecting
+    private Channel tunnel; // null while connecting: a CONNECT stream, or a socket outside the mesh
     private UpstreamFailure failed;
     private boolean retiredAlready;
     private int activeStreams;
@@ -68,7 +69,7 @@ final class Http2Upstream {
      * @param started counts the connection and lets its bytes flow once its pipeline is in place
      * @param retired removes it from the pool (new calls open a new connection)
      */
-    Http2Upstream(UpstreamClient.Key key, Duration idleTimeout, Consumer<Http2StreamChannel> started,
+    Http2Upstream(UpstreamClient.Key key, Duration idleTimeout, Consumer<Channel> started,
             Runnable retired) {
         this.key = key;
         this.idleTimeout = idleTimeout;
@@ -80,14 +81,16 @@ final class Http2Upstream {
         return !retiredAlready && failed == null && (tunnel == null || tunnel.isActive());
     }
 
-    void open(Future<Http2StreamChannel> connecting) {
+    void open(Future<Channel> connecting) {
         connecting.addListener(f -> {
             if (!f.isSuccess()) {
                 failed = (UpstreamFailure) f.cause();
                 retire();
             } else {
-                tunnel = (Http2StreamChannel) f.getNow();
-                tunnel.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+                tunnel = (Channel) f.getNow();
+                if (tunnel instanceof Http2StreamChannel) {
+                    tunnel.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+                }
                 tunnel.pipeline().addLast(Http2FrameCodecBuilder.forClient().initialSettings(SETTINGS).build());
                 tunnel.pipeline().addLast(new Http2MultiplexHandler(new ChannelInboundHandlerAdapter()));
                 tunnel.pipeline().addLast(new ChannelInboundHandlerAdapter() {
@@ -218,12 +221,12 @@ final class Http2Upstream {
         }
 
         @Override
-        public Http2StreamChannel takeOverAsTunnel() {
+        public Channel takeOverAsTunnel() {
             over = true;
             channel.pipeline().remove(CODEC);
             channel.pipeline().remove(handler);
             channel.pipeline().addFirst(StreamBytes.NAME, new StreamBytes());
-            return (Http2StreamChannel) channel;
+            return channel;
         }
 
         /** The answer to an extended CONNECT, as the HTTP/1.1 101 the rest of the waypoint expects. */

@@ -74,6 +74,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
     private final ConnectionPool hbone;
     private final WaypointIdentity identity;
     private final int upstreamHbonePort;
+    private final ExternalDialer external;
     private final AtomicInteger openTunnels = new AtomicInteger();
     private final AtomicInteger tcpTunnels = new AtomicInteger();
     /** Tunnels carrying h2c: a drain tells their clients, too, to open no new stream. */
@@ -87,7 +88,9 @@ public final class InboundDispatcher implements HboneRequestHandler {
         h2cTunnels.forEach(HboneServerInitializer::goAway);
     }
 
-    public InboundDispatcher(DataPath path, ConnectionPool hbone, WaypointIdentity identity, int upstreamHbonePort) {
+    public InboundDispatcher(DataPath path, ConnectionPool hbone, WaypointIdentity identity, int upstreamHbonePort,
+            ExternalDialer external) {
+        this.external = external;
         this.path = path;
         this.hbone = hbone;
         this.identity = identity;
@@ -258,7 +261,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
                 upstream.stream().close();
                 request.abandon();
                 AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
-                        Authority.format(upstream.target()), "closed: the client left while its endpoint was dialled");
+                        upstream.target(), "closed: the client left while its endpoint was dialled");
                 return;
             }
             Http2StreamChannel inbound = accept(request);
@@ -283,7 +286,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
     }
 
     /** A tunnel to an endpoint, opened for one client tunnel. */
-    private record Upstream(Http2StreamChannel stream, InetSocketAddress target, long startNanos) {
+    private record Upstream(Channel stream, String target, long startNanos) {
     }
 
     /**
@@ -305,6 +308,20 @@ public final class InboundDispatcher implements HboneRequestHandler {
         String src = Authority.format(tunnel.source());
         String peer = tunnel.peer().uri();
         WaypointIdentity.TlsMaterial tls = identity.current();
+        if (endpoint != null && endpoint.external()) {
+            // Outside the mesh: dialled directly, named in the log as it was known (a name or an address).
+            long start = System.nanoTime();
+            external.dial(endpoint, loop).addListener(f -> loop.execute(() -> {
+                if (f.isSuccess()) {
+                    result.setSuccess(new Upstream((Channel) f.getNow(), endpoint.describe(), start));
+                    return;
+                }
+                path.balancer.failed(endpoint, java.util.List.of(endpoint), f.cause().getMessage());
+                AccessLog.connection("tcp", src, peer, endpoint.describe(), "closed: " + f.cause().getMessage());
+                result.setFailure(f.cause());
+            }));
+            return result;
+        }
         if (endpoint == null || tls == null) {
             String why = endpoint == null ? "no healthy endpoint" : "no certificate";
             AccessLog.connection("tcp", src, peer, tunnel.describe(), "closed: " + why);
@@ -319,7 +336,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
                 Set.of(expected)), tls.client(), HboneHeaders.connect(target, tunnel.source(), null), null)
                 .addListener(f -> loop.execute(() -> {
                     if (f.isSuccess()) {
-                        result.setSuccess(new Upstream((Http2StreamChannel) f.getNow(), target, start));
+                        result.setSuccess(new Upstream((Http2StreamChannel) f.getNow(), Authority.format(target), start));
                         return;
                     }
                     path.balancer.failed(endpoint, java.util.List.of(endpoint), f.cause().getMessage());
@@ -331,9 +348,11 @@ public final class InboundDispatcher implements HboneRequestHandler {
 
     /** Relays between the client's tunnel and the endpoint's until either ends; one access-log line at the end. */
     private static void splice(Tunnel tunnel, Http2StreamChannel inbound, Upstream up) {
-        Http2StreamChannel upstream = up.stream();
+        Channel upstream = up.stream();
         upstream.eventLoop().execute(() -> {
-            upstream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+            if (upstream instanceof Http2StreamChannel) {
+                upstream.pipeline().addLast(StreamBytes.NAME, new StreamBytes());
+            }
             AtomicLong sent = new AtomicLong();
             AtomicLong received = new AtomicLong();
             TcpSplice.join(inbound, upstream, sent, received);
@@ -341,7 +360,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
             upstream.closeFuture().addListener(x -> {
                 inbound.close();
                 AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
-                        Authority.format(up.target()), String.format("closed: sent=%d received=%d %.1fms", sent.get(),
+                        up.target(), String.format("closed: sent=%d received=%d %.1fms", sent.get(),
                                 received.get(), (System.nanoTime() - up.startNanos()) / 1e6));
             });
         });

@@ -1,7 +1,7 @@
 package dev.ambient.waypoint.proxy;
 
 import io.netty.handler.codec.http.HttpObject;
-import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.channel.Channel;
 
 /**
  * One request/response exchange with an endpoint, streaming both ways: the caller writes the
@@ -55,5 +55,5 @@ public interface UpstreamCall {
      * carrying bytes from now on ({@link StreamBytes} at its front, what was read after the head
      * held in a {@code PendingReads} that the splice releases). The call is over.
      */
-    Http2StreamChannel takeOverAsTunnel();
+    Channel takeOverAsTunnel();
 }

@@ -5,8 +5,10 @@ import dev.ambient.hbone.HboneHeaders;
 import dev.ambient.hbone.PoolKey;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.net.PendingReads;
+import dev.ambient.proto.workload.OriginatedTls;
 import dev.ambient.waypoint.identity.WaypointIdentity;
 import dev.ambient.waypoint.state.WaypointState.Endpoint;
+import io.netty.channel.Channel;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.util.concurrent.Future;
@@ -33,12 +35,17 @@ import java.util.function.Function;
  * endpoint) or HTTP/2 with prior knowledge ({@link Http2Upstream}: one connection per endpoint,
  * each call one of its streams). Calls stream both ways ({@link UpstreamCall}). Pools are per event
  * loop (as Envoy's per-worker pools): a request and its upstream connection live on the same
- * thread, so nothing here is shared between threads but the counters.
+ * thread, so nothing here is shared between threads but the counters. An endpoint outside the
+ * mesh (a ServiceEntry's) is dialled directly instead, with TLS originated if its service asks
+ * ({@link ExternalDialer}); the same HTTP runs over that connection.
  */
 public final class UpstreamClient implements AutoCloseable {
 
-    /** Where a connection goes, and the loop it lives on. */
-    record Key(InetSocketAddress target, SpiffeId expected, EventLoop loop) {
+    /**
+     * Where a connection goes, and the loop it lives on. An endpoint outside the mesh is keyed by
+     * the name it was known by and the TLS originated to it.
+     */
+    record Key(InetSocketAddress target, SpiffeId expected, EventLoop loop, OriginatedTls tls) {
     }
 
     /** What one upgraded call may read before the splice takes it over (the client has not seen the 101 yet). */
@@ -54,10 +61,12 @@ public final class UpstreamClient implements AutoCloseable {
     /** HTTP/2 connections, one per endpoint and event loop; each entry is touched by its loop only. */
     private final Map<Key, Http2Upstream> multiplexed = new ConcurrentHashMap<>();
     private final AtomicInteger open = new AtomicInteger();
+    private final ExternalDialer external;
 
     /** @param pools the HBONE connection pool dialling on a given event loop */
     public UpstreamClient(Function<EventLoop, ConnectionPool> pools, WaypointIdentity identity, int hbonePort,
-            int maxIdle, Duration h2IdleTimeout) {
+            int maxIdle, Duration h2IdleTimeout, ExternalDialer external) {
+        this.external = external;
         this.pools = pools;
         this.identity = identity;
         this.hbonePort = hbonePort;
@@ -77,7 +86,8 @@ public final class UpstreamClient implements AutoCloseable {
      */
     public UpstreamCall open(Endpoint endpoint, SpiffeId expected, EventLoop loop, boolean http2,
             UpstreamCall.Listener listener) {
-        Key key = new Key(new InetSocketAddress(endpoint.address(), endpoint.port()), expected, loop);
+        Key key = new Key(endpoint.address() != null ? new InetSocketAddress(endpoint.address(), endpoint.port())
+                : InetSocketAddress.createUnresolved(endpoint.hostname(), endpoint.port()), expected, loop, endpoint.tls());
         if (http2) {
             Http2Upstream m = multiplexed.get(key);
             if (m == null || !m.usable()) {
@@ -104,7 +114,7 @@ public final class UpstreamClient implements AutoCloseable {
                 call.connectFailed((UpstreamFailure) f.cause());
                 return;
             }
-            Http2StreamChannel stream = (Http2StreamChannel) f.getNow();
+            Channel stream = (Channel) f.getNow();
             Http1Upstream conn = new Http1Upstream(key, stream, this);
             conn.install();
             started(stream);
@@ -121,8 +131,19 @@ public final class UpstreamClient implements AutoCloseable {
      * Opens a CONNECT stream to the endpoint; completes on the key's loop (the stream's own), or
      * fails with an {@link UpstreamFailure} of kind CONNECT.
      */
-    private Promise<Http2StreamChannel> connect(Endpoint endpoint, Key key) {
-        Promise<Http2StreamChannel> connected = key.loop().newPromise();
+    private Promise<Channel> connect(Endpoint endpoint, Key key) {
+        Promise<Channel> connected = key.loop().newPromise();
+        if (endpoint.external()) {
+            // Not an HBONE peer: dialled directly (TLS originated if asked), on the key's loop.
+            external.dial(endpoint, key.loop()).addListener(f -> {
+                if (f.isSuccess()) {
+                    connected.trySuccess((Channel) f.getNow());
+                } else {
+                    connected.tryFailure(f.cause());
+                }
+            });
+            return connected;
+        }
         WaypointIdentity.TlsMaterial tls = identity.current();
         if (tls == null) {
             connected.setFailure(new UpstreamFailure(UpstreamFailure.Kind.CONNECT, "waypoint has no certificate yet"));
@@ -145,7 +166,7 @@ public final class UpstreamClient implements AutoCloseable {
     }
 
     /** Counts the connection and lets its bytes flow, once its pipeline is in place. */
-    private void started(Http2StreamChannel stream) {
+    private void started(Channel stream) {
         open.incrementAndGet();
         stream.closeFuture().addListener(x -> open.decrementAndGet());
         PendingReads.release(stream);

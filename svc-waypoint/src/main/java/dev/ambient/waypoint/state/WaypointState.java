@@ -3,8 +3,10 @@ package dev.ambient.waypoint.state;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.ServiceRoutes;
 import dev.ambient.proto.workload.NetworkAddress;
+import dev.ambient.proto.workload.OriginatedTls;
 import dev.ambient.proto.workload.PortList;
 import dev.ambient.proto.workload.Service;
+import dev.ambient.proto.workload.TunnelProtocol;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.proto.workload.WorkloadStatus;
 import java.net.InetAddress;
@@ -24,10 +26,28 @@ public final class WaypointState {
 
     public static final WaypointState EMPTY = of(List.of(), List.of(), List.of(), List.of());
 
-    /** An endpoint of a service: the workload and the port it listens on for that service port. */
-    public record Endpoint(Workload workload, InetAddress address, int port) {
+    /**
+     * An endpoint of a service: the workload and the port it listens on for that service port. One
+     * known by name only (a ServiceEntry with resolution DNS) has no address until it is dialled;
+     * {@code tls} is the TLS the waypoint originates to it, if a DestinationRule asks for it.
+     */
+    public record Endpoint(Workload workload, InetAddress address, int port, String hostname, OriginatedTls tls) {
+        public Endpoint(Workload workload, InetAddress address, int port) {
+            this(workload, address, port, null, null);
+        }
+
         public String uid() {
             return workload.getUid();
+        }
+
+        /** Outside the mesh (not an HBONE peer): dialled directly, in plain TCP or originated TLS. */
+        public boolean external() {
+            return workload.getTunnelProtocol() != TunnelProtocol.HBONE;
+        }
+
+        /** "ip:port", or "name:port" for an endpoint known by name. */
+        public String describe() {
+            return (address != null ? address.getHostAddress() : hostname) + ":" + port;
         }
     }
 
@@ -127,22 +147,48 @@ public final class WaypointState {
         List<Endpoint> out = new ArrayList<>();
         String key = key(s);
         for (Workload w : backingWorkloads.getOrDefault(key, List.of())) {
-            if (w.getStatus() != WorkloadStatus.HEALTHY || w.getAddressesCount() == 0) {
+            boolean byName = w.getAddressesCount() == 0 && !w.getHostname().isEmpty()
+                    && w.getTunnelProtocol() != TunnelProtocol.HBONE;
+            if (w.getStatus() != WorkloadStatus.HEALTHY || (w.getAddressesCount() == 0 && !byName)) {
                 continue;
             }
             int target = targetPort(w.getServicesMap().get(key), s, servicePort);
             if (target > 0) {
-                out.add(new Endpoint(w, address(w.getAddresses(0).toByteArray()), target));
+                OriginatedTls tls = w.getTunnelProtocol() == TunnelProtocol.HBONE ? null : originatedTls(s, servicePort);
+                out.add(byName ? new Endpoint(w, null, target, w.getHostname(), tls)
+                        : new Endpoint(w, address(w.getAddresses(0).toByteArray()), target, null, tls));
             }
         }
         return out;
     }
 
+    /** The TLS to originate to a service port's endpoints: its own entry, else the one for every port. */
+    static OriginatedTls originatedTls(Service s, int servicePort) {
+        OriginatedTls any = null;
+        for (OriginatedTls t : s.getOriginatedTlsList()) {
+            if (t.getPort() == servicePort) {
+                return t;
+            }
+            if (t.getPort() == 0) {
+                any = t;
+            }
+        }
+        return any;
+    }
+
+    /**
+     * The workload's own port for a service port, else the service's target port (a ServiceEntry
+     * endpoint without a port of its own lists 0), else the service port; as the ztunnel reads it.
+     */
     private static int targetPort(PortList mapping, Service s, int servicePort) {
+        boolean listed = false;
         if (mapping != null) {
             for (var p : mapping.getPortsList()) {
                 if (p.getServicePort() == servicePort) {
-                    return p.getTargetPort() == 0 ? servicePort : p.getTargetPort();
+                    if (p.getTargetPort() != 0) {
+                        return p.getTargetPort();
+                    }
+                    listed = true;
                 }
             }
         }
@@ -151,7 +197,7 @@ public final class WaypointState {
                 return p.getTargetPort() == 0 ? servicePort : p.getTargetPort();
             }
         }
-        return -1;
+        return listed ? servicePort : -1;
     }
 
     public static InetAddress address(byte[] raw) {

@@ -342,6 +342,18 @@ final class AuthorizationTranslator {
                     }
                     targets.add("Service/" + ns + "/" + svc.getHostname());
                 }
+            } else if (kind.equals("ServiceEntry") && "networking.istio.io".equals(group)) {
+                List<dev.ambient.proto.workload.Service> hosts = ctx.entryServices(ns, name);
+                if (hosts.isEmpty()) {
+                    ctx.problem(p, at + ": ServiceEntry " + ns + "/" + name + " does not exist (or has no valid host)");
+                }
+                for (var svc : hosts) {
+                    if (!svc.hasWaypoint()) {
+                        ctx.problem(p, at + ": ServiceEntry " + ns + "/" + name + " host " + svc.getHostname()
+                                + " has no waypoint; the policy applies once it has one");
+                    }
+                    targets.add("Service/" + ns + "/" + svc.getHostname());
+                }
             } else {
                 ctx.problem(p, at + ": target kind " + (group == null ? "" : group + "/") + kind + " is not supported");
             }

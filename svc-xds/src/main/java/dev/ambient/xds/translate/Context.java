@@ -62,6 +62,12 @@ final class Context {
         return Specs.namespace(o) + "/" + o.getMetadata().getName();
     }
 
+    /** The services of a ServiceEntry (one per host), once the ServiceEntry translation ran. */
+    List<dev.ambient.proto.workload.Service> entryServices(String namespace, String name) {
+        return translatedEntries.stream().filter(s -> s.getNamespace().equals(namespace) && s.getName().equals(name))
+                .toList();
+    }
+
     void problem(String resource, String reason) {
         problems.add(new Problem(resource, reason));
     }

@@ -20,6 +20,8 @@ public enum KubeKind {
     GATEWAY("gateway.networking.k8s.io", "v1", "Gateway", "gateways", true, List.of("v1", "v1beta1")),
     HTTP_ROUTE("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", true, List.of("v1", "v1beta1")),
     SERVICE_ENTRY("networking.istio.io", "v1", "ServiceEntry", "serviceentries", true,
+            List.of("v1", "v1beta1", "v1alpha3")),
+    DESTINATION_RULE("networking.istio.io", "v1", "DestinationRule", "destinationrules", true,
             List.of("v1", "v1beta1", "v1alpha3"));
 
     private final String group;

@@ -73,6 +73,7 @@ public final class MeshTranslator {
             });
         }
         out.addAll(new ServiceEntryTranslator(ctx).translate(input.serviceEntries()));
+        new DestinationRuleTranslator(ctx).apply(input.destinationRules(), out);
         Map<String, Map<String, PortList>> sliceMembership = endpointSliceMembership(ctx);
         for (Pod p : input.pods()) {
             guarded(ctx, p, () -> {

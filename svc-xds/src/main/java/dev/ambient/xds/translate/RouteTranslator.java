@@ -163,6 +163,23 @@ final class RouteTranslator {
                             + " has no waypoint; the routes apply once it has one");
                 }
                 attached.add(svc);
+            } else if (kind.equals("ServiceEntry") && "networking.istio.io".equals(group)) {
+                List<Service> hosts = ctx.entryServices(parentNs, name);
+                if (hosts.isEmpty()) {
+                    ctx.problem(r, at + ": ServiceEntry " + parentNs + "/" + name + " does not exist (or has no valid host)");
+                    continue;
+                }
+                for (Service svc : hosts) {
+                    if (port != null && svc.getPortsList().stream().noneMatch(p -> p.getServicePort() == port)) {
+                        ctx.problem(r, at + ": ServiceEntry " + parentNs + "/" + name + " has no port " + port);
+                        continue;
+                    }
+                    if (!svc.hasWaypoint()) {
+                        ctx.problem(r, at + ": ServiceEntry " + parentNs + "/" + name + " host " + svc.getHostname()
+                                + " has no waypoint; the routes apply once it has one");
+                    }
+                    attached.add(svc);
+                }
             } else if (kind.equals("Gateway") && (group == null || group.equals("gateway.networking.k8s.io"))) {
                 GenericKubernetesResource gw = ctx.gateways.get(parentNs + "/" + name);
                 if (gw == null) {
@@ -175,7 +192,8 @@ final class RouteTranslator {
                     continue;
                 }
                 String wpHost = ctx.config.serviceHostname(name, parentNs);
-                for (Service svc : ctx.translatedServices.values()) {
+                for (Service svc : java.util.stream.Stream.concat(ctx.translatedServices.values().stream(),
+                        ctx.translatedEntries.stream()).toList()) {
                     if (svc.hasWaypoint() && svc.getWaypoint().getHostname().getHostname().equals(wpHost)
                             && hostnameMatches(hostnames, svc)) {
                         attached.add(svc);

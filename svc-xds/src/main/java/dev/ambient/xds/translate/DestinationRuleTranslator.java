@@ -1,0 +1,191 @@
+package dev.ambient.xds.translate;
+
+import com.google.protobuf.Message;
+import dev.ambient.proto.workload.OriginatedTls;
+import dev.ambient.proto.workload.Port;
+import dev.ambient.proto.workload.Service;
+import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * {@code networking.istio.io} DestinationRule, the part a waypoint uses: TLS originated to a
+ * service's endpoints ({@code trafficPolicy.tls} and {@code portLevelSettings[].tls} with
+ * {@code mode: SIMPLE}, {@code sni}, {@code caCertificates}, {@code insecureSkipVerify}). Each
+ * service port gets its effective setting (a port's own over the rule's), put on the
+ * {@code Service} as {@code originated_tls}; the SNI defaults to the service's hostname, and the
+ * certificate is always verified against it unless the rule says {@code insecureSkipVerify: true}.
+ * Fields the waypoint does not apply are reported and ignored; never in a way that sends in clear
+ * what the rule wanted encrypted ({@code MUTUAL} still originates TLS, without a client certificate,
+ * so a server that requires one refuses: fail closed).
+ */
+final class DestinationRuleTranslator {
+
+    private static final Set<String> SPEC_KEYS = Set.of("host", "trafficPolicy", "subsets", "exportTo",
+            "workloadSelector");
+    private static final Set<String> POLICY_KEYS = Set.of("tls", "portLevelSettings", "connectionPool",
+            "loadBalancer", "outlierDetection", "tunnel", "proxyProtocol");
+    private static final Set<String> TLS_KEYS = Set.of("mode", "sni", "caCertificates", "insecureSkipVerify",
+            "subjectAltNames", "credentialName", "clientCertificate", "privateKey", "caCrl");
+    private static final Set<String> MODES = Set.of("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL");
+
+    /** A port's TLS as read; {@code null} mode = not set here (the rule's own applies). */
+    private record TlsSpec(String mode, String sni, String caCertificates, boolean insecureSkipVerify) {
+    }
+
+    private final Context ctx;
+
+    DestinationRuleTranslator(Context ctx) {
+        this.ctx = ctx;
+    }
+
+    /** Replaces, in {@code out}, the services a rule applies to with their TLS settings added. */
+    void apply(List<GenericKubernetesResource> rules, List<Message> out) {
+        for (GenericKubernetesResource r : rules) {
+            if (r.getMetadata() == null || r.getMetadata().getName() == null) {
+                ctx.problem("DestinationRule/?", "metadata.name is missing");
+                continue;
+            }
+            try {
+                apply(r, out);
+            } catch (Specs.Invalid e) {
+                ctx.problem(r, e.getMessage() + "; rule skipped");
+            } catch (RuntimeException e) {
+                ctx.problem(r, "cannot be translated: " + e);
+            }
+        }
+    }
+
+    private void apply(GenericKubernetesResource r, List<Message> out) {
+        Map<String, Object> spec = Specs.spec(r);
+        Specs.onlyKeys(spec, "spec", SPEC_KEYS);
+        String ns = Specs.namespace(r);
+        String source = ns + "/" + r.getMetadata().getName();
+        String host = Specs.string(spec.get("host"), "spec.host");
+        if (host == null || host.isBlank()) {
+            throw new Specs.Invalid("spec.host: required");
+        }
+        host = host.trim().toLowerCase(Locale.ROOT);
+        for (String ignored : List.of("subsets", "exportTo", "workloadSelector")) {
+            if (spec.get(ignored) != null) {
+                ctx.problem(r, "spec." + ignored + ": not supported; ignored");
+            }
+        }
+        Map<String, Object> policy = spec.get("trafficPolicy") == null ? Map.of()
+                : Specs.map(spec.get("trafficPolicy"), "spec.trafficPolicy");
+        Specs.onlyKeys(policy, "spec.trafficPolicy", POLICY_KEYS);
+        for (String ignored : List.of("connectionPool", "loadBalancer", "outlierDetection", "tunnel", "proxyProtocol")) {
+            if (policy.get(ignored) != null) {
+                ctx.problem(r, "spec.trafficPolicy." + ignored + ": not supported; ignored");
+            }
+        }
+        TlsSpec all = tls(r, policy.get("tls"), "spec.trafficPolicy.tls");
+        Map<Integer, TlsSpec> perPort = new HashMap<>();
+        List<Map<String, Object>> ports = Specs.maps(policy.get("portLevelSettings"),
+                "spec.trafficPolicy.portLevelSettings");
+        for (int i = 0; i < ports.size(); i++) {
+            String at = "spec.trafficPolicy.portLevelSettings[" + i + "]";
+            Map<String, Object> setting = ports.get(i);
+            Set<String> keys = new java.util.HashSet<>(POLICY_KEYS);
+            keys.add("port");
+            keys.remove("portLevelSettings");
+            Specs.onlyKeys(setting, at, keys);
+            if (setting.get("port") == null) {
+                throw new Specs.Invalid(at + ".port: required");
+            }
+            Map<String, Object> port = Specs.map(setting.get("port"), at + ".port");
+            Specs.onlyKeys(port, at + ".port", Set.of("number"));
+            int number = Specs.port(port.get("number"), at + ".port.number");
+            TlsSpec t = tls(r, setting.get("tls"), at + ".tls");
+            if (t != null) {
+                perPort.put(number, t);
+            }
+        }
+        List<Integer> matched = matching(ns, host, out);
+        if (matched.isEmpty()) {
+            ctx.problem(r, "spec.host: " + host + " is no Service or ServiceEntry host; nothing applies");
+            return;
+        }
+        for (int index : matched) {
+            Service s = (Service) out.get(index);
+            Service.Builder b = s.toBuilder().clearOriginatedTls();
+            for (Port p : s.getPortsList()) {
+                TlsSpec t = perPort.getOrDefault(p.getServicePort(), all);
+                if (t == null || !("SIMPLE".equals(t.mode()) || "MUTUAL".equals(t.mode()))) {
+                    continue; // DISABLE, ISTIO_MUTUAL (what HBONE already is), or nothing
+                }
+                b.addOriginatedTls(OriginatedTls.newBuilder().setPort(p.getServicePort())
+                        .setSni(t.sni() != null ? t.sni() : s.getHostname())
+                        .setCaCertificates(t.caCertificates() == null ? "" : t.caCertificates())
+                        .setInsecureSkipVerify(t.insecureSkipVerify()).setSource(source));
+            }
+            for (int port : perPort.keySet()) {
+                if (s.getPortsList().stream().noneMatch(p -> p.getServicePort() == port)) {
+                    ctx.problem(r, "spec.trafficPolicy.portLevelSettings: " + s.getHostname() + " has no port " + port);
+                }
+            }
+            Service changed = b.build();
+            out.set(index, changed);
+            ctx.translatedEntries.replaceAll(e -> e == s ? changed : e);
+            ctx.translatedServices.replaceAll((k, e) -> e == s ? changed : e);
+        }
+    }
+
+    /** Indexes in {@code out} of the services named by {@code host}: those of the rule's namespace first. */
+    private static List<Integer> matching(String ns, String host, List<Message> out) {
+        List<Integer> own = new ArrayList<>();
+        List<Integer> others = new ArrayList<>();
+        for (int i = 0; i < out.size(); i++) {
+            if (out.get(i) instanceof Service s) {
+                String h = s.getHostname();
+                boolean named = h.equals(host) || h.equals(host + "." + s.getNamespace() + ".svc.cluster.local")
+                        || h.equals(host + ".svc.cluster.local");
+                if (named) {
+                    (s.getNamespace().equals(ns) ? own : others).add(i);
+                }
+            }
+        }
+        return own.isEmpty() ? others : own;
+    }
+
+    private TlsSpec tls(GenericKubernetesResource r, Object o, String at) {
+        if (o == null) {
+            return null;
+        }
+        Map<String, Object> tls = Specs.map(o, at);
+        Specs.onlyKeys(tls, at, TLS_KEYS);
+        String mode = Specs.string(tls.getOrDefault("mode", "DISABLE"), at + ".mode");
+        if (!MODES.contains(mode)) {
+            throw new Specs.Invalid(at + ".mode: must be one of " + new java.util.TreeSet<>(MODES) + ", got '" + mode + "'");
+        }
+        if (mode.equals("MUTUAL")) {
+            ctx.problem(r, at + ".mode: MUTUAL is originated as SIMPLE, without a client certificate (a server that"
+                    + " requires one refuses the connection)");
+        }
+        for (String ignored : List.of("credentialName", "clientCertificate", "privateKey", "caCrl")) {
+            if (tls.get(ignored) != null) {
+                ctx.problem(r, at + "." + ignored + ": not supported; ignored");
+            }
+        }
+        if (tls.get("subjectAltNames") != null) {
+            ctx.problem(r, at + ".subjectAltNames: not supported; the certificate is verified against the SNI name");
+        }
+        String sni = Specs.string(tls.get("sni"), at + ".sni");
+        if (sni != null && !sni.matches("[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?")) {
+            throw new Specs.Invalid(at + ".sni: not a host name: '" + sni + "'");
+        }
+        String ca = Specs.string(tls.get("caCertificates"), at + ".caCertificates");
+        if (ca != null && !ca.startsWith("/")) {
+            throw new Specs.Invalid(at + ".caCertificates: must be an absolute path on the waypoint, got '" + ca + "'");
+        }
+        Object insecure = tls.get("insecureSkipVerify");
+        if (insecure != null && !(insecure instanceof Boolean)) {
+            throw new Specs.Invalid(at + ".insecureSkipVerify: must be true or false");
+        }
+        return new TlsSpec(mode, sni == null ? null : sni.toLowerCase(Locale.ROOT), ca, Boolean.TRUE.equals(insecure));
+    }
+}
