@@ -22,6 +22,7 @@ import dev.ambient.proto.workload.Port;
 import dev.ambient.proto.workload.PortList;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.StringMatch;
+import dev.ambient.proto.workload.TunnelProtocol;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.state.WaypointState;
 import io.micrometer.prometheus.PrometheusConfig;
@@ -142,7 +143,7 @@ class WaypointStreamingTest {
     static Workload pod(String name, String ip, Service... services) {
         Workload.Builder w = Workload.newBuilder().setUid("Kubernetes//Pod/demo/" + name).setName(name).setNamespace(NS)
                 .setServiceAccount(name).addAddresses(MeshFixtures.ip(ip)).setWorkloadName(name).setCanonicalName(name)
-                .setTrustDomain("cluster.local");
+                .setTrustDomain("cluster.local").setTunnelProtocol(TunnelProtocol.HBONE); // a mesh pod, as svc-xds says
         for (Service s : services) {
             Port p = s.getPorts(0);
             w.putServices(key(s), PortList.newBuilder().addPorts(Port.newBuilder().setServicePort(p.getServicePort())
