@@ -1,7 +1,6 @@
 package dev.ambient.xds.translate;
 
 import dev.ambient.proto.l7.HeaderMatch;
-import dev.ambient.proto.l7.HeaderMutation;
 import dev.ambient.proto.l7.PathMatch;
 import dev.ambient.proto.l7.QueryParamMatch;
 import dev.ambient.proto.l7.RetryPolicy;
@@ -35,8 +34,9 @@ import java.util.regex.PatternSyntaxException;
  * header matches; then more query matches; then the oldest route, then namespace/name, then rule
  * order. A rule without matches matches every request (path prefix "/").
  *
- * <p>An HTTPRoute with an unknown field or an unsupported feature (a filter other than the header
- * modifiers, a regular-expression query match) is reported and skipped; a parent that does not
+ * <p>Filters ({@link RouteFilters}): RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect
+ * and URLRewrite. An HTTPRoute with an unknown field or an unsupported feature (another filter
+ * type, a regular-expression query match) is reported with the field and skipped; a parent that does not
  * exist is reported and skipped; a backend that does not exist is reported and left out (the
  * Gateway API would answer 500 for its share; here the other backends take it; a rule left
  * without any backend answers 500).
@@ -50,7 +50,6 @@ final class RouteTranslator {
     private static final Set<String> MATCH_KEYS = Set.of("path", "headers", "queryParams", "method");
     private static final Set<String> BACKEND_KEYS = Set.of("group", "kind", "name", "namespace", "port", "weight",
             "filters");
-    private static final Set<String> MODIFIER_KEYS = Set.of("set", "add", "remove");
     private static final Set<String> METHODS = Set.of("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
             "TRACE", "PATCH");
 
@@ -222,9 +221,7 @@ final class RouteTranslator {
         String ruleName = Specs.string(rule.get("name"), at + ".name");
         Route.Builder base = Route.newBuilder()
                 .setName(source + "/" + (ruleName != null ? ruleName : String.valueOf(index)));
-        for (Map<String, Object> f : Specs.maps(rule.get("filters"), at + ".filters")) {
-            filter(base, f, at + ".filters");
-        }
+        RouteFilters filters = RouteFilters.read(Specs.maps(rule.get("filters"), at + ".filters"), at);
         List<Map<String, Object>> backends = Specs.maps(rule.get("backendRefs"), at + ".backendRefs");
         for (int j = 0; j < backends.size(); j++) {
             WeightedBackend b = backend(r, ns, backends.get(j), at + ".backendRefs[" + j + "]");
@@ -232,7 +229,7 @@ final class RouteTranslator {
                 base.addBackends(b);
             }
         }
-        if (base.getBackendsCount() == 0) {
+        if (base.getBackendsCount() == 0 && !filters.redirects()) {
             base.setDirectResponseStatus(500); // no valid backend: Gateway API says 500
         }
         Map<String, Object> timeouts = Specs.map(rule.get("timeouts"), at + ".timeouts");
@@ -345,7 +342,9 @@ final class RouteTranslator {
                 }
                 rm.setMethod(method);
             }
-            Route route = base.clone().addMatches(rm).build();
+            Route.Builder routeOfMatch = base.clone().addMatches(rm);
+            filters.apply(routeOfMatch, type, value, mat);
+            Route route = routeOfMatch.build();
             out.add(new Entry(route, pathRank, pathRank == 2 ? value.length() : 0, method != null,
                     headers.size(), queries.size(), created, source, index, m));
         }
@@ -366,36 +365,6 @@ final class RouteTranslator {
         } catch (PatternSyntaxException e) {
             throw new Specs.Invalid(at + ": not a regular expression: " + e.getDescription());
         }
-    }
-
-    private static void filter(Route.Builder route, Map<String, Object> f, String at) {
-        String type = Specs.string(f.get("type"), at + ".type");
-        if ("RequestHeaderModifier".equals(type) || "ResponseHeaderModifier".equals(type)) {
-            Specs.onlyKeys(f, at, Set.of("type", "requestHeaderModifier", "responseHeaderModifier"));
-            boolean request = type.equals("RequestHeaderModifier");
-            String key = request ? "requestHeaderModifier" : "responseHeaderModifier";
-            Map<String, Object> mod = Specs.map(f.get(key), at + "." + key);
-            Specs.onlyKeys(mod, at + "." + key, MODIFIER_KEYS);
-            List<HeaderMutation> muts = new ArrayList<>();
-            for (Map<String, Object> h : Specs.maps(mod.get("set"), at + "." + key + ".set")) {
-                muts.add(HeaderMutation.newBuilder().setOp(HeaderMutation.Op.SET)
-                        .setName(required(h, "name", at + ".set")).setValue(required(h, "value", at + ".set")).build());
-            }
-            for (Map<String, Object> h : Specs.maps(mod.get("add"), at + "." + key + ".add")) {
-                muts.add(HeaderMutation.newBuilder().setOp(HeaderMutation.Op.ADD)
-                        .setName(required(h, "name", at + ".add")).setValue(required(h, "value", at + ".add")).build());
-            }
-            for (String name : Specs.strings(mod.get("remove"), at + "." + key + ".remove")) {
-                muts.add(HeaderMutation.newBuilder().setOp(HeaderMutation.Op.REMOVE).setName(name).build());
-            }
-            if (request) {
-                route.addAllRequestHeaderMutations(muts);
-            } else {
-                route.addAllResponseHeaderMutations(muts);
-            }
-            return;
-        }
-        throw new Specs.Invalid(at + ": filter type " + type + " is not supported; route skipped");
     }
 
     private WeightedBackend backend(GenericKubernetesResource r, String ns, Map<String, Object> ref, String at) {
