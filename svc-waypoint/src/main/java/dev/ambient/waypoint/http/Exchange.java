@@ -176,7 +176,7 @@ final class Exchange {
 
         int port = tunnel.target().getPort();
         if (service != null) {
-            Optional<ServiceRoutes> table = state.routes(service).filter(t -> RouteTable.coversPort(t, port));
+            Optional<ServiceRoutes> table = state.routes(service).filter(t -> RouteTable.routesHttp(t, port));
             if (table.isPresent()) {
                 Optional<Route> r = RouteTable.match(table.get(), match);
                 if (r.isEmpty()) {

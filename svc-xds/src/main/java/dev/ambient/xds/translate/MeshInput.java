@@ -17,7 +17,8 @@ import java.util.List;
 public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service> services,
         List<EndpointSlice> endpointSlices, List<GenericKubernetesResource> authorizationPolicies,
         List<GenericKubernetesResource> peerAuthentications, List<GenericKubernetesResource> gateways,
-        List<GenericKubernetesResource> httpRoutes, List<GenericKubernetesResource> serviceEntries) {
+        List<GenericKubernetesResource> httpRoutes, List<GenericKubernetesResource> serviceEntries,
+        List<GenericKubernetesResource> tcpRoutes) {
 
     public static final MeshInput EMPTY = builder().build();
 
@@ -31,6 +32,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         gateways = copy(gateways);
         httpRoutes = copy(httpRoutes);
         serviceEntries = copy(serviceEntries);
+        tcpRoutes = copy(tcpRoutes);
     }
 
     private static <T> List<T> copy(List<T> l) {
@@ -52,6 +54,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         private final List<GenericKubernetesResource> gateways = new ArrayList<>();
         private final List<GenericKubernetesResource> httpRoutes = new ArrayList<>();
         private final List<GenericKubernetesResource> serviceEntries = new ArrayList<>();
+        private final List<GenericKubernetesResource> tcpRoutes = new ArrayList<>();
 
         /** Adds an object of a used kind; returns false (and ignores it) for any other. */
         public boolean add(HasMetadata o) {
@@ -71,6 +74,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
                         case GATEWAY -> gateways.add(g);
                         case HTTP_ROUTE -> httpRoutes.add(g);
                         case SERVICE_ENTRY -> serviceEntries.add(g);
+                        case TCP_ROUTE -> tcpRoutes.add(g);
                         default -> {
                             return false;
                         }
@@ -90,7 +94,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
 
         public MeshInput build() {
             return new MeshInput(namespaces, pods, services, endpointSlices, authorizationPolicies,
-                    peerAuthentications, gateways, httpRoutes, serviceEntries);
+                    peerAuthentications, gateways, httpRoutes, serviceEntries, tcpRoutes);
         }
     }
 }

@@ -7,6 +7,7 @@ import dev.ambient.proto.l7.RetryPolicy;
 import dev.ambient.proto.l7.Route;
 import dev.ambient.proto.l7.RouteMatch;
 import dev.ambient.proto.l7.ServiceRoutes;
+import dev.ambient.proto.l7.TcpRoute;
 import dev.ambient.proto.l7.WeightedBackend;
 import dev.ambient.proto.workload.Port;
 import dev.ambient.proto.workload.Service;
@@ -77,6 +78,7 @@ final class RouteTranslator {
     private static final class Table {
         final Service service;
         final List<Entry> entries = new ArrayList<>();
+        final List<TcpEntry> tcpRoutes = new ArrayList<>();
         final Set<String> sources = new TreeSet<>();
         final Set<Integer> ports = new TreeSet<>();
         boolean allPorts;
@@ -86,20 +88,14 @@ final class RouteTranslator {
         }
     }
 
-    List<ServiceRoutes> translate(List<GenericKubernetesResource> routes) {
+    List<ServiceRoutes> translate(List<GenericKubernetesResource> httpRoutes,
+            List<GenericKubernetesResource> tcpRoutes) {
         Map<String, Table> tables = new TreeMap<>();
-        for (GenericKubernetesResource r : routes) {
-            try {
-                if (r.getMetadata() == null || r.getMetadata().getName() == null) {
-                    ctx.problem("HTTPRoute/?", "metadata.name is missing");
-                    continue;
-                }
-                route(r, tables);
-            } catch (Specs.Invalid e) {
-                ctx.problem(r, e.getMessage());
-            } catch (RuntimeException e) {
-                ctx.problem(r, "cannot be translated: " + e);
-            }
+        for (GenericKubernetesResource r : httpRoutes) {
+            guarded(r, "HTTPRoute", () -> route(r, tables));
+        }
+        for (GenericKubernetesResource r : tcpRoutes) {
+            guarded(r, "TCPRoute", () -> tcpRoute(r, tables));
         }
         List<ServiceRoutes> out = new ArrayList<>();
         for (Table t : tables.values()) {
@@ -110,9 +106,66 @@ final class RouteTranslator {
                 b.addAllPorts(t.ports);
             }
             t.entries.forEach(e -> b.addRoutes(e.route()));
+            t.tcpRoutes.sort(Comparator.comparing(TcpEntry::created).thenComparing(e -> e.route().getName()));
+            t.tcpRoutes.forEach(e -> b.addTcpRoutes(e.route()));
             out.add(b.build());
         }
         return out;
+    }
+
+    private void guarded(GenericKubernetesResource r, String kind, Runnable translation) {
+        try {
+            if (r.getMetadata() == null || r.getMetadata().getName() == null) {
+                ctx.problem(kind + "/?", "metadata.name is missing");
+                return;
+            }
+            translation.run();
+        } catch (Specs.Invalid e) {
+            ctx.problem(r, e.getMessage());
+        } catch (RuntimeException e) {
+            ctx.problem(r, "cannot be translated: " + e);
+        }
+    }
+
+    /** A TCPRoute in a table, with what orders it (the oldest first, as the Gateway API resolves conflicts). */
+    private record TcpEntry(TcpRoute route, String created) {
+    }
+
+    /**
+     * A TCPRoute (v1alpha2): one rule of weighted backends for the streams to the ports of its
+     * parents. A waypoint serves one listener per service port, so a second rule is reported and
+     * the route skipped rather than guessing which one a stream takes.
+     */
+    private void tcpRoute(GenericKubernetesResource r, Map<String, Table> tables) {
+        String ns = Specs.namespace(r);
+        String source = ns + "/" + r.getMetadata().getName();
+        Map<String, Object> spec = Specs.spec(r);
+        Specs.onlyKeys(spec, "spec", Set.of("parentRefs", "rules"));
+        List<Map<String, Object>> rules = Specs.maps(spec.get("rules"), "spec.rules");
+        if (rules.size() != 1) {
+            throw new Specs.Invalid("spec.rules: exactly one rule is supported, not " + rules.size());
+        }
+        Map<String, Object> rule = rules.getFirst();
+        Specs.onlyKeys(rule, "spec.rules[0]", Set.of("name", "backendRefs"));
+        List<Map<String, Object>> refs = Specs.maps(rule.get("backendRefs"), "spec.rules[0].backendRefs");
+        List<WeightedBackend> backends = new ArrayList<>();
+        for (int j = 0; j < refs.size(); j++) {
+            WeightedBackend b = backend(r, ns, refs.get(j), "spec.rules[0].backendRefs[" + j + "]");
+            if (b != null) {
+                backends.add(b);
+            }
+        }
+        String created = r.getMetadata().getCreationTimestamp() == null ? "" : r.getMetadata().getCreationTimestamp();
+        for (Attachment a : parents(r, spec, ns, List.of())) {
+            Table t = tables.computeIfAbsent(a.service().getNamespace() + "/" + a.service().getHostname(),
+                    k -> new Table(a.service()));
+            t.sources.add(source);
+            TcpRoute.Builder tr = TcpRoute.newBuilder().setName(source).addAllBackends(backends);
+            if (a.port() != null) {
+                tr.addPorts(a.port());
+            }
+            t.tcpRoutes.add(new TcpEntry(tr.build(), created));
+        }
     }
 
     private void route(GenericKubernetesResource r, Map<String, Table> tables) {
@@ -130,6 +183,27 @@ final class RouteTranslator {
             perRule.add(rule(r, ns, source, created, i, rules.get(i)));
         }
 
+        for (Attachment a : parents(r, spec, ns, hostnames)) {
+            Service svc = a.service();
+            Table t = tables.computeIfAbsent(svc.getNamespace() + "/" + svc.getHostname(), k -> new Table(svc));
+            t.sources.add(source);
+            if (a.port() == null) {
+                t.allPorts = true;
+            } else {
+                t.ports.add(a.port());
+            }
+            perRule.forEach(t.entries::addAll);
+        }
+    }
+
+    /** A service a route attaches to, on one port or (null) all. */
+    private record Attachment(Service service, Integer port) {
+    }
+
+    /** The services a route's parentRefs attach it to; a parent that cannot be used is reported and skipped. */
+    private List<Attachment> parents(GenericKubernetesResource r, Map<String, Object> spec, String ns,
+            List<String> hostnames) {
+        List<Attachment> out = new ArrayList<>();
         List<Map<String, Object>> parents = Specs.maps(spec.get("parentRefs"), "spec.parentRefs");
         if (parents.isEmpty()) {
             throw new Specs.Invalid("spec.parentRefs: required");
@@ -185,16 +259,10 @@ final class RouteTranslator {
                 continue;
             }
             for (Service svc : attached) {
-                Table t = tables.computeIfAbsent(svc.getNamespace() + "/" + svc.getHostname(), k -> new Table(svc));
-                t.sources.add(source);
-                if (port == null) {
-                    t.allPorts = true;
-                } else {
-                    t.ports.add(port);
-                }
-                perRule.forEach(t.entries::addAll);
+                out.add(new Attachment(svc, port));
             }
         }
+        return out;
     }
 
     private static boolean hostnameMatches(List<String> hostnames, Service svc) {
