@@ -17,6 +17,7 @@ import dev.ambient.proto.l7.Redirect;
 import dev.ambient.proto.l7.Route;
 import dev.ambient.proto.l7.RouteMatch;
 import dev.ambient.proto.l7.ServiceRoutes;
+import dev.ambient.proto.l7.TcpRoute;
 import dev.ambient.proto.l7.UrlRewrite;
 import dev.ambient.proto.l7.WeightedBackend;
 import dev.ambient.proto.workload.Service;
@@ -44,9 +45,10 @@ import org.junit.jupiter.api.io.TempDir;
  * received: the Location of each redirect (scheme, host, port, path, status as the Gateway API's
  * conformance cases describe them), the path and Host the application gets after a URLRewrite,
  * response headers set by the route, and a DENY that still holds for a path reached by rewrite.
+ * And a TCPRoute's weighted split, counted at two TCP applications.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
-class WaypointRouteFiltersTest {
+class WaypointGatewayRoutesTest {
 
     static final String NS = "demo";
     static final int HBONE = 58008;
@@ -56,6 +58,13 @@ class WaypointRouteFiltersTest {
     static final SpiffeId WAYPOINT = new SpiffeId("cluster.local", NS, "waypoint");
     static final Service WEB = service("web", NS, "127.0.97.10", 80, POD_PORT, "http");
     static final String HOST = WEB.getHostname();
+    // Declared tcp: the waypoint forwards streams, by the TCPRoute, to db-v1 and db-v2 (db itself has no endpoint).
+    static final Service DB = service("db", NS, "127.0.97.20", 5432, 58381, "tcp");
+    static final Service DB_V1 = service("db-v1", NS, "127.0.97.21", 5432, 58381, "tcp");
+    static final Service DB_V2 = service("db-v2", NS, "127.0.97.22", 5432, 58381, "tcp");
+    static EchoServer dbV1;
+    static EchoServer dbV2;
+    static InetSocketAddress db;
 
     @TempDir
     static Path dir;
@@ -106,7 +115,15 @@ class WaypointRouteFiltersTest {
                         .setName("x-frame-options").setValue("DENY")).addResponseHeaderMutations(
                                 HeaderMutation.newBuilder().setOp(HeaderMutation.Op.REMOVE).setName("x-internal")))
                 .build();
-        waypoint.store().replace(WaypointState.of(List.of(pod, productpage), List.of(WEB), List.of(routes),
+        Workload dbPodV1 = pod("db-v1", NS, "db", "127.0.98.2", key(DB_V1), 5432, 58381);
+        Workload dbPodV2 = pod("db-v2", NS, "db", "127.0.98.3", key(DB_V2), 5432, 58381);
+        ServiceRoutes dbRoutes = ServiceRoutes.newBuilder().setServiceHostname(DB.getHostname()).setServiceNamespace(NS)
+                .addTcpRoutes(TcpRoute.newBuilder().setName("demo/db-split").addPorts(5432)
+                        .addBackends(WeightedBackend.newBuilder().setService(key(DB_V1)).setPort(5432).setWeight(80))
+                        .addBackends(WeightedBackend.newBuilder().setService(key(DB_V2)).setPort(5432).setWeight(20)))
+                .build();
+        waypoint.store().replace(WaypointState.of(List.of(pod, productpage, dbPodV1, dbPodV2),
+                List.of(WEB, DB, DB_V1, DB_V2), List.of(routes, dbRoutes),
                 List.of(denyPathPrefix("no-admin", NS, "Service/demo/" + HOST, "/admin"))));
         box.endpointServer(new InetSocketAddress("127.0.98.1", ENDPOINT_HBONE), new SpiffeId("cluster.local", NS, "web"));
         app = box.backend(new InetSocketAddress("127.0.98.1", POD_PORT), ex -> {
@@ -114,6 +131,13 @@ class WaypointRouteFiltersTest {
             ex.getResponseHeaders().set("x-internal", "leaks");
             return HboneTestBox.Reply.ok("app");
         });
+        box.endpointServer(new InetSocketAddress("127.0.98.2", ENDPOINT_HBONE), new SpiffeId("cluster.local", NS, "db"));
+        box.endpointServer(new InetSocketAddress("127.0.98.3", ENDPOINT_HBONE), new SpiffeId("cluster.local", NS, "db"));
+        dbV1 = new EchoServer(new InetSocketAddress("127.0.98.2", 58381));
+        dbV2 = new EchoServer(new InetSocketAddress("127.0.98.3", 58381));
+        db = box.clientTunnel(new InetSocketAddress("127.0.97.1", 58102), SOURCE,
+                new InetSocketAddress("127.0.97.1", HBONE), WAYPOINT,
+                new InetSocketAddress(WaypointState.address(DB.getAddresses(0).getAddress().toByteArray()), 5432));
         web = box.clientTunnel(new InetSocketAddress("127.0.97.1", 58101), SOURCE,
                 new InetSocketAddress("127.0.97.1", HBONE), WAYPOINT,
                 new InetSocketAddress(WaypointState.address(WEB.getAddresses(0).getAddress().toByteArray()), 80));
@@ -121,6 +145,11 @@ class WaypointRouteFiltersTest {
 
     @AfterAll
     static void stop() throws Exception {
+        for (EchoServer e : new EchoServer[] {dbV1, dbV2}) {
+            if (e != null) {
+                e.close();
+            }
+        }
         if (box != null) {
             box.close();
         }
@@ -214,5 +243,29 @@ class WaypointRouteFiltersTest {
         assertEquals("403", status(h), h);
         assertEquals(before, app.requests.get(), "the application never saw /admin");
         assertEquals("200", status(curl("--http1.1", "/public-admin-not-a-segment")), "a good request still passes");
+    }
+
+    @Test
+    void aTcpRouteSplitsStreamsByWeight() throws Exception {
+        int n = 300;
+        int v1Before = dbV1.connections.get();
+        int v2Before = dbV2.connections.get();
+        for (int i = 0; i < n; i++) {
+            try (java.net.Socket s = new java.net.Socket()) {
+                s.connect(db, 5_000);
+                s.setSoTimeout(10_000);
+                byte[] ping = ("ping " + i).getBytes(StandardCharsets.UTF_8);
+                s.getOutputStream().write(ping);
+                s.shutdownOutput();
+                assertEquals("ping " + i, new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8),
+                        "stream " + i + " echoed whole");
+            }
+        }
+        int toV1 = dbV1.connections.get() - v1Before;
+        int toV2 = dbV2.connections.get() - v2Before;
+        System.out.println("TCPRoute 80/20 over " + n + " streams: db-v1 " + toV1 + ", db-v2 " + toV2);
+        assertEquals(n, toV1 + toV2, "every stream reached one of the two backends");
+        // Binomial(300, 0.2): mean 60, sd 6.9; 4.3 sd either side.
+        assertTrue(toV2 >= 30 && toV2 <= 90, "db-v2 got " + toV2 + " of " + n);
     }
 }
