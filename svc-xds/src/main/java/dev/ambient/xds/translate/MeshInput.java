@@ -18,7 +18,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         List<EndpointSlice> endpointSlices, List<GenericKubernetesResource> authorizationPolicies,
         List<GenericKubernetesResource> peerAuthentications, List<GenericKubernetesResource> gateways,
         List<GenericKubernetesResource> httpRoutes, List<GenericKubernetesResource> serviceEntries,
-        List<GenericKubernetesResource> tcpRoutes) {
+        List<GenericKubernetesResource> grpcRoutes, List<GenericKubernetesResource> tcpRoutes) {
 
     public static final MeshInput EMPTY = builder().build();
 
@@ -32,6 +32,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         gateways = copy(gateways);
         httpRoutes = copy(httpRoutes);
         serviceEntries = copy(serviceEntries);
+        grpcRoutes = copy(grpcRoutes);
         tcpRoutes = copy(tcpRoutes);
     }
 
@@ -54,6 +55,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         private final List<GenericKubernetesResource> gateways = new ArrayList<>();
         private final List<GenericKubernetesResource> httpRoutes = new ArrayList<>();
         private final List<GenericKubernetesResource> serviceEntries = new ArrayList<>();
+        private final List<GenericKubernetesResource> grpcRoutes = new ArrayList<>();
         private final List<GenericKubernetesResource> tcpRoutes = new ArrayList<>();
 
         /** Adds an object of a used kind; returns false (and ignores it) for any other. */
@@ -74,6 +76,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
                         case GATEWAY -> gateways.add(g);
                         case HTTP_ROUTE -> httpRoutes.add(g);
                         case SERVICE_ENTRY -> serviceEntries.add(g);
+                        case GRPC_ROUTE -> grpcRoutes.add(g);
                         case TCP_ROUTE -> tcpRoutes.add(g);
                         default -> {
                             return false;
@@ -94,7 +97,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
 
         public MeshInput build() {
             return new MeshInput(namespaces, pods, services, endpointSlices, authorizationPolicies,
-                    peerAuthentications, gateways, httpRoutes, serviceEntries, tcpRoutes);
+                    peerAuthentications, gateways, httpRoutes, serviceEntries, grpcRoutes, tcpRoutes);
         }
     }
 }

@@ -89,10 +89,13 @@ final class RouteTranslator {
     }
 
     List<ServiceRoutes> translate(List<GenericKubernetesResource> httpRoutes,
-            List<GenericKubernetesResource> tcpRoutes) {
+            List<GenericKubernetesResource> grpcRoutes, List<GenericKubernetesResource> tcpRoutes) {
         Map<String, Table> tables = new TreeMap<>();
         for (GenericKubernetesResource r : httpRoutes) {
-            guarded(r, "HTTPRoute", () -> route(r, tables));
+            guarded(r, "HTTPRoute", () -> route(r, tables, false));
+        }
+        for (GenericKubernetesResource r : grpcRoutes) {
+            guarded(r, "GRPCRoute", () -> route(r, tables, true));
         }
         for (GenericKubernetesResource r : tcpRoutes) {
             guarded(r, "TCPRoute", () -> tcpRoute(r, tables));
@@ -168,7 +171,8 @@ final class RouteTranslator {
         }
     }
 
-    private void route(GenericKubernetesResource r, Map<String, Table> tables) {
+    /** An HTTPRoute, or a GRPCRoute (whose rules become the same routes, matched on the gRPC path). */
+    private void route(GenericKubernetesResource r, Map<String, Table> tables, boolean grpc) {
         String ns = Specs.namespace(r);
         String source = ns + "/" + r.getMetadata().getName();
         Map<String, Object> spec = Specs.spec(r);
@@ -180,7 +184,8 @@ final class RouteTranslator {
         List<List<Entry>> perRule = new ArrayList<>();
         String created = r.getMetadata().getCreationTimestamp() == null ? "" : r.getMetadata().getCreationTimestamp();
         for (int i = 0; i < rules.size(); i++) {
-            perRule.add(rule(r, ns, source, created, i, rules.get(i)));
+            perRule.add(grpc ? grpcRule(r, ns, source, created, i, rules.get(i))
+                    : rule(r, ns, source, created, i, rules.get(i)));
         }
 
         for (Attachment a : parents(r, spec, ns, hostnames)) {
@@ -373,24 +378,7 @@ final class RouteTranslator {
                 default -> throw new Specs.Invalid(mat + ".path.type: unknown type '" + type + "'");
             }
             List<Map<String, Object>> headers = Specs.maps(match.get("headers"), mat + ".headers");
-            for (int h = 0; h < headers.size(); h++) {
-                String hat = mat + ".headers[" + h + "]";
-                Map<String, Object> hm = headers.get(h);
-                Specs.onlyKeys(hm, hat, Set.of("type", "name", "value"));
-                String htype = Specs.string(hm.getOrDefault("type", "Exact"), hat + ".type");
-                String hname = required(hm, "name", hat);
-                String hvalue = required(hm, "value", hat);
-                HeaderMatch.Builder hb = HeaderMatch.newBuilder().setName(hname.toLowerCase()).setValue(hvalue);
-                switch (htype) {
-                    case "Exact" -> hb.setKind(HeaderMatch.Kind.EXACT);
-                    case "RegularExpression" -> {
-                        regex(hvalue, hat + ".value");
-                        hb.setKind(HeaderMatch.Kind.REGULAR_EXPRESSION);
-                    }
-                    default -> throw new Specs.Invalid(hat + ".type: unknown type '" + htype + "'");
-                }
-                rm.addHeaders(hb);
-            }
+            headerMatches(headers, mat, rm);
             List<Map<String, Object>> queries = Specs.maps(match.get("queryParams"), mat + ".queryParams");
             for (int q = 0; q < queries.size(); q++) {
                 String qat = mat + ".queryParams[" + q + "]";
@@ -417,6 +405,142 @@ final class RouteTranslator {
                     headers.size(), queries.size(), created, source, index, m));
         }
         return out;
+    }
+
+    private static final Set<String> GRPC_RULE_KEYS = Set.of("name", "matches", "filters", "backendRefs",
+            "sessionPersistence");
+    /** gRPC service and method names as the Gateway API's GRPCMethodMatch allows them for Exact. */
+    private static final Pattern GRPC_SERVICE = Pattern.compile("(?i)\\.?[a-z_][a-z_0-9]*(\\.[a-z_][a-z_0-9]*)*");
+    private static final Pattern GRPC_METHOD = Pattern.compile("[A-Za-z_][A-Za-z_0-9]*");
+
+    /**
+     * A GRPCRoute rule: each match's method becomes a match on the request path {@code /service/method}
+     * (Exact: the whole path, or the service's path prefix when only the service is given;
+     * RegularExpression: a regular expression on the path, a missing part matching any name),
+     * with its header matches. Filters: the header modifiers only (the Gateway API defines no
+     * redirect or rewrite for gRPC). Ordered as HTTPRoutes are: a full method before a regular
+     * expression before a service prefix, then more header matches.
+     */
+    private List<Entry> grpcRule(GenericKubernetesResource r, String ns, String source, String created, int index,
+            Map<String, Object> rule) {
+        String at = "spec.rules[" + index + "]";
+        Specs.onlyKeys(rule, at, GRPC_RULE_KEYS);
+        if (rule.get("sessionPersistence") != null) {
+            throw new Specs.Invalid(at + ".sessionPersistence: not supported");
+        }
+        String ruleName = Specs.string(rule.get("name"), at + ".name");
+        Route.Builder base = Route.newBuilder()
+                .setName(source + "/" + (ruleName != null ? ruleName : String.valueOf(index)));
+        List<Map<String, Object>> filterList = Specs.maps(rule.get("filters"), at + ".filters");
+        for (int i = 0; i < filterList.size(); i++) {
+            String type = Specs.string(filterList.get(i).get("type"), at + ".filters[" + i + "].type");
+            if ("RequestRedirect".equals(type) || "URLRewrite".equals(type)) {
+                throw new Specs.Invalid(at + ".filters[" + i + "].type: " + type + " is not a GRPCRoute filter");
+            }
+        }
+        RouteFilters filters = RouteFilters.read(filterList, at);
+        List<Map<String, Object>> backends = Specs.maps(rule.get("backendRefs"), at + ".backendRefs");
+        for (int j = 0; j < backends.size(); j++) {
+            WeightedBackend b = backend(r, ns, backends.get(j), at + ".backendRefs[" + j + "]");
+            if (b != null) {
+                base.addBackends(b);
+            }
+        }
+        if (base.getBackendsCount() == 0) {
+            base.setDirectResponseStatus(500); // no valid backend; a gRPC client sees it as grpc-status 13
+        }
+        List<Map<String, Object>> matches = Specs.maps(rule.get("matches"), at + ".matches");
+        if (matches.isEmpty()) {
+            matches = List.of(Map.of());
+        }
+        List<Entry> out = new ArrayList<>();
+        for (int m = 0; m < matches.size(); m++) {
+            String mat = at + ".matches[" + m + "]";
+            Map<String, Object> match = matches.get(m);
+            Specs.onlyKeys(match, mat, Set.of("method", "headers"));
+            RouteMatch.Builder rm = RouteMatch.newBuilder();
+            String pathType = "PathPrefix";
+            String pathValue = "/";
+            int pathRank = 2;
+            if (match.get("method") != null) {
+                String mm = mat + ".method";
+                Map<String, Object> method = Specs.map(match.get("method"), mm);
+                Specs.onlyKeys(method, mm, Set.of("type", "service", "method"));
+                String type = Specs.string(method.getOrDefault("type", "Exact"), mm + ".type");
+                String service = Specs.string(method.get("service"), mm + ".service");
+                String name = Specs.string(method.get("method"), mm + ".method");
+                if (service == null && name == null) {
+                    throw new Specs.Invalid(mm + ": service or method is required");
+                }
+                switch (type) {
+                    case "Exact" -> {
+                        if (service != null && !GRPC_SERVICE.matcher(service).matches()) {
+                            throw new Specs.Invalid(mm + ".service: '" + service + "' is not a gRPC service name");
+                        }
+                        if (name != null && !GRPC_METHOD.matcher(name).matches()) {
+                            throw new Specs.Invalid(mm + ".method: '" + name + "' is not a gRPC method name");
+                        }
+                        if (service != null && name != null) {
+                            pathType = "Exact";
+                            pathValue = "/" + service + "/" + name;
+                            pathRank = 0;
+                        } else if (service != null) {
+                            pathValue = "/" + service;
+                        } else {
+                            pathType = "RegularExpression";
+                            pathValue = "/[^/]+/" + name;
+                            pathRank = 1;
+                        }
+                    }
+                    case "RegularExpression" -> {
+                        if (service != null) {
+                            regex(service, mm + ".service");
+                        }
+                        if (name != null) {
+                            regex(name, mm + ".method");
+                        }
+                        pathType = "RegularExpression";
+                        pathValue = "/(" + (service == null ? "[^/]+" : service) + ")/("
+                                + (name == null ? "[^/]+" : name) + ")";
+                        pathRank = 1;
+                    }
+                    default -> throw new Specs.Invalid(mm + ".type: unknown type '" + type + "'");
+                }
+            }
+            rm.setPath(PathMatch.newBuilder().setKind(switch (pathType) {
+                case "Exact" -> PathMatch.Kind.EXACT;
+                case "RegularExpression" -> PathMatch.Kind.REGULAR_EXPRESSION;
+                default -> PathMatch.Kind.PREFIX;
+            }).setValue(pathValue));
+            List<Map<String, Object>> headers = Specs.maps(match.get("headers"), mat + ".headers");
+            headerMatches(headers, mat, rm);
+            Route.Builder routeOfMatch = base.clone().addMatches(rm);
+            filters.apply(routeOfMatch, pathType, pathValue, mat);
+            out.add(new Entry(routeOfMatch.build(), pathRank, pathRank == 2 ? pathValue.length() : 0, false,
+                    headers.size(), 0, created, source, index, m));
+        }
+        return out;
+    }
+
+    private static void headerMatches(List<Map<String, Object>> headers, String mat, RouteMatch.Builder rm) {
+        for (int h = 0; h < headers.size(); h++) {
+            String hat = mat + ".headers[" + h + "]";
+            Map<String, Object> hm = headers.get(h);
+            Specs.onlyKeys(hm, hat, Set.of("type", "name", "value"));
+            String htype = Specs.string(hm.getOrDefault("type", "Exact"), hat + ".type");
+            String hname = required(hm, "name", hat);
+            String hvalue = required(hm, "value", hat);
+            HeaderMatch.Builder hb = HeaderMatch.newBuilder().setName(hname.toLowerCase()).setValue(hvalue);
+            switch (htype) {
+                case "Exact" -> hb.setKind(HeaderMatch.Kind.EXACT);
+                case "RegularExpression" -> {
+                    regex(hvalue, hat + ".value");
+                    hb.setKind(HeaderMatch.Kind.REGULAR_EXPRESSION);
+                }
+                default -> throw new Specs.Invalid(hat + ".type: unknown type '" + htype + "'");
+            }
+            rm.addHeaders(hb);
+        }
     }
 
     private static String required(Map<String, Object> m, String key, String at) {

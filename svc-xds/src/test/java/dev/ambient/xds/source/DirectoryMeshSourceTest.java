@@ -50,6 +50,15 @@ class DirectoryMeshSourceTest {
                 spec:
                   parentRefs: [{name: waypoint}]
                   rules: [{backendRefs: [{name: reviews-v2, port: 9080}]}]
+                ---
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: GRPCRoute
+                metadata: {name: reviews-grpc, namespace: shop}
+                spec:
+                  parentRefs: [{name: waypoint}]
+                  rules:
+                  - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]
+                    backendRefs: [{name: reviews-v2, port: 9080}]
                 """);
         Files.writeString(dir.resolve("deploy.yaml"), """
                 apiVersion: apps/v1
@@ -110,6 +119,9 @@ class DirectoryMeshSourceTest {
         assertTrue(s.resources(ResourceTypes.SERVICE_ROUTES).containsKey("shop/reviews.shop.svc.cluster.local"));
         assertEquals("shop/reviews-tcp", ((ServiceRoutes) s.resources(ResourceTypes.SERVICE_ROUTES)
                 .get("shop/reviews.shop.svc.cluster.local").resource()).getTcpRoutes(0).getName(), "a TCPRoute");
+        assertEquals("/helloworld.Greeter/SayHello", ((ServiceRoutes) s.resources(ResourceTypes.SERVICE_ROUTES)
+                .get("shop/reviews.shop.svc.cluster.local").resource()).getRoutes(0).getMatches(0).getPath().getValue(),
+                "a GRPCRoute's exact method comes first");
         assertTrue(s.resources(ResourceTypes.SERVICE).containsKey("egress/db.legacy.example"), "a ServiceEntry host");
         assertEquals(List.of(), source.problems(), "a Deployment is not a problem, just unused");
         assertFalse(seen.isEmpty(), "listeners heard of the first snapshot");
