@@ -284,17 +284,16 @@ final class RouteTranslator {
         return false;
     }
 
-    private List<Entry> rule(GenericKubernetesResource r, String ns, String source, String created, int index,
-            Map<String, Object> rule) {
-        String at = "spec.rules[" + index + "]";
-        Specs.onlyKeys(rule, at, RULE_KEYS);
+    /** A rule's route before its matches and filters: its name and its backends (those that exist). */
+    private Route.Builder ruleBase(GenericKubernetesResource r, String ns, String source, int index,
+            Map<String, Object> rule, String at, Set<String> keys) {
+        Specs.onlyKeys(rule, at, keys);
         if (rule.get("sessionPersistence") != null) {
             throw new Specs.Invalid(at + ".sessionPersistence: not supported");
         }
         String ruleName = Specs.string(rule.get("name"), at + ".name");
         Route.Builder base = Route.newBuilder()
                 .setName(source + "/" + (ruleName != null ? ruleName : String.valueOf(index)));
-        RouteFilters filters = RouteFilters.read(Specs.maps(rule.get("filters"), at + ".filters"), at);
         List<Map<String, Object>> backends = Specs.maps(rule.get("backendRefs"), at + ".backendRefs");
         for (int j = 0; j < backends.size(); j++) {
             WeightedBackend b = backend(r, ns, backends.get(j), at + ".backendRefs[" + j + "]");
@@ -302,6 +301,14 @@ final class RouteTranslator {
                 base.addBackends(b);
             }
         }
+        return base;
+    }
+
+    private List<Entry> rule(GenericKubernetesResource r, String ns, String source, String created, int index,
+            Map<String, Object> rule) {
+        String at = "spec.rules[" + index + "]";
+        Route.Builder base = ruleBase(r, ns, source, index, rule, at, RULE_KEYS);
+        RouteFilters filters = RouteFilters.read(Specs.maps(rule.get("filters"), at + ".filters"), at);
         if (base.getBackendsCount() == 0 && !filters.redirects()) {
             base.setDirectResponseStatus(500); // no valid backend: Gateway API says 500
         }
@@ -424,13 +431,7 @@ final class RouteTranslator {
     private List<Entry> grpcRule(GenericKubernetesResource r, String ns, String source, String created, int index,
             Map<String, Object> rule) {
         String at = "spec.rules[" + index + "]";
-        Specs.onlyKeys(rule, at, GRPC_RULE_KEYS);
-        if (rule.get("sessionPersistence") != null) {
-            throw new Specs.Invalid(at + ".sessionPersistence: not supported");
-        }
-        String ruleName = Specs.string(rule.get("name"), at + ".name");
-        Route.Builder base = Route.newBuilder()
-                .setName(source + "/" + (ruleName != null ? ruleName : String.valueOf(index)));
+        Route.Builder base = ruleBase(r, ns, source, index, rule, at, GRPC_RULE_KEYS);
         List<Map<String, Object>> filterList = Specs.maps(rule.get("filters"), at + ".filters");
         for (int i = 0; i < filterList.size(); i++) {
             String type = Specs.string(filterList.get(i).get("type"), at + ".filters[" + i + "].type");
@@ -439,13 +440,6 @@ final class RouteTranslator {
             }
         }
         RouteFilters filters = RouteFilters.read(filterList, at);
-        List<Map<String, Object>> backends = Specs.maps(rule.get("backendRefs"), at + ".backendRefs");
-        for (int j = 0; j < backends.size(); j++) {
-            WeightedBackend b = backend(r, ns, backends.get(j), at + ".backendRefs[" + j + "]");
-            if (b != null) {
-                base.addBackends(b);
-            }
-        }
         if (base.getBackendsCount() == 0) {
             base.setDirectResponseStatus(500); // no valid backend; a gRPC client sees it as grpc-status 13
         }
