@@ -45,7 +45,8 @@ import org.junit.jupiter.api.io.TempDir;
  * received: the Location of each redirect (scheme, host, port, path, status as the Gateway API's
  * conformance cases describe them), the path and Host the application gets after a URLRewrite,
  * response headers set by the route, and a DENY that still holds for a path reached by rewrite.
- * And a TCPRoute's weighted split, counted at two TCP applications.
+ * And a TCPRoute's weighted split, counted at two TCP applications; a GRPCRoute's method match
+ * and weighted split, as svc-xds translates it, with nghttp as the gRPC client.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class WaypointGatewayRoutesTest {
@@ -62,6 +63,12 @@ class WaypointGatewayRoutesTest {
     static final Service DB = service("db", NS, "127.0.97.20", 5432, 58381, "tcp");
     static final Service DB_V1 = service("db-v1", NS, "127.0.97.21", 5432, 58381, "tcp");
     static final Service DB_V2 = service("db-v2", NS, "127.0.97.22", 5432, 58381, "tcp");
+    // Declared grpc, served by python-h2 gRPC echo servers that name themselves.
+    static final Service GRPC = service("grpc", NS, "127.0.97.30", 50051, 58382, "grpc");
+    static final Service GRPC_V1 = service("grpc-v1", NS, "127.0.97.31", 50051, 58382, "grpc");
+    static final Service GRPC_V2 = service("grpc-v2", NS, "127.0.97.32", 50051, 58382, "grpc");
+    static final List<Process> grpcServers = new ArrayList<>();
+    static InetSocketAddress grpc;
     static EchoServer dbV1;
     static EchoServer dbV2;
     static InetSocketAddress db;
@@ -122,8 +129,23 @@ class WaypointGatewayRoutesTest {
                         .addBackends(WeightedBackend.newBuilder().setService(key(DB_V1)).setPort(5432).setWeight(80))
                         .addBackends(WeightedBackend.newBuilder().setService(key(DB_V2)).setPort(5432).setWeight(20)))
                 .build();
-        waypoint.store().replace(WaypointState.of(List.of(pod, productpage, dbPodV1, dbPodV2),
-                List.of(WEB, DB, DB_V1, DB_V2), List.of(routes, dbRoutes),
+        Workload grpcPodV1 = pod("grpc-v1", NS, "grpc", "127.0.98.4", key(GRPC_V1), 50051, 58382);
+        Workload grpcPodV2 = pod("grpc-v2", NS, "grpc", "127.0.98.5", key(GRPC_V2), 50051, 58382);
+        // What svc-xds makes of a GRPCRoute (GrpcRouteTranslationTest): method Exact
+        // demo.Greeter/SayHello to v2; every other call split 3:1 between v1 and v2.
+        ServiceRoutes grpcRoutes = ServiceRoutes.newBuilder().setServiceHostname(GRPC.getHostname())
+                .setServiceNamespace(NS)
+                .addRoutes(Route.newBuilder().setName("demo/greeter/0").addMatches(RouteMatch.newBuilder()
+                        .setPath(PathMatch.newBuilder().setKind(PathMatch.Kind.EXACT)
+                                .setValue("/demo.Greeter/SayHello")))
+                        .addBackends(WeightedBackend.newBuilder().setService(key(GRPC_V2)).setPort(50051).setWeight(1)))
+                .addRoutes(Route.newBuilder().setName("demo/greeter/1").addMatches(RouteMatch.newBuilder()
+                        .setPath(PathMatch.newBuilder().setKind(PathMatch.Kind.PREFIX).setValue("/")))
+                        .addBackends(WeightedBackend.newBuilder().setService(key(GRPC_V1)).setPort(50051).setWeight(3))
+                        .addBackends(WeightedBackend.newBuilder().setService(key(GRPC_V2)).setPort(50051).setWeight(1)))
+                .build();
+        waypoint.store().replace(WaypointState.of(List.of(pod, productpage, dbPodV1, dbPodV2, grpcPodV1, grpcPodV2),
+                List.of(WEB, DB, DB_V1, DB_V2, GRPC, GRPC_V1, GRPC_V2), List.of(routes, dbRoutes, grpcRoutes),
                 List.of(denyPathPrefix("no-admin", NS, "Service/demo/" + HOST, "/admin"))));
         box.endpointServer(new InetSocketAddress("127.0.98.1", ENDPOINT_HBONE), new SpiffeId("cluster.local", NS, "web"));
         app = box.backend(new InetSocketAddress("127.0.98.1", POD_PORT), ex -> {
@@ -138,6 +160,18 @@ class WaypointGatewayRoutesTest {
         db = box.clientTunnel(new InetSocketAddress("127.0.97.1", 58102), SOURCE,
                 new InetSocketAddress("127.0.97.1", HBONE), WAYPOINT,
                 new InetSocketAddress(WaypointState.address(DB.getAddresses(0).getAddress().toByteArray()), 5432));
+        for (String[] server : new String[][] {{"127.0.98.4", "v1"}, {"127.0.98.5", "v2"}}) {
+            box.endpointServer(new InetSocketAddress(server[0], ENDPOINT_HBONE), new SpiffeId("cluster.local", NS, "grpc"));
+            Path script = Path.of(WaypointGatewayRoutesTest.class.getResource("/h2c-grpc-echo.py").toURI());
+            Process p = new ProcessBuilder("/usr/bin/python3", script.toString(), server[0], "58382", server[1])
+                    .redirectErrorStream(true).start();
+            grpcServers.add(p);
+            assertEquals("listening", new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream(),
+                    StandardCharsets.UTF_8)).readLine(), "python-h2 server (Debian python3-h2) did not start");
+        }
+        grpc = box.clientTunnel(new InetSocketAddress("127.0.97.1", 58103), SOURCE,
+                new InetSocketAddress("127.0.97.1", HBONE), WAYPOINT,
+                new InetSocketAddress(WaypointState.address(GRPC.getAddresses(0).getAddress().toByteArray()), 50051));
         web = box.clientTunnel(new InetSocketAddress("127.0.97.1", 58101), SOURCE,
                 new InetSocketAddress("127.0.97.1", HBONE), WAYPOINT,
                 new InetSocketAddress(WaypointState.address(WEB.getAddresses(0).getAddress().toByteArray()), 80));
@@ -145,6 +179,7 @@ class WaypointGatewayRoutesTest {
 
     @AfterAll
     static void stop() throws Exception {
+        grpcServers.forEach(Process::destroyForcibly);
         for (EchoServer e : new EchoServer[] {dbV1, dbV2}) {
             if (e != null) {
                 e.close();
@@ -268,5 +303,38 @@ class WaypointGatewayRoutesTest {
         assertEquals(n, toV1 + toV2, "every stream reached one of the two backends");
         // Binomial(300, 0.2): mean 60, sd 6.9; 4.3 sd either side.
         assertTrue(toV2 >= 30 && toV2 <= 90, "db-v2 got " + toV2 + " of " + n);
+    }
+
+    /** nghttp's gRPC calls on one h2c connection: the x-served-by of each response, in order. */
+    static List<String> grpcCalls(String... paths) throws Exception {
+        Path body = dir.resolve("grpc-body");
+        java.nio.file.Files.writeString(body, "hello");
+        List<String> command = new ArrayList<>(List.of("nghttp", "-v", "-H", "content-type: application/grpc", "-H",
+                "te: trailers", "-d", body.toString()));
+        for (int i = 0; i < paths.length; i++) {
+            // nghttp fetches a URI once however often it is named: a query makes each call its own.
+            command.add("http://" + grpc.getHostString() + ":" + grpc.getPort() + paths[i] + "?call=" + i);
+        }
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "nghttp did not finish");
+        assertEquals(paths.length, out.lines().filter(l -> l.contains("grpc-status: 0")).count(),
+                "every call ended with grpc-status 0:\n" + out);
+        return out.lines().filter(l -> l.contains("x-served-by: ")).map(l -> l.substring(l.indexOf("x-served-by: ") + 13)
+                .trim()).toList();
+    }
+
+    @Test
+    void aGrpcRouteMatchesTheMethodAndSplitsTheRestByWeight() throws Exception {
+        assertEquals(List.of("v2", "v2", "v2"), grpcCalls("/demo.Greeter/SayHello", "/demo.Greeter/SayHello",
+                "/demo.Greeter/SayHello"), "the exact method goes to v2 only");
+        String[] others = new String[200];
+        java.util.Arrays.fill(others, "/demo.Greeter/Other");
+        List<String> servedBy = grpcCalls(others);
+        assertEquals(200, servedBy.size(), servedBy.toString());
+        long toV2 = servedBy.stream().filter("v2"::equals).count();
+        System.out.println("GRPCRoute 3:1 over 200 calls: v1 " + (200 - toV2) + ", v2 " + toV2);
+        // Binomial(200, 0.25): mean 50, sd 6.1; 4 sd either side.
+        assertTrue(toV2 >= 25 && toV2 <= 75, "v2 got " + toV2 + " of 200");
     }
 }
