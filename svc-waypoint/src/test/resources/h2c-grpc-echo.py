@@ -4,7 +4,8 @@ answer: each request's body comes back as the response body, with a trailers blo
 grpc-status. It also says what it saw (protocol, te, :authority) in response headers. It refuses
 HTTP/1.1, so a test passes only if the waypoint really spoke HTTP/2 to it.
 
-usage: h2c-grpc-echo.py HOST PORT   (prints "listening" once bound)
+usage: h2c-grpc-echo.py HOST PORT [NAME]   (prints "listening" once bound; NAME, if given, is
+sent back in x-served-by so a test can tell its servers apart)
 """
 import socket
 import sys
@@ -13,6 +14,9 @@ import threading
 import h2.config
 import h2.connection
 import h2.events
+
+
+NAME = sys.argv[3] if len(sys.argv) > 3 else "-"
 
 
 def serve(sock):
@@ -48,6 +52,7 @@ def serve(sock):
                         ("x-seen-te", headers.get("te", "-")),
                         ("x-seen-authority", headers.get(":authority", "-")),
                         ("x-seen-path", headers.get(":path", "-")),
+                        ("x-served-by", NAME),
                     ])
                     conn.send_data(event.stream_id, request["body"])
                     conn.send_headers(event.stream_id, [("grpc-status", "0"), ("grpc-message", "echoed")],

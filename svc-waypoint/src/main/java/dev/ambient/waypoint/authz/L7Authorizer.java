@@ -52,6 +52,19 @@ public final class L7Authorizer {
     }
 
     public Decision evaluate(List<L7Authorization> policies, Service service, Request r) {
+        return evaluate(policies, service, r, false);
+    }
+
+    /**
+     * The DENY policies alone. A request a route rewrites is judged by {@link #evaluate} as the
+     * client sent it (as Istio) and then by this as the application will receive it, so no
+     * rewrite leads into what a DENY keeps out.
+     */
+    public Decision evaluateDenies(List<L7Authorization> policies, Service service, Request r) {
+        return evaluate(policies, service, r, true);
+    }
+
+    private Decision evaluate(List<L7Authorization> policies, Service service, Request r, boolean deniesOnly) {
         String serviceTarget = service == null ? null : "Service/" + service.getNamespace() + "/" + service.getHostname();
         boolean anyAllow = false;
         String allowedBy = null;
@@ -60,6 +73,9 @@ public final class L7Authorizer {
                 continue;
             }
             boolean deny = p.getAction() == Action.DENY;
+            if (deniesOnly && !deny) {
+                continue;
+            }
             boolean matched = p.getRulesList().stream().anyMatch(rule -> ruleMatches(rule, r, deny));
             if (deny) {
                 if (matched) {

@@ -6,6 +6,7 @@ import dev.ambient.proto.l7.HeaderMutation;
 import dev.ambient.proto.l7.Route;
 import dev.ambient.proto.l7.RetryPolicy;
 import dev.ambient.proto.l7.ServiceRoutes;
+import dev.ambient.proto.l7.UrlRewrite;
 import dev.ambient.proto.l7.WeightedBackend;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
@@ -14,6 +15,7 @@ import dev.ambient.waypoint.proxy.TcpSplice;
 import dev.ambient.waypoint.proxy.UpstreamCall;
 import dev.ambient.waypoint.proxy.UpstreamFailure;
 import dev.ambient.waypoint.route.LoadBalancer;
+import dev.ambient.waypoint.route.RouteRewrites;
 import dev.ambient.waypoint.route.RouteTable;
 import dev.ambient.waypoint.state.WaypointState;
 import dev.ambient.waypoint.state.WaypointState.Endpoint;
@@ -149,7 +151,7 @@ final class Exchange {
                 return;
             }
             case RequestTarget.Redirect r -> {
-                redirect(r.location());
+                redirect(307, r.location(), "escaped slashes: redirected to " + r.location());
                 return;
             }
             case RequestTarget.Forward f -> {
@@ -175,7 +177,7 @@ final class Exchange {
 
         int port = tunnel.target().getPort();
         if (service != null) {
-            Optional<ServiceRoutes> table = state.routes(service).filter(t -> RouteTable.coversPort(t, port));
+            Optional<ServiceRoutes> table = state.routes(service).filter(t -> RouteTable.routesHttp(t, port));
             if (table.isPresent()) {
                 Optional<Route> r = RouteTable.match(table.get(), match);
                 if (r.isEmpty()) {
@@ -187,6 +189,15 @@ final class Exchange {
         }
         if (route != null && route.getDirectResponseStatus() != 0) {
             local(route.getDirectResponseStatus(), "", "DR", "direct response of route " + route.getName());
+            return;
+        }
+        if (route != null && route.hasRedirect()) {
+            String location = RouteRewrites.location(route.getRedirect(), uri, head.headers().get(HttpHeaderNames.HOST),
+                    service != null ? service.getHostname() : tunnel.target().getAddress().getHostAddress(), port);
+            redirect(route.getRedirect().getStatusCode(), location, "redirect of route " + route.getName());
+            return;
+        }
+        if (route != null && route.hasRewrite() && !rewrite(route.getRewrite(), service)) {
             return;
         }
         if (route != null && route.hasRetry() && route.getRetry().getAttempts() > 0 && upgrade == null) {
@@ -735,17 +746,49 @@ final class Exchange {
         finish(reason);
     }
 
-    /** UNESCAPE_AND_REDIRECT: 307 to the unescaped path, as Envoy answers it. */
-    private void redirect(String location) {
+    /** A redirect: UNESCAPE_AND_REDIRECT's 307 to the unescaped path (as Envoy), or a route's RequestRedirect. */
+    private void redirect(int code, String location, String reason) {
         commit();
-        FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.TEMPORARY_REDIRECT,
+        FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(code),
                 Unpooled.EMPTY_BUFFER);
         r.headers().set(HttpHeaderNames.LOCATION, location);
         r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, 0);
         r.headers().set("traceparent", traceparent);
-        status = 307;
+        if (route != null) {
+            mutate(r.headers(), route.getResponseHeaderMutationsList());
+        }
+        status = code;
         downstream.head(r);
-        finish("escaped slashes: redirected to " + location);
+        finish(reason);
+    }
+
+    /**
+     * The route's URLRewrite: the target and Host the application will receive, normalized as the
+     * client's were, and judged again by the DENY policies (the request as sent was judged by all
+     * policies already). False when it was answered instead.
+     */
+    private boolean rewrite(UrlRewrite rewrite, Service service) {
+        String target = RouteRewrites.rewrittenTarget(rewrite, uri);
+        String host = rewrite.getHostname().isEmpty() ? head.headers().get(HttpHeaderNames.HOST) : rewrite.getHostname();
+        if (!(RequestTarget.normalize(target, path.limits.paths()) instanceof RequestTarget.Forward f)) {
+            // svc-xds lets only normalized paths through; a target that would not stay as it is is refused.
+            local(500, "route rewrite failed", "DR", "route " + route.getName() + " rewrote to a bad target " + target);
+            return false;
+        }
+        L7Authorizer.Decision again = path.authorizer.evaluateDenies(state.policies(), service,
+                new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
+                        tunnel.target().getPort(), new L7Authorizer.Http(method, f.path(), host, head.headers())));
+        if (!again.allowed()) {
+            local(403, RBAC_DENIED, "-", again.reason() + " (as rewritten by route " + route.getName() + " to "
+                    + f.target() + ")");
+            return false;
+        }
+        uri = f.target();
+        head.setUri(uri);
+        if (!rewrite.getHostname().isEmpty()) {
+            head.headers().set(HttpHeaderNames.HOST, rewrite.getHostname());
+        }
+        return true;
     }
 
     /** The client went away: stop everything and drop what is pending. */

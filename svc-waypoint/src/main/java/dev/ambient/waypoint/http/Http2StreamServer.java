@@ -4,6 +4,7 @@ import dev.ambient.hbone.StreamReading;
 import dev.ambient.net.PendingReads;
 import dev.ambient.waypoint.proxy.StreamBytes;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelPipeline;
@@ -52,6 +53,8 @@ public final class Http2StreamServer extends ChannelInboundHandlerAdapter implem
     private Exchange current;
     private boolean requestEnded;
     private boolean upgraded;
+    /** The response's last write, after which a reset may follow. */
+    private ChannelFuture lastWrite;
     /** The protocol of this stream's extended CONNECT, or null. */
     private String connectProtocol;
 
@@ -94,6 +97,9 @@ public final class Http2StreamServer extends ChannelInboundHandlerAdapter implem
                 body = new DefaultLastHttpContent(full.content().retain());
                 body.trailingHeaders().set(full.trailingHeaders());
                 full.release();
+                // Known to have ended before the exchange starts: an answer it gives at once
+                // needs no RST_STREAM (which curl took as an empty reply).
+                requestEnded = true;
             }
             current = new Exchange(path, tunnel, head, connectProtocol, this, ctx.channel().eventLoop());
             current.start();
@@ -142,18 +148,18 @@ public final class Http2StreamServer extends ChannelInboundHandlerAdapter implem
         // The conversion leaves out what HTTP/2 forbids (connection, keep-alive, transfer-encoding, ...).
         Exchange.stripHopByHop(response.headers());
         if (response instanceof FullHttpResponse) {
-            ctx.writeAndFlush(response);
+            lastWrite = ctx.writeAndFlush(response);
         } else {
-            ctx.write(response);
+            lastWrite = ctx.write(response);
         }
     }
 
     @Override
     public void content(HttpContent part) {
         if (part instanceof LastHttpContent) {
-            ctx.writeAndFlush(part);
+            lastWrite = ctx.writeAndFlush(part);
         } else {
-            ctx.write(part);
+            lastWrite = ctx.write(part);
         }
     }
 
@@ -189,8 +195,15 @@ public final class Http2StreamServer extends ChannelInboundHandlerAdapter implem
         }
         current = null;
         if (!this.requestEnded && ctx.channel().isActive()) {
-            // Answered before the request ended: the rest of it is not wanted (RFC 9113 8.1).
-            ctx.channel().writeAndFlush(new DefaultHttp2ResetFrame(Http2Error.NO_ERROR));
+            // Answered before the request ended: the rest of it is not wanted (RFC 9113 8.1). The
+            // reset goes after the response is out: written at once it would drop the response's
+            // DATA still waiting for the flow-control window.
+            ChannelFuture out = lastWrite != null ? lastWrite : ctx.newSucceededFuture();
+            out.addListener(f -> {
+                if (ctx.channel().isActive()) {
+                    ctx.channel().writeAndFlush(new DefaultHttp2ResetFrame(Http2Error.NO_ERROR));
+                }
+            });
         }
         ctx.channel().config().setAutoRead(true); // to see the stream's end, which closes it
     }

@@ -8,6 +8,8 @@ import dev.ambient.hbone.HboneServerInitializer;
 import dev.ambient.hbone.PoolKey;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.net.PendingReads;
+import dev.ambient.proto.l7.TcpRoute;
+import dev.ambient.proto.l7.WeightedBackend;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.authz.L7Authorizer;
@@ -17,6 +19,7 @@ import dev.ambient.waypoint.http.Http1Server;
 import dev.ambient.waypoint.http.Http2StreamServer;
 import dev.ambient.waypoint.http.Tunnel;
 import dev.ambient.waypoint.identity.WaypointIdentity;
+import dev.ambient.waypoint.route.RouteTable;
 import dev.ambient.waypoint.state.WaypointState;
 import dev.ambient.waypoint.state.WaypointState.Endpoint;
 import dev.ambient.waypoint.telemetry.AccessLog;
@@ -42,6 +45,7 @@ import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.cert.Certificate;
 import java.util.HexFormat;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -299,14 +303,28 @@ public final class InboundDispatcher implements HboneRequestHandler {
         WaypointState state = path.store.current();
         int port = tunnel.target().getPort();
         Endpoint endpoint;
+        String src = Authority.format(tunnel.source());
+        String peer = tunnel.peer().uri();
         if (tunnel.service() != null) {
-            endpoint = path.balancer.pick(WaypointState.key(tunnel.service()),
-                    state.endpoints(tunnel.service(), port), Set.of());
+            Service service = tunnel.service();
+            int servicePort = port;
+            // A TCPRoute of the service: a backend by weight, then an endpoint of it.
+            Optional<TcpRoute> route = state.routes(service).flatMap(t -> RouteTable.tcpRoute(t, port));
+            if (route.isPresent()) {
+                Optional<WeightedBackend> backend = RouteTable.pickBackend(route.get().getBackendsList());
+                service = backend.flatMap(b -> state.serviceByKey(b.getService())).orElse(null);
+                if (service == null) {
+                    String why = "TCPRoute " + route.get().getName() + " has no backend "
+                            + (backend.isEmpty() ? "with weight" : backend.get().getService() + " known");
+                    AccessLog.connection("tcp", src, peer, tunnel.describe(), "closed: " + why);
+                    return result.setFailure(new IllegalStateException(why));
+                }
+                servicePort = backend.get().getPort() == 0 ? port : backend.get().getPort();
+            }
+            endpoint = path.balancer.pick(WaypointState.key(service), state.endpoints(service, servicePort), Set.of());
         } else {
             endpoint = new Endpoint(tunnel.workload(), tunnel.target().getAddress(), port);
         }
-        String src = Authority.format(tunnel.source());
-        String peer = tunnel.peer().uri();
         WaypointIdentity.TlsMaterial tls = identity.current();
         if (endpoint != null && endpoint.external()) {
             // Outside the mesh: dialled directly, named in the log as it was known (a name or an address).

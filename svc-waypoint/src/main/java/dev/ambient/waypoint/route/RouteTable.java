@@ -6,6 +6,7 @@ import dev.ambient.proto.l7.QueryParamMatch;
 import dev.ambient.proto.l7.Route;
 import dev.ambient.proto.l7.RouteMatch;
 import dev.ambient.proto.l7.ServiceRoutes;
+import dev.ambient.proto.l7.TcpRoute;
 import dev.ambient.proto.l7.WeightedBackend;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.QueryStringDecoder;
@@ -44,6 +45,21 @@ public final class RouteTable {
     /** Whether the table applies to this service port (no ports listed = every port). */
     public static boolean coversPort(ServiceRoutes table, int port) {
         return table.getPortsCount() == 0 || table.getPortsList().contains(port);
+    }
+
+    /** Whether HTTP requests to this port are routed by the table (a table of TCPRoutes alone routes no HTTP). */
+    public static boolean routesHttp(ServiceRoutes table, int port) {
+        return table.getRoutesCount() > 0 && coversPort(table, port);
+    }
+
+    /** The TCPRoute for streams to this port: the first listing it, or listing no port. */
+    public static Optional<TcpRoute> tcpRoute(ServiceRoutes table, int port) {
+        for (TcpRoute r : table.getTcpRoutesList()) {
+            if (r.getPortsCount() == 0 || r.getPortsList().contains(port)) {
+                return Optional.of(r);
+            }
+        }
+        return Optional.empty();
     }
 
     public static Optional<Route> match(ServiceRoutes table, Request request) {

@@ -19,6 +19,8 @@ public enum KubeKind {
             List.of("v1", "v1beta1")),
     GATEWAY("gateway.networking.k8s.io", "v1", "Gateway", "gateways", true, List.of("v1", "v1beta1")),
     HTTP_ROUTE("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", true, List.of("v1", "v1beta1")),
+    GRPC_ROUTE("gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", true, List.of("v1", "v1alpha2")),
+    TCP_ROUTE("gateway.networking.k8s.io", "v1alpha2", "TCPRoute", "tcproutes", true, List.of("v1alpha2")),
     SERVICE_ENTRY("networking.istio.io", "v1", "ServiceEntry", "serviceentries", true,
             List.of("v1", "v1beta1", "v1alpha3")),
     DESTINATION_RULE("networking.istio.io", "v1", "DestinationRule", "destinationrules", true,

@@ -18,7 +18,8 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         List<EndpointSlice> endpointSlices, List<GenericKubernetesResource> authorizationPolicies,
         List<GenericKubernetesResource> peerAuthentications, List<GenericKubernetesResource> gateways,
         List<GenericKubernetesResource> httpRoutes, List<GenericKubernetesResource> serviceEntries,
-        List<GenericKubernetesResource> destinationRules) {
+        List<GenericKubernetesResource> destinationRules, List<GenericKubernetesResource> grpcRoutes,
+        List<GenericKubernetesResource> tcpRoutes) {
 
     public static final MeshInput EMPTY = builder().build();
 
@@ -33,6 +34,8 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         httpRoutes = copy(httpRoutes);
         serviceEntries = copy(serviceEntries);
         destinationRules = copy(destinationRules);
+        grpcRoutes = copy(grpcRoutes);
+        tcpRoutes = copy(tcpRoutes);
     }
 
     private static <T> List<T> copy(List<T> l) {
@@ -55,6 +58,8 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         private final List<GenericKubernetesResource> httpRoutes = new ArrayList<>();
         private final List<GenericKubernetesResource> serviceEntries = new ArrayList<>();
         private final List<GenericKubernetesResource> destinationRules = new ArrayList<>();
+        private final List<GenericKubernetesResource> grpcRoutes = new ArrayList<>();
+        private final List<GenericKubernetesResource> tcpRoutes = new ArrayList<>();
 
         /** Adds an object of a used kind; returns false (and ignores it) for any other. */
         public boolean add(HasMetadata o) {
@@ -75,6 +80,8 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
                         case HTTP_ROUTE -> httpRoutes.add(g);
                         case SERVICE_ENTRY -> serviceEntries.add(g);
                         case DESTINATION_RULE -> destinationRules.add(g);
+                        case GRPC_ROUTE -> grpcRoutes.add(g);
+                        case TCP_ROUTE -> tcpRoutes.add(g);
                         default -> {
                             return false;
                         }
@@ -94,7 +101,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
 
         public MeshInput build() {
             return new MeshInput(namespaces, pods, services, endpointSlices, authorizationPolicies,
-                    peerAuthentications, gateways, httpRoutes, serviceEntries, destinationRules);
+                    peerAuthentications, gateways, httpRoutes, serviceEntries, destinationRules, grpcRoutes, tcpRoutes);
         }
     }
 }

@@ -101,7 +101,7 @@ public final class MeshTranslator {
                 }
             });
         }
-        out.addAll(new RouteTranslator(ctx).translate(input.httpRoutes()));
+        out.addAll(new RouteTranslator(ctx).translate(input.httpRoutes(), input.grpcRoutes(), input.tcpRoutes()));
         return new Translation(MeshSnapshot.of(dedupe(ctx, out), generation), ctx.problems());
     }
 

@@ -1,13 +1,13 @@
 package dev.ambient.xds.translate;
 
 import dev.ambient.proto.l7.HeaderMatch;
-import dev.ambient.proto.l7.HeaderMutation;
 import dev.ambient.proto.l7.PathMatch;
 import dev.ambient.proto.l7.QueryParamMatch;
 import dev.ambient.proto.l7.RetryPolicy;
 import dev.ambient.proto.l7.Route;
 import dev.ambient.proto.l7.RouteMatch;
 import dev.ambient.proto.l7.ServiceRoutes;
+import dev.ambient.proto.l7.TcpRoute;
 import dev.ambient.proto.l7.WeightedBackend;
 import dev.ambient.proto.workload.Port;
 import dev.ambient.proto.workload.Service;
@@ -35,8 +35,9 @@ import java.util.regex.PatternSyntaxException;
  * header matches; then more query matches; then the oldest route, then namespace/name, then rule
  * order. A rule without matches matches every request (path prefix "/").
  *
- * <p>An HTTPRoute with an unknown field or an unsupported feature (a filter other than the header
- * modifiers, a regular-expression query match) is reported and skipped; a parent that does not
+ * <p>Filters ({@link RouteFilters}): RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect
+ * and URLRewrite. An HTTPRoute with an unknown field or an unsupported feature (another filter
+ * type, a regular-expression query match) is reported with the field and skipped; a parent that does not
  * exist is reported and skipped; a backend that does not exist is reported and left out (the
  * Gateway API would answer 500 for its share; here the other backends take it; a rule left
  * without any backend answers 500).
@@ -50,7 +51,6 @@ final class RouteTranslator {
     private static final Set<String> MATCH_KEYS = Set.of("path", "headers", "queryParams", "method");
     private static final Set<String> BACKEND_KEYS = Set.of("group", "kind", "name", "namespace", "port", "weight",
             "filters");
-    private static final Set<String> MODIFIER_KEYS = Set.of("set", "add", "remove");
     private static final Set<String> METHODS = Set.of("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
             "TRACE", "PATCH");
 
@@ -78,6 +78,7 @@ final class RouteTranslator {
     private static final class Table {
         final Service service;
         final List<Entry> entries = new ArrayList<>();
+        final List<TcpEntry> tcpRoutes = new ArrayList<>();
         final Set<String> sources = new TreeSet<>();
         final Set<Integer> ports = new TreeSet<>();
         boolean allPorts;
@@ -87,20 +88,17 @@ final class RouteTranslator {
         }
     }
 
-    List<ServiceRoutes> translate(List<GenericKubernetesResource> routes) {
+    List<ServiceRoutes> translate(List<GenericKubernetesResource> httpRoutes,
+            List<GenericKubernetesResource> grpcRoutes, List<GenericKubernetesResource> tcpRoutes) {
         Map<String, Table> tables = new TreeMap<>();
-        for (GenericKubernetesResource r : routes) {
-            try {
-                if (r.getMetadata() == null || r.getMetadata().getName() == null) {
-                    ctx.problem("HTTPRoute/?", "metadata.name is missing");
-                    continue;
-                }
-                route(r, tables);
-            } catch (Specs.Invalid e) {
-                ctx.problem(r, e.getMessage());
-            } catch (RuntimeException e) {
-                ctx.problem(r, "cannot be translated: " + e);
-            }
+        for (GenericKubernetesResource r : httpRoutes) {
+            guarded(r, "HTTPRoute", () -> route(r, tables, false));
+        }
+        for (GenericKubernetesResource r : grpcRoutes) {
+            guarded(r, "GRPCRoute", () -> route(r, tables, true));
+        }
+        for (GenericKubernetesResource r : tcpRoutes) {
+            guarded(r, "TCPRoute", () -> tcpRoute(r, tables));
         }
         List<ServiceRoutes> out = new ArrayList<>();
         for (Table t : tables.values()) {
@@ -111,12 +109,70 @@ final class RouteTranslator {
                 b.addAllPorts(t.ports);
             }
             t.entries.forEach(e -> b.addRoutes(e.route()));
+            t.tcpRoutes.sort(Comparator.comparing(TcpEntry::created).thenComparing(e -> e.route().getName()));
+            t.tcpRoutes.forEach(e -> b.addTcpRoutes(e.route()));
             out.add(b.build());
         }
         return out;
     }
 
-    private void route(GenericKubernetesResource r, Map<String, Table> tables) {
+    private void guarded(GenericKubernetesResource r, String kind, Runnable translation) {
+        try {
+            if (r.getMetadata() == null || r.getMetadata().getName() == null) {
+                ctx.problem(kind + "/?", "metadata.name is missing");
+                return;
+            }
+            translation.run();
+        } catch (Specs.Invalid e) {
+            ctx.problem(r, e.getMessage());
+        } catch (RuntimeException e) {
+            ctx.problem(r, "cannot be translated: " + e);
+        }
+    }
+
+    /** A TCPRoute in a table, with what orders it (the oldest first, as the Gateway API resolves conflicts). */
+    private record TcpEntry(TcpRoute route, String created) {
+    }
+
+    /**
+     * A TCPRoute (v1alpha2): one rule of weighted backends for the streams to the ports of its
+     * parents. A waypoint serves one listener per service port, so a second rule is reported and
+     * the route skipped rather than guessing which one a stream takes.
+     */
+    private void tcpRoute(GenericKubernetesResource r, Map<String, Table> tables) {
+        String ns = Specs.namespace(r);
+        String source = ns + "/" + r.getMetadata().getName();
+        Map<String, Object> spec = Specs.spec(r);
+        Specs.onlyKeys(spec, "spec", Set.of("parentRefs", "rules"));
+        List<Map<String, Object>> rules = Specs.maps(spec.get("rules"), "spec.rules");
+        if (rules.size() != 1) {
+            throw new Specs.Invalid("spec.rules: exactly one rule is supported, not " + rules.size());
+        }
+        Map<String, Object> rule = rules.getFirst();
+        Specs.onlyKeys(rule, "spec.rules[0]", Set.of("name", "backendRefs"));
+        List<Map<String, Object>> refs = Specs.maps(rule.get("backendRefs"), "spec.rules[0].backendRefs");
+        List<WeightedBackend> backends = new ArrayList<>();
+        for (int j = 0; j < refs.size(); j++) {
+            WeightedBackend b = backend(r, ns, refs.get(j), "spec.rules[0].backendRefs[" + j + "]");
+            if (b != null) {
+                backends.add(b);
+            }
+        }
+        String created = r.getMetadata().getCreationTimestamp() == null ? "" : r.getMetadata().getCreationTimestamp();
+        for (Attachment a : parents(r, spec, ns, List.of())) {
+            Table t = tables.computeIfAbsent(a.service().getNamespace() + "/" + a.service().getHostname(),
+                    k -> new Table(a.service()));
+            t.sources.add(source);
+            TcpRoute.Builder tr = TcpRoute.newBuilder().setName(source).addAllBackends(backends);
+            if (a.port() != null) {
+                tr.addPorts(a.port());
+            }
+            t.tcpRoutes.add(new TcpEntry(tr.build(), created));
+        }
+    }
+
+    /** An HTTPRoute, or a GRPCRoute (whose rules become the same routes, matched on the gRPC path). */
+    private void route(GenericKubernetesResource r, Map<String, Table> tables, boolean grpc) {
         String ns = Specs.namespace(r);
         String source = ns + "/" + r.getMetadata().getName();
         Map<String, Object> spec = Specs.spec(r);
@@ -128,9 +184,31 @@ final class RouteTranslator {
         List<List<Entry>> perRule = new ArrayList<>();
         String created = r.getMetadata().getCreationTimestamp() == null ? "" : r.getMetadata().getCreationTimestamp();
         for (int i = 0; i < rules.size(); i++) {
-            perRule.add(rule(r, ns, source, created, i, rules.get(i)));
+            perRule.add(grpc ? grpcRule(r, ns, source, created, i, rules.get(i))
+                    : rule(r, ns, source, created, i, rules.get(i)));
         }
 
+        for (Attachment a : parents(r, spec, ns, hostnames)) {
+            Service svc = a.service();
+            Table t = tables.computeIfAbsent(svc.getNamespace() + "/" + svc.getHostname(), k -> new Table(svc));
+            t.sources.add(source);
+            if (a.port() == null) {
+                t.allPorts = true;
+            } else {
+                t.ports.add(a.port());
+            }
+            perRule.forEach(t.entries::addAll);
+        }
+    }
+
+    /** A service a route attaches to, on one port or (null) all. */
+    private record Attachment(Service service, Integer port) {
+    }
+
+    /** The services a route's parentRefs attach it to; a parent that cannot be used is reported and skipped. */
+    private List<Attachment> parents(GenericKubernetesResource r, Map<String, Object> spec, String ns,
+            List<String> hostnames) {
+        List<Attachment> out = new ArrayList<>();
         List<Map<String, Object>> parents = Specs.maps(spec.get("parentRefs"), "spec.parentRefs");
         if (parents.isEmpty()) {
             throw new Specs.Invalid("spec.parentRefs: required");
@@ -204,16 +282,10 @@ final class RouteTranslator {
                 continue;
             }
             for (Service svc : attached) {
-                Table t = tables.computeIfAbsent(svc.getNamespace() + "/" + svc.getHostname(), k -> new Table(svc));
-                t.sources.add(source);
-                if (port == null) {
-                    t.allPorts = true;
-                } else {
-                    t.ports.add(port);
-                }
-                perRule.forEach(t.entries::addAll);
+                out.add(new Attachment(svc, port));
             }
         }
+        return out;
     }
 
     private static boolean hostnameMatches(List<String> hostnames, Service svc) {
@@ -230,19 +302,16 @@ final class RouteTranslator {
         return false;
     }
 
-    private List<Entry> rule(GenericKubernetesResource r, String ns, String source, String created, int index,
-            Map<String, Object> rule) {
-        String at = "spec.rules[" + index + "]";
-        Specs.onlyKeys(rule, at, RULE_KEYS);
+    /** A rule's route before its matches and filters: its name and its backends (those that exist). */
+    private Route.Builder ruleBase(GenericKubernetesResource r, String ns, String source, int index,
+            Map<String, Object> rule, String at, Set<String> keys) {
+        Specs.onlyKeys(rule, at, keys);
         if (rule.get("sessionPersistence") != null) {
             throw new Specs.Invalid(at + ".sessionPersistence: not supported");
         }
         String ruleName = Specs.string(rule.get("name"), at + ".name");
         Route.Builder base = Route.newBuilder()
                 .setName(source + "/" + (ruleName != null ? ruleName : String.valueOf(index)));
-        for (Map<String, Object> f : Specs.maps(rule.get("filters"), at + ".filters")) {
-            filter(base, f, at + ".filters");
-        }
         List<Map<String, Object>> backends = Specs.maps(rule.get("backendRefs"), at + ".backendRefs");
         for (int j = 0; j < backends.size(); j++) {
             WeightedBackend b = backend(r, ns, backends.get(j), at + ".backendRefs[" + j + "]");
@@ -250,7 +319,15 @@ final class RouteTranslator {
                 base.addBackends(b);
             }
         }
-        if (base.getBackendsCount() == 0) {
+        return base;
+    }
+
+    private List<Entry> rule(GenericKubernetesResource r, String ns, String source, String created, int index,
+            Map<String, Object> rule) {
+        String at = "spec.rules[" + index + "]";
+        Route.Builder base = ruleBase(r, ns, source, index, rule, at, RULE_KEYS);
+        RouteFilters filters = RouteFilters.read(Specs.maps(rule.get("filters"), at + ".filters"), at);
+        if (base.getBackendsCount() == 0 && !filters.redirects()) {
             base.setDirectResponseStatus(500); // no valid backend: Gateway API says 500
         }
         Map<String, Object> timeouts = Specs.map(rule.get("timeouts"), at + ".timeouts");
@@ -326,24 +403,7 @@ final class RouteTranslator {
                 default -> throw new Specs.Invalid(mat + ".path.type: unknown type '" + type + "'");
             }
             List<Map<String, Object>> headers = Specs.maps(match.get("headers"), mat + ".headers");
-            for (int h = 0; h < headers.size(); h++) {
-                String hat = mat + ".headers[" + h + "]";
-                Map<String, Object> hm = headers.get(h);
-                Specs.onlyKeys(hm, hat, Set.of("type", "name", "value"));
-                String htype = Specs.string(hm.getOrDefault("type", "Exact"), hat + ".type");
-                String hname = required(hm, "name", hat);
-                String hvalue = required(hm, "value", hat);
-                HeaderMatch.Builder hb = HeaderMatch.newBuilder().setName(hname.toLowerCase()).setValue(hvalue);
-                switch (htype) {
-                    case "Exact" -> hb.setKind(HeaderMatch.Kind.EXACT);
-                    case "RegularExpression" -> {
-                        regex(hvalue, hat + ".value");
-                        hb.setKind(HeaderMatch.Kind.REGULAR_EXPRESSION);
-                    }
-                    default -> throw new Specs.Invalid(hat + ".type: unknown type '" + htype + "'");
-                }
-                rm.addHeaders(hb);
-            }
+            headerMatches(headers, mat, rm);
             List<Map<String, Object>> queries = Specs.maps(match.get("queryParams"), mat + ".queryParams");
             for (int q = 0; q < queries.size(); q++) {
                 String qat = mat + ".queryParams[" + q + "]";
@@ -363,11 +423,136 @@ final class RouteTranslator {
                 }
                 rm.setMethod(method);
             }
-            Route route = base.clone().addMatches(rm).build();
+            Route.Builder routeOfMatch = base.clone().addMatches(rm);
+            filters.apply(routeOfMatch, type, value, mat);
+            Route route = routeOfMatch.build();
             out.add(new Entry(route, pathRank, pathRank == 2 ? value.length() : 0, method != null,
                     headers.size(), queries.size(), created, source, index, m));
         }
         return out;
+    }
+
+    private static final Set<String> GRPC_RULE_KEYS = Set.of("name", "matches", "filters", "backendRefs",
+            "sessionPersistence");
+    /** gRPC service and method names as the Gateway API's GRPCMethodMatch allows them for Exact. */
+    private static final Pattern GRPC_SERVICE = Pattern.compile("(?i)\\.?[a-z_][a-z_0-9]*(\\.[a-z_][a-z_0-9]*)*");
+    private static final Pattern GRPC_METHOD = Pattern.compile("[A-Za-z_][A-Za-z_0-9]*");
+
+    /**
+     * A GRPCRoute rule: each match's method becomes a match on the request path {@code /service/method}
+     * (Exact: the whole path, or the service's path prefix when only the service is given;
+     * RegularExpression: a regular expression on the path, a missing part matching any name),
+     * with its header matches. Filters: the header modifiers only (the Gateway API defines no
+     * redirect or rewrite for gRPC). Ordered as HTTPRoutes are: a full method before a regular
+     * expression before a service prefix, then more header matches.
+     */
+    private List<Entry> grpcRule(GenericKubernetesResource r, String ns, String source, String created, int index,
+            Map<String, Object> rule) {
+        String at = "spec.rules[" + index + "]";
+        Route.Builder base = ruleBase(r, ns, source, index, rule, at, GRPC_RULE_KEYS);
+        List<Map<String, Object>> filterList = Specs.maps(rule.get("filters"), at + ".filters");
+        for (int i = 0; i < filterList.size(); i++) {
+            String type = Specs.string(filterList.get(i).get("type"), at + ".filters[" + i + "].type");
+            if ("RequestRedirect".equals(type) || "URLRewrite".equals(type)) {
+                throw new Specs.Invalid(at + ".filters[" + i + "].type: " + type + " is not a GRPCRoute filter");
+            }
+        }
+        RouteFilters filters = RouteFilters.read(filterList, at);
+        if (base.getBackendsCount() == 0) {
+            base.setDirectResponseStatus(500); // no valid backend; a gRPC client sees it as grpc-status 13
+        }
+        List<Map<String, Object>> matches = Specs.maps(rule.get("matches"), at + ".matches");
+        if (matches.isEmpty()) {
+            matches = List.of(Map.of());
+        }
+        List<Entry> out = new ArrayList<>();
+        for (int m = 0; m < matches.size(); m++) {
+            String mat = at + ".matches[" + m + "]";
+            Map<String, Object> match = matches.get(m);
+            Specs.onlyKeys(match, mat, Set.of("method", "headers"));
+            RouteMatch.Builder rm = RouteMatch.newBuilder();
+            String pathType = "PathPrefix";
+            String pathValue = "/";
+            int pathRank = 2;
+            if (match.get("method") != null) {
+                String mm = mat + ".method";
+                Map<String, Object> method = Specs.map(match.get("method"), mm);
+                Specs.onlyKeys(method, mm, Set.of("type", "service", "method"));
+                String type = Specs.string(method.getOrDefault("type", "Exact"), mm + ".type");
+                String service = Specs.string(method.get("service"), mm + ".service");
+                String name = Specs.string(method.get("method"), mm + ".method");
+                if (service == null && name == null) {
+                    throw new Specs.Invalid(mm + ": service or method is required");
+                }
+                switch (type) {
+                    case "Exact" -> {
+                        if (service != null && !GRPC_SERVICE.matcher(service).matches()) {
+                            throw new Specs.Invalid(mm + ".service: '" + service + "' is not a gRPC service name");
+                        }
+                        if (name != null && !GRPC_METHOD.matcher(name).matches()) {
+                            throw new Specs.Invalid(mm + ".method: '" + name + "' is not a gRPC method name");
+                        }
+                        if (service != null && name != null) {
+                            pathType = "Exact";
+                            pathValue = "/" + service + "/" + name;
+                            pathRank = 0;
+                        } else if (service != null) {
+                            pathValue = "/" + service;
+                        } else {
+                            pathType = "RegularExpression";
+                            pathValue = "/[^/]+/" + name;
+                            pathRank = 1;
+                        }
+                    }
+                    case "RegularExpression" -> {
+                        if (service != null) {
+                            regex(service, mm + ".service");
+                        }
+                        if (name != null) {
+                            regex(name, mm + ".method");
+                        }
+                        pathType = "RegularExpression";
+                        pathValue = "/(" + (service == null ? "[^/]+" : service) + ")/("
+                                + (name == null ? "[^/]+" : name) + ")";
+                        pathRank = 1;
+                    }
+                    default -> throw new Specs.Invalid(mm + ".type: unknown type '" + type + "'");
+                }
+            }
+            rm.setPath(PathMatch.newBuilder().setKind(switch (pathType) {
+                case "Exact" -> PathMatch.Kind.EXACT;
+                case "RegularExpression" -> PathMatch.Kind.REGULAR_EXPRESSION;
+                default -> PathMatch.Kind.PREFIX;
+            }).setValue(pathValue));
+            List<Map<String, Object>> headers = Specs.maps(match.get("headers"), mat + ".headers");
+            headerMatches(headers, mat, rm);
+            Route.Builder routeOfMatch = base.clone().addMatches(rm);
+            filters.apply(routeOfMatch, pathType, pathValue, mat);
+            out.add(new Entry(routeOfMatch.build(), pathRank, pathRank == 2 ? pathValue.length() : 0, false,
+                    headers.size(), 0, created, source, index, m));
+        }
+        return out;
+    }
+
+    private static void headerMatches(List<Map<String, Object>> headers, String mat, RouteMatch.Builder rm) {
+        for (int h = 0; h < headers.size(); h++) {
+            String hat = mat + ".headers[" + h + "]";
+            Map<String, Object> hm = headers.get(h);
+            Specs.onlyKeys(hm, hat, Set.of("type", "name", "value"));
+            String htype = Specs.string(hm.getOrDefault("type", "Exact"), hat + ".type");
+            String hname = required(hm, "name", hat);
+            String hvalue = required(hm, "value", hat);
+            HeaderMatch.Builder hb = HeaderMatch.newBuilder().setName(hname.toLowerCase()).setValue(hvalue);
+            switch (htype) {
+                case "Exact" -> hb.setKind(HeaderMatch.Kind.EXACT);
+                case "RegularExpression" -> {
+                    regex(hvalue, hat + ".value");
+                    hb.setKind(HeaderMatch.Kind.REGULAR_EXPRESSION);
+                }
+                default -> throw new Specs.Invalid(hat + ".type: unknown type '" + htype + "'");
+            }
+            rm.addHeaders(hb);
+        }
     }
 
     private static String required(Map<String, Object> m, String key, String at) {
@@ -384,36 +569,6 @@ final class RouteTranslator {
         } catch (PatternSyntaxException e) {
             throw new Specs.Invalid(at + ": not a regular expression: " + e.getDescription());
         }
-    }
-
-    private static void filter(Route.Builder route, Map<String, Object> f, String at) {
-        String type = Specs.string(f.get("type"), at + ".type");
-        if ("RequestHeaderModifier".equals(type) || "ResponseHeaderModifier".equals(type)) {
-            Specs.onlyKeys(f, at, Set.of("type", "requestHeaderModifier", "responseHeaderModifier"));
-            boolean request = type.equals("RequestHeaderModifier");
-            String key = request ? "requestHeaderModifier" : "responseHeaderModifier";
-            Map<String, Object> mod = Specs.map(f.get(key), at + "." + key);
-            Specs.onlyKeys(mod, at + "." + key, MODIFIER_KEYS);
-            List<HeaderMutation> muts = new ArrayList<>();
-            for (Map<String, Object> h : Specs.maps(mod.get("set"), at + "." + key + ".set")) {
-                muts.add(HeaderMutation.newBuilder().setOp(HeaderMutation.Op.SET)
-                        .setName(required(h, "name", at + ".set")).setValue(required(h, "value", at + ".set")).build());
-            }
-            for (Map<String, Object> h : Specs.maps(mod.get("add"), at + "." + key + ".add")) {
-                muts.add(HeaderMutation.newBuilder().setOp(HeaderMutation.Op.ADD)
-                        .setName(required(h, "name", at + ".add")).setValue(required(h, "value", at + ".add")).build());
-            }
-            for (String name : Specs.strings(mod.get("remove"), at + "." + key + ".remove")) {
-                muts.add(HeaderMutation.newBuilder().setOp(HeaderMutation.Op.REMOVE).setName(name).build());
-            }
-            if (request) {
-                route.addAllRequestHeaderMutations(muts);
-            } else {
-                route.addAllResponseHeaderMutations(muts);
-            }
-            return;
-        }
-        throw new Specs.Invalid(at + ": filter type " + type + " is not supported; route skipped");
     }
 
     private WeightedBackend backend(GenericKubernetesResource r, String ns, Map<String, Object> ref, String at) {

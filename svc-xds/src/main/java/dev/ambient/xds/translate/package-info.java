@@ -37,7 +37,7 @@
  *   <li><b>ServiceEntry</b>: see {@code ServiceEntryTranslator} (a Service per host, endpoints as
  *   Workloads, auto-allocated addresses from {@code AutoAllocation}).</li>
  *   <li><b>AuthorizationPolicy</b>, <b>PeerAuthentication</b>: see {@code AuthorizationTranslator}.
- *   <b>HTTPRoute</b>: see {@code RouteTranslator}.</li>
+ *   <b>HTTPRoute</b> and <b>TCPRoute</b>: see {@code RouteTranslator} and {@code RouteFilters}.</li>
  * </ul>
  *
  * <p>Problems ({@link dev.ambient.xds.translate.Problem}) name the resource as

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import dev.ambient.discovery.ResourceTypes;
+import dev.ambient.proto.l7.ServiceRoutes;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.xds.model.MeshSnapshot;
 import dev.ambient.xds.translate.Fixtures;
@@ -42,6 +43,23 @@ class DirectoryMeshSourceTest {
         Files.writeString(dir.resolve("security/more/policies.yml"), Fixtures.text("policies.yaml"));
         Files.writeString(dir.resolve("README.md"), "not yaml: ignored");
         Files.writeString(dir.resolve("egress/serviceentries.yaml"), Fixtures.text("serviceentries.yaml"));
+        Files.writeString(dir.resolve("egress/tcp.yaml"), """
+                apiVersion: gateway.networking.k8s.io/v1alpha2
+                kind: TCPRoute
+                metadata: {name: reviews-tcp, namespace: shop}
+                spec:
+                  parentRefs: [{name: waypoint}]
+                  rules: [{backendRefs: [{name: reviews-v2, port: 9080}]}]
+                ---
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: GRPCRoute
+                metadata: {name: reviews-grpc, namespace: shop}
+                spec:
+                  parentRefs: [{name: waypoint}]
+                  rules:
+                  - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]
+                    backendRefs: [{name: reviews-v2, port: 9080}]
+                """);
         Files.writeString(dir.resolve("deploy.yaml"), """
                 apiVersion: apps/v1
                 kind: Deployment
@@ -99,6 +117,11 @@ class DirectoryMeshSourceTest {
         assertTrue(s.resources(ResourceTypes.WORKLOAD).containsKey(PRODUCTPAGE));
         assertTrue(s.resources(ResourceTypes.AUTHORIZATION).containsKey("shop/productpage-viewer"), "from security/more");
         assertTrue(s.resources(ResourceTypes.SERVICE_ROUTES).containsKey("shop/reviews.shop.svc.cluster.local"));
+        assertEquals("shop/reviews-tcp", ((ServiceRoutes) s.resources(ResourceTypes.SERVICE_ROUTES)
+                .get("shop/reviews.shop.svc.cluster.local").resource()).getTcpRoutes(0).getName(), "a TCPRoute");
+        assertEquals("/helloworld.Greeter/SayHello", ((ServiceRoutes) s.resources(ResourceTypes.SERVICE_ROUTES)
+                .get("shop/reviews.shop.svc.cluster.local").resource()).getRoutes(0).getMatches(0).getPath().getValue(),
+                "a GRPCRoute's exact method comes first");
         assertTrue(s.resources(ResourceTypes.SERVICE).containsKey("egress/db.legacy.example"), "a ServiceEntry host");
         assertEquals(List.of(), source.problems(), "a Deployment is not a problem, just unused");
         assertFalse(seen.isEmpty(), "listeners heard of the first snapshot");

@@ -133,6 +133,20 @@ class KubernetesMeshSourceTest {
         await("the deleted entry", () -> !model.current().resources(ResourceTypes.SERVICE)
                 .containsKey("egress/api.example.com"));
 
+        // TCPRoutes (v1alpha2) through the API: weighted TCP backends in the service's table.
+        Fixtures.objects("tcproutes.yaml").forEach(this::apply);
+        await("the TCPRoute", () -> {
+            var e = model.current().resources(ResourceTypes.SERVICE_ROUTES).get("shop/reviews.shop.svc.cluster.local");
+            return e != null && ((ServiceRoutes) e.resource()).getTcpRoutesList().stream()
+                    .anyMatch(r -> r.getName().equals("shop/whole-waypoint"));
+        });
+        for (String name : List.of("ratings-split", "two-rules", "with-matches", "whole-waypoint")) {
+            client.genericKubernetesResources(KubernetesMeshSource.context(KubeKind.TCP_ROUTE)).inNamespace("shop")
+                    .withName(name).delete();
+        }
+        await("the deleted TCPRoutes", () -> ((ServiceRoutes) model.current().resources(ResourceTypes.SERVICE_ROUTES)
+                .get("shop/reviews.shop.svc.cluster.local").resource()).getTcpRoutesCount() == 0);
+
         // A generic resource deleted through the API.
         client.genericKubernetesResources(KubernetesMeshSource.context(KubeKind.HTTP_ROUTE)).inNamespace("shop")
                 .withName("reviews").delete();
