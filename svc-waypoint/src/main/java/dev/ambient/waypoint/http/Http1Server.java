@@ -7,7 +7,6 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
@@ -43,7 +42,7 @@ import java.util.function.Consumer;
  * draining; a response that ends before its request was read whole closes it, as Envoy does.
  * After a {@code 101} the connection becomes a byte tunnel. Event loop only.
  */
-public final class Http1Server extends ChannelInboundHandlerAdapter implements Downstream {
+public final class Http1Server extends DownstreamServer {
 
     public static final String CODEC = "http-codec";
     public static final String OBSERVER = "http-deadlines-observer";
@@ -56,10 +55,8 @@ public final class Http1Server extends ChannelInboundHandlerAdapter implements D
     /** The HBONE stream carrying this connection. */
     private final Http2StreamChannel stream;
     private final HttpDeadlines deadlines;
-    private ChannelHandlerContext ctx;
     /** Read ahead of their turn (pipelined): at most what one read brought. */
     private final ArrayDeque<Object> queued = new ArrayDeque<>();
-    private Exchange current;
     /** Between a request's head and its last part, as the decoder reads them. */
     private boolean inRequest;
     /** The request being read has no body (its head is all of it). */
@@ -71,7 +68,6 @@ public final class Http1Server extends ChannelInboundHandlerAdapter implements D
     private boolean inputEnded;
     private boolean closing;
     private boolean upgraded;
-    private ChannelFuture lastWrite;
 
     public Http1Server(DataPath path, Tunnel tunnel, Http2StreamChannel stream, HttpDeadlines deadlines) {
         this.path = path;
@@ -218,30 +214,7 @@ public final class Http1Server extends ChannelInboundHandlerAdapter implements D
         if (!keep) {
             closing = true;
         }
-        if (response instanceof FullHttpResponse) {
-            lastWrite = ctx.writeAndFlush(response);
-        } else {
-            lastWrite = ctx.write(response);
-        }
-    }
-
-    @Override
-    public void content(HttpContent part) {
-        if (part instanceof LastHttpContent) {
-            lastWrite = ctx.writeAndFlush(part);
-        } else {
-            lastWrite = ctx.write(part);
-        }
-    }
-
-    @Override
-    public void flush() {
-        ctx.flush();
-    }
-
-    @Override
-    public boolean isWritable() {
-        return ctx.channel().isWritable();
+        writeHead(response);
     }
 
     @Override
@@ -342,22 +315,6 @@ public final class Http1Server extends ChannelInboundHandlerAdapter implements D
                 stream.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
             }
         }
-    }
-
-    @Override
-    public void channelReadComplete(ChannelHandlerContext ctx) {
-        if (current != null) {
-            current.requestReadComplete();
-        }
-        ctx.fireChannelReadComplete();
-    }
-
-    @Override
-    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-        if (current != null) {
-            current.downstreamWritabilityChanged();
-        }
-        ctx.fireChannelWritabilityChanged();
     }
 
     @Override

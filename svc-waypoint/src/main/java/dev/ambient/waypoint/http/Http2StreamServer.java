@@ -42,19 +42,15 @@ import java.util.function.Consumer;
  * HTTP/1.1 upgrade it stands for and answered {@code 200} when the endpoint switched, after which
  * the stream carries bytes. Event loop only.
  */
-public final class Http2StreamServer extends ChannelInboundHandlerAdapter implements Downstream {
+public final class Http2StreamServer extends DownstreamServer {
 
     static final String CODEC = "h2-to-http";
 
     private final DataPath path;
     private final Tunnel tunnel;
     private final HttpDeadlines.StreamRequestTimeout deadline;
-    private ChannelHandlerContext ctx;
-    private Exchange current;
     private boolean requestEnded;
     private boolean upgraded;
-    /** The response's last write, after which a reset may follow. */
-    private ChannelFuture lastWrite;
     /** The protocol of this stream's extended CONNECT, or null. */
     private String connectProtocol;
 
@@ -147,30 +143,7 @@ public final class Http2StreamServer extends ChannelInboundHandlerAdapter implem
     public void head(HttpResponse response) {
         // The conversion leaves out what HTTP/2 forbids (connection, keep-alive, transfer-encoding, ...).
         Exchange.stripHopByHop(response.headers());
-        if (response instanceof FullHttpResponse) {
-            lastWrite = ctx.writeAndFlush(response);
-        } else {
-            lastWrite = ctx.write(response);
-        }
-    }
-
-    @Override
-    public void content(HttpContent part) {
-        if (part instanceof LastHttpContent) {
-            lastWrite = ctx.writeAndFlush(part);
-        } else {
-            lastWrite = ctx.write(part);
-        }
-    }
-
-    @Override
-    public void flush() {
-        ctx.flush();
-    }
-
-    @Override
-    public boolean isWritable() {
-        return ctx.channel().isWritable();
+        writeHead(response);
     }
 
     @Override
@@ -235,22 +208,6 @@ public final class Http2StreamServer extends ChannelInboundHandlerAdapter implem
     }
 
     // ------------------------------------------------------------------ the stream's events
-
-    @Override
-    public void channelReadComplete(ChannelHandlerContext ctx) {
-        if (current != null) {
-            current.requestReadComplete();
-        }
-        ctx.fireChannelReadComplete();
-    }
-
-    @Override
-    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-        if (current != null) {
-            current.downstreamWritabilityChanged();
-        }
-        ctx.fireChannelWritabilityChanged();
-    }
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
