@@ -65,4 +65,18 @@ abstract class DownstreamServer extends ChannelInboundHandlerAdapter implements 
         }
         ctx.fireChannelWritabilityChanged();
     }
+
+    /** The client is gone (or reset its stream): the exchange under way, if any, is abandoned. */
+    final void abandonCurrent() {
+        Exchange e = current;
+        current = null;
+        if (e != null) {
+            e.abandon();
+        }
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        ctx.close();
+    }
 }

@@ -332,16 +332,7 @@ public final class Http1Server extends DownstreamServer {
     public void channelInactive(ChannelHandlerContext ctx) {
         queued.forEach(ReferenceCountUtil::release);
         queued.clear();
-        Exchange e = current;
-        current = null;
-        if (e != null) {
-            e.abandon();
-        }
+        abandonCurrent();
         ctx.fireChannelInactive();
-    }
-
-    @Override
-    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        ctx.close();
     }
 }

@@ -221,17 +221,8 @@ public final class Http2StreamServer extends DownstreamServer {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
-        Exchange e = current;
-        current = null;
-        if (e != null) {
-            e.abandon();
-        }
+        abandonCurrent();
         ctx.fireChannelInactive();
-    }
-
-    @Override
-    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        ctx.close();
     }
 
     /**
