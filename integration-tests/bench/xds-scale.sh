@@ -40,7 +40,9 @@ props=(-Dxds.bench=true
 [[ -n "${XBENCH_WARMUP:-}" ]] && props+=("-Dxds.bench.warmup=$XBENCH_WARMUP")
 
 # shellcheck disable=SC2086
-(cd "$repo" && ./mvnw -B -q ${XBENCH_MVN_FLAGS--o} -pl svc-xds test \
+# -am: on a fresh clone shared-proto is in no local repository (the README's test command runs
+# `verify`, not `install`), so it is built in the same reactor.
+(cd "$repo" && ./mvnw -B -q ${XBENCH_MVN_FLAGS--o} -pl svc-xds -am test \
     -Dtest='dev.ambient.xds.discovery.ScaleBenchmark' -Dsurefire.failIfNoSpecifiedTests=false \
     "${props[@]}" "$@") >"$repo/svc-xds/target/xds-scale-bench.mvn.log" 2>&1 || {
     status=$?
