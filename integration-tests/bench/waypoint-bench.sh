@@ -15,7 +15,8 @@
 # Settings (environment): WPBENCH_DURATION (10 s per timed run), WPBENCH_CONNS (16 connections for
 # the rate runs), WPBENCH_XMX (256m per JVM), WPBENCH_NS (wpbench), WPBENCH_JAVA_HOME,
 # WPBENCH_KEEP=1 (keep the temp dir with the logs), WPBENCH_WP_JVM_OPTS (the waypoint's JVM
-# flags, after the common ones; default "-Xmx64m -XX:+UseSerialGC": a proxy's heap is small).
+# flags, after the common ones; default below), WPBENCH_WP_ENV (its environment; default
+# MALLOC_ARENA_MAX=2), WPBENCH_ROUNDS (3), WPBENCH_WARMUP (5 s), WPBENCH_PACED (15 s).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -239,8 +240,11 @@ say "ztunnels node-a ($NODE_A, capture 15001) and node-b ($NODE_B); waypoint on 
 ztunnel node-a "$NODE_A" 15001
 wait_ready ztunnel-node-a "$pid_ztunnel_node_a" "http://$NODE_A:15021/healthz/ready"
 ztunnel node-b "$NODE_B" 0
-WP_JVM_OPTS="${WPBENCH_WP_JVM_OPTS--Xmx64m -XX:+UseSerialGC}"
-WP_ENV="${WPBENCH_WP_ENV-}"
+# The waypoint's JVM, sized for a proxy (waypoint-profile.txt): a heap of its live set (~30 MB
+# here) plus a small young generation, Serial GC, compact object headers, freed C-heap (the JIT's
+# arenas) given back to the OS every 2 s, and two glibc malloc arenas instead of one per thread.
+WP_JVM_OPTS="${WPBENCH_WP_JVM_OPTS--Xmx40m -Xmn8m -XX:+UseSerialGC -XX:+UseCompactObjectHeaders -XX:TrimNativeHeapInterval=2000}"
+WP_ENV="${WPBENCH_WP_ENV-MALLOC_ARENA_MAX=2}"
 read -r -a wp_extra <<<"$WP_JVM_OPTS"
 read -r -a wp_env <<<"$WP_ENV"
 start_bg waypoint env "${wp_env[@]}" "${jvm[@]}" "${wp_extra[@]}" $(hosts $WP_ADMIN) -Dwaypoint.gateway=bench/waypoint -Dwaypoint.pod-name=waypoint-0 \
@@ -333,10 +337,15 @@ nx wrk -t1 -c13 -d"${PACED}s" -s "$work/paced.lua" "http://$VIP_WP/100b.txt" >"$
 paced_rps=$(awk '/^Requests\/sec/ { print $2 }' "$work/wrk-paced.txt")
 WP_RSS_MB=$(calc "$(rss_kb "$WP") / 1024" .0f)
 
-RATE=$(median "${r_rate[@]}"); ADDED=$(median "${r_added[@]}")
-WP_CPU_US=$(calc "$wp_ticks * 1000000 / $CLK_TCK / $wp_reqs" .0f)
 verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo MISS; }
 med_of() { local name=$1 arr=$2 i vals=(); for ((i = 1; i <= ROUNDS; i++)); do eval "vals+=(\"\${$arr[$name,$i]}\")"; done; median "${vals[@]}"; }
+RATE=$(median "${r_rate[@]}")
+# Added p50: each path's median 1-connection p50 over the rounds, minus L4's (less noisy than a
+# round's difference); nginx's floored at wrk's 10 us resolution (it can measure as nothing).
+ADDED_WP=$(calc "$(med_of waypoint LAT50) - $(med_of l4 LAT50)" .3f)
+ADDED_NGINX=$(calc "$(med_of nginx LAT50) - $(med_of l4 LAT50)" .3f)
+ADDED=$(calc "$ADDED_WP / (($ADDED_NGINX > 0.010) ? $ADDED_NGINX : 0.010)" .2f)
+WP_CPU_US=$(calc "$wp_ticks * 1000000 / $CLK_TCK / $wp_reqs" .0f)
 
 echo
 say "results: medians of $ROUNDS interleaved rounds (same machine, same run; $(nproc) cores, shared: rely on the ratios)"
@@ -347,7 +356,12 @@ printf '   %-34s %12s %12s %12s\n' "p50 / p99 ms (1 conn)" "$(med_of l4 LAT50)/$
   "$(med_of nginx LAT50)/$(med_of nginx LAT99)" "$(med_of waypoint LAT50)/$(med_of waypoint LAT99)"
 echo "   per round: req/s waypoint/nginx ${r_rate[*]}; added p50 waypoint/nginx ${r_added[*]}; CPU us/request ${r_cpu[*]}"
 printf '   %-44s %-10s %-18s %s\n' "req/s at $CONNS conns, waypoint/nginx:" "${RATE}x" "(goal >= 0.8x)" "$(verdict "$RATE >= 0.8")"
-printf '   %-44s %-10s %-18s %s\n' "added p50 at 1 conn, waypoint/nginx:" "${ADDED}x" "(goal <= 2x)" "$(verdict "$ADDED <= 2")"
+if awk "BEGIN { exit !($ADDED_NGINX > 0.010 && $ADDED_WP > 0) }"; then
+  printf '   %-44s %-10s %-18s %s\n' "added p50 at 1 conn, waypoint/nginx:" "${ADDED}x" "(goal <= 2x)" "$(verdict "$ADDED <= 2")"
+else # a hop that measures as nothing or less: the run was too noisy to judge this figure
+  printf '   %-44s %-10s %-18s %s\n' "added p50 at 1 conn, waypoint/nginx:" "n/a" "(goal <= 2x)" "NOISE"
+fi
+echo "   (added p50: waypoint ${ADDED_WP} ms, nginx ${ADDED_NGINX} ms over L4's $(med_of l4 LAT50) ms)"
 printf '   %-44s %-10s %-18s %s\n' "waypoint CPU per request:" "${WP_CPU_US} us" "(goal <= 100 us)" "$(verdict "$WP_CPU_US <= 100")"
 printf '   %-44s %-10s %-18s %s\n' "waypoint RSS at ${paced_rps} req/s:" "${WP_RSS_MB} MB" "(goal < 100 MB)" "$(verdict "$WP_RSS_MB < 100")"
 echo "   (RSS ${rss_before} MB before the paced run, after the rate runs; waypoint JVM: $WP_JVM_OPTS${WP_ENV:+; env $WP_ENV})"
