@@ -2,7 +2,6 @@ package dev.ambient.identity;
 
 import java.security.cert.X509Certificate;
 import java.util.List;
-import java.util.regex.Pattern;
 
 /**
  * A workload identity, {@code spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>}.
@@ -15,8 +14,7 @@ public record SpiffeId(String trustDomain, String namespace, String serviceAccou
 
     private static final String SCHEME = "spiffe://";
     // SPIFFE spec: trust domains are lower case; path segments use the unreserved URI characters.
-    private static final Pattern TRUST_DOMAIN = Pattern.compile("[a-z0-9._-]+");
-    private static final Pattern SEGMENT = Pattern.compile("[A-Za-z0-9._-]+");
+    // Checked with loops, not regexes: the waypoint makes ids on every request.
 
     public SpiffeId {
         checkTrustDomain(trustDomain);
@@ -81,7 +79,7 @@ public record SpiffeId(String trustDomain, String namespace, String serviceAccou
         if (trustDomain == null || trustDomain.isEmpty()) {
             throw new IllegalArgumentException("trust domain is empty");
         }
-        if (!TRUST_DOMAIN.matcher(trustDomain).matches()) {
+        if (!allOf(trustDomain, false)) {
             throw new IllegalArgumentException("trust domain \"" + trustDomain
                     + "\" may hold only lower-case letters, digits, '.', '-' and '_'");
         }
@@ -91,10 +89,23 @@ public record SpiffeId(String trustDomain, String namespace, String serviceAccou
         if (value == null || value.isEmpty()) {
             throw new IllegalArgumentException(what + " is empty");
         }
-        if (!SEGMENT.matcher(value).matches() || value.equals(".") || value.equals("..")) {
+        if (!allOf(value, true) || value.equals(".") || value.equals("..")) {
             throw new IllegalArgumentException(what + " \"" + value
                     + "\" may hold only letters, digits, '.', '-' and '_' (and is not . or ..)");
         }
+    }
+
+    /** Only ASCII letters (lower case unless {@code upper}), digits, '.', '-' and '_'. */
+    private static boolean allOf(String value, boolean upper) {
+        for (int i = 0; i < value.length(); i++) {
+            char c = value.charAt(i);
+            boolean ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'
+                    || (upper && c >= 'A' && c <= 'Z');
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static IllegalArgumentException invalid(String uri, String why) {

@@ -102,7 +102,7 @@ public final class RequestTarget {
         if (options.normalization() != Normalization.NONE) {
             path = path.replace('\\', '/');
             if (options.normalization() != Normalization.BASE) {
-                path = path.replaceAll("/{2,}", "/");
+                path = mergeSlashes(path);
             }
             path = removeDotSegments(path);
         }
@@ -176,8 +176,26 @@ public final class RequestTarget {
         return out.toString();
     }
 
+    /** Runs of '/' as one (a loop, not a regex: this runs on every request). */
+    static String mergeSlashes(String path) {
+        if (!path.contains("//")) {
+            return path;
+        }
+        StringBuilder out = new StringBuilder(path.length());
+        for (int i = 0; i < path.length(); i++) {
+            char c = path.charAt(i);
+            if (c != '/' || out.isEmpty() || out.charAt(out.length() - 1) != '/') {
+                out.append(c);
+            }
+        }
+        return out.toString();
+    }
+
     /** RFC 3986 5.2.4 on an absolute path. */
     static String removeDotSegments(String path) {
+        if (path.startsWith("/") && !path.contains("/.")) {
+            return path; // no dot segment: nothing to remove (the common case, kept cheap)
+        }
         String[] segments = path.split("/", -1);
         ArrayDeque<String> kept = new ArrayDeque<>();
         for (int i = 1; i < segments.length; i++) {
