@@ -17,6 +17,7 @@ spread round-robin, IPs from the node's range) into meshbox-replicas.yaml in the
 each namespace's /etc/hosts lines for the Services are written to STATE_DIR/hosts/NAMESPACE; the
 waypoints' scrape targets to STATE_DIR/prometheus/waypoints.json.
 """
+import ipaddress
 import json
 import os
 import re
@@ -33,7 +34,7 @@ OUTSIDE = ANNOTATION + "outside"     # "true": a host beyond the nodes (no node,
 RESOLVER = ANNOTATION + "resolver"   # "true" on an outside pod: it runs the box's upstream DNS resolver
 GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
 REPLICAS_FILE = "meshbox-replicas.yaml"
-BOX_NETWORK = "10.44."
+BOX_NETWORK = ipaddress.IPv4Network("10.44.0.0/16")
 
 
 def documents(directory):
@@ -56,9 +57,35 @@ def documents(directory):
                             yield os.path.relpath(path, directory), item
 
 
+def mapping(value):
+    return value if isinstance(value, dict) else {}
+
+
 def meta(o):
-    m = o.get("metadata") or {}
-    return m.get("name") or "", m.get("namespace") or "default", m.get("labels") or {}, m.get("annotations") or {}
+    m = mapping(o.get("metadata"))
+    return (str(m.get("name") or ""), str(m.get("namespace") or "default"), mapping(m.get("labels")),
+            mapping(m.get("annotations")))
+
+
+def printable(text):
+    """For one log line: YAML may hold tabs, newlines and escapes."""
+    return re.sub(r"[^\x20-\x7e]", "?", str(text))[:300]
+
+
+def label(value, limit=63):
+    """A DNS label (RFC 1123) of at most limit characters: safe in paths, process and interface names."""
+    return isinstance(value, str) and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", value) is not None \
+        and len(value) <= limit
+
+
+def box_address(value):
+    """An IPv4 address of the box's network 10.44.0.0/16 a pod may have, else None."""
+    try:
+        ip = ipaddress.IPv4Address(str(value))
+    except ValueError:
+        return None
+    return str(ip) if ip in BOX_NETWORK and ip not in (BOX_NETWORK.network_address, BOX_NETWORK.broadcast_address) \
+        else None
 
 
 def replicas(deployments, nodes, previous, taken):
@@ -66,37 +93,50 @@ def replicas(deployments, nodes, previous, taken):
     nodes, each keeping the IP it had in the last plan."""
     pods = []
     for d in deployments:
-        name, ns, _, _ = meta(d)
-        spec = d.get("spec") or {}
-        template = spec.get("template") or {}
-        tmeta = template.get("metadata") or {}
-        count = spec.get("replicas", 1)
-        if not isinstance(count, int) or count < 0 or count > 20:
-            print(f"skip\t{ns}/{name}\tDeployment: replicas must be 0..20 in the box", flush=True)
+        try:
+            pods += replicas_of(d, nodes, previous, taken)
+        except (AttributeError, TypeError, ValueError) as e:   # a field of the wrong shape
+            name, ns, _, _ = meta(d)
+            print(f"skip\t{printable(ns)}/{printable(name)}\tDeployment malformed: {printable(e)}", flush=True)
+    return pods
+
+
+def replicas_of(d, nodes, previous, taken):
+    """One Deployment's replicas."""
+    pods = []
+    name, ns, _, _ = meta(d)
+    spec = mapping(d.get("spec"))
+    template = mapping(spec.get("template"))
+    tmeta = mapping(template.get("metadata"))
+    count = spec.get("replicas", 1)
+    if not isinstance(count, int) or count < 0 or count > 20:
+        print(f"skip\t{printable(ns)}/{printable(name)}\tDeployment: replicas must be 0..20 in the box",
+              flush=True)
+        return pods
+    for i in range(count):
+        pod_spec = dict(mapping(template.get("spec")))
+        node = pod_spec.get("nodeName") or sorted(nodes)[i % len(nodes)]
+        pod_spec["nodeName"] = node
+        pod_name = f"{name}-{i}"
+        ip = previous.get((ns, pod_name, node))
+        if ip is None or ip in taken:
+            prefix = nodes.get(node)
+            free = [f"{prefix}.{h}" for h in range(200, 250) if prefix and f"{prefix}.{h}" not in taken]
+            ip = free[0] if free else None
+        if ip is None:
+            print(f"skip\t{printable(ns)}/{printable(pod_name)}\tno free address on {printable(node)} for this"
+                  " replica", flush=True)
             continue
-        for i in range(count):
-            pod_spec = dict(template.get("spec") or {})
-            node = pod_spec.get("nodeName") or sorted(nodes)[i % len(nodes)]
-            pod_spec["nodeName"] = node
-            pod_name = f"{name}-{i}"
-            ip = previous.get((ns, pod_name, node))
-            if ip is None or ip in taken:
-                prefix = nodes.get(node)
-                free = [f"{prefix}.{h}" for h in range(200, 250) if prefix and f"{prefix}.{h}" not in taken]
-                ip = free[0] if free else None
-            if ip is None:
-                print(f"skip\t{ns}/{pod_name}\tno free address on {node} for this replica", flush=True)
-                continue
-            taken.add(ip)
-            pods.append({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": pod_name, "namespace": ns,
-                             "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"meshbox/{ns}/{pod_name}")),
-                             "labels": dict(tmeta.get("labels") or {}),
-                             "annotations": dict(tmeta.get("annotations") or {})},
-                "spec": pod_spec,
-                "status": {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": "True"}]},
-            })
+        taken.add(ip)
+        pods.append({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod_name, "namespace": ns,
+                         "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"meshbox/{ns}/{pod_name}")),
+                         "labels": dict(mapping(tmeta.get("labels"))),
+                         "annotations": dict(mapping(tmeta.get("annotations")))},
+            "spec": pod_spec,
+            "status": {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": "True"}]},
+        })
     return pods
 
 
@@ -133,17 +173,22 @@ def host_command(argv, meshbox_dir):
 
 def plan_pod(pod, ctx):
     name, ns, labels, annotations = meta(pod)
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    ip = status.get("podIP") or ""
+    spec = mapping(pod.get("spec"))
+    status = mapping(pod.get("status"))
+    ip = str(status.get("podIP") or "")
     outside = str(annotations.get(OUTSIDE, "")).lower() == "true"
     node = spec.get("nodeName") or ""
     where = f"{ns}/{name}"
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?", name):
+    if not label(name, 42):
         return "its name must be a DNS label of at most 42 characters (the network namespace is mbox-NAME)"
+    if not label(ns):
+        return "its namespace must be a DNS label"
+    uid = str(mapping(pod.get("metadata")).get("uid") or uuid.uuid5(uuid.NAMESPACE_URL, f"meshbox/{where}"))
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", uid):
+        return "metadata.uid must be letters, digits and '-' (it goes into CNI_ARGS)"
     if name in ctx["names"]:
         return f"the name {name} is taken by {ctx['names'][name]}: pod names are unique in the box"
-    if not ip.startswith(BOX_NETWORK) or ip in ctx["reserved"]:
+    if box_address(ip) != ip or ip in ctx["reserved"]:
         return f"status.podIP '{ip}' is not a free address of the box's network 10.44.0.0/16" + (
             " (a Deployment gets addresses assigned)" if not ip else "")
     if ip in ctx["ips"]:
@@ -167,11 +212,11 @@ def plan_pod(pod, ctx):
         env_base = {"POD_NAME": name, "POD_NAMESPACE": ns, "POD_IP": ip, "NODE_NAME": node or "-",
                     "MESHBOX_DIR": ctx["state"], "MESHBOX_PODS": os.path.join(ctx["meshbox"], "pods")}
         for i, c in enumerate(containers):
-            if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", str(c.get("name") or "")):
+            if not label(c.get("name")):
                 return f"container {c.get('name')!r}: a container's name must be a DNS label"
             env = dict(env_base)
             for e in c.get("env") or []:
-                if isinstance(e, dict) and "name" in e and "value" in e:
+                if isinstance(e, dict) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(e.get("name"))) and "value" in e:
                     env[str(e["name"])] = expand(e["value"], env)
             if i == 0 and annotations.get(COMMAND):
                 argv = shlex.split(str(annotations[COMMAND]))
@@ -184,11 +229,12 @@ def plan_pod(pod, ctx):
                         f" host: give it a command the host has, or the annotation {COMMAND}")
             process = f"pod-{name}" if len(containers) == 1 else f"pod-{name}-{c.get('name')}"
             runs.append((process, shlex.join(["env"] + [f"{k}={v}" for k, v in sorted(env.items())] + argv)))
-            probe = (c.get("readinessProbe") or {}).get("httpGet")
+            probe = mapping(c.get("readinessProbe")).get("httpGet")
             if isinstance(probe, dict) and isinstance(probe.get("port"), int):
                 ready.append(f"http://127.0.0.1:{probe['port']}{probe.get('path') or '/'}")
-    uid = (pod.get("metadata") or {}).get("uid") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"meshbox/{where}"))
-    sa = spec.get("serviceAccountName") or "default"
+    sa = str(spec.get("serviceAccountName") or "default")
+    if not label(sa, 253):
+        return "spec.serviceAccountName must be a DNS label"
     ctx["names"][name] = where
     ctx["ips"][ip] = where
     if role == "waypoint":
@@ -234,10 +280,13 @@ def main():
     ctx = {"nodes": nodes, "waypoints": waypoints, "state": state, "meshbox": meshbox_dir, "names": {}, "ips": {}, "waypoint_pods": {},
            "reserved": {"10.44.0.1", "10.44.0.20", "10.44.0.21", "10.44.0.30"}}
     for pod in pods + generated:
-        result = plan_pod(pod, ctx)
         name, ns, _, _ = meta(pod)
+        try:
+            result = plan_pod(pod, ctx)
+        except (AttributeError, TypeError, ValueError) as e:   # a field of the wrong shape
+            result = f"malformed: {e}"
         if isinstance(result, str):
-            print(f"skip\t{ns}/{name}\t{result}")
+            print(f"skip\t{printable(ns)}/{printable(name)}\t{printable(result)}")
         else:
             print("\n".join(result))
 
@@ -245,11 +294,14 @@ def main():
     services = []
     for s in kinds("Service"):
         name, ns, _, _ = meta(s)
-        ip = (s.get("spec") or {}).get("clusterIP")
-        if name and ip and ip != "None":
+        try:
+            ip = str(ipaddress.ip_address(str(mapping(s.get("spec")).get("clusterIP"))))
+        except ValueError:
+            continue
+        if label(name) and label(ns):
             services.append((ns, name, ip))
     os.makedirs(os.path.join(state, "hosts"), exist_ok=True)
-    for ns in {meta(p)[1] for p in pods + generated}:
+    for ns in {where.split("/")[0] for where in ctx["names"].values()}:
         lines = [f"{ip} {n}.{sns}.svc.cluster.local {n}.{sns}" + (f" {n}" if sns == ns else "")
                  for sns, n, ip in sorted(services)]
         write_if_changed(os.path.join(state, "hosts", ns), "".join(l + "\n" for l in lines))
