@@ -284,12 +284,17 @@ class MeshInABoxIT {
         } finally {
             nft("delete", "table", "bridge", table);
         }
-        String metrics = get("http://127.0.0.3:15020/metrics");
-        assertTrue(metrics.lines().anyMatch(l -> l.startsWith("istio_tcp_connections_opened_total{")
+        assertTrue(nodeBReportsMutualTlsFromSleep("destination_workload=\"httpbin-v1\""),
+                "node-b reports the mTLS connection with identities");
+    }
+
+    /** node-b's ztunnel counted, as destination, a mutual-TLS connection from sleep to what {@code to} names. */
+    static boolean nodeBReportsMutualTlsFromSleep(String to) throws Exception {
+        return get("http://127.0.0.3:15020/metrics").lines().anyMatch(l -> l.startsWith("istio_tcp_connections_opened_total{")
                 && l.contains("reporter=\"destination\"")
                 && l.contains("source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\"")
-                && l.contains("destination_workload=\"httpbin-v1\"")
-                && l.contains("connection_security_policy=\"mutual_tls\"")), "node-b reports the mTLS connection with identities");
+                && l.contains(to)
+                && l.contains("connection_security_policy=\"mutual_tls\""));
     }
 
     static String nft(String... args) throws Exception {
@@ -587,12 +592,8 @@ class MeshInABoxIT {
                     () -> curl("sleep", "--max-time", "3", "http://10.44.1.200:8080/").out().equals("hello from hi-0\n"));
             assertTrue(inpodWorkloads().contains("hello RUNNING spiffe://cluster.local/ns/default/sa/hello"),
                     "node-b's ztunnel serves hello in its pod: " + inpodWorkloads());
-            String metrics = get("http://127.0.0.3:15020/metrics");
-            assertTrue(metrics.lines().anyMatch(l -> l.startsWith("istio_tcp_connections_opened_total{")
-                    && l.contains("reporter=\"destination\"")
-                    && l.contains("source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\"")
-                    && l.contains("destination_principal=\"spiffe://cluster.local/ns/default/sa/hello\"")
-                    && l.contains("connection_security_policy=\"mutual_tls\"")), "sleep -> hello arrived over HBONE");
+            assertTrue(nodeBReportsMutualTlsFromSleep("destination_principal=\"spiffe://cluster.local/ns/default/sa/hello\""),
+                    "sleep -> hello arrived over HBONE");
             Result rules = run(List.of(MESHBOX.toString(), "exec", "hello", "iptables-save"), Duration.ofSeconds(20));
             assertTrue(rules.out().contains("15006"), "enrolled by the CNI plugin:\n" + rules.out());
             assertTrue(Files.readString(STATE.resolve("logs/reconciler.log"))
