@@ -49,6 +49,8 @@ class MeshInABoxIT {
     static final Path SAMPLES = STATE.resolve("samples");
     static final String PROMETHEUS = "http://10.44.0.30:9090";
     static final String HTTPBIN_V1 = "http://10.44.2.11:8080/";
+    /** samples/egress.yaml's waypoint pod, in the istio-egress namespace. */
+    static final String EGRESS_WAYPOINT = "http://10.44.1.100:15020";
     static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     static final ObjectMapper JSON = new ObjectMapper();
 
@@ -175,9 +177,10 @@ class MeshInABoxIT {
 
     /**
      * Egress control (samples/egress.yaml): sleep resolves api.example.com through its ztunnel's
-     * DNS proxy to the ServiceEntry's auto-allocated address, the waypoint lets GET /get out and
-     * refuses /admin, originates TLS to the outside world's HTTPS server (verified against the
-     * box's test CA), and reports the ServiceEntry host as destination service.
+     * DNS proxy to the ServiceEntry's auto-allocated address; the egress waypoint in its own namespace
+     * (istio-egress, named by istio.io/use-waypoint-namespace) lets GET /get out and refuses /admin,
+     * originates TLS to the outside world's HTTPS server (verified against the box's test CA), and
+     * reports the ServiceEntry host as destination service; default's waypoint never sees it.
      */
     @Test
     @Order(2)
@@ -195,11 +198,11 @@ class MeshInABoxIT {
         Result denied = curl("sleep", "-i", "http://api.example.com/admin");
         assertTrue(denied.out().startsWith("HTTP/1.1 403"), denied.out());
         assertTrue(denied.out().contains("RBAC: access denied"), denied.out());
-        String outside = Files.readString(STATE.resolve("logs/outside-https.log"));
+        String outside = Files.readString(STATE.resolve("logs/pod-outside-https.log"));
         assertTrue(outside.contains("request https api.example.com /get"), outside);
         assertFalse(outside.contains("/admin"), "the denied request never left the mesh: " + outside);
 
-        String metrics = get("http://10.44.2.100:15020/metrics");
+        String metrics = get(EGRESS_WAYPOINT + "/metrics");
         for (String code : List.of("200", "403")) {
             assertTrue(metrics.lines().anyMatch(l -> l.startsWith("istio_requests_total{")
                     && l.contains("source_workload=\"sleep\"")
@@ -207,6 +210,8 @@ class MeshInABoxIT {
                     && l.contains("response_code=\"" + code + "\"")), "the waypoint counts the egress request ("
                     + code + ") with the ServiceEntry host as destination");
         }
+        assertFalse(get("http://10.44.2.100:15020/metrics").contains("api.example.com"),
+                "the egress traffic went through istio-egress's waypoint, not default's");
     }
 
     /**
@@ -279,12 +284,17 @@ class MeshInABoxIT {
         } finally {
             nft("delete", "table", "bridge", table);
         }
-        String metrics = get("http://127.0.0.3:15020/metrics");
-        assertTrue(metrics.lines().anyMatch(l -> l.startsWith("istio_tcp_connections_opened_total{")
+        assertTrue(nodeBReportsMutualTlsFromSleep("destination_workload=\"httpbin-v1\""),
+                "node-b reports the mTLS connection with identities");
+    }
+
+    /** node-b's ztunnel counted, as destination, a mutual-TLS connection from sleep to what {@code to} names. */
+    static boolean nodeBReportsMutualTlsFromSleep(String to) throws Exception {
+        return get("http://127.0.0.3:15020/metrics").lines().anyMatch(l -> l.startsWith("istio_tcp_connections_opened_total{")
                 && l.contains("reporter=\"destination\"")
                 && l.contains("source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\"")
-                && l.contains("destination_workload=\"httpbin-v1\"")
-                && l.contains("connection_security_policy=\"mutual_tls\"")), "node-b reports the mTLS connection with identities");
+                && l.contains(to)
+                && l.contains("connection_security_policy=\"mutual_tls\""));
     }
 
     static String nft(String... args) throws Exception {
@@ -412,7 +422,7 @@ class MeshInABoxIT {
             String why = TlsCapture.notTls13(bytes, fromServer);
             assertEquals(null, why, flow + " (" + bytes.length + " bytes)");
         });
-        for (String secret : List.of("ztunnel-node-b-token", "ztunnel-node-a-token", "waypoint-token", "xds-token",
+        for (String secret : List.of("ztunnel-node-b-token", "ztunnel-node-a-token", "token-waypoint-0", "xds-token",
                 "Bearer", "authorization", "spiffe://", "httpbin-v1", "httpbin-v2", "sleep", "outsider", "pod-name")) {
             assertFalse(capture.contains(secret), "\"" + secret + "\" crossed the network in clear (" + pcap + ")");
         }
@@ -521,6 +531,98 @@ class MeshInABoxIT {
             }
             Thread.sleep(1000);
         }
+    }
+
+    /**
+     * The box's pods come from the watched directory: a Pod dropped in (a user's app, with the host
+     * command the box runs for its container) becomes a network-namespace pod on its node, enrolled
+     * by the CNI plugin, served in-pod by node-b's ztunnel under its own identity and reached over
+     * HBONE; a Deployment's replica gets a node and an address; a pod the box cannot run is one
+     * line in the reconciler's log. Removing the file stops the pods, CNI DELs them and deletes their
+     * namespaces, and the ztunnel lets them go.
+     */
+    @Test
+    @Order(13)
+    void aPodDroppedIntoTheWatchedDirectoryJoinsTheMeshAndLeavesWithItsYaml() throws Exception {
+        Path app = SAMPLES.resolve("my-app.yaml");
+        Files.writeString(app, """
+                apiVersion: v1
+                kind: Pod
+                metadata:
+                  name: hello
+                  namespace: default
+                  labels: {app: hello}
+                  annotations: {meshbox.ambient.dev/command: pods/httpbin.py 8080}
+                spec:
+                  nodeName: node-b
+                  serviceAccountName: hello
+                  containers: [{name: hello, image: hello, readinessProbe: {httpGet: {path: /, port: 8080}}}]
+                status:
+                  phase: Running
+                  podIP: 10.44.2.50
+                  conditions: [{type: Ready, status: "True"}]
+                ---
+                apiVersion: apps/v1
+                kind: Deployment
+                metadata: {name: hi, namespace: default}
+                spec:
+                  replicas: 1
+                  selector: {matchLabels: {app: hi}}
+                  template:
+                    metadata:
+                      labels: {app: hi}
+                      annotations: {meshbox.ambient.dev/command: pods/httpbin.py 8080}
+                    spec:
+                      serviceAccountName: hi
+                      containers: [{name: hi, image: hi}]
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: nginx, namespace: default}
+                spec:
+                  nodeName: node-a
+                  containers: [{name: nginx, image: nginx}]
+                status: {phase: Running, podIP: 10.44.1.77}
+                """);
+        long pid;
+        try {
+            await("hello answers sleep through the mesh",
+                    () -> curl("sleep", "--max-time", "3", "http://10.44.2.50:8080/").out().equals("hello from hello\n"));
+            await("the Deployment's replica (node-a, the first free address) answers",
+                    () -> curl("sleep", "--max-time", "3", "http://10.44.1.200:8080/").out().equals("hello from hi-0\n"));
+            assertTrue(inpodWorkloads().contains("hello RUNNING spiffe://cluster.local/ns/default/sa/hello"),
+                    "node-b's ztunnel serves hello in its pod: " + inpodWorkloads());
+            assertTrue(nodeBReportsMutualTlsFromSleep("destination_principal=\"spiffe://cluster.local/ns/default/sa/hello\""),
+                    "sleep -> hello arrived over HBONE");
+            Result rules = run(List.of(MESHBOX.toString(), "exec", "hello", "iptables-save"), Duration.ofSeconds(20));
+            assertTrue(rules.out().contains("15006"), "enrolled by the CNI plugin:\n" + rules.out());
+            assertTrue(Files.readString(STATE.resolve("logs/reconciler.log"))
+                    .contains("pod default/nginx not run: cannot run container nginx"), "one line for what the box cannot run");
+            assertFalse(netns().contains("mbox-nginx"), "and no pod for it");
+            pid = pid("pod-hello");
+        } finally {
+            Files.delete(app);
+        }
+        await("the pods are deleted", () -> !netns().contains("mbox-hello") && !netns().contains("mbox-hi-0"));
+        assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "hello's program stopped");
+        assertFalse(Files.exists(Path.of("/etc/netns/mbox-hello")), "its /etc/netns entry removed");
+        await("node-b's ztunnel let hello go", () -> !inpodWorkloads().contains("hello RUNNING"));
+        assertNotEquals(0, curl("sleep", "--max-time", "3", "http://10.44.2.50:8080/").exit(), "hello is gone");
+        assertTrue(reachesHttpbin("sleep"), "the sample pods were left alone");
+    }
+
+    /** node-b's ztunnel's in-pod workloads, from its config dump: "name state identity" a line. */
+    static String inpodWorkloads() throws Exception {
+        StringBuilder out = new StringBuilder();
+        for (JsonNode w : JSON.readTree(get("http://127.0.0.1:15100/config_dump")).path("inpod").path("workloads")) {
+            out.append(w.path("name").asText()).append(' ').append(w.path("state").asText()).append(' ')
+                    .append(w.path("identity").asText()).append('\n');
+        }
+        return out.toString();
+    }
+
+    static String netns() throws Exception {
+        return run(List.of("ip", "netns", "list"), Duration.ofSeconds(10)).out();
     }
 
     /**

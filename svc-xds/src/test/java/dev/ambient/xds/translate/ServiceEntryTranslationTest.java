@@ -43,6 +43,13 @@ class ServiceEntryTranslationTest {
               gatewayClassName: istio-waypoint
               listeners: [{name: mesh, port: 15008, protocol: HBONE}]
             ---
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: Gateway
+            metadata: {name: waypoint, namespace: istio-egress}
+            spec:
+              gatewayClassName: istio-waypoint
+              listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+            ---
             apiVersion: v1
             kind: Pod
             metadata: {name: legacy-1, namespace: egress, labels: {app: legacy}}
@@ -151,6 +158,27 @@ class ServiceEntryTranslationTest {
                         """,
                         "api.example.com [auto] 80/http ENDPOINTS external waypoint=egress-waypoint.egress.svc.cluster.local",
                         "api.example.com {egress/api.example.com: 80->0}", null),
+                row("use-waypoint-namespace: the waypoint of an egress namespace, as Istio's egress docs set it up", """
+                        metadata:
+                          labels: {istio.io/use-waypoint: waypoint, istio.io/use-waypoint-namespace: istio-egress}
+                        spec:
+                          hosts: [api.example.com]
+                          ports: [{number: 80, protocol: HTTP}]
+                          resolution: DNS
+                        """,
+                        "api.example.com [auto] 80/http ENDPOINTS external waypoint=waypoint.istio-egress.svc.cluster.local",
+                        "api.example.com {egress/api.example.com: 80->0}", null),
+                row("use-waypoint-namespace naming a namespace without that waypoint: reported, no waypoint", """
+                        metadata:
+                          labels: {istio.io/use-waypoint: egress-waypoint, istio.io/use-waypoint-namespace: istio-egress}
+                        spec:
+                          hosts: [api.example.com]
+                          ports: [{number: 80}]
+                          resolution: DNS
+                        """,
+                        "api.example.com [auto] 80 ENDPOINTS external",
+                        "api.example.com {egress/api.example.com: 80->0}",
+                        "istio.io/use-waypoint: no waypoint istio-egress/egress-waypoint"),
                 row("use-waypoint naming no waypoint: reported, no waypoint", """
                         metadata:
                           labels: {istio.io/use-waypoint: nowhere}
