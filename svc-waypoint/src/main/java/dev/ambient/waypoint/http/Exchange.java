@@ -761,7 +761,7 @@ final class Exchange {
      * a Bearer challenge naming the request's URL (without its query, which may hold the token).
      */
     private void unauthenticated(RequestAuthenticator.Refused r, String judgedPath) {
-        String host = String.valueOf(head.headers().get(HttpHeaderNames.HOST)).replaceAll("[\"\\\\]", "");
+        String host = head.headers().get(HttpHeaderNames.HOST, "").replaceAll("[\"\\\\]", "");
         String realm = "http://" + host + judgedPath;
         local(r.failure().status(), r.failure().body(), "-", "JWT refused: " + r.failure().body() + " (" + r.reason()
                 + ")", HttpHeaderNames.WWW_AUTHENTICATE.toString(), "Bearer realm=\"" + realm + "\", error=\"invalid_token\"");
