@@ -1,6 +1,7 @@
 package dev.ambient.discovery;
 
 import com.google.protobuf.Message;
+import dev.ambient.proto.l7.L7Authentication;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.ServiceRoutes;
 import dev.ambient.proto.workload.Authorization;
@@ -29,6 +30,8 @@ public final class ResourceTypes {
     public static final String SERVICE_ROUTES = PREFIX + ServiceRoutes.getDescriptor().getFullName();
     /** Waypoints only; named "namespace/name". */
     public static final String L7_AUTHORIZATION = PREFIX + L7Authorization.getDescriptor().getFullName();
+    /** Waypoints only (RequestAuthentication); named "namespace/name". */
+    public static final String L7_AUTHENTICATION = PREFIX + L7Authentication.getDescriptor().getFullName();
 
     /** What a ztunnel subscribes to. */
     public static final java.util.List<String> ZTUNNEL_TYPES = java.util.List.of(WORKLOAD, SERVICE, AUTHORIZATION,
@@ -37,7 +40,7 @@ public final class ResourceTypes {
     private static final Map<String, Class<? extends Message>> CLASSES = Map.of(
             WORKLOAD, Workload.class, SERVICE, Service.class, AUTHORIZATION, Authorization.class,
             PEER_AUTHENTICATION, PeerAuthentication.class, SERVICE_ROUTES, ServiceRoutes.class,
-            L7_AUTHORIZATION, L7Authorization.class);
+            L7_AUTHORIZATION, L7Authorization.class, L7_AUTHENTICATION, L7Authentication.class);
 
     private ResourceTypes() {
     }
@@ -55,6 +58,7 @@ public final class ResourceTypes {
             case PeerAuthentication p -> p.getNamespace() + "/" + p.getName();
             case ServiceRoutes r -> r.getServiceNamespace() + "/" + r.getServiceHostname();
             case L7Authorization a -> a.getNamespace() + "/" + a.getName();
+            case L7Authentication a -> a.getNamespace() + "/" + a.getName();
             default -> throw new IllegalArgumentException("not a discovery resource: " + m.getDescriptorForType());
         };
     }

@@ -11,10 +11,15 @@ import dev.ambient.hbone.HboneSettings;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.net.Transport;
 import dev.ambient.proto.discovery.Node;
+import dev.ambient.proto.l7.JwtRule;
+import dev.ambient.proto.l7.L7Authentication;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.ServiceRoutes;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
+import dev.ambient.waypoint.authn.JwksCache;
+import dev.ambient.waypoint.authn.JwtVerifier;
+import dev.ambient.waypoint.authn.RequestAuthenticator;
 import dev.ambient.waypoint.authz.L7Authorizer;
 import dev.ambient.waypoint.config.WaypointConfig;
 import dev.ambient.waypoint.http.BodyBudget;
@@ -51,7 +56,7 @@ public final class WaypointNode implements AutoCloseable {
 
     /** The resource types a waypoint subscribes to. */
     public static final List<String> TYPES = List.of(ResourceTypes.WORKLOAD, ResourceTypes.SERVICE,
-            ResourceTypes.SERVICE_ROUTES, ResourceTypes.L7_AUTHORIZATION);
+            ResourceTypes.SERVICE_ROUTES, ResourceTypes.L7_AUTHORIZATION, ResourceTypes.L7_AUTHENTICATION);
 
     private final WaypointConfig config;
     private final MeterRegistry registry;
@@ -66,6 +71,7 @@ public final class WaypointNode implements AutoCloseable {
     private HboneListener listener;
     private DataPath dataPath;
     private DeltaDiscoveryClient xds;
+    private JwksCache jwks;
     private volatile boolean started;
     private volatile boolean draining;
 
@@ -116,9 +122,17 @@ public final class WaypointNode implements AutoCloseable {
                 up.maxIdlePerEndpoint(), up.idleTimeout(), external);
         LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
                 up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
+        var authn = config.authn();
+        // JWKS fetches run on a Vert.x loop of their own, never on a data-plane loop.
+        jwks = new JwksCache(io.vertx.core.Vertx.vertx(new io.vertx.core.VertxOptions().setEventLoopPoolSize(1)
+                .setWorkerPoolSize(1).setInternalBlockingPoolSize(1)), true, new JwksCache.Settings(
+                authn.jwksRefreshInterval(), authn.jwksMinRefetchInterval(), authn.jwksFetchTimeout(),
+                authn.maxJwksBytes()), registry);
+        RequestAuthenticator authenticator = new RequestAuthenticator(new JwtVerifier(authn.maxTokenBytes(),
+                authn.clockSkew().toSeconds()), jwks, () -> System.currentTimeMillis() / 1000, registry);
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), balancer, upstream,
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
-                http.retryBudgetPercent(), config.trustDomain(), id, limits);
+                http.retryBudgetPercent(), config.trustDomain(), id, limits, authenticator);
         dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external);
         HboneAdmission admission = HboneAdmission.forThisProcess(config.listen().limits().toAdmissionLimits());
         listener = new HboneListener(transport, new InetSocketAddress(config.listen().address(),
@@ -145,10 +159,11 @@ public final class WaypointNode implements AutoCloseable {
                     .putAllMetadata(config.podIp().map(ip -> java.util.Map.of("pod-ip", ip)).orElse(java.util.Map.of()))
                     .build();
             xds = new DeltaDiscoveryClient(ControlPlaneEndpoint.of(config.xdsAddress().get(), config.xdsServerName(),
-                    meshRoot, idc.tokenFile()), node, TYPES, s -> store.replace(WaypointState.of(
+                    meshRoot, idc.tokenFile()), node, TYPES, s -> replaceState(WaypointState.of(
                     s.of(ResourceTypes.WORKLOAD, Workload.class), s.of(ResourceTypes.SERVICE, Service.class),
                     s.of(ResourceTypes.SERVICE_ROUTES, ServiceRoutes.class),
-                    s.of(ResourceTypes.L7_AUTHORIZATION, L7Authorization.class))), "waypoint-xds");
+                    s.of(ResourceTypes.L7_AUTHORIZATION, L7Authorization.class),
+                    s.of(ResourceTypes.L7_AUTHENTICATION, L7Authentication.class))), "waypoint-xds");
             xds.start();
         }
         started = true;
@@ -156,6 +171,19 @@ public final class WaypointNode implements AutoCloseable {
                 config.gateway(), id, threads, transport.isNative() ? "epoll" : "nio", listener.localAddress(),
                 identity.describe(), config.xdsAddress().map(a -> "xds at " + a).orElse("the embedding code"));
         return this;
+    }
+
+    /** A new configuration; the key sets no rule names any more are forgotten. */
+    public void replaceState(WaypointState next) {
+        store.replace(next);
+        java.util.Set<String> uris = new java.util.HashSet<>();
+        java.util.Set<String> inline = new java.util.HashSet<>();
+        for (L7Authentication a : next.authentications()) {
+            for (JwtRule r : a.getJwtRulesList()) {
+                (r.getJwks().isEmpty() ? uris : inline).add(r.getJwks().isEmpty() ? r.getJwksUri() : r.getJwks());
+            }
+        }
+        jwks.retain(uris, inline);
     }
 
     /** Why the waypoint is not ready, or empty when it is: a certificate, a first configuration, not draining. */
@@ -233,6 +261,9 @@ public final class WaypointNode implements AutoCloseable {
         perLoopPools.values().forEach(ConnectionPool::close);
         if (external != null) {
             external.close();
+        }
+        if (jwks != null) {
+            jwks.close();
         }
         if (identity != null) {
             identity.close();

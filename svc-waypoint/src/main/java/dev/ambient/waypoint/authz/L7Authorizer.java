@@ -10,6 +10,7 @@ import dev.ambient.proto.workload.Action;
 import dev.ambient.proto.workload.Cidr;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.StringMatch;
+import dev.ambient.waypoint.authn.RequestAuth;
 import io.netty.handler.codec.http.HttpHeaders;
 import java.net.InetAddress;
 import java.util.List;
@@ -32,8 +33,13 @@ public final class L7Authorizer {
      * @param sourceIp the client's address as this waypoint saw the connection (never a client's Forwarded)
      * @param destinationIp the address the client asked for (the service VIP or the workload)
      * @param http null for a stream forwarded as TCP
+     * @param auth what a verified JWT says ({@link RequestAuth#NONE} without one)
      */
-    public record Request(SpiffeId peer, InetAddress sourceIp, InetAddress destinationIp, int port, Http http) {
+    public record Request(SpiffeId peer, InetAddress sourceIp, InetAddress destinationIp, int port, Http http,
+            RequestAuth auth) {
+        public Request(SpiffeId peer, InetAddress sourceIp, InetAddress destinationIp, int port, Http http) {
+            this(peer, sourceIp, destinationIp, port, http, RequestAuth.NONE);
+        }
     }
 
     /** The HTTP part of a request; the path is the one forwarded to the application, without its query. */
@@ -49,6 +55,11 @@ public final class L7Authorizer {
     /** @param gateway "namespace/name" of this waypoint's Gateway */
     public L7Authorizer(String gateway) {
         this.gatewayTarget = "Gateway/" + gateway;
+    }
+
+    /** "Gateway/namespace/name": the target naming this waypoint in policies. */
+    public String gatewayTarget() {
+        return gatewayTarget;
     }
 
     public Decision evaluate(List<L7Authorization> policies, Service service, Request r) {
@@ -133,9 +144,15 @@ public final class L7Authorizer {
                 return false;
             }
         }
+        for (L7Source f : rule.getFromList()) {
+            if (r.http() == null && (f.getRequestPrincipalsCount() > 0 || f.getNotRequestPrincipalsCount() > 0)) {
+                return false;
+            }
+        }
         for (L7Condition c : rule.getWhenList()) {
             ConditionKey key = ConditionKey.of(c.getKey());
             if (key == ConditionKey.UNKNOWN || (key == ConditionKey.HEADER && r.http() == null)
+                    || (key.requestAuth() && r.http() == null)
                     || (key.address() && (c.getValuesCount() > 0 || c.getNotValuesCount() > 0))) {
                 return false;
             }
@@ -151,7 +168,12 @@ public final class L7Authorizer {
     private static boolean sourceMatches(L7Source f, Request r) {
         String principal = r.peer() == null ? null : r.peer().principal();
         String ns = r.peer() == null ? null : r.peer().namespace();
-        return in(f.getPrincipalsList(), principal, true) && !in(f.getNotPrincipalsList(), principal, false)
+        // A TCP stream has no request principal: only DENY rules get here with one, and it is ignored.
+        String requestPrincipal = r.auth() == null ? null : r.auth().principal();
+        boolean requestPrincipals = r.http() == null || (in(f.getRequestPrincipalsList(), requestPrincipal, true)
+                && !in(f.getNotRequestPrincipalsList(), requestPrincipal, false));
+        return requestPrincipals && in(f.getPrincipalsList(), principal, true)
+                && !in(f.getNotPrincipalsList(), principal, false)
                 && in(f.getNamespacesList(), ns, true) && !in(f.getNotNamespacesList(), ns, false)
                 && cidrs(f.getIpBlocksList(), r.sourceIp(), true) && !cidrs(f.getNotIpBlocksList(), r.sourceIp(), false);
     }
@@ -170,16 +192,26 @@ public final class L7Authorizer {
 
     /** The {@code when} keys this waypoint evaluates; anything else is UNKNOWN. */
     enum ConditionKey {
-        HEADER, SOURCE_PRINCIPAL, SOURCE_NAMESPACE, SOURCE_IP, DESTINATION_IP, DESTINATION_PORT, UNKNOWN;
+        HEADER, SOURCE_PRINCIPAL, SOURCE_NAMESPACE, SOURCE_IP, DESTINATION_IP, DESTINATION_PORT,
+        REQUEST_PRINCIPAL, REQUEST_AUDIENCES, REQUEST_PRESENTER, REQUEST_CLAIM, UNKNOWN;
 
         /** Compared as addresses, against CIDR blocks (string values for them are not understood). */
         boolean address() {
             return this == SOURCE_IP || this == DESTINATION_IP;
         }
 
+        /** What a verified JWT says: a TCP stream cannot answer it. */
+        boolean requestAuth() {
+            return this == REQUEST_PRINCIPAL || this == REQUEST_AUDIENCES || this == REQUEST_PRESENTER
+                    || this == REQUEST_CLAIM;
+        }
+
         static ConditionKey of(String key) {
             if (key.startsWith("request.headers[") && key.endsWith("]") && key.length() > "request.headers[]".length()) {
                 return HEADER;
+            }
+            if (key.startsWith("request.auth.claims[")) {
+                return claimPath(key) == null ? UNKNOWN : REQUEST_CLAIM;
             }
             return switch (key) {
                 case "source.principal" -> SOURCE_PRINCIPAL;
@@ -188,15 +220,57 @@ public final class L7Authorizer {
                 case "source.ip", "remote.ip" -> SOURCE_IP;
                 case "destination.ip" -> DESTINATION_IP;
                 case "destination.port" -> DESTINATION_PORT;
+                case "request.auth.principal" -> REQUEST_PRINCIPAL;
+                case "request.auth.audiences" -> REQUEST_AUDIENCES;
+                case "request.auth.presenter" -> REQUEST_PRESENTER;
                 default -> UNKNOWN;
             };
         }
     }
 
+    /** At most this many levels in {@code request.auth.claims[a][b]...}. */
+    static final int MAX_CLAIM_DEPTH = 10;
+
+    /** The names of {@code request.auth.claims[a][b]}, or null when the key is not of that form. */
+    static List<String> claimPath(String key) {
+        String rest = key.substring("request.auth.claims".length());
+        List<String> path = new java.util.ArrayList<>();
+        while (!rest.isEmpty()) {
+            int close = rest.indexOf(']');
+            if (!rest.startsWith("[") || close < 2 || rest.substring(1, close).contains("[")
+                    || path.size() == MAX_CLAIM_DEPTH) {
+                return null;
+            }
+            path.add(rest.substring(1, close));
+            rest = rest.substring(close + 1);
+        }
+        return path.isEmpty() ? null : path;
+    }
+
+    /** Any of several values (a list claim, the audiences) holds against the condition's values. */
+    private static boolean anyHolds(L7Condition c, List<String> values) {
+        boolean matched = c.getValuesCount() == 0 || values.stream().anyMatch(v -> in(c.getValuesList(), v, true));
+        boolean excluded = values.stream().anyMatch(v -> in(c.getNotValuesList(), v, false));
+        return matched && !excluded;
+    }
+
     /** Unknown keys and HTTP keys of a TCP stream hold here: only DENY rules get this far with them. */
     private static boolean conditionHolds(L7Condition c, Request r) {
         String value;
-        switch (ConditionKey.of(c.getKey())) {
+        ConditionKey key = ConditionKey.of(c.getKey());
+        if (key.requestAuth() && r.http() == null) {
+            return true;
+        }
+        RequestAuth auth = r.auth() == null ? RequestAuth.NONE : r.auth();
+        switch (key) {
+            case REQUEST_AUDIENCES -> {
+                return anyHolds(c, auth.audiences());
+            }
+            case REQUEST_CLAIM -> {
+                return anyHolds(c, auth.claim(claimPath(c.getKey())));
+            }
+            case REQUEST_PRINCIPAL -> value = auth.principal();
+            case REQUEST_PRESENTER -> value = auth.presenter();
             case SOURCE_IP -> {
                 return addressHolds(c, r.sourceIp());
             }

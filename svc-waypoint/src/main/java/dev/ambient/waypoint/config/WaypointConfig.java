@@ -55,6 +55,35 @@ public interface WaypointConfig {
     @WithDefault("5s")
     Duration drainMinimum();
 
+    /** RequestAuthentication (JWT). */
+    Authn authn();
+
+    interface Authn {
+        /** How often every remote JWKS is fetched again (Istio's default, 20 minutes). */
+        @WithDefault("20m")
+        Duration jwksRefreshInterval();
+
+        /** A token with a key id the set lacks fetches the set again at most this often (per set). */
+        @WithDefault("30s")
+        Duration jwksMinRefetchInterval();
+
+        /** A JWKS fetch that has not completed in this time fails (the last good keys are kept). */
+        @WithDefault("5s")
+        Duration jwksFetchTimeout();
+
+        /** A JWKS document larger than this is refused. */
+        @WithDefault("65536")
+        int maxJwksBytes();
+
+        /** A token longer than this is refused without being decoded. */
+        @WithDefault("8192")
+        int maxTokenBytes();
+
+        /** Tolerance on exp and nbf (Istio's 60 s). */
+        @WithDefault("60s")
+        Duration clockSkew();
+    }
+
     interface Listen {
         /** Address of the HBONE listener. */
         @WithDefault("0.0.0.0")

@@ -1,6 +1,7 @@
 package dev.ambient.waypoint.http;
 
 import dev.ambient.identity.SpiffeId;
+import dev.ambient.waypoint.authn.RequestAuthenticator;
 import dev.ambient.waypoint.authz.L7Authorizer;
 import dev.ambient.waypoint.proxy.UpstreamClient;
 import dev.ambient.waypoint.route.LoadBalancer;
@@ -9,7 +10,7 @@ import dev.ambient.waypoint.telemetry.RequestMetrics;
 import dev.ambient.waypoint.telemetry.SourceWorkloads;
 
 /**
- * What every request needs, built once per waypoint: the state, policy, balancing, upstream client,
+ * What every request needs, built once per waypoint: the state, authentication, policy, balancing, upstream client,
  * metrics, limits, this waypoint's identity, and whether the waypoint is draining.
  */
 public final class DataPath {
@@ -25,11 +26,12 @@ public final class DataPath {
     public final SpiffeId self;
     public final HttpLimits limits;
     public final SourceWorkloads sources = new SourceWorkloads();
+    public final RequestAuthenticator authenticator;
     private volatile boolean draining;
 
     public DataPath(StateStore store, L7Authorizer authorizer, LoadBalancer balancer, UpstreamClient upstream,
             RequestMetrics metrics, RetryBudget retryBudget, int defaultRetryBudgetPercent, String trustDomain,
-            SpiffeId self, HttpLimits limits) {
+            SpiffeId self, HttpLimits limits, RequestAuthenticator authenticator) {
         this.store = store;
         this.authorizer = authorizer;
         this.balancer = balancer;
@@ -40,6 +42,7 @@ public final class DataPath {
         this.trustDomain = trustDomain;
         this.self = self;
         this.limits = limits;
+        this.authenticator = authenticator;
     }
 
     public boolean draining() {

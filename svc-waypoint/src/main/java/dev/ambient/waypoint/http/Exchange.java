@@ -10,6 +10,10 @@ import dev.ambient.proto.l7.UrlRewrite;
 import dev.ambient.proto.l7.WeightedBackend;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
+import dev.ambient.proto.l7.JwtRule;
+import dev.ambient.waypoint.authn.AuthnFailure;
+import dev.ambient.waypoint.authn.RequestAuth;
+import dev.ambient.waypoint.authn.RequestAuthenticator;
 import dev.ambient.waypoint.authz.L7Authorizer;
 import dev.ambient.waypoint.proxy.TcpSplice;
 import dev.ambient.waypoint.proxy.UpstreamCall;
@@ -49,12 +53,14 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * One HTTP request through the waypoint, streamed both ways, on the client's event loop: L7
+ * One HTTP request through the waypoint, streamed both ways, on the client's event loop:
+ * RequestAuthentication (JWT; the only step that may wait, for keys fetched off this loop), L7
  * authorization and routing on the request's head, fault injection, header changes, a weighted
  * backend and an endpoint, then attempts through HBONE. The request's body flows to the endpoint
  * as it arrives, and the response's back to the client as it is read, each paced by the other
@@ -87,6 +93,8 @@ final class Exchange {
     private final String upgrade;
 
     private WaypointState state;
+    /** What the request's verified JWT says, for policies judged again after a rewrite. */
+    private RequestAuth requestAuth = RequestAuth.NONE;
     private Route route;
     private Service backendService;
     private List<Endpoint> endpoints = List.of();
@@ -163,13 +171,46 @@ final class Exchange {
         IdentityHeaders.sanitize(head.headers(), path.self, tunnel.peer(), tunnel.peerCertificateSha256(),
                 tunnel.source().getAddress().getHostAddress());
         state = path.store.current();
-        RouteTable.Request match = RouteTable.Request.of(method, uri, head.headers());
         Service service = tunnel.service();
+        List<JwtRule> jwtRules = RequestAuthenticator.applicable(state.authentications(),
+                path.authorizer.gatewayTarget(), service == null ? null : "Service/" + WaypointState.key(service));
+        CompletableFuture<RequestAuthenticator.Outcome> authn = path.authenticator.authenticate(jwtRules, head, loop);
+        if (authn.isDone()) {
+            authenticated(authn.join(), judgedPath);
+        } else {
+            // Keys are being fetched (off this loop); the body waits in the unsent queue meanwhile.
+            authn.whenComplete((o, e) -> loop.execute(() -> {
+                if (!done) {
+                    authenticated(o != null ? o : new RequestAuthenticator.Refused(AuthnFailure.JWKS_FETCH_FAILED,
+                            String.valueOf(e)), judgedPath);
+                }
+            }));
+        }
+    }
 
+    /** RequestAuthentication is over: a refusal answers; otherwise policy, routing, faults, forwarding. */
+    private void authenticated(RequestAuthenticator.Outcome outcome, String judgedPath) {
+        RequestAuth auth = RequestAuth.NONE;
+        switch (outcome) {
+            case RequestAuthenticator.Refused r -> {
+                unauthenticated(r, judgedPath);
+                return;
+            }
+            case RequestAuthenticator.Authenticated a -> {
+                RequestAuthenticator.apply(a, head);
+                uri = head.uri();
+                auth = a.auth();
+                requestAuth = auth;
+            }
+            case RequestAuthenticator.Anonymous a -> {
+            }
+        }
+        Service service = tunnel.service();
+        RouteTable.Request match = RouteTable.Request.of(method, uri, head.headers());
         L7Authorizer.Decision decision = path.authorizer.evaluate(state.policies(), service,
                 new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
                         tunnel.target().getPort(), new L7Authorizer.Http(method, judgedPath,
-                                head.headers().get(HttpHeaderNames.HOST), head.headers())));
+                                head.headers().get(HttpHeaderNames.HOST), head.headers()), auth));
         if (!decision.allowed()) {
             local(403, RBAC_DENIED, "-", decision.reason());
             return;
@@ -715,7 +756,23 @@ final class Exchange {
     // ------------------------------------------------------------------ answers of our own, and the end
 
     /** Answers from the waypoint itself (policy, routing, faults, upstream failures, timeouts); a gRPC call in gRPC's form. */
+    /**
+     * RequestAuthentication's refusal, as Envoy's jwt_authn answers: its status text as the body and
+     * a Bearer challenge naming the request's URL (without its query, which may hold the token).
+     */
+    private void unauthenticated(RequestAuthenticator.Refused r, String judgedPath) {
+        String host = head.headers().get(HttpHeaderNames.HOST, "").replaceAll("[\"\\\\]", "");
+        String realm = "http://" + host + judgedPath;
+        local(r.failure().status(), r.failure().body(), "-", "JWT refused: " + r.failure().body() + " (" + r.reason()
+                + ")", HttpHeaderNames.WWW_AUTHENTICATE.toString(), "Bearer realm=\"" + realm + "\", error=\"invalid_token\"");
+    }
+
     private void local(int code, String body, String flags, String reason) {
+        local(code, body, flags, reason, null, null);
+    }
+
+    /** A local answer, with one extra header when {@code headerName} is not null. */
+    private void local(int code, String body, String flags, String reason, String headerName, String headerValue) {
         if (done) {
             return;
         }
@@ -741,6 +798,9 @@ final class Exchange {
         }
         status = r.status().code();
         r.headers().set("traceparent", traceparent);
+        if (headerName != null) {
+            r.headers().set(headerName, headerValue);
+        }
         responseBytes = r.content().readableBytes();
         downstream.head(r);
         finish(reason);
@@ -777,7 +837,8 @@ final class Exchange {
         }
         L7Authorizer.Decision again = path.authorizer.evaluateDenies(state.policies(), service,
                 new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
-                        tunnel.target().getPort(), new L7Authorizer.Http(method, f.path(), host, head.headers())));
+                        tunnel.target().getPort(), new L7Authorizer.Http(method, f.path(), host, head.headers()),
+                        requestAuth));
         if (!again.allowed()) {
             local(403, RBAC_DENIED, "-", again.reason() + " (as rewritten by route " + route.getName() + " to "
                     + f.target() + ")");

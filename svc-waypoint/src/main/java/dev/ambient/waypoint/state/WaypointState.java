@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.state;
 
+import dev.ambient.proto.l7.L7Authentication;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.ServiceRoutes;
 import dev.ambient.proto.workload.NetworkAddress;
@@ -20,7 +21,7 @@ import java.util.Optional;
 /**
  * What this waypoint serves, as one immutable snapshot indexed for the data path: services by VIP
  * and by "namespace/hostname", workloads by address and uid, each service's endpoints, its route
- * table, and the L7 policies. Swapped whole on every configuration change.
+ * table, and the L7 policies (authorization and RequestAuthentication). Swapped whole on every configuration change.
  */
 public final class WaypointState {
 
@@ -60,12 +61,14 @@ public final class WaypointState {
     private final Map<String, List<Workload>> backingWorkloads = new HashMap<>();
     private final Map<String, ServiceRoutes> routes = new HashMap<>();
     private final List<L7Authorization> policies;
+    private final List<L7Authentication> authentications;
 
     private WaypointState(List<Workload> workloads, List<Service> services, List<ServiceRoutes> routes,
-            List<L7Authorization> policies) {
+            List<L7Authorization> policies, List<L7Authentication> authentications) {
         this.workloads = List.copyOf(workloads);
         this.services = List.copyOf(services);
         this.policies = List.copyOf(policies);
+        this.authentications = List.copyOf(authentications);
         for (Workload w : workloads) {
             workloadByUid.put(w.getUid(), w);
             for (var raw : w.getAddressesList()) {
@@ -88,7 +91,12 @@ public final class WaypointState {
 
     public static WaypointState of(List<Workload> workloads, List<Service> services, List<ServiceRoutes> routes,
             List<L7Authorization> policies) {
-        return new WaypointState(workloads, services, routes, policies);
+        return new WaypointState(workloads, services, routes, policies, List.of());
+    }
+
+    public static WaypointState of(List<Workload> workloads, List<Service> services, List<ServiceRoutes> routes,
+            List<L7Authorization> policies, List<L7Authentication> authentications) {
+        return new WaypointState(workloads, services, routes, policies, authentications);
     }
 
     public static String key(Service s) {
@@ -118,6 +126,11 @@ public final class WaypointState {
 
     public List<L7Authorization> policies() {
         return policies;
+    }
+
+    /** The RequestAuthentications of this waypoint's Gateway and services. */
+    public List<L7Authentication> authentications() {
+        return authentications;
     }
 
     public List<Workload> workloads() {

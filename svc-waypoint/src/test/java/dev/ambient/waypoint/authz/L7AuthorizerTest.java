@@ -105,8 +105,9 @@ class L7AuthorizerTest {
                         .addWhen(when("connection.sni").addValues(exact("x"))).build(), GET_ADMIN, false),
                 row("ALLOW unknown key", Action.ALLOW, L7Rule.newBuilder()
                         .addWhen(when("connection.sni").addNotValues(exact("x"))).build(), GET_ADMIN, false),
-                row("DENY JWT key", Action.DENY, L7Rule.newBuilder()
-                        .addWhen(when("request.auth.principal").addValues(exact("x"))).build(), GET_ADMIN, false),
+                // A JWT key the waypoint does not know (the known ones: RequestAuthPolicyTest).
+                row("DENY unknown JWT key", Action.DENY, L7Rule.newBuilder()
+                        .addWhen(when("request.auth.raw").addValues(exact("x"))).build(), GET_ADMIN, false),
                 row("DENY empty header name", Action.DENY, L7Rule.newBuilder()
                         .addWhen(when("request.headers[]").addValues(exact("x"))).build(), GET_ADMIN, false),
                 row("DENY unknown key, other path", Action.DENY, TO_ADMIN.toBuilder()

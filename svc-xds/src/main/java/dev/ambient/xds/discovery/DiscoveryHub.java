@@ -49,11 +49,11 @@ public class DiscoveryHub {
     /** The types a snapshot is diffed on. */
     static final List<String> TYPES = List.of(ResourceTypes.WORKLOAD, ResourceTypes.SERVICE,
             ResourceTypes.AUTHORIZATION, ResourceTypes.PEER_AUTHENTICATION, ResourceTypes.SERVICE_ROUTES,
-            ResourceTypes.L7_AUTHORIZATION);
+            ResourceTypes.L7_AUTHORIZATION, ResourceTypes.L7_AUTHENTICATION);
 
     /** The types a waypoint's view depends on. */
     private static final Set<String> WAYPOINT_INPUTS = Set.of(ResourceTypes.WORKLOAD, ResourceTypes.SERVICE,
-            ResourceTypes.SERVICE_ROUTES, ResourceTypes.L7_AUTHORIZATION);
+            ResourceTypes.SERVICE_ROUTES, ResourceTypes.L7_AUTHORIZATION, ResourceTypes.L7_AUTHENTICATION);
 
     @Inject
     MeshModel model;

@@ -1,6 +1,7 @@
 package dev.ambient.xds.discovery;
 
 import dev.ambient.discovery.ResourceTypes;
+import dev.ambient.proto.l7.L7Authentication;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.Route;
 import dev.ambient.proto.l7.ServiceRoutes;
@@ -36,6 +37,7 @@ final class WaypointIndex {
     private final Map<String, List<String>> workloadsByService = new HashMap<>();
     private final Map<String, List<String>> workloadsByWaypoint = new HashMap<>();
     private final Map<String, List<String>> l7ByTarget = new HashMap<>();
+    private final Map<String, List<String>> authnByTarget = new HashMap<>();
 
     WaypointIndex(MeshSnapshot snapshot) {
         this.snapshot = snapshot;
@@ -60,6 +62,11 @@ final class WaypointIndex {
                 l7ByTarget.computeIfAbsent(target, k -> new ArrayList<>()).add(e.name());
             }
         }
+        for (Entry e : snapshot.resources(ResourceTypes.L7_AUTHENTICATION).values()) {
+            for (String target : ((L7Authentication) e.resource()).getTargetsList()) {
+                authnByTarget.computeIfAbsent(target, k -> new ArrayList<>()).add(e.name());
+            }
+        }
     }
 
     private static String waypointHost(GatewayAddress gw) {
@@ -79,8 +86,9 @@ final class WaypointIndex {
         List<String> served = servicesByWaypoint.getOrDefault(wp.hostname, List.of());
         Map<String, Entry> routes = new HashMap<>();
         Set<String> neededServices = new LinkedHashSet<>(served);
-        Set<String> l7Names = new LinkedHashSet<>(l7ByTarget.getOrDefault("Gateway/" + wp.namespace + "/" + wp.name,
-                List.of()));
+        String gatewayTarget = "Gateway/" + wp.namespace + "/" + wp.name;
+        Set<String> l7Names = new LinkedHashSet<>(l7ByTarget.getOrDefault(gatewayTarget, List.of()));
+        Set<String> authnNames = new LinkedHashSet<>(authnByTarget.getOrDefault(gatewayTarget, List.of()));
         for (String svcName : served) {
             Entry r = allRoutes.get(svcName);
             if (r != null) {
@@ -95,10 +103,17 @@ final class WaypointIndex {
             // Policies name a service by hostname (the contract) or, leniently, by its short name.
             l7Names.addAll(l7ByTarget.getOrDefault("Service/" + svc.getNamespace() + "/" + svc.getHostname(), List.of()));
             l7Names.addAll(l7ByTarget.getOrDefault("Service/" + svc.getNamespace() + "/" + svc.getName(), List.of()));
+            authnNames.addAll(authnByTarget.getOrDefault("Service/" + svc.getNamespace() + "/" + svc.getHostname(),
+                    List.of()));
         }
         Map<String, Entry> l7 = new HashMap<>();
         for (String n : l7Names) {
             l7.put(n, allL7.get(n));
+        }
+        Map<String, Entry> allAuthn = snapshot.resources(ResourceTypes.L7_AUTHENTICATION);
+        Map<String, Entry> authn = new HashMap<>();
+        for (String n : authnNames) {
+            authn.put(n, allAuthn.get(n));
         }
         Map<String, Entry> svcs = new HashMap<>();
         Map<String, Entry> workloads = new HashMap<>();
@@ -115,6 +130,6 @@ final class WaypointIndex {
             workloads.put(uid, allWorkloads.get(uid));
         }
         return new View(Map.of(ResourceTypes.SERVICE_ROUTES, routes, ResourceTypes.L7_AUTHORIZATION, l7,
-                ResourceTypes.SERVICE, svcs, ResourceTypes.WORKLOAD, workloads));
+                ResourceTypes.L7_AUTHENTICATION, authn, ResourceTypes.SERVICE, svcs, ResourceTypes.WORKLOAD, workloads));
     }
 }

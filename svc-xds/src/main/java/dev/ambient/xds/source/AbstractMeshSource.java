@@ -31,7 +31,7 @@ abstract class AbstractMeshSource implements MeshSource {
 
     private static final List<String> TYPES = List.of(ResourceTypes.WORKLOAD, ResourceTypes.SERVICE,
             ResourceTypes.AUTHORIZATION, ResourceTypes.PEER_AUTHENTICATION, ResourceTypes.SERVICE_ROUTES,
-            ResourceTypes.L7_AUTHORIZATION);
+            ResourceTypes.L7_AUTHORIZATION, ResourceTypes.L7_AUTHENTICATION);
 
     protected final Logger log = Logger.getLogger(getClass());
     protected final ScheduledExecutorService executor;

@@ -45,9 +45,11 @@ import java.util.regex.Pattern;
  * (it never matches), while in a DENY rule the offending field is ignored (the rule denies more).
  * The same holds for L7 rules and the waypoint: it evaluates the {@code when} keys
  * {@code request.headers[<name>]}, {@code source.principal}, {@code source.namespace},
- * {@code source.ip}, {@code remote.ip}, {@code destination.ip} (as addresses and CIDR blocks) and
- * {@code destination.port}; any other key ({@code request.auth.*}, {@code connection.sni}, ...) is
- * such a part.
+ * {@code source.ip}, {@code remote.ip}, {@code destination.ip} (as addresses and CIDR blocks),
+ * {@code destination.port} and, from a verified JWT, {@code request.auth.principal},
+ * {@code request.auth.audiences}, {@code request.auth.presenter} and
+ * {@code request.auth.claims[<name>]...} ({@link RequestAuthKeys}), with {@code requestPrincipals};
+ * any other key ({@code connection.sni}, ...) is such a part.
  * A policy whose structure is wrong (unknown field, unknown action, invalid selector, no existing
  * target) is reported and skipped entirely.
  */
@@ -56,7 +58,6 @@ final class AuthorizationTranslator {
     private static final Set<String> SPEC_KEYS = Set.of("selector", "targetRef", "targetRefs", "action", "rules",
             "provider");
     private static final Set<String> SELECTOR_KEYS = Set.of("matchLabels");
-    private static final Set<String> TARGET_REF_KEYS = Set.of("group", "kind", "name", "namespace");
     private static final Set<String> RULE_KEYS = Set.of("from", "to", "when");
     private static final Set<String> FROM_KEYS = Set.of("source");
     private static final Set<String> SOURCE_KEYS = Set.of("principals", "notPrincipals", "requestPrincipals",
@@ -83,7 +84,7 @@ final class AuthorizationTranslator {
         Map<String, Object> spec = Specs.spec(p);
         Specs.onlyKeys(spec, "spec", SPEC_KEYS);
         Action action = action(spec.get("action"));
-        boolean targeted = spec.containsKey("targetRef") || spec.containsKey("targetRefs");
+        boolean targeted = PolicyTargets.targeted(spec);
         if (targeted && spec.containsKey("selector")) {
             throw new Specs.Invalid("spec: selector and targetRefs cannot be used together");
         }
@@ -301,66 +302,7 @@ final class AuthorizationTranslator {
     private L7Authorization l7(GenericKubernetesResource p, Map<String, Object> spec, Action action,
             List<Map<String, Object>> rules) {
         String ns = Specs.namespace(p);
-        List<Map<String, Object>> refs = new ArrayList<>(Specs.maps(spec.get("targetRefs"), "spec.targetRefs"));
-        if (spec.get("targetRef") != null) {
-            refs.add(Specs.map(spec.get("targetRef"), "spec.targetRef"));
-        }
-        Set<String> targets = new TreeSet<>();
-        for (int i = 0; i < refs.size(); i++) {
-            String at = "spec.targetRefs[" + i + "]";
-            Map<String, Object> ref = refs.get(i);
-            Specs.onlyKeys(ref, at, TARGET_REF_KEYS);
-            String kind = Specs.string(ref.get("kind"), at + ".kind");
-            String group = Specs.string(ref.get("group"), at + ".group");
-            String name = Specs.string(ref.get("name"), at + ".name");
-            String refNs = Specs.string(ref.get("namespace"), at + ".namespace");
-            if (name == null || kind == null) {
-                throw new Specs.Invalid(at + ": kind and name are required");
-            }
-            if (refNs != null && !refNs.isEmpty() && !refNs.equals(ns)) {
-                ctx.problem(p, at + ": a policy can only target resources of its own namespace");
-                continue;
-            }
-            if (kind.equals("Gateway") && (group == null || group.equals("gateway.networking.k8s.io"))) {
-                GenericKubernetesResource gw = ctx.gateways.get(ns + "/" + name);
-                if (gw == null) {
-                    ctx.problem(p, at + ": Gateway " + ns + "/" + name + " does not exist");
-                } else if (!ctx.isWaypoint(gw)) {
-                    ctx.problem(p, at + ": Gateway " + ns + "/" + name + " is not a waypoint (gatewayClassName "
-                            + ctx.config.waypointClass() + "); not enforced");
-                } else {
-                    targets.add("Gateway/" + ns + "/" + name);
-                }
-            } else if (kind.equals("Service") && (group == null || group.isEmpty() || group.equals("core"))) {
-                var svc = ctx.translatedServices.get(ns + "/" + name);
-                if (svc == null) {
-                    ctx.problem(p, at + ": Service " + ns + "/" + name + " does not exist");
-                } else {
-                    if (!svc.hasWaypoint()) {
-                        ctx.problem(p, at + ": Service " + ns + "/" + name
-                                + " has no waypoint; the policy applies once it has one");
-                    }
-                    targets.add("Service/" + ns + "/" + svc.getHostname());
-                }
-            } else if (kind.equals("ServiceEntry") && "networking.istio.io".equals(group)) {
-                List<dev.ambient.proto.workload.Service> hosts = ctx.entryServices(ns, name);
-                if (hosts.isEmpty()) {
-                    ctx.problem(p, at + ": ServiceEntry " + ns + "/" + name + " does not exist (or has no valid host)");
-                }
-                for (var svc : hosts) {
-                    if (!svc.hasWaypoint()) {
-                        ctx.problem(p, at + ": ServiceEntry " + ns + "/" + name + " host " + svc.getHostname()
-                                + " has no waypoint; the policy applies once it has one");
-                    }
-                    targets.add("Service/" + ns + "/" + svc.getHostname());
-                }
-            } else {
-                ctx.problem(p, at + ": target kind " + (group == null ? "" : group + "/") + kind + " is not supported");
-            }
-        }
-        if (targets.isEmpty()) {
-            throw new Specs.Invalid("spec.targetRefs: no target exists; policy skipped");
-        }
+        Set<String> targets = PolicyTargets.resolve(ctx, p, spec);
         L7Authorization.Builder b = L7Authorization.newBuilder().setName(p.getMetadata().getName()).setNamespace(ns)
                 .setAction(action).addAllTargets(targets);
         for (int i = 0; i < rules.size(); i++) {
@@ -398,10 +340,11 @@ final class AuthorizationTranslator {
             strings(src, "notNamespaces", sat, issues, false, s::addNotNamespaces);
             cidrs(src, "ipBlocks", sat, issues, s::addIpBlocks);
             cidrs(src, "notIpBlocks", sat, issues, s::addNotIpBlocks);
-            for (String jwt : List.of("requestPrincipals", "notRequestPrincipals", "remoteIpBlocks",
-                    "notRemoteIpBlocks")) {
-                if (src.get(jwt) != null) {
-                    issues.add(sat + "." + jwt + ": not supported");
+            strings(src, "requestPrincipals", sat, issues, false, s::addRequestPrincipals);
+            strings(src, "notRequestPrincipals", sat, issues, false, s::addNotRequestPrincipals);
+            for (String unsupported : List.of("remoteIpBlocks", "notRemoteIpBlocks")) {
+                if (src.get(unsupported) != null) {
+                    issues.add(sat + "." + unsupported + ": not supported");
                 }
             }
             rb.addFrom(s);
@@ -452,8 +395,12 @@ final class AuthorizationTranslator {
                         strings(cond, "notValues", at, issues, false, c::addNotValues);
                     } else if (header != null) {
                         issues.add(at + ".key: '" + key + "' does not name a valid header name");
+                    } else if (RequestAuthKeys.valid(key)) {
+                        strings(cond, "values", at, issues, false, c::addValues);
+                        strings(cond, "notValues", at, issues, false, c::addNotValues);
                     } else if (key.startsWith("request.auth.")) {
-                        issues.add(at + ".key: '" + key + "' (JWT) is not supported");
+                        issues.add(at + ".key: '" + key + "' is not a request.auth key the waypoint evaluates"
+                                + " (principal, audiences, presenter, claims[<name>]...)");
                     } else {
                         issues.add(at + ".key: '" + key + "' is not evaluated by the waypoint");
                     }

@@ -17,6 +17,8 @@ public enum KubeKind {
             List.of("v1", "v1beta1")),
     PEER_AUTHENTICATION("security.istio.io", "v1", "PeerAuthentication", "peerauthentications", true,
             List.of("v1", "v1beta1")),
+    REQUEST_AUTHENTICATION("security.istio.io", "v1", "RequestAuthentication", "requestauthentications", true,
+            List.of("v1", "v1beta1")),
     GATEWAY("gateway.networking.k8s.io", "v1", "Gateway", "gateways", true, List.of("v1", "v1beta1")),
     HTTP_ROUTE("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", true, List.of("v1", "v1beta1")),
     GRPC_ROUTE("gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes", true, List.of("v1", "v1alpha2")),

@@ -19,7 +19,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         List<GenericKubernetesResource> peerAuthentications, List<GenericKubernetesResource> gateways,
         List<GenericKubernetesResource> httpRoutes, List<GenericKubernetesResource> serviceEntries,
         List<GenericKubernetesResource> destinationRules, List<GenericKubernetesResource> grpcRoutes,
-        List<GenericKubernetesResource> tcpRoutes) {
+        List<GenericKubernetesResource> tcpRoutes, List<GenericKubernetesResource> requestAuthentications) {
 
     public static final MeshInput EMPTY = builder().build();
 
@@ -36,6 +36,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         destinationRules = copy(destinationRules);
         grpcRoutes = copy(grpcRoutes);
         tcpRoutes = copy(tcpRoutes);
+        requestAuthentications = copy(requestAuthentications);
     }
 
     private static <T> List<T> copy(List<T> l) {
@@ -60,6 +61,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         private final List<GenericKubernetesResource> destinationRules = new ArrayList<>();
         private final List<GenericKubernetesResource> grpcRoutes = new ArrayList<>();
         private final List<GenericKubernetesResource> tcpRoutes = new ArrayList<>();
+        private final List<GenericKubernetesResource> requestAuthentications = new ArrayList<>();
 
         /** Adds an object of a used kind; returns false (and ignores it) for any other. */
         public boolean add(HasMetadata o) {
@@ -82,6 +84,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
                         case DESTINATION_RULE -> destinationRules.add(g);
                         case GRPC_ROUTE -> grpcRoutes.add(g);
                         case TCP_ROUTE -> tcpRoutes.add(g);
+                        case REQUEST_AUTHENTICATION -> requestAuthentications.add(g);
                         default -> {
                             return false;
                         }
@@ -101,7 +104,8 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
 
         public MeshInput build() {
             return new MeshInput(namespaces, pods, services, endpointSlices, authorizationPolicies,
-                    peerAuthentications, gateways, httpRoutes, serviceEntries, destinationRules, grpcRoutes, tcpRoutes);
+                    peerAuthentications, gateways, httpRoutes, serviceEntries, destinationRules, grpcRoutes, tcpRoutes,
+                    requestAuthentications);
         }
     }
 }

@@ -36,7 +36,7 @@ import java.util.Set;
  * Turns Kubernetes objects (namespaces, pods, services, endpoint slices, Istio security policies and
  * ServiceEntries, Gateway API gateways and routes) into the small typed resources of the discovery protocol:
  * {@code Workload}, {@code Service}, {@code Authorization}, {@code PeerAuthentication},
- * {@code ServiceRoutes} and {@code L7Authorization}. Pure: no I/O, no clock, no shared state;
+ * {@code ServiceRoutes}, {@code L7Authorization} and {@code L7Authentication}. Pure: no I/O, no clock, no shared state;
  * thread-safe. A bad resource is reported as a {@link Problem} and skipped (or partly skipped);
  * it never stops the rest from being translated.
  */
@@ -100,6 +100,10 @@ public final class MeshTranslator {
                     out.add(m);
                 }
             });
+        }
+        RequestAuthenticationTranslator authn = new RequestAuthenticationTranslator(ctx);
+        for (var ra : input.requestAuthentications()) {
+            guarded(ctx, ra, () -> out.add(authn.translate(ra)));
         }
         out.addAll(new RouteTranslator(ctx).translate(input.httpRoutes(), input.grpcRoutes(), input.tcpRoutes()));
         return new Translation(MeshSnapshot.of(dedupe(ctx, out), generation), ctx.problems());

@@ -22,6 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.Message;
 import dev.ambient.discovery.ResourceTypes;
+import dev.ambient.proto.l7.JwtRule;
+import dev.ambient.proto.l7.L7Authentication;
 import dev.ambient.proto.discovery.DeltaDiscoveryResponse;
 import dev.ambient.proto.discovery.Resource;
 import dev.ambient.proto.workload.Workload;
@@ -296,6 +298,32 @@ class DeltaDiscoveryServiceTest {
             model.set(replace(w, isWorkload(uid("bank", "ledger-1")), m -> relabel(m, "v9")));
             c.expectNothing(300);
         }
+    }
+
+    @Test
+    void aWaypointGetsTheRequestAuthenticationsAimedAtItAndAZtunnelNone() {
+        List<Message> w = world();
+        w.add(authn("shop", "jwt", "Gateway/shop/waypoint"));
+        w.add(authn("shop", "cart-jwt", "Service/shop/" + Fixtures.host("shop", "cart")));
+        w.add(authn("bank", "jwt", "Gateway/bank/waypoint"));
+        model.set(w);
+        try (XdsTestClient wp = XdsTestClient.waypoint("shop/waypoint"); XdsTestClient z = XdsTestClient.ztunnel("no-jwt")) {
+            wp.subscribe(ResourceTypes.L7_AUTHENTICATION);
+            DeltaDiscoveryResponse got = wp.nextAcked();
+            assertEquals(Set.of("shop/jwt", "shop/cart-jwt"), names(got));
+            L7Authentication first = got.getResources(0).getResource().unpack(L7Authentication.class);
+            assertEquals("https://issuer." + first.getNamespace(), first.getJwtRules(0).getIssuer());
+            z.subscribe(ResourceTypes.L7_AUTHENTICATION);
+            assertEquals(0, z.nextAcked().getResourcesCount());
+        } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    private static L7Authentication authn(String ns, String name, String target) {
+        return L7Authentication.newBuilder().setNamespace(ns).setName(name).addTargets(target)
+                .addJwtRules(JwtRule.newBuilder().setIssuer("https://issuer." + ns).setJwksUri("https://keys/" + ns))
+                .build();
     }
 
     @Test

@@ -37,9 +37,25 @@ class L7ConditionTranslationTest {
     static Stream<Arguments> cases() throws Exception {
         String toAdmin = "to { paths { prefix: \"/admin\" } } ";
         return Stream.of(
-                // JWT conditions: not evaluated; DENY broadens, ALLOW narrows.
-                row("DENY", "{key: 'request.auth.claims[group]', values: [admins]}", toAdmin, "denies more broadly"),
-                row("ALLOW", "{key: 'request.auth.claims[group]', values: [admins]}", "", "never matches"),
+                // JWT conditions the waypoint evaluates pass as they are; malformed ones fail closed.
+                row("DENY", "{key: 'request.auth.claims[group]', values: [admins]}",
+                        toAdmin.trim() + " when { key: \"request.auth.claims[group]\" values { exact: \"admins\" } }",
+                        null),
+                row("ALLOW", "{key: 'request.auth.claims[realm][roles]', notValues: ['guest*']}",
+                        toAdmin.trim() + " when { key: \"request.auth.claims[realm][roles]\" not_values { prefix: \"guest\" } }",
+                        null),
+                row("ALLOW", "{key: request.auth.principal, values: ['https://issuer/*']}",
+                        toAdmin.trim() + " when { key: \"request.auth.principal\" values { prefix: \"https://issuer/\" } }",
+                        null),
+                row("DENY", "{key: request.auth.audiences, values: [other]}",
+                        toAdmin.trim() + " when { key: \"request.auth.audiences\" values { exact: \"other\" } }", null),
+                row("ALLOW", "{key: request.auth.presenter, values: [web]}",
+                        toAdmin.trim() + " when { key: \"request.auth.presenter\" values { exact: \"web\" } }", null),
+                row("DENY", "{key: 'request.auth.claims[]', values: [admins]}", toAdmin, "not a request.auth key"),
+                row("ALLOW", "{key: 'request.auth.claims[a]b', values: [x]}", "", "not a request.auth key"),
+                row("ALLOW", "{key: request.auth.raw, values: [x]}", "", "not a request.auth key"),
+                row("ALLOW", "{key: '" + "request.auth.claims" + "[a]".repeat(11) + "', values: [x]}", "",
+                        "not a request.auth key"),
                 // Keys the waypoint does not evaluate at all.
                 row("DENY", "{key: connection.sni, values: [internal.example]}", toAdmin, "not evaluated by the waypoint"),
                 row("ALLOW", "{key: 'experimental.envoy.filters.network.mysql_proxy[db.table]', values: [x]}", "",
