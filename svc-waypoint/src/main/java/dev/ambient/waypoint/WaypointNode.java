@@ -16,6 +16,7 @@ import dev.ambient.proto.l7.ServiceRoutes;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.authz.L7Authorizer;
+import dev.ambient.waypoint.extauthz.ExtAuthz;
 import dev.ambient.waypoint.config.WaypointConfig;
 import dev.ambient.waypoint.http.BodyBudget;
 import dev.ambient.waypoint.http.DataPath;
@@ -65,6 +66,7 @@ public final class WaypointNode implements AutoCloseable {
     private InboundDispatcher dispatcher;
     private HboneListener listener;
     private DataPath dataPath;
+    private ExtAuthz extAuthz;
     private DeltaDiscoveryClient xds;
     private volatile boolean started;
     private volatile boolean draining;
@@ -116,7 +118,9 @@ public final class WaypointNode implements AutoCloseable {
                 up.maxIdlePerEndpoint(), up.idleTimeout(), external);
         LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
                 up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
-        dataPath = new DataPath(store, new L7Authorizer(config.gateway()), balancer, upstream,
+        extAuthz = new ExtAuthz(new ExtAuthz.Limits(config.extAuthz().maxInFlight(),
+                config.extAuthz().maxResponseBytes()), registry);
+        dataPath = new DataPath(store, new L7Authorizer(config.gateway()), extAuthz, balancer, upstream,
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
                 http.retryBudgetPercent(), config.trustDomain(), id, limits);
         dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external);
@@ -236,6 +240,9 @@ public final class WaypointNode implements AutoCloseable {
         }
         if (identity != null) {
             identity.close();
+        }
+        if (extAuthz != null) {
+            extAuthz.close();
         }
         if (transport != null) {
             transport.close();

@@ -3,6 +3,7 @@ package dev.ambient.waypoint.http;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.proto.l7.FaultInjection;
 import dev.ambient.proto.l7.HeaderMutation;
+import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.Route;
 import dev.ambient.proto.l7.RetryPolicy;
 import dev.ambient.proto.l7.ServiceRoutes;
@@ -11,6 +12,8 @@ import dev.ambient.proto.l7.WeightedBackend;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.authz.L7Authorizer;
+import dev.ambient.waypoint.extauthz.CheckInput;
+import dev.ambient.waypoint.extauthz.Outcome;
 import dev.ambient.waypoint.proxy.TcpSplice;
 import dev.ambient.waypoint.proxy.UpstreamCall;
 import dev.ambient.waypoint.proxy.UpstreamFailure;
@@ -26,6 +29,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpContent;
@@ -47,6 +51,7 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
@@ -87,6 +92,8 @@ final class Exchange {
     private final String upgrade;
 
     private WaypointState state;
+    /** Headers an ext_authz allow asked for on the response (headersToDownstreamOnAllow). */
+    private List<Map.Entry<String, String>> authorizerResponseHeaders = List.of();
     private Route route;
     private Service backendService;
     private List<Endpoint> endpoints = List.of();
@@ -163,13 +170,66 @@ final class Exchange {
         IdentityHeaders.sanitize(head.headers(), path.self, tunnel.peer(), tunnel.peerCertificateSha256(),
                 tunnel.source().getAddress().getHostAddress());
         state = path.store.current();
+        // CUSTOM first (as Istio): the external authorizer, for the requests its policy's rules match.
+        Optional<L7Authorization> custom = path.authorizer.customPolicy(state.policies(), tunnel.service(),
+                authzRequest(judgedPath));
+        if (custom.isPresent()) {
+            askAuthorizer(custom.get(), judgedPath);
+            return;
+        }
+        authorized(judgedPath);
+    }
+
+    private L7Authorizer.Request authzRequest(String judgedPath) {
+        return new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
+                tunnel.target().getPort(), new L7Authorizer.Http(method, judgedPath,
+                        head.headers().get(HttpHeaderNames.HOST), head.headers()));
+    }
+
+    /** Off the event loop: the authorizer answers on its client's thread, and the exchange goes on on its own loop. */
+    private void askAuthorizer(L7Authorization policy, String judgedPath) {
+        CheckInput in = new CheckInput(method, uri, head.headers().get(HttpHeaderNames.HOST), "http",
+                downstream.http2() ? "HTTP/2" : "HTTP/1.1", head.headers(), tunnel.source(),
+                tunnel.peer() == null ? "" : tunnel.peer().uri(), tunnel.target(), path.self.uri());
+        path.extAuthz.check(policy.getProvider(), in).whenComplete((outcome, failure) -> loop.execute(() ->
+                checked(policy, outcome != null ? outcome
+                        : new Outcome.Deny(403, List.of(), "", "ext_authz failed: " + failure), judgedPath)));
+    }
+
+    /** Event loop: the authorizer's answer. */
+    private void checked(L7Authorization policy, Outcome outcome, String judgedPath) {
+        if (done) {
+            return;
+        }
+        switch (outcome) {
+            case Outcome.Deny d -> {
+                HttpHeaders extra = new DefaultHttpHeaders();
+                d.headers().forEach(e -> extra.add(e.getKey(), e.getValue()));
+                local(d.status(), d.body(), extra, "UAEX", "CUSTOM " + policy.getNamespace() + "/" + policy.getName()
+                        + ": " + d.reason());
+            }
+            case Outcome.Allow a -> {
+                HttpHeaders h = head.headers();
+                a.upstreamRemovals().forEach(h::remove);
+                for (Outcome.HeaderChange c : a.upstream()) {
+                    if (c.append()) {
+                        h.add(c.name(), c.value());
+                    } else {
+                        h.set(c.name(), c.value()); // the client's copies go
+                    }
+                }
+                authorizerResponseHeaders = a.downstream();
+                authorized(judgedPath);
+            }
+            case Outcome.Failure f -> local(403, RBAC_DENIED, "UAEX", f.reason()); // ExtAuthz settles these; never here
+        }
+    }
+
+    /** CUSTOM allowed the request (or none applies): DENY and ALLOW, routing, faults, then forwarding. */
+    private void authorized(String judgedPath) {
         RouteTable.Request match = RouteTable.Request.of(method, uri, head.headers());
         Service service = tunnel.service();
-
-        L7Authorizer.Decision decision = path.authorizer.evaluate(state.policies(), service,
-                new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
-                        tunnel.target().getPort(), new L7Authorizer.Http(method, judgedPath,
-                                head.headers().get(HttpHeaderNames.HOST), head.headers())));
+        L7Authorizer.Decision decision = path.authorizer.evaluate(state.policies(), service, authzRequest(judgedPath));
         if (!decision.allowed()) {
             local(403, RBAC_DENIED, "-", decision.reason());
             return;
@@ -503,6 +563,7 @@ final class Exchange {
         }
         commit();
         status = code;
+        authorizerResponseHeaders.forEach(e -> response.headers().add(e.getKey(), e.getValue()));
         if (route != null) {
             mutate(response.headers(), route.getResponseHeaderMutationsList());
         }
@@ -716,6 +777,11 @@ final class Exchange {
 
     /** Answers from the waypoint itself (policy, routing, faults, upstream failures, timeouts); a gRPC call in gRPC's form. */
     private void local(int code, String body, String flags, String reason) {
+        local(code, body, null, flags, reason);
+    }
+
+    /** A local answer with headers of its own (an authorizer's deny), which may set its content type. */
+    private void local(int code, String body, HttpHeaders extra, String flags, String reason) {
         if (done) {
             return;
         }
@@ -737,6 +803,13 @@ final class Exchange {
             r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(code),
                     Unpooled.copiedBuffer(body, StandardCharsets.UTF_8));
             r.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/plain");
+            r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, r.content().readableBytes());
+        }
+        if (extra != null) {
+            for (Map.Entry<String, String> e : extra) {
+                r.headers().remove(e.getKey());
+            }
+            r.headers().add(extra);
             r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, r.content().readableBytes());
         }
         status = r.status().code();
