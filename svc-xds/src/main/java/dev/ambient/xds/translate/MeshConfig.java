@@ -81,7 +81,7 @@ public record MeshConfig(Map<String, ExtAuthzProvider> providers, List<String> p
             for (int i = 0; i < list.size(); i++) {
                 String at = "extensionProviders[" + i + "]";
                 try {
-                    provider(list.get(i), at, providers);
+                    provider(list.get(i), at, providers, problems);
                 } catch (Specs.Invalid e) {
                     problems.add(e.getMessage() + " (provider left out; CUSTOM policies naming it deny)");
                 }
@@ -92,7 +92,8 @@ public record MeshConfig(Map<String, ExtAuthzProvider> providers, List<String> p
         return new MeshConfig(Map.copyOf(providers), List.copyOf(problems));
     }
 
-    private static void provider(Map<String, Object> p, String at, Map<String, ExtAuthzProvider> out) {
+    private static void provider(Map<String, Object> p, String at, Map<String, ExtAuthzProvider> out,
+            List<String> notes) {
         Specs.onlyKeys(p, at, PROVIDER_KEYS);
         String name = Specs.string(p.get("name"), at + ".name");
         if (name == null || name.isEmpty()) {
@@ -137,6 +138,10 @@ public record MeshConfig(Map<String, ExtAuthzProvider> providers, List<String> p
                 }
             }
             body(m.get("includeRequestBodyInCheck"), h + ".includeRequestBodyInCheck", http);
+            if (http.getMaxRequestBytes() > 0) {
+                notes.add(h + ".includeRequestBodyInCheck: the waypoint does not send request bodies to"
+                        + " authorizers yet; the provider is kept and its checks carry no body");
+            }
             b.setHttp(http);
         } else if (p.get("envoyExtAuthzGrpc") != null) {
             String g = at + ".envoyExtAuthzGrpc";

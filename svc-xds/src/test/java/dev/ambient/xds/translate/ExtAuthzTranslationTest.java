@@ -223,11 +223,12 @@ class ExtAuthzTranslationTest {
         MeshConfig c = MeshConfig.parse(bad);
         assertEquals(List.of("good"), List.copyOf(c.providers().keySet()), c.problems().toString());
         String all = String.join("\n", c.problems());
-        assertEquals(9, c.problems().size(), all);
+        assertEquals(10, c.problems().size(), all);
         for (String expected : List.of("(a).envoyExtAuthzHttp.port", "(b).envoyExtAuthzHttp.timeout",
                 "(c).envoyExtAuthzHttp.statusOnError", "(d).envoyExtAuthzHttp.includeRequestHeadersInCheck[0]",
                 "(e).envoyExtAuthzHttp.includeRequestBodyInCheck.maxRequestBytes", "(f).envoyExtAuthzGrpc.failOpen",
-                "(g).envoyExtAuthzGrpc.service", "(h).envoyExtAuthzHttp.pathPrefix", "(i).envoyExtAuthzHttp.headerz")) {
+                "(g).envoyExtAuthzGrpc.service", "(h).envoyExtAuthzHttp.pathPrefix", "(i).envoyExtAuthzHttp.headerz",
+                "(good).envoyExtAuthzHttp.includeRequestBodyInCheck: the waypoint does not send request bodies")) {
             assertTrue(all.contains(expected), expected + " in " + all);
         }
         ExtAuthzProvider good = c.providers().get("good");
