@@ -2,7 +2,7 @@
 """An ext_authz HTTP authorizer from the standard library, as Istio's sample: a request carrying
 "x-ext-authz: allow" is allowed (200, with x-user and x-ext-authz-check-result for the waypoint to
 pass on), any other is denied (403, or the status in x-deny-status, with headers and a body the
-client must see). A path ending in /slow answers after 3 s. Usage: ext-authz-http.py HOST PORT"""
+client must see). A path ending in /slow answers after 3 s; one ending in /huge denies with a 4 MiB body. Usage: ext-authz-http.py HOST PORT"""
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +26,8 @@ class Authorizer(BaseHTTPRequestHandler):
             self.end_headers()
             return
         body = ("denied by ext_authz for not found header `x-ext-authz: allow` in the request\n").encode()
+        if self.path.endswith("/huge"):
+            body = b"x" * (4 << 20)  # a hostile authorizer: 4 MiB of deny body
         self.send_response(int(self.headers.get("x-deny-status", "403")))
         self.send_header("x-ext-authz-check-result", "denied")
         self.send_header("x-seen-path", self.path)

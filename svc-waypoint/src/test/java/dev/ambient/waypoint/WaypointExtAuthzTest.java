@@ -238,6 +238,16 @@ class WaypointExtAuthzTest {
     }
 
     @Test
+    void anAuthorizersOversizedAnswerFailsTheCheckInsteadOfBeingHeld() throws Exception {
+        double errors = checks("http-authz", "error");
+        HttpResponse<String> r = get("/headers/huge");
+        assertEquals(403, r.statusCode(), "statusOnError (403), not the authorizer's answer");
+        assertTrue(r.body().length() < 1024, "the 4 MiB body was not passed on: " + r.body().length());
+        assertEquals(errors + 1, checks("http-authz", "error"));
+        assertEquals(200, get("/headers", "x-ext-authz", "allow").statusCode(), "a good client still gets through");
+    }
+
+    @Test
     void customRunsBeforeDenyAndAllowAndOnlyForTheRequestsItsRulesMatch() throws Exception {
         // CUSTOM denies first: the authorizer's answer, not the DENY policy's.
         HttpResponse<String> first = get("/deny-too");
