@@ -21,6 +21,7 @@ import dev.ambient.waypoint.authn.JwksCache;
 import dev.ambient.waypoint.authn.JwtVerifier;
 import dev.ambient.waypoint.authn.RequestAuthenticator;
 import dev.ambient.waypoint.authz.L7Authorizer;
+import dev.ambient.waypoint.extauthz.ExtAuthz;
 import dev.ambient.waypoint.config.WaypointConfig;
 import dev.ambient.waypoint.http.BodyBudget;
 import dev.ambient.waypoint.http.DataPath;
@@ -70,8 +71,11 @@ public final class WaypointNode implements AutoCloseable {
     private InboundDispatcher dispatcher;
     private HboneListener listener;
     private DataPath dataPath;
+    private ExtAuthz extAuthz;
     private DeltaDiscoveryClient xds;
     private JwksCache jwks;
+    /** The Vert.x of JWKS fetches and ext_authz calls (one loop), apart from the data plane's. */
+    private io.vertx.core.Vertx control;
     private volatile boolean started;
     private volatile boolean draining;
 
@@ -123,14 +127,17 @@ public final class WaypointNode implements AutoCloseable {
         LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
                 up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
         var authn = config.authn();
-        // JWKS fetches run on a Vert.x loop of their own, never on a data-plane loop.
-        jwks = new JwksCache(io.vertx.core.Vertx.vertx(new io.vertx.core.VertxOptions().setEventLoopPoolSize(1)
-                .setWorkerPoolSize(1).setInternalBlockingPoolSize(1)), true, new JwksCache.Settings(
+        // JWKS fetches and ext_authz calls run on a small Vert.x of their own, never on a data-plane loop.
+        control = io.vertx.core.Vertx.vertx(new io.vertx.core.VertxOptions().setEventLoopPoolSize(1)
+                .setWorkerPoolSize(1).setInternalBlockingPoolSize(1));
+        jwks = new JwksCache(control, false, new JwksCache.Settings(
                 authn.jwksRefreshInterval(), authn.jwksMinRefetchInterval(), authn.jwksFetchTimeout(),
                 authn.maxJwksBytes()), registry);
         RequestAuthenticator authenticator = new RequestAuthenticator(new JwtVerifier(authn.maxTokenBytes(),
                 authn.clockSkew().toSeconds()), jwks, () -> System.currentTimeMillis() / 1000, registry);
-        dataPath = new DataPath(store, new L7Authorizer(config.gateway()), balancer, upstream,
+        extAuthz = new ExtAuthz(new ExtAuthz.Limits(config.extAuthz().maxInFlight(),
+                config.extAuthz().maxResponseBytes()), control, registry);
+        dataPath = new DataPath(store, new L7Authorizer(config.gateway()), extAuthz, balancer, upstream,
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
                 http.retryBudgetPercent(), config.trustDomain(), id, limits, authenticator);
         dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external);
@@ -267,6 +274,12 @@ public final class WaypointNode implements AutoCloseable {
         }
         if (identity != null) {
             identity.close();
+        }
+        if (extAuthz != null) {
+            extAuthz.close();
+        }
+        if (control != null) {
+            control.close();
         }
         if (transport != null) {
             transport.close();

@@ -14,6 +14,7 @@ import dev.ambient.waypoint.authn.RequestAuth;
 import io.netty.handler.codec.http.HttpHeaders;
 import java.net.InetAddress;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * L7 AuthorizationPolicy as Istio's waypoint enforces it: the policies attached to this waypoint's
@@ -83,6 +84,15 @@ public final class L7Authorizer {
             if (!applies(p, serviceTarget)) {
                 continue;
             }
+            if (p.getAction() == Action.CUSTOM) {
+                // HTTP: the authorizer was asked before (customPolicy). TCP: no authorizer can judge
+                // a byte stream, so what the CUSTOM rules match is denied (fail closed).
+                if (r.http() == null && p.getRulesList().stream().anyMatch(rule -> ruleMatches(rule, r, true))) {
+                    return new Decision(false, "CUSTOM policy " + p.getNamespace() + "/" + p.getName()
+                            + " cannot judge TCP: denied");
+                }
+                continue;
+            }
             boolean deny = p.getAction() == Action.DENY;
             if (deniesOnly && !deny) {
                 continue;
@@ -104,6 +114,22 @@ public final class L7Authorizer {
         }
         return allowedBy != null ? new Decision(true, "allowed by " + allowedBy)
                 : new Decision(false, "no ALLOW policy matched" + (r.http() == null ? " (as TCP)" : ""));
+    }
+
+    /**
+     * The CUSTOM policy whose rules match an HTTP request, asked before DENY and ALLOW (as Istio);
+     * the first in the policies' order when several do (Istio allows one provider per workload).
+     * A rule field the request cannot answer counts as matching: more requests go to the authorizer.
+     */
+    public Optional<L7Authorization> customPolicy(List<L7Authorization> policies, Service service, Request r) {
+        String serviceTarget = service == null ? null : "Service/" + service.getNamespace() + "/" + service.getHostname();
+        for (L7Authorization p : policies) {
+            if (p.getAction() == Action.CUSTOM && applies(p, serviceTarget)
+                    && p.getRulesList().stream().anyMatch(rule -> ruleMatches(rule, r, true))) {
+                return Optional.of(p);
+            }
+        }
+        return Optional.empty();
     }
 
     private boolean applies(L7Authorization p, String serviceTarget) {

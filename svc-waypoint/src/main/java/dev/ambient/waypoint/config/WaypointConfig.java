@@ -172,6 +172,19 @@ public interface WaypointConfig {
         Duration dnsTimeout();
     }
 
+    /** AuthorizationPolicy action CUSTOM: calls to the mesh configuration's ext_authz providers. */
+    ExtAuthz extAuthz();
+
+    interface ExtAuthz {
+        /** Checks in flight per provider; beyond, a check fails at once (then the provider's failOpen / statusOnError). */
+        @WithDefault("1000")
+        int maxInFlight();
+
+        /** The most bytes of an authorizer's answer read (a deny's body, a gRPC message); more fails the check. */
+        @WithDefault("65536")
+        int maxResponseBytes();
+    }
+
     interface Http {
         /**
          * The copy of a request body kept while the request may be retried, bytes; a body that

@@ -3,6 +3,7 @@ package dev.ambient.waypoint.http;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.waypoint.authn.RequestAuthenticator;
 import dev.ambient.waypoint.authz.L7Authorizer;
+import dev.ambient.waypoint.extauthz.ExtAuthz;
 import dev.ambient.waypoint.proxy.UpstreamClient;
 import dev.ambient.waypoint.route.LoadBalancer;
 import dev.ambient.waypoint.state.StateStore;
@@ -17,6 +18,7 @@ public final class DataPath {
 
     public final StateStore store;
     public final L7Authorizer authorizer;
+    public final ExtAuthz extAuthz;
     public final LoadBalancer balancer;
     public final UpstreamClient upstream;
     public final RequestMetrics metrics;
@@ -29,11 +31,12 @@ public final class DataPath {
     public final RequestAuthenticator authenticator;
     private volatile boolean draining;
 
-    public DataPath(StateStore store, L7Authorizer authorizer, LoadBalancer balancer, UpstreamClient upstream,
+    public DataPath(StateStore store, L7Authorizer authorizer, ExtAuthz extAuthz, LoadBalancer balancer, UpstreamClient upstream,
             RequestMetrics metrics, RetryBudget retryBudget, int defaultRetryBudgetPercent, String trustDomain,
             SpiffeId self, HttpLimits limits, RequestAuthenticator authenticator) {
         this.store = store;
         this.authorizer = authorizer;
+        this.extAuthz = extAuthz;
         this.balancer = balancer;
         this.upstream = upstream;
         this.metrics = metrics;

@@ -3,6 +3,7 @@ package dev.ambient.waypoint.http;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.proto.l7.FaultInjection;
 import dev.ambient.proto.l7.HeaderMutation;
+import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.Route;
 import dev.ambient.proto.l7.RetryPolicy;
 import dev.ambient.proto.l7.ServiceRoutes;
@@ -15,6 +16,8 @@ import dev.ambient.waypoint.authn.AuthnFailure;
 import dev.ambient.waypoint.authn.RequestAuth;
 import dev.ambient.waypoint.authn.RequestAuthenticator;
 import dev.ambient.waypoint.authz.L7Authorizer;
+import dev.ambient.waypoint.extauthz.CheckInput;
+import dev.ambient.waypoint.extauthz.Outcome;
 import dev.ambient.waypoint.proxy.TcpSplice;
 import dev.ambient.waypoint.proxy.UpstreamCall;
 import dev.ambient.waypoint.proxy.UpstreamFailure;
@@ -30,6 +33,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoop;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.DefaultHttpHeaders;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpContent;
@@ -51,6 +55,7 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -95,6 +100,8 @@ final class Exchange {
     private WaypointState state;
     /** What the request's verified JWT says, for policies judged again after a rewrite. */
     private RequestAuth requestAuth = RequestAuth.NONE;
+    /** Headers an ext_authz allow asked for on the response (headersToDownstreamOnAllow). */
+    private List<Map.Entry<String, String>> authorizerResponseHeaders = List.of();
     private Route route;
     private Service backendService;
     private List<Endpoint> endpoints = List.of();
@@ -188,9 +195,8 @@ final class Exchange {
         }
     }
 
-    /** RequestAuthentication is over: a refusal answers; otherwise policy, routing, faults, forwarding. */
+    /** RequestAuthentication is over: a refusal answers; otherwise CUSTOM, policy, routing, faults, forwarding. */
     private void authenticated(RequestAuthenticator.Outcome outcome, String judgedPath) {
-        RequestAuth auth = RequestAuth.NONE;
         switch (outcome) {
             case RequestAuthenticator.Refused r -> {
                 unauthenticated(r, judgedPath);
@@ -199,18 +205,72 @@ final class Exchange {
             case RequestAuthenticator.Authenticated a -> {
                 RequestAuthenticator.apply(a, head);
                 uri = head.uri();
-                auth = a.auth();
-                requestAuth = auth;
+                requestAuth = a.auth();
             }
             case RequestAuthenticator.Anonymous a -> {
             }
         }
-        Service service = tunnel.service();
+        // CUSTOM next, as Istio orders it (after JWT authentication, before DENY and ALLOW): the
+        // external authorizer, for the requests its policy's rules match.
+        Optional<L7Authorization> custom = path.authorizer.customPolicy(state.policies(), tunnel.service(),
+                authzRequest(judgedPath));
+        if (custom.isPresent()) {
+            askAuthorizer(custom.get(), judgedPath);
+            return;
+        }
+        authorized(judgedPath);
+    }
+
+    private L7Authorizer.Request authzRequest(String judgedPath) {
+        return new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
+                tunnel.target().getPort(), new L7Authorizer.Http(method, judgedPath,
+                        head.headers().get(HttpHeaderNames.HOST), head.headers()), requestAuth);
+    }
+
+    /** Off the event loop: the authorizer answers on its client's thread, and the exchange goes on on its own loop. */
+    private void askAuthorizer(L7Authorization policy, String judgedPath) {
+        CheckInput in = new CheckInput(method, uri, head.headers().get(HttpHeaderNames.HOST), "http",
+                downstream.http2() ? "HTTP/2" : "HTTP/1.1", head.headers(), tunnel.source(),
+                tunnel.peer() == null ? "" : tunnel.peer().uri(), tunnel.target(), path.self.uri());
+        path.extAuthz.check(policy.getProvider(), in).whenComplete((outcome, failure) -> loop.execute(() ->
+                checked(policy, outcome != null ? outcome
+                        : new Outcome.Deny(403, List.of(), "", "ext_authz failed: " + failure), judgedPath)));
+    }
+
+    /** Event loop: the authorizer's answer. */
+    private void checked(L7Authorization policy, Outcome outcome, String judgedPath) {
+        if (done) {
+            return;
+        }
+        switch (outcome) {
+            case Outcome.Deny d -> {
+                HttpHeaders extra = new DefaultHttpHeaders();
+                d.headers().forEach(e -> extra.add(e.getKey(), e.getValue()));
+                local(d.status(), d.body(), extra, "UAEX", "CUSTOM " + policy.getNamespace() + "/" + policy.getName()
+                        + ": " + d.reason());
+            }
+            case Outcome.Allow a -> {
+                HttpHeaders h = head.headers();
+                a.upstreamRemovals().forEach(h::remove);
+                for (Outcome.HeaderChange c : a.upstream()) {
+                    if (c.append()) {
+                        h.add(c.name(), c.value());
+                    } else {
+                        h.set(c.name(), c.value()); // the client's copies go
+                    }
+                }
+                authorizerResponseHeaders = a.downstream();
+                authorized(judgedPath);
+            }
+            case Outcome.Failure f -> local(403, RBAC_DENIED, "UAEX", f.reason()); // ExtAuthz settles these; never here
+        }
+    }
+
+    /** CUSTOM allowed the request (or none applies): DENY and ALLOW, routing, faults, then forwarding. */
+    private void authorized(String judgedPath) {
         RouteTable.Request match = RouteTable.Request.of(method, uri, head.headers());
-        L7Authorizer.Decision decision = path.authorizer.evaluate(state.policies(), service,
-                new L7Authorizer.Request(tunnel.peer(), tunnel.source().getAddress(), tunnel.target().getAddress(),
-                        tunnel.target().getPort(), new L7Authorizer.Http(method, judgedPath,
-                                head.headers().get(HttpHeaderNames.HOST), head.headers()), auth));
+        Service service = tunnel.service();
+        L7Authorizer.Decision decision = path.authorizer.evaluate(state.policies(), service, authzRequest(judgedPath));
         if (!decision.allowed()) {
             local(403, RBAC_DENIED, "-", decision.reason());
             return;
@@ -544,6 +604,7 @@ final class Exchange {
         }
         commit();
         status = code;
+        authorizerResponseHeaders.forEach(e -> response.headers().add(e.getKey(), e.getValue()));
         if (route != null) {
             mutate(response.headers(), route.getResponseHeaderMutationsList());
         }
@@ -755,24 +816,25 @@ final class Exchange {
 
     // ------------------------------------------------------------------ answers of our own, and the end
 
-    /** Answers from the waypoint itself (policy, routing, faults, upstream failures, timeouts); a gRPC call in gRPC's form. */
     /**
      * RequestAuthentication's refusal, as Envoy's jwt_authn answers: its status text as the body and
      * a Bearer challenge naming the request's URL (without its query, which may hold the token).
      */
     private void unauthenticated(RequestAuthenticator.Refused r, String judgedPath) {
         String host = head.headers().get(HttpHeaderNames.HOST, "").replaceAll("[\"\\\\]", "");
-        String realm = "http://" + host + judgedPath;
-        local(r.failure().status(), r.failure().body(), "-", "JWT refused: " + r.failure().body() + " (" + r.reason()
-                + ")", HttpHeaderNames.WWW_AUTHENTICATE.toString(), "Bearer realm=\"" + realm + "\", error=\"invalid_token\"");
+        HttpHeaders challenge = new DefaultHttpHeaders().set(HttpHeaderNames.WWW_AUTHENTICATE,
+                "Bearer realm=\"http://" + host + judgedPath + "\", error=\"invalid_token\"");
+        local(r.failure().status(), r.failure().body(), challenge, "-",
+                "JWT refused: " + r.failure().body() + " (" + r.reason() + ")");
     }
 
+    /** Answers from the waypoint itself (policy, routing, faults, upstream failures, timeouts); a gRPC call in gRPC's form. */
     private void local(int code, String body, String flags, String reason) {
-        local(code, body, flags, reason, null, null);
+        local(code, body, null, flags, reason);
     }
 
-    /** A local answer, with one extra header when {@code headerName} is not null. */
-    private void local(int code, String body, String flags, String reason, String headerName, String headerValue) {
+    /** A local answer with headers of its own (an authorizer's deny), which may set its content type. */
+    private void local(int code, String body, HttpHeaders extra, String flags, String reason) {
         if (done) {
             return;
         }
@@ -796,11 +858,15 @@ final class Exchange {
             r.headers().set(HttpHeaderNames.CONTENT_TYPE, "text/plain");
             r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, r.content().readableBytes());
         }
+        if (extra != null) {
+            for (Map.Entry<String, String> e : extra) {
+                r.headers().remove(e.getKey());
+            }
+            r.headers().add(extra);
+            r.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, r.content().readableBytes());
+        }
         status = r.status().code();
         r.headers().set("traceparent", traceparent);
-        if (headerName != null) {
-            r.headers().set(headerName, headerValue);
-        }
         responseBytes = r.content().readableBytes();
         downstream.head(r);
         finish(reason);

@@ -191,4 +191,28 @@ class L7AuthorizerTest {
                 .allowed());
         assertTrue(authorizer.evaluate(List.of(deny), REVIEWS, request(PRODUCTPAGE, "GET", "/web", none)).allowed());
     }
+
+    /**
+     * CUSTOM is asked first and only for what its rules match; it is neither an ALLOW (it does not
+     * make other requests need a match) nor judged again by evaluate; a TCP stream its rules match
+     * is denied, since no authorizer judges bytes.
+     */
+    @org.junit.jupiter.api.Test
+    void customIsFoundForMatchingRequestsAndDeniesWhatItCannotAsk() {
+        L7Authorization custom = policy("ext", Action.CUSTOM, "Gateway/demo/waypoint", TO_ADMIN);
+        List<L7Authorization> policies = List.of(custom);
+        org.junit.jupiter.api.Assertions.assertEquals(java.util.Optional.of(custom),
+                authorizer.customPolicy(policies, REVIEWS, GET_ADMIN));
+        L7Authorizer.Request getOther = request(PRODUCTPAGE, "GET", "/other", new DefaultHttpHeaders());
+        org.junit.jupiter.api.Assertions.assertTrue(authorizer.customPolicy(policies, REVIEWS, getOther).isEmpty());
+        org.junit.jupiter.api.Assertions.assertTrue(authorizer.evaluate(policies, REVIEWS, getOther).allowed(),
+                "CUSTOM is no ALLOW");
+        org.junit.jupiter.api.Assertions.assertTrue(authorizer.evaluate(policies, REVIEWS, GET_ADMIN).allowed(),
+                "the authorizer already decided");
+        org.junit.jupiter.api.Assertions.assertFalse(authorizer.evaluate(policies, REVIEWS, TCP).allowed(),
+                "a path rule cannot be answered by TCP: it matches (as DENY) and CUSTOM cannot ask: denied");
+        org.junit.jupiter.api.Assertions.assertTrue(authorizer.customPolicy(
+                List.of(policy("elsewhere", Action.CUSTOM, "Gateway/demo/other", TO_ADMIN)), REVIEWS, GET_ADMIN)
+                .isEmpty(), "another waypoint's policy");
+    }
 }

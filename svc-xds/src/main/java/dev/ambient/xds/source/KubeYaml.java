@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.MappingIterator;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import dev.ambient.xds.translate.KubeKind;
+import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.Namespace;
@@ -91,6 +92,7 @@ public final class KubeYaml {
             case POD -> Pod.class;
             case SERVICE -> Service.class;
             case ENDPOINT_SLICE -> EndpointSlice.class;
+            case CONFIG_MAP -> ConfigMap.class;
             default -> GenericKubernetesResource.class;
         };
         HasMetadata o;

@@ -1,6 +1,7 @@
 package dev.ambient.xds.source;
 
 import dev.ambient.xds.translate.KubeKind;
+import dev.ambient.xds.translate.MeshConfig;
 import dev.ambient.xds.translate.MeshInput;
 import dev.ambient.xds.translate.MeshTranslator;
 import io.fabric8.kubernetes.api.model.HasMetadata;
@@ -32,6 +33,7 @@ public final class KubernetesMeshSource extends AbstractMeshSource {
 
     private final KubernetesClient client;
     private final Duration retryInterval;
+    private final String rootNamespace;
     private final Map<KubeKind, Watched> watched = new EnumMap<>(KubeKind.class);
 
     /** One kind's informer and what is known of it. */
@@ -47,6 +49,7 @@ public final class KubernetesMeshSource extends AbstractMeshSource {
         super("xds-kubernetes-source", translator, debounce);
         this.client = Objects.requireNonNull(client, "client");
         this.retryInterval = retryInterval;
+        this.rootNamespace = translator.config().rootNamespace();
         for (KubeKind k : KubeKind.values()) {
             watched.put(k, new Watched());
         }
@@ -75,6 +78,9 @@ public final class KubernetesMeshSource extends AbstractMeshSource {
             case POD -> client.pods().inAnyNamespace().runnableInformer(0);
             case SERVICE -> client.services().inAnyNamespace().runnableInformer(0);
             case ENDPOINT_SLICE -> client.discovery().v1().endpointSlices().inAnyNamespace().runnableInformer(0);
+            // Istio's mesh configuration only, in the root namespace (RBAC grants that one by name).
+            case CONFIG_MAP -> client.configMaps().inNamespace(rootNamespace)
+                    .withField("metadata.name", MeshConfig.CONFIG_MAP).runnableInformer(0);
             default -> client.genericKubernetesResources(context(k)).inAnyNamespace().runnableInformer(0);
         };
     }

@@ -73,9 +73,11 @@ final class AuthorizationTranslator {
     private static final Pattern HEADER_NAME = Pattern.compile("[!#$%&'*+.^_`|~0-9A-Za-z-]+");
 
     private final Context ctx;
+    private final CustomProviders custom;
 
     AuthorizationTranslator(Context ctx) {
         this.ctx = ctx;
+        this.custom = new CustomProviders(ctx);
     }
 
     // ------------------------------------------------------------------ AuthorizationPolicy
@@ -89,6 +91,22 @@ final class AuthorizationTranslator {
             throw new Specs.Invalid("spec: selector and targetRefs cannot be used together");
         }
         List<Map<String, Object>> rules = Specs.maps(spec.get("rules"), "spec.rules");
+        if (action != Action.CUSTOM && spec.get("provider") != null) {
+            throw new Specs.Invalid("spec.provider: only with action CUSTOM");
+        }
+        if (action == Action.CUSTOM && !targeted) {
+            // No ztunnel calls an authorizer: its requests are refused (fail closed), as Istio's ztunnel does.
+            ctx.problem(p, "action CUSTOM needs a waypoint (targetRefs); a ztunnel denies what the rules match");
+            custom.providerName(spec);
+            return l4(p, spec, Action.DENY, rules);
+        }
+        if (action == Action.CUSTOM) {
+            var provider = custom.resolve(p, spec);
+            if (provider.isEmpty()) {
+                return l7(p, spec, Action.DENY, rules); // an unknown or broken provider: what it would judge is denied
+            }
+            return l7(p, spec, action, rules).toBuilder().setProvider(provider.get()).build();
+        }
         return targeted ? l7(p, spec, action, rules) : l4(p, spec, action, rules);
     }
 
@@ -99,8 +117,9 @@ final class AuthorizationTranslator {
         }
         return switch (a) {
             case "DENY" -> Action.DENY;
-            case "AUDIT", "CUSTOM" -> throw new Specs.Invalid("spec.action: " + a + " is not supported; policy skipped");
-            default -> throw new Specs.Invalid("spec.action: unknown action '" + a + "' (ALLOW or DENY)");
+            case "CUSTOM" -> Action.CUSTOM;
+            case "AUDIT" -> throw new Specs.Invalid("spec.action: " + a + " is not supported; policy skipped");
+            default -> throw new Specs.Invalid("spec.action: unknown action '" + a + "' (ALLOW, DENY or CUSTOM)");
         };
     }
 
@@ -314,7 +333,9 @@ final class AuthorizationTranslator {
                     ctx.problem(p, path + " never matches (ALLOW fails closed): " + String.join("; ", issues));
                     continue;
                 }
-                ctx.problem(p, path + ": ignored, so the rule denies more broadly: " + String.join("; ", issues));
+                // DENY and CUSTOM: the rule covers more requests (CUSTOM: more go to the authorizer).
+                ctx.problem(p, path + ": ignored, so the rule " + (action == Action.CUSTOM
+                        ? "sends more requests to the authorizer: " : "denies more broadly: ") + String.join("; ", issues));
             }
             b.addRules(r);
         }

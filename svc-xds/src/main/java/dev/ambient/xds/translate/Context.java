@@ -43,6 +43,8 @@ final class Context {
     final Map<String, Map<String, dev.ambient.proto.workload.PortList>> entryMembership = new HashMap<>();
     /** Filled by the workload translation. */
     final List<PodWorkload> workloads = new ArrayList<>();
+    /** The published workloads themselves (filled by the workload translation), for ext_authz providers' endpoints. */
+    final List<dev.ambient.proto.workload.Workload> translatedWorkloads = new ArrayList<>();
 
     Context(TranslatorConfig config, MeshInput input) {
         this.config = config;

@@ -13,6 +13,8 @@ public enum KubeKind {
     POD("", "v1", "Pod", "pods", true, List.of("v1")),
     SERVICE("", "v1", "Service", "services", true, List.of("v1")),
     ENDPOINT_SLICE("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, List.of("v1")),
+    /** Only the mesh configuration, ConfigMaps named {@code istio} ({@link MeshConfig}). */
+    CONFIG_MAP("", "v1", "ConfigMap", "configmaps", true, List.of("v1")),
     AUTHORIZATION_POLICY("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies", true,
             List.of("v1", "v1beta1")),
     PEER_AUTHENTICATION("security.istio.io", "v1", "PeerAuthentication", "peerauthentications", true,

@@ -1,5 +1,6 @@
 package dev.ambient.xds.translate;
 
+import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.Namespace;
@@ -12,14 +13,15 @@ import java.util.List;
 
 /**
  * The Kubernetes objects a translation reads, as they are at one moment. Built-in kinds are
- * fabric8 model objects; the Istio (security, ServiceEntry, DestinationRule) and Gateway API kinds are generic resources.
+ * fabric8 model objects (of ConfigMaps, only Istio's mesh configuration {@code istio}); the Istio (security, ServiceEntry, DestinationRule) and Gateway API kinds are generic resources.
  */
 public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service> services,
         List<EndpointSlice> endpointSlices, List<GenericKubernetesResource> authorizationPolicies,
         List<GenericKubernetesResource> peerAuthentications, List<GenericKubernetesResource> gateways,
         List<GenericKubernetesResource> httpRoutes, List<GenericKubernetesResource> serviceEntries,
         List<GenericKubernetesResource> destinationRules, List<GenericKubernetesResource> grpcRoutes,
-        List<GenericKubernetesResource> tcpRoutes, List<GenericKubernetesResource> requestAuthentications) {
+        List<GenericKubernetesResource> tcpRoutes, List<GenericKubernetesResource> requestAuthentications,
+        List<ConfigMap> configMaps) {
 
     public static final MeshInput EMPTY = builder().build();
 
@@ -37,6 +39,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         grpcRoutes = copy(grpcRoutes);
         tcpRoutes = copy(tcpRoutes);
         requestAuthentications = copy(requestAuthentications);
+        configMaps = copy(configMaps);
     }
 
     private static <T> List<T> copy(List<T> l) {
@@ -62,6 +65,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         private final List<GenericKubernetesResource> grpcRoutes = new ArrayList<>();
         private final List<GenericKubernetesResource> tcpRoutes = new ArrayList<>();
         private final List<GenericKubernetesResource> requestAuthentications = new ArrayList<>();
+        private final List<ConfigMap> configMaps = new ArrayList<>();
 
         /** Adds an object of a used kind; returns false (and ignores it) for any other. */
         public boolean add(HasMetadata o) {
@@ -70,6 +74,8 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
                 case Pod p -> pods.add(p);
                 case Service s -> services.add(s);
                 case EndpointSlice e -> endpointSlices.add(e);
+                // The mesh configuration only (MeshConfig): other ConfigMaps are no input.
+                case ConfigMap c when MeshConfig.CONFIG_MAP.equals(c.getMetadata().getName()) -> configMaps.add(c);
                 case GenericKubernetesResource g -> {
                     KubeKind kind = KubeKind.of(g.getApiVersion(), g.getKind()).orElse(null);
                     if (kind == null) {
@@ -105,7 +111,7 @@ public record MeshInput(List<Namespace> namespaces, List<Pod> pods, List<Service
         public MeshInput build() {
             return new MeshInput(namespaces, pods, services, endpointSlices, authorizationPolicies,
                     peerAuthentications, gateways, httpRoutes, serviceEntries, destinationRules, grpcRoutes, tcpRoutes,
-                    requestAuthentications);
+                    requestAuthentications, configMaps);
         }
     }
 }

@@ -80,6 +80,7 @@ public final class MeshTranslator {
                 Workload w = workload(ctx, p, sliceMembership.getOrDefault(Context.key(p), Map.of()));
                 if (w != null) {
                     ctx.workloads.add(new Context.PodWorkload(w.getUid(), w.getNamespace(), Specs.labels(p)));
+                    ctx.translatedWorkloads.add(w);
                     out.add(w);
                 }
             });

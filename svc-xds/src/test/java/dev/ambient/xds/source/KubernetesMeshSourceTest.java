@@ -77,6 +77,44 @@ class KubernetesMeshSourceTest {
         return e == null ? null : (Workload) e.resource();
     }
 
+    /** The mesh configuration is the ConfigMap "istio" of the root namespace, followed as it changes. */
+    @Test
+    void extAuthzProvidersFollowTheMeshConfigMap() throws Exception {
+        await("synced", model::synced, Duration.ofSeconds(60));
+        Fixtures.objects("bookinfo.yaml").forEach(this::apply);
+        String mesh = """
+                extensionProviders:
+                - name: sample-ext-authz-http
+                  envoyExtAuthzHttp: {service: ext-authz.shop.svc.cluster.local, port: "8000"}
+                """;
+        client.resource(new io.fabric8.kubernetes.api.model.ConfigMapBuilder().withNewMetadata().withName("istio")
+                .withNamespace("istio-system").endMetadata().addToData("mesh", mesh).build()).createOr(r -> r.update());
+        KubeYaml.parse("""
+                apiVersion: security.istio.io/v1
+                kind: AuthorizationPolicy
+                metadata: {name: ext-authz, namespace: shop}
+                spec:
+                  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+                  action: CUSTOM
+                  provider: {name: sample-ext-authz-http}
+                  rules: [{to: [{operation: {paths: ["/headers"]}}]}]
+                """, k -> {
+        }).forEach(this::apply);
+        await("the CUSTOM policy with its provider", () -> {
+            var e = model.current().resources(ResourceTypes.L7_AUTHORIZATION).get("shop/ext-authz");
+            return e != null && ((dev.ambient.proto.l7.L7Authorization) e.resource()).getProvider().getName()
+                    .equals("sample-ext-authz-http");
+        });
+        client.configMaps().inNamespace("istio-system").withName("istio")
+                .edit(cm -> new io.fabric8.kubernetes.api.model.ConfigMapBuilder(cm).addToData("mesh", "{}").build());
+        await("the provider gone: the policy denies what it matched", () -> ((dev.ambient.proto.l7.L7Authorization) model
+                .current().resources(ResourceTypes.L7_AUTHORIZATION).get("shop/ext-authz").resource()).getAction()
+                == dev.ambient.proto.workload.Action.DENY);
+        client.configMaps().inNamespace("istio-system").withName("istio").delete();
+        client.genericKubernetesResources(KubernetesMeshSource.context(KubeKind.AUTHORIZATION_POLICY))
+                .inNamespace("shop").withName("ext-authz").delete();
+    }
+
     @Test
     void theMeshFollowsTheApiServer() {
         assertInstanceOf(KubernetesMeshSource.class, model, "xds.source defaults to kubernetes");

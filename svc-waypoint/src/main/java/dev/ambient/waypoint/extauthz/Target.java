@@ -1,0 +1,20 @@
+package dev.ambient.waypoint.extauthz;
+
+/** Where one check goes: an endpoint address svc-xds resolved, or a name outside the mesh. */
+record Target(String host, int port) {
+
+    /** "ip:port" or "[v6]:port". */
+    static Target parse(String endpoint) {
+        int colon = endpoint.lastIndexOf(':');
+        String host = endpoint.substring(0, colon);
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        }
+        return new Target(host, Integer.parseInt(endpoint.substring(colon + 1)));
+    }
+
+    @Override
+    public String toString() {
+        return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
+    }
+}
