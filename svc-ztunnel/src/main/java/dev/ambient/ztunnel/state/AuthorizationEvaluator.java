@@ -126,12 +126,14 @@ public final class AuthorizationEvaluator {
         int allowPolicies = 0;
         int denyPolicies = 0;
         for (Authorization p : policies) {
-            if (p.getAction() == Action.DENY) {
+            // Any action but ALLOW denies what it matches: CUSTOM needs an authorizer no ztunnel
+            // calls (Istio's ztunnel denies too), and an action this build does not know fails closed.
+            if (p.getAction() != Action.ALLOW) {
                 denyPolicies++;
                 if (matches(p, request)) {
                     return new Decision(false, "denied by " + describe(p));
                 }
-            } else if (p.getAction() == Action.ALLOW) {
+            } else {
                 allowPolicies++;
             }
         }

@@ -92,7 +92,7 @@ import org.yaml.snakeyaml.error.MarkedYAMLException;
  *   scope: Namespace                       # Global | Namespace | WorkloadSelector
  *                                          # (default WorkloadSelector if selectedWorkloads is given,
  *                                          #  else Namespace; Global only in namespace istio-system)
- *   action: Deny                           # Allow | Deny (default Allow)
+ *   action: Deny                           # Allow | Deny | Custom (default Allow; Custom denies what it matches)
  *   dryRun: false                          # evaluated and reported, never enforced
  *   selectedWorkloads: [cluster1//Pod/default/echo-1]    # uids; only with scope WorkloadSelector
  *   rules:              # a policy matches if ANY rule matches; no rules: matches nothing
@@ -159,7 +159,8 @@ public final class LocalConfigParser {
             Map.of("HEALTHY", WorkloadStatus.HEALTHY, "UNHEALTHY", WorkloadStatus.UNHEALTHY);
     private static final Map<String, Scope> SCOPES = Map.of("GLOBAL", Scope.GLOBAL, "NAMESPACE", Scope.NAMESPACE,
             "WORKLOADSELECTOR", Scope.WORKLOAD_SELECTOR, "WORKLOAD_SELECTOR", Scope.WORKLOAD_SELECTOR);
-    private static final Map<String, Action> ACTIONS = Map.of("ALLOW", Action.ALLOW, "DENY", Action.DENY);
+    private static final Map<String, Action> ACTIONS = Map.of("ALLOW", Action.ALLOW, "DENY", Action.DENY,
+            "CUSTOM", Action.CUSTOM);
     private static final Map<String, PeerAuthentication.Mode> MODES = Map.of(
             "STRICT", PeerAuthentication.Mode.STRICT, "PERMISSIVE", PeerAuthentication.Mode.PERMISSIVE,
             "DISABLE", PeerAuthentication.Mode.DISABLE, "UNSET", PeerAuthentication.Mode.UNSET);
@@ -511,7 +512,7 @@ public final class LocalConfigParser {
             unique(policyPaths, at, namespace + "/" + name, "policy");
             b.setScope(scope(f, namespace));
             b.addAllSelectedWorkloads(selectedWorkloads(f));
-            b.setAction(enumValue(f.get("action"), ACTIONS, Action.ALLOW, "Allow, Deny"));
+            b.setAction(enumValue(f.get("action"), ACTIONS, Action.ALLOW, "Allow, Deny, Custom"));
             b.setDryRun(bool(f.get("dryRun"), false));
             for (At ruleAt : list(f.get("rules"))) {
                 Rule rule = rule(ruleAt);

@@ -65,6 +65,21 @@ class AuthorizationEvaluatorTest {
     }
 
     @Test
+    void customFailsClosedAtTheZtunnel() {
+        // An ext_authz policy reaching a ztunnel (no waypoint to call the authorizer) denies what it
+        // matches; it was ignored before, so the ALLOW-all let the request through.
+        StateSnapshot s = with("""
+                - {name: allow-all, namespace: default, rules: [[]]}
+                - name: ext-authz
+                  namespace: default
+                  action: Custom
+                  rules: [[{destinationPorts: [8080]}]]
+                """);
+        denied(decide(s, mtls(SLEEP, 8080)), "denied by CUSTOM policy default/ext-authz");
+        allowed(decide(s, mtls(SLEEP, 80)), "allowed by ALLOW policy default/allow-all");
+    }
+
+    @Test
     void denyWins() {
         StateSnapshot s = with("""
                 - name: allow-all

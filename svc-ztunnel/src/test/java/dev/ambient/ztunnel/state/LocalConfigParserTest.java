@@ -256,7 +256,7 @@ class LocalConfigParserTest {
                 Arguments.of("policies:\n- {name: p, namespace: d, scope: Cluster}",
                         "policies[0].scope: expected one of Global, Namespace, WorkloadSelector; got 'Cluster'"),
                 Arguments.of("policies:\n- {name: p, namespace: d, action: Audit}",
-                        "policies[0].action: expected one of Allow, Deny; got 'Audit'"),
+                        "policies[0].action: expected one of Allow, Deny, Custom; got 'Audit'"),
                 Arguments.of("policies:\n- {name: p}", "policies[0]: missing required key 'namespace'"),
                 Arguments.of("policies:\n- {name: p, namespace: d, dryRun: maybe}",
                         "policies[0].dryRun: expected true or false; got 'maybe'"),
