@@ -22,6 +22,7 @@ import dev.ambient.waypoint.http.DataPath;
 import dev.ambient.waypoint.http.HttpDeadlines;
 import dev.ambient.waypoint.http.HttpLimits;
 import dev.ambient.waypoint.http.RequestTarget;
+import dev.ambient.waypoint.http.Mirrors;
 import dev.ambient.waypoint.http.RetryBudget;
 import dev.ambient.waypoint.identity.WaypointIdentity;
 import dev.ambient.waypoint.proxy.ExternalDialer;
@@ -108,17 +109,17 @@ public final class WaypointNode implements AutoCloseable {
         HttpLimits limits = new HttpLimits(http.retryBufferBytes(), new BodyBudget(http.maxBufferedBodyBytes()),
                 new HttpDeadlines.Limits(http.requestHeaderTimeout(), http.requestTimeout(), http.idleTimeout()),
                 http.streamIdleTimeout(), RequestTarget.Options.parse(http.pathNormalization(), http.escapedSlashes()),
-                http.sniffTimeout());
+                http.sniffTimeout(), config.tcpIdleTimeout());
         external = new ExternalDialer(transport, up.connectTimeout(), up.dnsTimeout(),
                 ExternalDialer.parseServers(up.dnsServers().orElse(java.util.List.of())));
         upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
                 l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
                 up.maxIdlePerEndpoint(), up.idleTimeout(), external);
-        LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
-                up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
+        LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()));
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), balancer, upstream,
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
-                http.retryBudgetPercent(), config.trustDomain(), id, limits);
+                http.retryBudgetPercent(), config.trustDomain(), id, limits,
+                new Mirrors(http.maxMirrorsInFlight(), http.mirrorTimeout(), registry));
         dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external);
         HboneAdmission admission = HboneAdmission.forThisProcess(config.listen().limits().toAdmissionLimits());
         listener = new HboneListener(transport, new InetSocketAddress(config.listen().address(),

@@ -10,7 +10,7 @@ import dev.ambient.waypoint.telemetry.SourceWorkloads;
 
 /**
  * What every request needs, built once per waypoint: the state, policy, balancing, upstream client,
- * metrics, limits, this waypoint's identity, and whether the waypoint is draining.
+ * metrics, limits, request mirroring, this waypoint's identity, and whether the waypoint is draining.
  */
 public final class DataPath {
 
@@ -24,12 +24,13 @@ public final class DataPath {
     public final String trustDomain;
     public final SpiffeId self;
     public final HttpLimits limits;
+    public final Mirrors mirrors;
     public final SourceWorkloads sources = new SourceWorkloads();
     private volatile boolean draining;
 
     public DataPath(StateStore store, L7Authorizer authorizer, LoadBalancer balancer, UpstreamClient upstream,
             RequestMetrics metrics, RetryBudget retryBudget, int defaultRetryBudgetPercent, String trustDomain,
-            SpiffeId self, HttpLimits limits) {
+            SpiffeId self, HttpLimits limits, Mirrors mirrors) {
         this.store = store;
         this.authorizer = authorizer;
         this.balancer = balancer;
@@ -40,6 +41,7 @@ public final class DataPath {
         this.trustDomain = trustDomain;
         this.self = self;
         this.limits = limits;
+        this.mirrors = mirrors;
     }
 
     public boolean draining() {
