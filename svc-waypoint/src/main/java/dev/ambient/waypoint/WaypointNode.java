@@ -127,6 +127,9 @@ public final class WaypointNode implements AutoCloseable {
 
         Gauge.builder("waypoint_active_requests", dataPath.retryBudget, RetryBudget::activeRequests)
                 .description("HTTP requests in flight").register(registry);
+        Gauge.builder("waypoint_mirrors_in_flight", dataPath.mirrors, Mirrors::inFlight)
+                .description("RequestMirror copies under way (bounded by waypoint.http.max-mirrors-in-flight)")
+                .register(registry);
         Gauge.builder("waypoint_buffered_body_bytes", limits.bodyBudget(), BodyBudget::held)
                 .description("Request body bytes held for retries now (bounded by waypoint.http.max-buffered-body-bytes)")
                 .register(registry);

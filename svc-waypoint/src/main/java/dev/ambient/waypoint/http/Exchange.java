@@ -265,9 +265,12 @@ final class Exchange {
             if (forwarding) {
                 armRouteTimer();
             }
-            if (attempt != null && attempt.ready) {
-                attempt.call.flush();
+            if (attempt != null) {
+                // From the request's end, whether or not the attempt is connected yet.
                 attempt.armPerTry();
+                if (attempt.ready) {
+                    attempt.call.flush();
+                }
             }
         }
         updateReading();
