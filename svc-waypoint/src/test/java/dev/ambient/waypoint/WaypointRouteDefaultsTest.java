@@ -532,24 +532,30 @@ class WaypointRouteDefaultsTest {
 
     // ---------------------------------------------------------------- applications that fail
 
+    /** Binds {@code server} and serves each connection on a virtual thread of its own. */
+    static void acceptEach(ServerSocket server, InetSocketAddress address, java.util.function.Consumer<Socket> serve)
+            throws IOException {
+        server.setReuseAddress(true);
+        server.bind(address);
+        Thread.ofVirtual().start(() -> {
+            while (!server.isClosed()) {
+                try {
+                    Socket s = server.accept();
+                    Thread.ofVirtual().start(() -> serve.accept(s));
+                } catch (IOException e) {
+                    return;
+                }
+            }
+        });
+    }
+
     /** An application that resets the first connection of each path (after reading the request), then answers 200. */
     static final class ResettingApp implements AutoCloseable {
         static final Map<String, AtomicInteger> tries = new ConcurrentHashMap<>();
         private final ServerSocket server = new ServerSocket();
 
         ResettingApp(InetSocketAddress address) throws IOException {
-            server.setReuseAddress(true);
-            server.bind(address);
-            Thread.ofVirtual().start(() -> {
-                while (!server.isClosed()) {
-                    try {
-                        Socket s = server.accept();
-                        Thread.ofVirtual().start(() -> serve(s));
-                    } catch (IOException e) {
-                        return;
-                    }
-                }
-            });
+            acceptEach(server, address, this::serve);
         }
 
         static int tries(String path) {
@@ -609,22 +615,11 @@ class WaypointRouteDefaultsTest {
         private final ServerSocket server = new ServerSocket();
 
         HangingApp(InetSocketAddress address) throws IOException {
-            server.setReuseAddress(true);
-            server.bind(address);
-            Thread.ofVirtual().start(() -> {
-                while (!server.isClosed()) {
-                    try {
-                        Socket s = server.accept();
-                        Thread.ofVirtual().start(() -> {
-                            try (s) {
-                                s.getInputStream().transferTo(OutputStream.nullOutputStream());
-                            } catch (IOException ignored) {
-                                // reset by the waypoint's timeout
-                            }
-                        });
-                    } catch (IOException e) {
-                        return;
-                    }
+            acceptEach(server, address, s -> {
+                try (s) {
+                    s.getInputStream().transferTo(OutputStream.nullOutputStream());
+                } catch (IOException ignored) {
+                    // reset by the waypoint's timeout
                 }
             });
         }
