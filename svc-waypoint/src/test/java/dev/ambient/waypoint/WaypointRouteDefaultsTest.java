@@ -87,6 +87,7 @@ class WaypointRouteDefaultsTest {
     static final Service RESET = service("reset", NS, "127.0.116.12", 80, APP, "http");
     static final Service SLOW = service("slow", NS, "127.0.116.13", 80, APP, "http");
     static final Service OUT = service("out", NS, "127.0.116.14", 80, APP, "http");
+    static final Service H2 = service("h2", NS, "127.0.116.15", 80, 58684, "http2");
     static final Service WEB = service("web", NS, "127.0.116.20", 80, APP, "http");
     static final Service REC = service("mirror-rec", NS, "127.0.116.21", 80, APP, "http");
     static final Service MSLOW = service("mirror-slow", NS, "127.0.116.22", 80, APP, "http");
@@ -164,7 +165,7 @@ class WaypointRouteDefaultsTest {
                 new Pod("out-b", "127.0.117.7", OUT, APP), new Pod("web", "127.0.117.10", WEB, APP),
                 new Pod("mirror-rec", "127.0.117.11", REC, APP), new Pod("mirror-slow", "127.0.117.12", MSLOW, APP),
                 new Pod("mirror-hang", "127.0.117.13", MHANG, APP), new Pod("mirror-down", "127.0.117.14", MDOWN, APP),
-                new Pod("chat", "127.0.117.20", CHAT, WS), new Pod("echo", "127.0.117.21", ECHO, TCP_APP));
+                new Pod("h2", "127.0.117.22", H2, 58684), new Pod("chat", "127.0.117.20", CHAT, WS), new Pod("echo", "127.0.117.21", ECHO, TCP_APP));
         for (Pod p : pods) {
             workloads.add(pod(p.name(), NS, p.name(), p.ip(), key(p.service()), p.service().getPorts(0).getServicePort(),
                     p.port()));
@@ -191,7 +192,8 @@ class WaypointRouteDefaultsTest {
                                 .setPrefix(PrefixRewrite.newBuilder().setMatchedPrefix("/old").setReplacement("/new")))),
                         route("plain", "/", WEB)));
         waypoint.store().replace(WaypointState.of(workloads,
-                List.of(CONN, FLAKY, RESET, SLOW, OUT, WEB, REC, MSLOW, MHANG, MDOWN, CHAT, ECHO), tables, List.of()));
+                List.of(CONN, FLAKY, RESET, SLOW, OUT, H2, WEB, REC, MSLOW, MHANG, MDOWN, CHAT, ECHO), tables,
+                List.of()));
 
         app("conn-ok", "127.0.117.2", ex -> 200);
         Map<String, AtomicInteger> flakyTries = new ConcurrentHashMap<>();
@@ -217,9 +219,14 @@ class WaypointRouteDefaultsTest {
         processes.add(chat);
         assertEquals("listening", new java.io.BufferedReader(new java.io.InputStreamReader(chat.getInputStream(),
                 StandardCharsets.UTF_8)).readLine(), "python3-websockets server did not start");
+        Process h2 = new ProcessBuilder("/usr/bin/python3", resource("h2c-streams-server.py"), "127.0.117.22", "58684")
+                .redirectErrorStream(true).start();
+        processes.add(h2);
+        assertEquals("listening", new java.io.BufferedReader(new java.io.InputStreamReader(h2.getInputStream(),
+                StandardCharsets.UTF_8)).readLine(), "python-h2 server did not start");
 
         int port = 58601;
-        for (Service s : List.of(CONN, FLAKY, RESET, SLOW, OUT, WEB, CHAT, ECHO)) {
+        for (Service s : List.of(CONN, FLAKY, RESET, SLOW, OUT, H2, WEB, CHAT, ECHO)) {
             InetSocketAddress vip = new InetSocketAddress(WaypointState.address(s.getAddresses(0).getAddress()
                     .toByteArray()), s.getPorts(0).getServicePort());
             tunnels.put(s.getName(), box.clientTunnel(new InetSocketAddress("127.0.116.1", port++), SOURCE,
@@ -340,6 +347,22 @@ class WaypointRouteDefaultsTest {
         assertEquals(1, seen("flaky", "/p1"), "the POST reached the application once");
         assertTrue(logLine("\"POST /p1").contains("not retried: POST is not idempotent and its body reached the"
                 + " endpoint"), logLine("\"POST /p1"));
+    }
+
+    /** An HTTP/2 application (python-h2) that refuses a stream, or answers gRPC UNAVAILABLE, once. */
+    @Test
+    void aRefusedStreamAndGrpcUnavailableAreRetriedByDefault() throws Exception {
+        HttpResponse<String> r = send("h2", "GET", "/refuse-once/a", null);
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals("attempt 2", r.body(), "RST_STREAM(REFUSED_STREAM) is retried (refused-stream)");
+        // A POST with a body, as every gRPC call is: UNAVAILABLE says the server did not act on it.
+        InetSocketAddress t = tunnels.get("h2");
+        HttpResponse<String> g = http.send(HttpRequest.newBuilder(URI.create("http://" + t.getHostString() + ":"
+                + t.getPort() + "/unavailable-once/a")).header("content-type", "application/grpc")
+                .POST(HttpRequest.BodyPublishers.ofByteArray(new byte[] {0, 0, 0, 0, 1, 7}))
+                .timeout(Duration.ofSeconds(20)).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals("0", g.headers().firstValue("grpc-status").orElse(null), g.headers().toString());
+        assertEquals("attempt 2", g.headers().firstValue("grpc-message").orElse(null), "retried on unavailable");
     }
 
     @Test

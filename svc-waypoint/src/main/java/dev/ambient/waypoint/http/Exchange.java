@@ -569,7 +569,8 @@ final class Exchange {
             return;
         }
         String grpcFailure = grpc ? retriableGrpcStatus(Grpc.status(response.headers())) : null;
-        if (grpcFailure != null && retry("grpc-status " + grpcFailure, a, true)) {
+        // gRPC defines UNAVAILABLE as not acted on (safe to retry), whatever the method.
+        if (grpcFailure != null && retry("grpc-status " + grpcFailure, a, !grpcFailure.equals("unavailable"))) {
             ReferenceCountUtil.release(part);
             return;
         }
