@@ -13,6 +13,10 @@ flow control, and refuses HTTP/1.1, so a test passes only if the waypoint stream
   /download?bytes=N            N bytes, content-length, paced by flow control
   /upload                      counts the body: {"bytes": n, "sha256": hex}
   CONNECT :protocol websocket  200, then WebSocket frames echoed (unmasked, as a server sends them)
+  /refuse-once/<id>            the first request for an id: RST_STREAM(REFUSED_STREAM); then 200,
+                               body "attempt <n>"
+  /unavailable-once/<id>       the first request for an id: trailers-only grpc-status 14; then
+                               trailers-only grpc-status 0, grpc-message "attempt <n>"
 
 usage: h2c-streams-server.py HOST PORT   (prints "listening" once bound)
 """
@@ -27,10 +31,19 @@ import urllib.parse
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.settings
 
 PATTERN = bytes(range(256)) * 256
+TRIES = {}
+TRIES_LOCK = threading.Lock()
+
+
+def attempt(path):
+    with TRIES_LOCK:
+        TRIES[path] = TRIES.get(path, 0) + 1
+        return TRIES[path]
 
 
 def grpc_frame(message):
@@ -163,7 +176,18 @@ class Connection:
             self.respond(sid, [("x-upstream-protocol", "h2")])
             return
         path = self.path(s)
-        if path == "/demo.Greeter/Bidi":
+        if path.startswith("/refuse-once/"):
+            n = attempt(path)
+            if n == 1:
+                self.h2.reset_stream(sid, error_code=h2.errors.ErrorCodes.REFUSED_STREAM)
+                self.streams.pop(sid, None)
+            else:
+                s.attempt = n
+        elif path.startswith("/unavailable-once/"):
+            n = attempt(path)
+            self.respond(sid, [("content-type", "application/grpc"), ("grpc-status", "14" if n == 1 else "0"),
+                               ("grpc-message", "attempt %d" % n)], end=True)
+        elif path == "/demo.Greeter/Bidi":
             self.respond(sid, [("content-type", "application/grpc")])
         elif path == "/demo.Greeter/NotFound":
             self.respond(sid, [("content-type", "application/grpc"), ("grpc-status", "5"),
@@ -247,6 +271,9 @@ class Connection:
             body = json.dumps({"bytes": s.count, "sha256": s.digest.hexdigest()}).encode()
             self.respond(sid, [("content-type", "application/json"), ("content-length", str(len(body)))])
             self.send(sid, body, end=True)
+        elif path.startswith("/refuse-once/"):
+            self.respond(sid, [("content-type", "text/plain")])
+            self.send(sid, b"attempt %d" % s.attempt, end=True)
         elif path != "/download":
             self.respond(sid, [("content-type", "text/plain")])
             self.send(sid, b"h2", end=True)

@@ -28,6 +28,7 @@ import dev.ambient.waypoint.http.DataPath;
 import dev.ambient.waypoint.http.HttpDeadlines;
 import dev.ambient.waypoint.http.HttpLimits;
 import dev.ambient.waypoint.http.RequestTarget;
+import dev.ambient.waypoint.http.Mirrors;
 import dev.ambient.waypoint.http.RetryBudget;
 import dev.ambient.waypoint.identity.WaypointIdentity;
 import dev.ambient.waypoint.proxy.ExternalDialer;
@@ -118,14 +119,13 @@ public final class WaypointNode implements AutoCloseable {
         HttpLimits limits = new HttpLimits(http.retryBufferBytes(), new BodyBudget(http.maxBufferedBodyBytes()),
                 new HttpDeadlines.Limits(http.requestHeaderTimeout(), http.requestTimeout(), http.idleTimeout()),
                 http.streamIdleTimeout(), RequestTarget.Options.parse(http.pathNormalization(), http.escapedSlashes()),
-                http.sniffTimeout());
+                http.sniffTimeout(), config.tcpIdleTimeout());
         external = new ExternalDialer(transport, up.connectTimeout(), up.dnsTimeout(),
                 ExternalDialer.parseServers(up.dnsServers().orElse(java.util.List.of())));
         upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
                 l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
                 up.maxIdlePerEndpoint(), up.idleTimeout(), external);
-        LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()),
-                up.outlierConsecutiveFailures(), up.outlierBaseEjection(), up.outlierMaxEjectionPercent());
+        LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()));
         var authn = config.authn();
         // JWKS fetches and ext_authz calls run on a small Vert.x of their own, never on a data-plane loop.
         control = io.vertx.core.Vertx.vertx(new io.vertx.core.VertxOptions().setEventLoopPoolSize(1)
@@ -139,7 +139,8 @@ public final class WaypointNode implements AutoCloseable {
                 config.extAuthz().maxResponseBytes()), control, registry);
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), extAuthz, balancer, upstream,
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
-                http.retryBudgetPercent(), config.trustDomain(), id, limits, authenticator);
+                http.retryBudgetPercent(), config.trustDomain(), id, limits, authenticator,
+                new Mirrors(http.maxMirrorsInFlight(), http.mirrorTimeout(), registry));
         dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external);
         HboneAdmission admission = HboneAdmission.forThisProcess(config.listen().limits().toAdmissionLimits());
         listener = new HboneListener(transport, new InetSocketAddress(config.listen().address(),
@@ -147,6 +148,9 @@ public final class WaypointNode implements AutoCloseable {
 
         Gauge.builder("waypoint_active_requests", dataPath.retryBudget, RetryBudget::activeRequests)
                 .description("HTTP requests in flight").register(registry);
+        Gauge.builder("waypoint_mirrors_in_flight", dataPath.mirrors, Mirrors::inFlight)
+                .description("RequestMirror copies under way (bounded by waypoint.http.max-mirrors-in-flight)")
+                .register(registry);
         Gauge.builder("waypoint_buffered_body_bytes", limits.bodyBudget(), BodyBudget::held)
                 .description("Request body bytes held for retries now (bounded by waypoint.http.max-buffered-body-bytes)")
                 .register(registry);

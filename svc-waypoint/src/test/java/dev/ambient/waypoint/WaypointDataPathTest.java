@@ -67,7 +67,10 @@ class WaypointDataPathTest {
     static final Service REVIEWS = service("reviews", NS, "127.0.81.10", 9080, POD_PORT, "http");
     static final Service REVIEWS_V1 = service("reviews-v1", NS, "127.0.81.11", 9080, POD_PORT, "http");
     static final Service REVIEWS_V2 = service("reviews-v2", NS, "127.0.81.12", 9080, POD_PORT, "http");
-    static final Service FLAKY = service("flaky", NS, "127.0.81.20", 9080, POD_PORT);
+    // Ejection only because a DestinationRule asks for it (as svc-xds puts it on the service), as in Istio.
+    static final Service FLAKY = service("flaky", NS, "127.0.81.20", 9080, POD_PORT).toBuilder()
+            .setOutlierDetection(dev.ambient.proto.workload.OutlierDetection.newBuilder().setConsecutive5XxErrors(3)
+                    .setIntervalMs(1_000).setBaseEjectionMs(30_000).setMaxEjectionPercent(50)).build();
     static final Service SLOW = service("slow", NS, "127.0.81.30", 9080, POD_PORT);
     static final Service ECHO = service("echo", NS, "127.0.81.40", 9000, 58290);
     static final Service RATINGS = service("ratings", NS, "127.0.81.50", 9080, POD_PORT);
@@ -100,8 +103,7 @@ class WaypointDataPathTest {
     static void start() throws Exception {
         box = new HboneTestBox(dir);
         registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-        waypoint = box.waypoint("127.0.80.1", HBONE, ENDPOINT_HBONE, Map.of(
-                "waypoint.upstream.outlier-consecutive-failures", "3"), registry);
+        waypoint = box.waypoint("127.0.80.1", HBONE, ENDPOINT_HBONE, Map.of(), registry);
 
         Workload podV1 = pod("reviews-v1", NS, "reviews", "127.0.82.1", key(REVIEWS), 9080, POD_PORT);
         Workload podV2 = pod("reviews-v2", NS, "reviews", "127.0.82.2", key(REVIEWS), 9080, POD_PORT);

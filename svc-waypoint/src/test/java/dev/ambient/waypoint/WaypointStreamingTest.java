@@ -474,24 +474,28 @@ class WaypointStreamingTest {
     @Test
     void retriesReplayAHeldBodyButNeverOneThatOutgrewIt() throws Exception {
         // The application answers 503 to the first request for a path, 200 to the next; the route
-        // retries 503. A body within the retry buffer (256 KiB here) is sent again whole.
+        // retries 503. A body within the retry buffer (256 KiB here) is sent again whole (PUT: an
+        // idempotent method; a POST whose body reached the application is never sent twice).
         Path small = dir.resolve("small.bin");
         byte[] bytes = new byte[100_000];
         new java.util.Random(3).nextBytes(bytes);
         Files.write(small, bytes);
         String sha = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
-        String retried = run(30, "curl", "-sS", "-w", " %{http_code}", "--data-binary", "@" + small,
+        String retried = run(30, "curl", "-sS", "-w", " %{http_code}", "-X", "PUT", "--data-binary", "@" + small,
                 url(bulk, "/flaky/small"));
         System.out.println("100,000 bytes, first attempt 503: " + retried);
         assertTrue(retried.endsWith(" 200") && retried.contains("\"attempt\": 2") && retried.contains(sha), retried);
+        String post = run(30, "curl", "-sS", "-w", " %{http_code}", "--data-binary", "@" + small,
+                url(bulk, "/flaky/small-post"));
+        assertTrue(post.endsWith(" 503") && post.contains("\"attempt\": 1"), "a POST is not sent twice: " + post);
         // A body past the retry buffer has streamed on: it cannot be sent twice, so the 503 stands.
-        String notRetried = run(30, "head -c 1000000 /dev/zero | curl -sS -w ' %{http_code}' -T - -X POST "
+        String notRetried = run(30, "head -c 1000000 /dev/zero | curl -sS -w ' %{http_code}' -T - "
                 + url(bulk, "/flaky/big"));
         System.out.println("1,000,000 bytes (retry buffer 262,144), first attempt 503: " + notRetried);
         assertTrue(notRetried.endsWith(" 503") && notRetried.contains("\"attempt\": 1"), notRetried);
         // The same over HTTP/2.
-        String h2 = run(30, "curl", "-sS", "--http2-prior-knowledge", "-w", " %{http_code}", "--data-binary",
-                "@" + small, url(bulk, "/flaky/small-h2"));
+        String h2 = run(30, "curl", "-sS", "--http2-prior-knowledge", "-w", " %{http_code}", "-X", "PUT",
+                "--data-binary", "@" + small, url(bulk, "/flaky/small-h2"));
         assertTrue(h2.endsWith(" 200") && h2.contains("\"attempt\": 2") && h2.contains(sha), h2);
         assertEquals(0, waypoint.registry().get("waypoint_buffered_body_bytes").gauge().value(), "all given back");
     }

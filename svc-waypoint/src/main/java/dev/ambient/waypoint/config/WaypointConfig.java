@@ -55,6 +55,13 @@ public interface WaypointConfig {
     @WithDefault("5s")
     Duration drainMinimum();
 
+    /**
+     * A TCP tunnel (a port declared TCP, or sniffed as TCP) moving no byte either way for this long
+     * is closed (Envoy's tcp_proxy idle_timeout, 1h); 0 for never.
+     */
+    @WithDefault("1h")
+    Duration tcpIdleTimeout();
+
     /** RequestAuthentication (JWT). */
     Authn authn();
 
@@ -145,18 +152,6 @@ public interface WaypointConfig {
         @WithDefault("round-robin")
         String loadBalancing();
 
-        /** Consecutive 5xx or connect failures that eject an endpoint. */
-        @WithDefault("5")
-        int outlierConsecutiveFailures();
-
-        /** First ejection time; each further ejection of the same endpoint lasts longer by this much. */
-        @WithDefault("30s")
-        Duration outlierBaseEjection();
-
-        /** At most this share of a service's endpoints is ejected at once. */
-        @WithDefault("50")
-        int outlierMaxEjectionPercent();
-
         /** Idle HTTP/1.1 upstream connections kept per endpoint. */
         @WithDefault("64")
         int maxIdlePerEndpoint();
@@ -241,5 +236,13 @@ public interface WaypointConfig {
         /** Retries always allowed concurrently, whatever the budget (as Envoy's min_retry_concurrency). */
         @WithDefault("3")
         int minRetryConcurrency();
+
+        /** RequestMirror copies under way at once (their bodies held included); one more is dropped and counted. */
+        @WithDefault("128")
+        int maxMirrorsInFlight();
+
+        /** The longest a mirrored copy may take (or the route's timeout, if shorter); then it is reset. */
+        @WithDefault("10s")
+        Duration mirrorTimeout();
     }
 }

@@ -11,8 +11,9 @@ import dev.ambient.waypoint.telemetry.RequestMetrics;
 import dev.ambient.waypoint.telemetry.SourceWorkloads;
 
 /**
- * What every request needs, built once per waypoint: the state, authentication, policy, balancing, upstream client,
- * metrics, limits, this waypoint's identity, and whether the waypoint is draining.
+ * What every request needs, built once per waypoint: the state, authentication, policy, balancing,
+ * upstream client, metrics, limits, request mirroring, this waypoint's identity, and whether the
+ * waypoint is draining.
  */
 public final class DataPath {
 
@@ -27,13 +28,14 @@ public final class DataPath {
     public final String trustDomain;
     public final SpiffeId self;
     public final HttpLimits limits;
+    public final Mirrors mirrors;
     public final SourceWorkloads sources = new SourceWorkloads();
     public final RequestAuthenticator authenticator;
     private volatile boolean draining;
 
     public DataPath(StateStore store, L7Authorizer authorizer, ExtAuthz extAuthz, LoadBalancer balancer, UpstreamClient upstream,
             RequestMetrics metrics, RetryBudget retryBudget, int defaultRetryBudgetPercent, String trustDomain,
-            SpiffeId self, HttpLimits limits, RequestAuthenticator authenticator) {
+            SpiffeId self, HttpLimits limits, RequestAuthenticator authenticator, Mirrors mirrors) {
         this.store = store;
         this.authorizer = authorizer;
         this.extAuthz = extAuthz;
@@ -46,6 +48,7 @@ public final class DataPath {
         this.self = self;
         this.limits = limits;
         this.authenticator = authenticator;
+        this.mirrors = mirrors;
     }
 
     public boolean draining() {

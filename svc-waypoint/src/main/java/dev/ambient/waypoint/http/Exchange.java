@@ -82,6 +82,14 @@ import java.util.concurrent.atomic.AtomicLong;
 final class Exchange {
 
     private static final String RBAC_DENIED = "RBAC: access denied";
+    /** Istio's default retry_on (pilot's retry.DefaultPolicy, 503 included). */
+    private static final List<String> ISTIO_RETRY_ON = List.of("connect-failure", "refused-stream", "unavailable",
+            "cancelled", "503");
+    /** What a route that says nothing about retries gets, as in Istio 1.24+: 2 more attempts, another endpoint each. */
+    static final RetryPolicy ISTIO_DEFAULT_RETRY = RetryPolicy.newBuilder().setAttempts(2)
+            .addAllRetryOn(ISTIO_RETRY_ON).build();
+    /** Methods a retry may send again after the endpoint got their body (RFC 9110's idempotent methods). */
+    private static final Set<String> IDEMPOTENT = Set.of("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE");
 
     private final DataPath path;
     private final Tunnel tunnel;
@@ -90,6 +98,8 @@ final class Exchange {
     private final EventLoop loop;
     private final long startNanos = System.nanoTime();
     private final String method;
+    /** The target as the client sent it (the access log's path); {@link #uri} is what is forwarded. */
+    private final String clientUri;
     private String uri;
     private final String traceparent;
     private final boolean grpc;
@@ -103,6 +113,10 @@ final class Exchange {
     /** Headers an ext_authz allow asked for on the response (headersToDownstreamOnAllow). */
     private List<Map.Entry<String, String>> authorizerResponseHeaders = List.of();
     private Route route;
+    /** The retry policy in force: the route's, else Istio's default; null = none. */
+    private RetryPolicy retry;
+    /** RequestMirror copies not yet sent (taking the body as it passes). */
+    private List<MirrorCopy> mirrors = List.of();
     private Service backendService;
     private List<Endpoint> endpoints = List.of();
     private Endpoint lastEndpoint;
@@ -147,6 +161,7 @@ final class Exchange {
         this.loop = loop;
         this.method = head.method().name();
         this.uri = head.uri();
+        this.clientUri = uri;
         this.grpc = Grpc.isGrpc(head.headers());
         this.expectContinue = HttpUtil.is100ContinueExpected(head) && !HttpMethod.HEAD.equals(head.method());
         this.traceparent = TraceContext.next(head.headers().get("traceparent"));
@@ -301,7 +316,8 @@ final class Exchange {
         if (route != null && route.hasRewrite() && !rewrite(route.getRewrite(), service)) {
             return;
         }
-        if (route != null && route.hasRetry() && route.getRetry().getAttempts() > 0 && upgrade == null) {
+        retry = effectiveRetry();
+        if (retry != null && upgrade == null) {
             retryBuffer = new RetryBuffer(path.limits.retryBufferBytes(), path.limits.bodyBudget());
         }
         if (route != null && route.hasFault()) {
@@ -311,10 +327,12 @@ final class Exchange {
                 return;
             }
             if (fault.getDelayMs() > 0 && chance(fault.getDelayPercent())) {
+                startMirrors();
                 loop.schedule(this::forward, fault.getDelayMs(), TimeUnit.MILLISECONDS);
                 return;
             }
         }
+        startMirrors();
         forward();
     }
 
@@ -334,18 +352,26 @@ final class Exchange {
             notRetried = "the body outgrew the retry buffer (" + path.limits.retryBufferBytes()
                     + " bytes, or the waypoint's body budget)";
         }
+        for (MirrorCopy m : mirrors) {
+            m.body(part); // before the part goes on (and is released)
+        }
         if (upgrade == null && attempt != null && attempt.ready) {
+            attempt.bodySent |= part.content().isReadable();
             attempt.call.write(part);
         } else {
             unsent.add(part);
         }
         if (requestEnded) {
+            sendMirrors();
             if (forwarding) {
                 armRouteTimer();
             }
-            if (attempt != null && attempt.ready) {
-                attempt.call.flush();
+            if (attempt != null) {
+                // From the request's end, whether or not the attempt is connected yet.
                 attempt.armPerTry();
+                if (attempt.ready) {
+                    attempt.call.flush();
+                }
             }
         }
         updateReading();
@@ -414,6 +440,7 @@ final class Exchange {
             return;
         }
         upstreamHead = upstreamHead();
+        sendMirrors();
         if (expectContinue && !requestEnded) {
             // As Envoy: the waypoint says 100 itself (once policy let the request through) and
             // does not pass the expectation on.
@@ -424,6 +451,25 @@ final class Exchange {
             armRouteTimer();
         }
         attempt();
+    }
+
+    /** The route's mirrors take their copies from here on (each by its share, within the waypoint's bound). */
+    private void startMirrors() {
+        if (route != null && route.getMirrorsCount() > 0 && upgrade == null) {
+            mirrors = MirrorCopy.of(path, route.getMirrorsList(), loop, route.getTimeoutMs());
+        }
+    }
+
+    /** Once the request is whole and forwarded, its copies go, as it was forwarded; fire and forget. */
+    private void sendMirrors() {
+        if (mirrors.isEmpty() || !requestEnded || upstreamHead == null) {
+            return;
+        }
+        List<MirrorCopy> ready = mirrors;
+        mirrors = List.of();
+        for (MirrorCopy m : ready) {
+            m.send(upstreamHead, state, downstream.http2());
+        }
     }
 
     /** The head as the endpoint gets it: hop-by-hop headers out, the body's framing for the upstream's HTTP. */
@@ -471,6 +517,8 @@ final class Exchange {
         final LoadBalancer.Stats stats;
         UpstreamCall call;
         boolean ready;
+        /** Some of the request's body was written to this endpoint (a non-idempotent request is then not sent again). */
+        boolean bodySent;
         private boolean ended;
         private ScheduledFuture<?> perTry;
 
@@ -519,9 +567,11 @@ final class Exchange {
                 if (attempts > 1 && retryBuffer != null) {
                     // A retry: the whole body so far, from the copy (what waits in unsent is in it too).
                     releaseUnsent();
+                    bodySent = retryBuffer.bytes() > 0;
                     retryBuffer.replay(call::write);
                 } else {
                     for (HttpContent part; (part = unsent.poll()) != null;) {
+                        bodySent |= part.content().isReadable();
                         call.write(part);
                     }
                 }
@@ -567,7 +617,28 @@ final class Exchange {
     }
 
     private RetryPolicy retryPolicy() {
-        return route != null && route.hasRetry() ? route.getRetry() : null;
+        return retry;
+    }
+
+    /**
+     * As Istio's pilot builds it: a route without a retry policy (or no route) gets Istio's
+     * default; one with attempts 0 none; one that lists no conditions Istio's default conditions.
+     */
+    private RetryPolicy effectiveRetry() {
+        if (route == null || !route.hasRetry()) {
+            return ISTIO_DEFAULT_RETRY;
+        }
+        RetryPolicy r = route.getRetry();
+        if (r.getAttempts() <= 0) {
+            return null;
+        }
+        return r.getRetryOnCount() > 0 ? r : r.toBuilder().addAllRetryOn(ISTIO_RETRY_ON).build();
+    }
+
+    /** The backend service's outlier detection (a DestinationRule's), or null: nothing is ejected. */
+    private dev.ambient.proto.workload.OutlierDetection outliers() {
+        return backendService != null && backendService.hasOutlierDetection() ? backendService.getOutlierDetection()
+                : null;
     }
 
     // ------------------------------------------------------------------ the response
@@ -589,16 +660,18 @@ final class Exchange {
             return;
         }
         a.end();
-        if (code >= 500) {
-            path.balancer.failed(a.endpoint, endpoints, "status " + code);
-        } else {
-            path.balancer.succeeded(a.endpoint);
-        }
+        path.balancer.outcome(a.endpoint, endpoints, outliers(), code, "status " + code);
         if (code == 101) {
             upgraded(a, response);
             return;
         }
-        if (retriableStatus(code) && retry("status " + code, a)) {
+        if (retriableStatus(code) && retry("status " + code, a, true)) {
+            ReferenceCountUtil.release(part);
+            return;
+        }
+        String grpcFailure = grpc ? retriableGrpcStatus(Grpc.status(response.headers())) : null;
+        // gRPC defines UNAVAILABLE as not acted on (safe to retry), whatever the method.
+        if (grpcFailure != null && retry("grpc-status " + grpcFailure, a, !grpcFailure.equals("unavailable"))) {
             ReferenceCountUtil.release(part);
             return;
         }
@@ -683,18 +756,21 @@ final class Exchange {
             endpointSide.flush();
             AtomicLong fromClient = new AtomicLong();
             AtomicLong fromEndpoint = new AtomicLong();
-            TcpSplice.join(client, endpointSide, fromClient, fromEndpoint);
+            // Envoy's stream idle timeout holds for an upgraded stream too: a tunnel nobody uses ends.
+            java.util.function.BooleanSupplier idledOut = TcpSplice.join(client, endpointSide, fromClient,
+                    fromEndpoint, path.limits.streamIdleTimeout());
             client.closeFuture().addListener(f -> loop.execute(() -> {
                 requestBytes += fromClient.get();
                 responseBytes += fromEndpoint.get();
-                finish("upgraded to " + upgrade + ", tunnel closed");
+                finish("upgraded to " + upgrade + ", tunnel closed" + (idledOut.getAsBoolean()
+                        ? " after the stream idle timeout (" + path.limits.streamIdleTimeout().toMillis() + " ms)" : ""));
             }));
         }));
     }
 
     private void failed(Attempt a, UpstreamFailure f) {
         a.end();
-        path.balancer.failed(a.endpoint, endpoints, f.getMessage());
+        path.balancer.outcome(a.endpoint, endpoints, outliers(), 0, f.getMessage());
         if (committed) {
             flags = switch (f.kind()) {
                 case TIMEOUT -> "UT";
@@ -705,7 +781,9 @@ final class Exchange {
             finish("response cut short: " + f.getMessage());
             return;
         }
-        if (retriableFailure(f.kind()) && retry(f.getMessage(), a)) {
+        // Connect failures and refused streams never reached the application; the rest may have.
+        boolean reached = f.kind() != UpstreamFailure.Kind.CONNECT && f.kind() != UpstreamFailure.Kind.REFUSED;
+        if (retriableFailure(f.kind()) && retry(f.getMessage(), a, reached)) {
             return;
         }
         switch (f.kind()) {
@@ -713,6 +791,8 @@ final class Exchange {
                     + "connection failure", "UF", f.getMessage());
             case RESET -> local(503, "upstream connect error or disconnect/reset before headers. reset reason: "
                     + "connection termination", "UC", f.getMessage());
+            case REFUSED -> local(503, "upstream connect error or disconnect/reset before headers. reset reason: "
+                    + "remote refused stream reset", "UC", f.getMessage());
             case PROTOCOL -> local(503, "upstream connect error or disconnect/reset before headers. reset reason: "
                     + "protocol error", "UPE", f.getMessage());
             case TIMEOUT -> local(504, "upstream request timeout", "UT", f.getMessage());
@@ -721,14 +801,22 @@ final class Exchange {
 
     // ------------------------------------------------------------------ retries
 
-    /** Schedules another attempt if the policy, the attempts left, the held body and the budget allow it. */
-    private boolean retry(String why, Attempt failedAttempt) {
+    /**
+     * Schedules another attempt if the policy, the attempts left, the held body and the budget allow
+     * it, and, when the application may have acted on the request ({@code reached}), if sending it
+     * again is safe: never for a non-idempotent request whose body the endpoint already got.
+     */
+    private boolean retry(String why, Attempt failedAttempt, boolean reached) {
         RetryPolicy retry = retryPolicy();
         if (retry == null || attempts > retry.getAttempts() || committed || done) {
             return false;
         }
         if (retryBuffer == null) {
             return false; // the body went past what is held: it cannot be sent again (notRetried says why)
+        }
+        if (reached && failedAttempt.bodySent && !IDEMPOTENT.contains(method)) {
+            notRetried = method + " is not idempotent and its body reached the endpoint";
+            return false;
         }
         int budget = retry.getBudgetPercent() > 0 ? retry.getBudgetPercent() : path.defaultRetryBudgetPercent;
         if (!retrying) {
@@ -756,9 +844,6 @@ final class Exchange {
             return false;
         }
         List<String> on = retry.getRetryOnList();
-        if (on.isEmpty()) {
-            return status == 503; // Istio's default retriable status
-        }
         return on.contains(Integer.toString(status)) || (status >= 500 && on.contains("5xx"))
                 || ((status == 502 || status == 503 || status == 504) && on.contains("gateway-error"));
     }
@@ -770,12 +855,25 @@ final class Exchange {
         }
         List<String> on = retry.getRetryOnList();
         return switch (kind) {
-            // A connect failure never reached the application: always safe to retry (as Istio's defaults).
-            case CONNECT -> true;
-            case RESET -> on.isEmpty() || on.contains("reset") || on.contains("5xx") || on.contains("gateway-error");
+            // Never reached the application: always safe to retry (Istio lists both in every policy it makes).
+            case CONNECT, REFUSED -> true;
+            // Envoy's "reset" covers no response at all: disconnect, reset, read (per-try) timeout.
+            case RESET, TIMEOUT -> on.contains("reset") || on.contains("5xx") || on.contains("gateway-error");
             case PROTOCOL -> on.contains("5xx") || on.contains("gateway-error");
-            case TIMEOUT -> on.isEmpty() || on.contains("5xx") || on.contains("gateway-error");
         };
+    }
+
+    /** The retry_on name of a gRPC status the policy retries (Envoy's x-envoy-retry-grpc-on names), else null. */
+    private String retriableGrpcStatus(String status) {
+        String name = status == null ? null : switch (status) {
+            case "1" -> "cancelled";
+            case "4" -> "deadline-exceeded";
+            case "8" -> "resource-exhausted";
+            case "13" -> "internal";
+            case "14" -> "unavailable";
+            default -> null;
+        };
+        return name != null && retry != null && retry.getRetryOnList().contains(name) ? name : null;
     }
 
     // ------------------------------------------------------------------ timeouts
@@ -937,6 +1035,10 @@ final class Exchange {
             return;
         }
         done = true;
+        for (MirrorCopy m : mirrors) {
+            m.abandon();
+        }
+        mirrors = List.of();
         cancel(routeTimer);
         cancel(idleTimer);
         releaseRetryBuffer();
@@ -964,11 +1066,11 @@ final class Exchange {
                 svc == null ? "unknown" : svc.getNamespace(),
                 Integer.toString(status), grpc ? "grpc" : "http", grpc && grpcStatus != null ? grpcStatus : "",
                 flags), millis, requestBytes, responseBytes);
-        if (reason == null && notRetried != null && attempts == 1 && status >= 500) {
+        if (reason == null && notRetried != null && attempts == 1 && (status >= 500 || flags.startsWith("U"))) {
             reason = "not retried: " + notRetried;
         }
-        AccessLog.request(method, uri, downstream.protocol(), status, flags, requestBytes, responseBytes, millis,
-                lastEndpoint == null ? "-" : lastEndpoint.describe(),
+        AccessLog.request(method, clientUri, uri.equals(clientUri) ? null : uri, downstream.protocol(), status, flags,
+                requestBytes, responseBytes, millis, lastEndpoint == null ? "-" : lastEndpoint.describe(),
                 tunnel.source().getAddress().getHostAddress() + ":" + tunnel.source().getPort(), peer,
                 tunnel.describe(), route == null ? "-" : route.getName(), attempts, traceparent, reason);
     }
@@ -989,7 +1091,12 @@ final class Exchange {
     // ------------------------------------------------------------------ helpers
 
     private SpiffeId identity(Workload w) {
-        String td = w.getTrustDomain().isEmpty() ? path.trustDomain : w.getTrustDomain();
+        return identityOf(w, path.trustDomain);
+    }
+
+    /** The SPIFFE id an endpoint must prove: its workload's service account. */
+    static SpiffeId identityOf(Workload w, String trustDomain) {
+        String td = w.getTrustDomain().isEmpty() ? trustDomain : w.getTrustDomain();
         return new SpiffeId(td, w.getNamespace(), w.getServiceAccount().isEmpty() ? "default" : w.getServiceAccount());
     }
 

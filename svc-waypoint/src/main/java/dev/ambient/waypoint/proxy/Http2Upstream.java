@@ -307,8 +307,10 @@ final class Http2Upstream {
         @Override
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof Http2ResetFrame reset && !call.upgraded && !call.responseEnded) {
-                call.fail(new UpstreamFailure(UpstreamFailure.Kind.RESET, "upstream reset the stream ("
-                        + reset.errorCode() + ")"));
+                // REFUSED_STREAM says the server did not act on the request: safe to send again.
+                call.fail(new UpstreamFailure(reset.errorCode() == io.netty.handler.codec.http2.Http2Error.REFUSED_STREAM
+                        .code() ? UpstreamFailure.Kind.REFUSED : UpstreamFailure.Kind.RESET,
+                        "upstream reset the stream (" + reset.errorCode() + ")"));
             }
             ctx.fireUserEventTriggered(evt);
         }

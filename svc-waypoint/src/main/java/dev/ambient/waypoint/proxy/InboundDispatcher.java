@@ -10,6 +10,7 @@ import dev.ambient.identity.SpiffeId;
 import dev.ambient.net.PendingReads;
 import dev.ambient.proto.l7.TcpRoute;
 import dev.ambient.proto.l7.WeightedBackend;
+import dev.ambient.proto.workload.OutlierDetection;
 import dev.ambient.proto.workload.Service;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.waypoint.authz.L7Authorizer;
@@ -45,6 +46,7 @@ import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.cert.Certificate;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -303,6 +305,8 @@ public final class InboundDispatcher implements HboneRequestHandler {
         WaypointState state = path.store.current();
         int port = tunnel.target().getPort();
         Endpoint endpoint;
+        List<Endpoint> siblings;
+        OutlierDetection outliers = null;
         String src = Authority.format(tunnel.source());
         String peer = tunnel.peer().uri();
         if (tunnel.service() != null) {
@@ -321,11 +325,15 @@ public final class InboundDispatcher implements HboneRequestHandler {
                 }
                 servicePort = backend.get().getPort() == 0 ? port : backend.get().getPort();
             }
-            endpoint = path.balancer.pick(WaypointState.key(service), state.endpoints(service, servicePort), Set.of());
+            siblings = state.endpoints(service, servicePort);
+            outliers = service.hasOutlierDetection() ? service.getOutlierDetection() : null;
+            endpoint = path.balancer.pick(WaypointState.key(service), siblings, Set.of());
         } else {
             endpoint = new Endpoint(tunnel.workload(), tunnel.target().getAddress(), port);
+            siblings = List.of(endpoint);
         }
         WaypointIdentity.TlsMaterial tls = identity.current();
+        OutlierDetection detection = outliers;
         if (endpoint != null && endpoint.external()) {
             // Outside the mesh: dialled directly, named in the log as it was known (a name or an address).
             long start = System.nanoTime();
@@ -334,7 +342,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
                     result.setSuccess(new Upstream((Channel) f.getNow(), endpoint.describe(), start));
                     return;
                 }
-                path.balancer.failed(endpoint, java.util.List.of(endpoint), f.cause().getMessage());
+                path.balancer.outcome(endpoint, siblings, detection, 0, f.cause().getMessage());
                 AccessLog.connection("tcp", src, peer, endpoint.describe(), "closed: " + f.cause().getMessage());
                 result.setFailure(f.cause());
             }));
@@ -357,7 +365,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
                         result.setSuccess(new Upstream((Http2StreamChannel) f.getNow(), Authority.format(target), start));
                         return;
                     }
-                    path.balancer.failed(endpoint, java.util.List.of(endpoint), f.cause().getMessage());
+                    path.balancer.outcome(endpoint, siblings, detection, 0, f.cause().getMessage());
                     AccessLog.connection("tcp", src, peer, Authority.format(target), "closed: " + f.cause().getMessage());
                     result.setFailure(f.cause());
                 }));
@@ -365,7 +373,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
     }
 
     /** Relays between the client's tunnel and the endpoint's until either ends; one access-log line at the end. */
-    private static void splice(Tunnel tunnel, Http2StreamChannel inbound, Upstream up) {
+    private void splice(Tunnel tunnel, Http2StreamChannel inbound, Upstream up) {
         Channel upstream = up.stream();
         upstream.eventLoop().execute(() -> {
             if (upstream instanceof Http2StreamChannel) {
@@ -373,12 +381,14 @@ public final class InboundDispatcher implements HboneRequestHandler {
             }
             AtomicLong sent = new AtomicLong();
             AtomicLong received = new AtomicLong();
-            TcpSplice.join(inbound, upstream, sent, received);
+            java.time.Duration idle = path.limits.tcpIdleTimeout();
+            java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, upstream, sent, received, idle);
             inbound.closeFuture().addListener(x -> upstream.close());
             upstream.closeFuture().addListener(x -> {
                 inbound.close();
                 AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
-                        up.target(), String.format("closed: sent=%d received=%d %.1fms", sent.get(),
+                        up.target(), String.format("closed%s: sent=%d received=%d %.1fms", idledOut.getAsBoolean()
+                                ? " after the idle timeout (" + idle.toMillis() + " ms)" : "", sent.get(),
                                 received.get(), (System.nanoTime() - up.startNanos()) / 1e6));
             });
         });

@@ -9,31 +9,45 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
 
 /**
  * Moves bytes between two CONNECT streams (client tunnel and endpoint tunnel), both behind
  * {@link StreamBytes}, or a CONNECT stream and a socket to an endpoint outside the mesh (half-closure
  * on): END_STREAM is passed on as END_STREAM (or a FIN), a reset or close on one side closes
  * the other, and a side whose peer is not writable stops reading (the HTTP/2 windows push back).
+ * With an idle timeout, a splice that moves no byte either way for that long is closed (both sides).
  */
 public final class TcpSplice extends ChannelInboundHandlerAdapter {
 
     private final Channel other;
     private final AtomicLong bytes;
+    /** System.nanoTime() of the last byte either way, shared by both sides. */
+    private final AtomicLong lastActivity;
     private boolean ended;
     private TcpSplice peerSide;
     private Channel self;
 
-    private TcpSplice(Channel other, AtomicLong bytes) {
+    private TcpSplice(Channel other, AtomicLong bytes, AtomicLong lastActivity) {
         this.other = other;
         this.bytes = bytes;
+        this.lastActivity = lastActivity;
     }
 
-    /** Joins two channels; each stream already has {@link StreamBytes} (a socket needs none); counters count bytes from a to b and back. */
-    public static void join(Channel a, Channel b, AtomicLong aToB, AtomicLong bToA) {
-        TcpSplice fromA = new TcpSplice(b, aToB);
-        TcpSplice fromB = new TcpSplice(a, bToA);
+    /**
+     * Joins two channels; each stream already has {@link StreamBytes} (a socket needs none);
+     * counters count bytes from a to b and back. With a non-zero {@code idle}, both are closed once
+     * no byte moved either way for that long; the answer says whether that is how it ended.
+     */
+    public static BooleanSupplier join(Channel a, Channel b, AtomicLong aToB, AtomicLong bToA, Duration idle) {
+        AtomicLong last = new AtomicLong(System.nanoTime());
+        TcpSplice fromA = new TcpSplice(b, aToB, last);
+        TcpSplice fromB = new TcpSplice(a, bToA, last);
         fromA.peerSide = fromB;
         fromB.peerSide = fromA;
         fromA.self = a;
@@ -47,12 +61,34 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
                 ch.config().setAutoRead(true);
             });
         }
+        AtomicBoolean idledOut = new AtomicBoolean();
+        if (!idle.isZero()) {
+            a.eventLoop().execute(() -> watchIdle(a, b, last, idle.toNanos(), idledOut));
+        }
+        return idledOut::get;
+    }
+
+    private static void watchIdle(Channel a, Channel b, AtomicLong last, long idleNanos, AtomicBoolean idledOut) {
+        if (!a.isActive() && !b.isActive()) {
+            return;
+        }
+        long wait = idleNanos - (System.nanoTime() - last.get());
+        if (wait > 0) {
+            ScheduledFuture<?> next = a.eventLoop().schedule(() -> watchIdle(a, b, last, idleNanos, idledOut), wait,
+                    TimeUnit.NANOSECONDS);
+            a.closeFuture().addListener(f -> next.cancel(false));
+            return;
+        }
+        idledOut.set(true);
+        a.close();
+        b.close();
     }
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
         ByteBuf buf = (ByteBuf) msg;
         bytes.addAndGet(buf.readableBytes());
+        lastActivity.lazySet(System.nanoTime());
         other.write(buf);
         if (!other.isWritable()) {
             self.config().setAutoRead(false);

@@ -10,6 +10,8 @@ public final class UpstreamFailure extends RuntimeException {
         CONNECT,
         /** The connection or stream ended before the whole response (retry-on reset; 503 UC). */
         RESET,
+        /** The endpoint refused the stream before acting on it (HTTP/2 REFUSED_STREAM; retry-on refused-stream; 503 UC). */
+        REFUSED,
         /** The endpoint answered with something that is not HTTP of the version spoken (503 UPE). */
         PROTOCOL,
         /** A timeout fired: per-try or the route's (504 UT). */

@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.route;
 
+import dev.ambient.proto.workload.OutlierDetection;
 import dev.ambient.waypoint.state.WaypointState.Endpoint;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -14,14 +15,23 @@ import org.jboss.logging.Logger;
 
 /**
  * Picks an endpoint among a service's healthy ones: round robin or least requests (the fewer busy
- * of two picked at random, as Envoy), skipping endpoints ejected as outliers (consecutive 5xx or
- * connect failures) and, on a retry, the endpoints that already failed this request. Ejection
- * lasts longer each time the same endpoint is ejected, and never takes more than the configured
- * share of a service's endpoints out.
+ * of two picked at random, as Envoy), skipping endpoints ejected as outliers and, on a retry, the
+ * endpoints that already failed this request.
+ *
+ * <p>Outlier detection is Envoy's consecutive-errors detection, and only where a DestinationRule
+ * asks for it ({@link OutlierDetection} on the service); without one nothing is ever ejected, as
+ * in Istio. {@code consecutive_5xx_errors} counts 5xx responses and local failures (connect,
+ * reset, timeout) in a row, {@code consecutive_gateway_errors} 502/503/504 and local failures; a
+ * response outside each set ends its streak. An ejection lasts {@code base_ejection} times the
+ * endpoint's ejections, rounded up to the next {@code interval} sweep, and its count goes down by
+ * one for each interval the endpoint then stays in; at most {@code max_ejection_percent} of the
+ * service's endpoints are out at once, though one always may be (Envoy's rule).
  */
 public final class LoadBalancer {
 
     private static final Logger LOG = Logger.getLogger(LoadBalancer.class);
+    /** Envoy's max_ejection_time default: no ejection longer than this (or the base time, if longer). */
+    private static final long MAX_EJECTION_NANOS = Duration.ofSeconds(300).toNanos();
 
     public enum Policy {
         ROUND_ROBIN, LEAST_REQUEST;
@@ -39,7 +49,8 @@ public final class LoadBalancer {
     /** Per endpoint (by workload uid): requests in flight and outlier state. */
     public static final class Stats {
         final AtomicInteger active = new AtomicInteger();
-        final AtomicInteger consecutiveFailures = new AtomicInteger();
+        final AtomicInteger consecutive5xx = new AtomicInteger();
+        final AtomicInteger consecutiveGateway = new AtomicInteger();
         volatile long ejectedUntilNanos;
         volatile int ejections;
 
@@ -62,19 +73,12 @@ public final class LoadBalancer {
     }
 
     private final Policy policy;
-    private final int consecutiveFailures;
-    private final Duration baseEjection;
-    private final int maxEjectionPercent;
     private final Map<String, Stats> stats = new ConcurrentHashMap<>();
     private final Map<String, AtomicLong> cursors = new ConcurrentHashMap<>();
 
-    public LoadBalancer(Policy policy, int consecutiveFailures, Duration baseEjection, int maxEjectionPercent) {
+    public LoadBalancer(Policy policy) {
         this.policy = policy;
-        this.consecutiveFailures = consecutiveFailures;
-        this.baseEjection = baseEjection;
-        this.maxEjectionPercent = maxEjectionPercent;
     }
-
     public Stats stats(String uid) {
         return stats.computeIfAbsent(uid, k -> new Stats());
     }
@@ -121,31 +125,54 @@ public final class LoadBalancer {
         };
     }
 
-    /** A response that was not a 5xx: the endpoint's failure streak ends. */
-    public void succeeded(Endpoint e) {
-        stats(e.uid()).consecutiveFailures.set(0);
+    /**
+     * A response from {@code e}, or (status 0) a local failure: connect, reset, timeout. Counted
+     * only under the service's outlier detection ({@code od}, null = none); may eject {@code e}.
+     */
+    public void outcome(Endpoint e, List<Endpoint> siblings, OutlierDetection od, int status, String why) {
+        if (od == null) {
+            return;
+        }
+        Stats s = stats(e.uid());
+        boolean fiveXx = status == 0 || status >= 500;
+        boolean gateway = status == 0 || status == 502 || status == 503 || status == 504;
+        int n5xx = fiveXx ? s.consecutive5xx.incrementAndGet() : reset(s.consecutive5xx);
+        int nGateway = gateway ? s.consecutiveGateway.incrementAndGet() : reset(s.consecutiveGateway);
+        boolean trips = (od.getConsecutive5XxErrors() > 0 && n5xx >= od.getConsecutive5XxErrors())
+                || (od.getConsecutiveGatewayErrors() > 0 && nGateway >= od.getConsecutiveGatewayErrors());
+        long now = System.nanoTime();
+        if (!trips || s.ejected(now)) {
+            return;
+        }
+        long ejectedNow = siblings.stream().filter(x -> stats(x.uid()).ejected(now)).count();
+        if (ejectedNow > 0 && (ejectedNow + 1) * 100 > (long) od.getMaxEjectionPercent() * siblings.size()) {
+            LOG.infof("outlier: %s failed %d times in a row (%s) but %d of %d endpoints are ejected already (at most"
+                    + " %d %% by %s); kept", e.uid(), Math.max(n5xx, nGateway), why, ejectedNow, siblings.size(),
+                    od.getMaxEjectionPercent(), od.getSource());
+            return;
+        }
+        long interval = Duration.ofMillis(Math.max(1, od.getIntervalMs())).toNanos();
+        long base = Duration.ofMillis(od.getBaseEjectionMs()).toNanos();
+        synchronized (s) {
+            if (s.ejections > 0 && s.ejectedUntilNanos != 0) {
+                // Envoy lowers the multiplier by one for each interval the endpoint stayed in.
+                long healthyIntervals = Math.max(0, (now - s.ejectedUntilNanos) / interval);
+                s.ejections = (int) Math.max(0, s.ejections - healthyIntervals);
+            }
+            s.ejections++;
+            long d = Math.min(base * s.ejections, Math.max(base, MAX_EJECTION_NANOS));
+            d = (d + interval - 1) / interval * interval; // back at the first sweep after its time
+            s.ejectedUntilNanos = now + d;
+        }
+        s.consecutive5xx.set(0);
+        s.consecutiveGateway.set(0);
+        LOG.infof("outlier: ejecting %s for %d ms after %d consecutive failures (last: %s; %s)", e.uid(),
+                s.ejectedUntilNanos / 1_000_000 - now / 1_000_000, Math.max(n5xx, nGateway), why, od.getSource());
     }
 
-    /** A 5xx or a connect failure; ejects the endpoint after enough in a row. */
-    public void failed(Endpoint e, List<Endpoint> siblings, String why) {
-        Stats s = stats(e.uid());
-        int n = s.consecutiveFailures.incrementAndGet();
-        if (n < consecutiveFailures || s.ejected(System.nanoTime())) {
-            return;
-        }
-        long now = System.nanoTime();
-        long ejectedNow = siblings.stream().filter(x -> stats(x.uid()).ejected(now)).count();
-        if ((ejectedNow + 1) * 100 > (long) maxEjectionPercent * siblings.size()) {
-            LOG.infof("outlier: %s failed %d times in a row (%s) but %d of %d endpoints are ejected already; kept",
-                    e.uid(), n, why, ejectedNow, siblings.size());
-            return;
-        }
-        s.ejections++;
-        Duration d = baseEjection.multipliedBy(s.ejections);
-        s.ejectedUntilNanos = now + d.toNanos();
-        s.consecutiveFailures.set(0);
-        LOG.infof("outlier: ejecting %s for %d ms after %d consecutive failures (last: %s)", e.uid(), d.toMillis(), n,
-                why);
+    private static int reset(AtomicInteger streak) {
+        streak.set(0);
+        return 0;
     }
 
     public boolean ejected(String uid) {

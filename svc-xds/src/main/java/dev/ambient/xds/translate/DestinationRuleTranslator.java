@@ -2,6 +2,7 @@ package dev.ambient.xds.translate;
 
 import com.google.protobuf.Message;
 import dev.ambient.proto.workload.OriginatedTls;
+import dev.ambient.proto.workload.OutlierDetection;
 import dev.ambient.proto.workload.Port;
 import dev.ambient.proto.workload.Service;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
@@ -13,7 +14,8 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * {@code networking.istio.io} DestinationRule, the part a waypoint uses: TLS originated to a
+ * {@code networking.istio.io} DestinationRule, the parts a waypoint uses: outlier detection
+ * ({@code trafficPolicy.outlierDetection}, put on the {@code Service}), and TLS originated to a
  * service's endpoints ({@code trafficPolicy.tls} and {@code portLevelSettings[].tls} with
  * {@code mode: SIMPLE}, {@code sni}, {@code caCertificates}, {@code insecureSkipVerify}). Each
  * service port gets its effective setting (a port's own over the rule's), put on the
@@ -31,6 +33,9 @@ final class DestinationRuleTranslator {
             "loadBalancer", "outlierDetection", "tunnel", "proxyProtocol");
     private static final Set<String> TLS_KEYS = Set.of("mode", "sni", "caCertificates", "insecureSkipVerify",
             "subjectAltNames", "credentialName", "clientCertificate", "privateKey", "caCrl");
+    private static final Set<String> OUTLIER_KEYS = Set.of("consecutive5xxErrors", "consecutiveGatewayErrors",
+            "interval", "baseEjectionTime", "maxEjectionPercent", "minHealthPercent", "consecutiveErrors",
+            "consecutiveLocalOriginFailures", "splitExternalLocalOriginErrors");
     private static final Set<String> MODES = Set.of("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL");
 
     /** A port's TLS as read; {@code null} mode = not set here (the rule's own applies). */
@@ -78,7 +83,8 @@ final class DestinationRuleTranslator {
         Map<String, Object> policy = spec.get("trafficPolicy") == null ? Map.of()
                 : Specs.map(spec.get("trafficPolicy"), "spec.trafficPolicy");
         Specs.onlyKeys(policy, "spec.trafficPolicy", POLICY_KEYS);
-        for (String ignored : List.of("connectionPool", "loadBalancer", "outlierDetection", "tunnel", "proxyProtocol")) {
+        OutlierDetection outliers = outlierDetection(r, policy.get("outlierDetection"), source);
+        for (String ignored : List.of("connectionPool", "loadBalancer", "tunnel", "proxyProtocol")) {
             if (policy.get(ignored) != null) {
                 ctx.problem(r, "spec.trafficPolicy." + ignored + ": not supported; ignored");
             }
@@ -100,6 +106,9 @@ final class DestinationRuleTranslator {
             Map<String, Object> port = Specs.map(setting.get("port"), at + ".port");
             Specs.onlyKeys(port, at + ".port", Set.of("number"));
             int number = Specs.port(port.get("number"), at + ".port.number");
+            if (setting.get("outlierDetection") != null) {
+                ctx.problem(r, at + ".outlierDetection: not supported per port (the rule's applies); ignored");
+            }
             TlsSpec t = tls(r, setting.get("tls"), at + ".tls");
             if (t != null) {
                 perPort.put(number, t);
@@ -112,7 +121,10 @@ final class DestinationRuleTranslator {
         }
         for (int index : matched) {
             Service s = (Service) out.get(index);
-            Service.Builder b = s.toBuilder().clearOriginatedTls();
+            Service.Builder b = s.toBuilder().clearOriginatedTls().clearOutlierDetection();
+            if (outliers != null) {
+                b.setOutlierDetection(outliers);
+            }
             for (Port p : s.getPortsList()) {
                 TlsSpec t = perPort.getOrDefault(p.getServicePort(), all);
                 if (t == null || !("SIMPLE".equals(t.mode()) || "MUTUAL".equals(t.mode()))) {
@@ -150,6 +162,55 @@ final class DestinationRuleTranslator {
             }
         }
         return own.isEmpty() ? others : own;
+    }
+
+    /**
+     * {@code trafficPolicy.outlierDetection} with Istio's defaults for what it leaves out (Envoy's
+     * as Istio passes them: 5 consecutive 5xx, gateway errors off, interval 10s, base ejection 30s,
+     * at most 10 % ejected); null when the rule has none (then nothing is ever ejected, as Istio).
+     */
+    private OutlierDetection outlierDetection(GenericKubernetesResource r, Object o, String source) {
+        if (o == null) {
+            return null;
+        }
+        String at = "spec.trafficPolicy.outlierDetection";
+        Map<String, Object> od = Specs.map(o, at);
+        Specs.onlyKeys(od, at, OUTLIER_KEYS);
+        for (String ignored : List.of("consecutiveErrors", "consecutiveLocalOriginFailures",
+                "splitExternalLocalOriginErrors", "minHealthPercent")) {
+            if (od.get(ignored) != null) {
+                ctx.problem(r, at + "." + ignored + ": not supported; ignored");
+            }
+        }
+        OutlierDetection.Builder b = OutlierDetection.newBuilder().setSource(source)
+                .setConsecutive5XxErrors(count(od, "consecutive5xxErrors", 5, at))
+                .setConsecutiveGatewayErrors(count(od, "consecutiveGatewayErrors", 0, at))
+                .setIntervalMs(millis(od, "interval", 10_000, at))
+                .setBaseEjectionMs(millis(od, "baseEjectionTime", 30_000, at));
+        Integer max = Specs.integer(od.getOrDefault("maxEjectionPercent", 10), at + ".maxEjectionPercent");
+        if (max < 0 || max > 100) {
+            throw new Specs.Invalid(at + ".maxEjectionPercent: must be 0..100, got " + max);
+        }
+        return b.setMaxEjectionPercent(max).build();
+    }
+
+    private static int count(Map<String, Object> od, String key, int dflt, String at) {
+        Integer n = Specs.integer(od.getOrDefault(key, dflt), at + "." + key);
+        if (n < 0) {
+            throw new Specs.Invalid(at + "." + key + ": must not be negative, got " + n);
+        }
+        return n;
+    }
+
+    private static int millis(Map<String, Object> od, String key, int dflt, String at) {
+        if (od.get(key) == null) {
+            return dflt;
+        }
+        long ms = Specs.durationMillis(Specs.string(od.get(key), at + "." + key), at + "." + key);
+        if (ms < 1) {
+            throw new Specs.Invalid(at + "." + key + ": must be at least 1ms");
+        }
+        return (int) Math.min(ms, Integer.MAX_VALUE);
     }
 
     private TlsSpec tls(GenericKubernetesResource r, Object o, String at) {

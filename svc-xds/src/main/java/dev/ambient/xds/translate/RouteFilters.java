@@ -16,7 +16,8 @@ import java.util.regex.Pattern;
 
 /**
  * The filters of one HTTPRoute rule, as the Gateway API defines them: RequestHeaderModifier,
- * ResponseHeaderModifier, RequestRedirect and URLRewrite. Any other filter type, an unknown field,
+ * ResponseHeaderModifier, RequestRedirect, URLRewrite and RequestMirror (read here, its backend
+ * resolved by {@link RouteTranslator}). Any other filter type, an unknown field,
  * a value out of its range, a filter type given twice, or redirect and rewrite together is
  * {@link Specs.Invalid} naming the field, and the route is skipped (never half applied).
  *
@@ -33,7 +34,9 @@ import java.util.regex.Pattern;
 final class RouteFilters {
 
     private static final Set<String> FILTER_KEYS = Set.of("type", "requestHeaderModifier", "responseHeaderModifier",
-            "requestRedirect", "urlRewrite");
+            "requestRedirect", "urlRewrite", "requestMirror");
+    private static final Set<String> MIRROR_KEYS = Set.of("backendRef", "percent", "fraction");
+    private static final Set<String> MIRROR_REF_KEYS = Set.of("group", "kind", "name", "namespace", "port");
     private static final Set<String> MODIFIER_KEYS = Set.of("set", "add", "remove");
     private static final Set<String> REDIRECT_KEYS = Set.of("scheme", "hostname", "path", "port", "statusCode");
     private static final Set<String> REWRITE_KEYS = Set.of("hostname", "path");
@@ -56,6 +59,14 @@ final class RouteFilters {
     private record Prefix(String replacement) implements PathChange {
     }
 
+    /**
+     * A RequestMirror as written: its backendRef (resolved against the services by the route
+     * translator, which knows them) and the share of requests copied, 0..100.
+     */
+    record MirrorRef(Map<String, Object> backendRef, double percent, String at) {
+    }
+
+    private final List<MirrorRef> mirrors = new ArrayList<>();
     private final List<HeaderMutation> request = new ArrayList<>();
     private final List<HeaderMutation> response = new ArrayList<>();
     private final Set<String> seenTypes = new HashSet<>();
@@ -76,6 +87,11 @@ final class RouteFilters {
             throw new Specs.Invalid(at + ".filters: RequestRedirect and URLRewrite cannot be used together");
         }
         return out;
+    }
+
+    /** The rule's RequestMirror filters, in order. */
+    List<MirrorRef> mirrors() {
+        return mirrors;
     }
 
     /** Whether the rule answers with a redirect (its backends are then never used). */
@@ -133,6 +149,7 @@ final class RouteFilters {
             case "ResponseHeaderModifier" -> "responseHeaderModifier";
             case "RequestRedirect" -> "requestRedirect";
             case "URLRewrite" -> "urlRewrite";
+            case "RequestMirror" -> "requestMirror";
             default -> throw new Specs.Invalid(at + ".type: filter type " + type + " is not supported; route skipped");
         };
         Specs.onlyKeys(f, at, FILTER_KEYS);
@@ -141,7 +158,7 @@ final class RouteFilters {
                 throw new Specs.Invalid(at + "." + other + ": does not belong to a filter of type " + type);
             }
         }
-        if (!seenTypes.add(type)) {
+        if (!seenTypes.add(type) && !type.equals("RequestMirror")) { // several mirrors are allowed
             throw new Specs.Invalid(at + ".type: " + type + " is given twice in one rule");
         }
         if (f.get(key) == null) {
@@ -153,6 +170,7 @@ final class RouteFilters {
             case "RequestHeaderModifier" -> modifier(body, fat, request);
             case "ResponseHeaderModifier" -> modifier(body, fat, response);
             case "RequestRedirect" -> redirect(body, fat);
+            case "RequestMirror" -> mirror(body, fat);
             default -> rewrite(body, fat);
         }
     }
@@ -243,6 +261,41 @@ final class RouteFilters {
             rewritePathAt = at + ".path";
             rewritePath = path(body.get("path"), rewritePathAt);
         }
+    }
+
+    /** RequestMirror: a backendRef and {@code percent} (0..100) or {@code fraction} (numerator/denominator). */
+    private void mirror(Map<String, Object> body, String at) {
+        Specs.onlyKeys(body, at, MIRROR_KEYS);
+        if (body.get("backendRef") == null) {
+            throw new Specs.Invalid(at + ".backendRef: required");
+        }
+        Map<String, Object> ref = Specs.map(body.get("backendRef"), at + ".backendRef");
+        Specs.onlyKeys(ref, at + ".backendRef", MIRROR_REF_KEYS);
+        if (body.get("percent") != null && body.get("fraction") != null) {
+            throw new Specs.Invalid(at + ": percent and fraction cannot be used together");
+        }
+        double percent = 100;
+        if (body.get("percent") != null) {
+            Integer p = Specs.integer(body.get("percent"), at + ".percent");
+            if (p < 0 || p > 100) {
+                throw new Specs.Invalid(at + ".percent: must be 0..100, got " + p);
+            }
+            percent = p;
+        } else if (body.get("fraction") != null) {
+            Map<String, Object> f = Specs.map(body.get("fraction"), at + ".fraction");
+            Specs.onlyKeys(f, at + ".fraction", Set.of("numerator", "denominator"));
+            Integer numerator = Specs.integer(f.get("numerator"), at + ".fraction.numerator");
+            Integer denominator = Specs.integer(f.getOrDefault("denominator", 100), at + ".fraction.denominator");
+            if (numerator == null) {
+                throw new Specs.Invalid(at + ".fraction.numerator: required");
+            }
+            if (denominator <= 0 || numerator < 0 || numerator > denominator) {
+                throw new Specs.Invalid(at + ".fraction: needs 0 <= numerator <= denominator and denominator > 0, got "
+                        + numerator + "/" + denominator);
+            }
+            percent = 100.0 * numerator / denominator;
+        }
+        mirrors.add(new MirrorRef(ref, percent, at + ".backendRef"));
     }
 
     private static String hostname(Object o, String at) {

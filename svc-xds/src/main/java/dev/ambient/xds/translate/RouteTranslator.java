@@ -1,6 +1,7 @@
 package dev.ambient.xds.translate;
 
 import dev.ambient.proto.l7.HeaderMatch;
+import dev.ambient.proto.l7.Mirror;
 import dev.ambient.proto.l7.PathMatch;
 import dev.ambient.proto.l7.QueryParamMatch;
 import dev.ambient.proto.l7.RetryPolicy;
@@ -35,8 +36,10 @@ import java.util.regex.PatternSyntaxException;
  * header matches; then more query matches; then the oldest route, then namespace/name, then rule
  * order. A rule without matches matches every request (path prefix "/").
  *
- * <p>Filters ({@link RouteFilters}): RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect
- * and URLRewrite. An HTTPRoute with an unknown field or an unsupported feature (another filter
+ * <p>Filters ({@link RouteFilters}): RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect,
+ * URLRewrite and RequestMirror (own namespace only, see {@link #mirrors}). Retries and timeouts as
+ * Istio converts them: no {@code retry} = Istio's default policy in the waypoint,
+ * {@code timeouts.backendRequest} per try with a {@code retry}, else for the whole request. An HTTPRoute with an unknown field or an unsupported feature (another filter
  * type, a regular-expression query match) is reported with the field and skipped; a parent that does not
  * exist is reported and skipped; a backend that does not exist is reported and left out (the
  * Gateway API would answer 500 for its share; here the other backends take it; a rule left
@@ -197,7 +200,28 @@ final class RouteTranslator {
             } else {
                 t.ports.add(a.port());
             }
-            perRule.forEach(t.entries::addAll);
+            if (!svc.getNamespace().equals(ns)) {
+                // A route may not copy another namespace's traffic: its mirrors stay off that service.
+                boolean reported = false;
+                for (List<Entry> entries : perRule) {
+                    for (Entry e : entries) {
+                        if (e.route().getMirrorsCount() > 0) {
+                            if (!reported) {
+                                reported = true;
+                                ctx.problem(r, "RequestMirror: not applied to " + svc.getNamespace() + "/"
+                                        + svc.getHostname() + ", a service of another namespace than the route's");
+                            }
+                            t.entries.add(new Entry(e.route().toBuilder().clearMirrors().build(), e.pathRank(),
+                                    e.prefixLength(), e.method(), e.headers(), e.queries(), e.created(), e.source(),
+                                    e.rule(), e.match()));
+                        } else {
+                            t.entries.add(e);
+                        }
+                    }
+                }
+            } else {
+                perRule.forEach(t.entries::addAll);
+            }
         }
     }
 
@@ -337,36 +361,47 @@ final class RouteTranslator {
                     at + ".timeouts.request");
             base.setTimeoutMs((int) Math.min(ms, Integer.MAX_VALUE));
         }
+        // As Istio converts an HTTPRoute: a rule without `retry` carries no policy (the waypoint
+        // applies Istio's default); with one, attempts default to 2 and retry_on is Istio's
+        // connection conditions plus the codes given (no 503 unless listed); attempts 0 = none.
         RetryPolicy.Builder retry = null;
         if (rule.get("retry") != null) {
             Map<String, Object> rt = Specs.map(rule.get("retry"), at + ".retry");
             Specs.onlyKeys(rt, at + ".retry", Set.of("attempts", "backoff", "codes"));
             retry = RetryPolicy.newBuilder();
             Integer attempts = Specs.integer(rt.get("attempts"), at + ".retry.attempts");
-            retry.setAttempts(attempts == null ? 0 : attempts);
+            retry.setAttempts(attempts == null ? 2 : attempts);
             if (rt.get("backoff") != null) {
                 retry.setBackoffBaseMs((int) Specs.durationMillis(Specs.string(rt.get("backoff"),
                         at + ".retry.backoff"), at + ".retry.backoff"));
+            }
+            if (retry.getAttempts() > 0) {
+                retry.addAllRetryOn(List.of("connect-failure", "refused-stream", "unavailable", "cancelled"));
             }
             for (Object code : Specs.list(rt.get("codes"), at + ".retry.codes")) {
                 Integer c = Specs.integer(code, at + ".retry.codes");
                 if (c == null || c < 400 || c > 599) {
                     throw new Specs.Invalid(at + ".retry.codes: not an HTTP error status: " + code);
                 }
-                retry.addRetryOn(String.valueOf(c));
+                if (retry.getAttempts() > 0) {
+                    retry.addRetryOn(String.valueOf(c));
+                }
             }
         }
         if (timeouts.get("backendRequest") != null) {
             long ms = Specs.durationMillis(Specs.string(timeouts.get("backendRequest"),
                     at + ".timeouts.backendRequest"), at + ".timeouts.backendRequest");
-            if (retry == null) {
-                retry = RetryPolicy.newBuilder();
+            int capped = (int) Math.min(ms, Integer.MAX_VALUE);
+            if (retry != null) {
+                retry.setPerTryTimeoutMs(capped);
+            } else if (capped > 0) {
+                base.setTimeoutMs(capped); // Istio: without a retry stanza it bounds the whole request
             }
-            retry.setPerTryTimeoutMs((int) Math.min(ms, Integer.MAX_VALUE));
         }
         if (retry != null) {
             base.setRetry(retry);
         }
+        mirrors(r, ns, filters, base);
 
         List<Map<String, Object>> matches = Specs.maps(rule.get("matches"), at + ".matches");
         List<Entry> out = new ArrayList<>();
@@ -458,6 +493,7 @@ final class RouteTranslator {
             }
         }
         RouteFilters filters = RouteFilters.read(filterList, at);
+        mirrors(r, ns, filters, base);
         if (base.getBackendsCount() == 0) {
             base.setDirectResponseStatus(500); // no valid backend; a gRPC client sees it as grpc-status 13
         }
@@ -532,6 +568,30 @@ final class RouteTranslator {
                     headers.size(), 0, created, source, index, m));
         }
         return out;
+    }
+
+    /**
+     * A rule's RequestMirrors onto its route. A mirror copies every request the route takes, bodies
+     * and credentials included, to its backend; so only a backend of the route's own namespace is
+     * accepted (another namespace would need a ReferenceGrant, which is not supported), and
+     * {@link #route} keeps mirrors off services of other namespaces the route attaches to. A mirror
+     * that cannot be used is reported and left out; the route still applies (as Istio).
+     */
+    private void mirrors(GenericKubernetesResource r, String ns, RouteFilters filters, Route.Builder base) {
+        for (RouteFilters.MirrorRef m : filters.mirrors()) {
+            String mirrorNs = Specs.string(m.backendRef().getOrDefault("namespace", ns), m.at() + ".namespace");
+            if (!mirrorNs.equals(ns)) {
+                ctx.problem(r, m.at() + ".namespace: a mirror to namespace " + mirrorNs + " would copy this route's"
+                        + " requests out of " + ns + "; only backends of the route's own namespace are mirrored"
+                        + " (ReferenceGrant is not supported); mirror left out");
+                continue;
+            }
+            WeightedBackend b = backend(r, ns, m.backendRef(), m.at());
+            if (b != null) {
+                base.addMirrors(Mirror.newBuilder().setService(b.getService()).setPort(b.getPort())
+                        .setPercent(m.percent()));
+            }
+        }
     }
 
     private static void headerMatches(List<Map<String, Object>> headers, String mat, RouteMatch.Builder rm) {

@@ -276,7 +276,8 @@ class MeshTranslatorTest {
         assertEquals(10_000, split.getTimeoutMs());
         assertEquals(2, split.getRetry().getAttempts());
         assertEquals(100, split.getRetry().getBackoffBaseMs());
-        assertEquals(List.of("503"), split.getRetry().getRetryOnList());
+        assertEquals(List.of("connect-failure", "refused-stream", "unavailable", "cancelled", "503"),
+                split.getRetry().getRetryOnList(), "Istio's conversion of an HTTPRoute retry");
         assertEquals(List.of(
                 HeaderMutation.newBuilder().setOp(HeaderMutation.Op.SET).setName("x-mesh").setValue("ambient").build(),
                 HeaderMutation.newBuilder().setOp(HeaderMutation.Op.REMOVE).setName("x-debug").build()),

@@ -128,10 +128,10 @@ class RouteFilterTranslationTest {
                 bad("a filter without its body", prefix, """
                         - type: RequestRedirect""",
                         "spec.rules[0].filters[0].requestRedirect: required for type RequestRedirect"),
-                bad("RequestMirror is not supported yet", prefix, """
+                ok("a mirror, 100 % when it says no share", prefix, """
                         - type: RequestMirror
                           requestMirror: {backendRef: {name: reviews-v2, port: 9080}}""",
-                        "spec.rules[0].filters[0].type: filter type RequestMirror is not supported"),
+                        "mirrors { service: 'shop/reviews-v2.shop.svc.cluster.local' port: 9080 percent: 100 }"),
                 bad("CORS is not supported", prefix, """
                         - type: CORS""",
                         "spec.rules[0].filters[0].type: filter type CORS is not supported"),
