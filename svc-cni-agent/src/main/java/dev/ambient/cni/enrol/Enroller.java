@@ -272,8 +272,12 @@ public final class Enroller implements AutoCloseable {
         enrolled.put(uid, e);
         enrolledCount = enrolled.size();
         notFoundLogged.remove(uid);
-        LOG.infof("enrolling %s (%s) via %s: %s; handing %s to the ztunnel", e.id(), uid, trigger, reason, netnsPath);
-        zds.add(uid, info(pod), NetworkNamespace.open(e.path()))
+        // Our rules in the pod mean a ztunnel took it before (they follow its ack): this agent
+        // restarted, so the ztunnel is told Keep, not Add, and leaves the pod's listeners alone.
+        boolean servedBefore = trigger.equals("watch") && redirection.installed(e.path());
+        LOG.infof("enrolling %s (%s) via %s: %s; %s %s to the ztunnel", e.id(), uid, trigger, reason,
+                servedBefore ? "already redirected, confirming" : "handing", netnsPath);
+        zds.add(uid, info(pod), NetworkNamespace.open(e.path()), servedBefore)
                 .whenComplete((v, ex) -> executor.execute(() -> afterAck(e, ex)));
         return e.ready.copy();
     }
@@ -378,6 +382,9 @@ public final class Enroller implements AutoCloseable {
                     ips(p).forEach(ip -> unwanted.put(ip, p));
                 }
             });
+            if (!swept) {
+                sweepProbeSnat(onNode, decisions);
+            }
             if (wanted.isEmpty() && unwanted.isEmpty()) {
                 swept = true;
                 zds.markSnapshotReady();
@@ -425,6 +432,29 @@ public final class Enroller implements AutoCloseable {
             zds.markSnapshotReady();
         } catch (IOException | RuntimeException e) {
             LOG.errorf(e, "reconcile failed; retrying in %s", resyncInterval);
+        }
+    }
+
+    /**
+     * First pass after a start: the node's probe SNAT rules left by the previous agent are kept
+     * only for pods the mesh still wants on this node; the rest (pods that left while no agent
+     * ran) go, and duplicates with them.
+     */
+    private void sweepProbeSnat(Map<String, Pod> onNode, Map<String, EnrolmentPolicy.Decision> decisions) {
+        if (probeSnat == null) {
+            return;
+        }
+        Set<String> keep = new HashSet<>();
+        onNode.forEach((uid, p) -> {
+            if (decisions.get(uid).enrol()) {
+                keep.addAll(ips(p));
+            }
+        });
+        enrolled.values().forEach(e -> keep.addAll(e.ips));
+        try {
+            probeSnat.retainOnly(keep);
+        } catch (IOException | RuntimeException e) {
+            LOG.warnf("cannot clear stale probe SNAT rules on the node: %s", e.getMessage());
         }
     }
 
