@@ -42,7 +42,8 @@ public class NodeAgent {
             return;
         }
         PodSource source = switch (config.source()) {
-            case "kubernetes" -> new KubernetesPodSource(kubernetes.get(), config.nodeName());
+            case "kubernetes" -> new KubernetesPodSource(kubernetes.get(), config.nodeName(),
+                    config.kubernetesLookupTimeout());
             case "directory" -> new DirectoryPodSource(config.directory().orElseThrow(() ->
                     new IllegalArgumentException("cni.source=directory needs cni.directory")), Duration.ofSeconds(2));
             default -> throw new IllegalArgumentException("cni.source must be kubernetes or directory, not "
