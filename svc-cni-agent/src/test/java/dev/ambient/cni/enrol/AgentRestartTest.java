@@ -5,17 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ambient.cni.CniNode;
+import dev.ambient.cni.MockKubernetes;
 import dev.ambient.cni.TestNetworks;
 import dev.ambient.cni.ZdsTestClient;
 import dev.ambient.cni.pods.KubernetesPodSource;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -38,8 +34,8 @@ class AgentRestartTest {
     static final String NODE = "node-r";
     static final String HOST = "cnit-rnode";
     static TestNetworks nets;
+    static MockKubernetes api;
     static Path dir;
-    static KubernetesMockServer server;
     static KubernetesClient client;
 
     @BeforeAll
@@ -51,28 +47,17 @@ class AgentRestartTest {
         // A node has a nat table of its own (kube-proxy, the CNI's masquerading): keep one here.
         TestNetworks.sh("ip", "netns", "exec", HOST, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s",
                 "10.249.7.0/24", "!", "-d", "10.249.7.0/24", "-j", "MASQUERADE").check();
-        dir = Files.createTempDirectory("cnit-restart");
-        server = new KubernetesMockServer(new Context(), new MockWebServer(), new java.util.HashMap<>(),
-                new KubernetesCrudDispatcher(), false);
-        server.init();
-        client = server.createClient();
+        api = new MockKubernetes("cnit-restart");
+        dir = api.dir;
+        client = api.client;
     }
 
     @AfterAll
     static void cleanUp() {
-        if (client != null) {
-            client.close();
-        }
-        if (server != null) {
-            server.destroy();
+        if (api != null) {
+            api.close();
         }
         nets.close();
-        try (var files = Files.list(dir)) {
-            files.forEach(f -> f.toFile().delete());
-            Files.deleteIfExists(dir);
-        } catch (java.io.IOException e) {
-            // a temporary directory; best effort
-        }
     }
 
     CniNode agent() throws Exception {

@@ -4,25 +4,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ambient.cni.CniNode;
+import dev.ambient.cni.MockKubernetes;
 import dev.ambient.cni.TestNetworks;
 import dev.ambient.cni.ZdsTestClient;
 import dev.ambient.cni.pods.KubernetesPodSource;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMixedDispatcher;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
-import io.fabric8.mockwebserver.ServerRequest;
-import io.fabric8.mockwebserver.ServerResponse;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Queue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
@@ -42,8 +34,8 @@ class SlowApiTest {
 
     static final String NODE = "node-s";
     static TestNetworks nets;
+    static MockKubernetes api;
     static Path dir;
-    static KubernetesMockServer server;
     static KubernetesClient client;
 
     @BeforeAll
@@ -51,32 +43,20 @@ class SlowApiTest {
         nets = new TestNetworks();
         nets.pod("cnit-s1", "10.249.8.2");
         nets.pod("cnit-s2", "10.249.8.3");
-        dir = Files.createTempDirectory("cnit-slow");
-        Map<ServerRequest, Queue<ServerResponse>> expectations = new HashMap<>();
-        server = new KubernetesMockServer(new Context(), new MockWebServer(), expectations,
-                new KubernetesMixedDispatcher(expectations), false);
-        server.init();
-        client = server.createClient();
-        server.expect().get().delay(25, TimeUnit.SECONDS).withPath("/api/v1/namespaces/mesh/pods/late")
+        api = new MockKubernetes("cnit-slow");
+        dir = api.dir;
+        client = api.client;
+        api.server.expect().get().delay(25, TimeUnit.SECONDS).withPath("/api/v1/namespaces/mesh/pods/late")
                 .andReturn(200, KubernetesEnrolmentTest.pod("mesh", "late", "uid-late", "10.249.8.3", NODE, Map.of()))
                 .always();
     }
 
     @AfterAll
     static void cleanUp() {
-        if (client != null) {
-            client.close();
-        }
-        if (server != null) {
-            server.destroy();
+        if (api != null) {
+            api.close();
         }
         nets.close();
-        try (var files = Files.list(dir)) {
-            files.forEach(f -> f.toFile().delete());
-            Files.deleteIfExists(dir);
-        } catch (java.io.IOException e) {
-            // a temporary directory; best effort
-        }
     }
 
     @Test
