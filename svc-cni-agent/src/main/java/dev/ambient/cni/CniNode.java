@@ -3,6 +3,7 @@ package dev.ambient.cni;
 import dev.ambient.cni.enrol.Enroller;
 import dev.ambient.cni.metrics.CniMetrics;
 import dev.ambient.cni.netns.PodNetnsLocator;
+import dev.ambient.cni.plugin.CniDeadlines;
 import dev.ambient.cni.plugin.PluginServer;
 import dev.ambient.cni.pods.PodSource;
 import dev.ambient.cni.redirect.HostProbeSnat;
@@ -28,29 +29,34 @@ public final class CniNode implements AutoCloseable {
      *     to the probe source; null: not done by the agent
      */
     public record Settings(String node, Path zdsSocket, Path pluginSocket, Duration ztunnelWait, Duration ackTimeout,
-            Duration resyncInterval, List<Path> netnsDirs, Path procDir, RedirectSettings redirect,
+            Duration lookupTimeout, Duration resyncInterval, List<Path> netnsDirs, Path procDir, RedirectSettings redirect,
             Path probeSnatNetns) {
 
         /** Sockets in {@code socketDir}; no probe SNAT (tests must not touch the machine's own nat table). */
         public static Settings of(String node, Path socketDir) {
             return new Settings(node, socketDir.resolve("ztunnel.sock"), socketDir.resolve("cni-plugin.sock"),
-                    Duration.ofSeconds(30), Duration.ofSeconds(10), Duration.ofSeconds(5),
+                    Duration.ofSeconds(30), Duration.ofSeconds(10), Duration.ofSeconds(5), Duration.ofSeconds(5),
                     List.of(Path.of("/var/run/netns")), Path.of("/proc"), RedirectSettings.defaults(), null);
         }
 
+        /** The chain of deadlines around a CNI ADD these settings make; refuses ones that disagree. */
+        public CniDeadlines deadlines() {
+            return new CniDeadlines(lookupTimeout, ztunnelWait, ackTimeout);
+        }
+
         public Settings withZtunnelWait(Duration d) {
-            return new Settings(node, zdsSocket, pluginSocket, d, ackTimeout, resyncInterval, netnsDirs, procDir,
+            return new Settings(node, zdsSocket, pluginSocket, d, ackTimeout, lookupTimeout, resyncInterval, netnsDirs, procDir,
                     redirect, probeSnatNetns);
         }
 
         public Settings withResyncInterval(Duration d) {
-            return new Settings(node, zdsSocket, pluginSocket, ztunnelWait, ackTimeout, d, netnsDirs, procDir,
+            return new Settings(node, zdsSocket, pluginSocket, ztunnelWait, ackTimeout, lookupTimeout, d, netnsDirs, procDir,
                     redirect, probeSnatNetns);
         }
 
         public Settings withProbeSnatIn(Path hostNetns) {
-            return new Settings(node, zdsSocket, pluginSocket, ztunnelWait, ackTimeout, resyncInterval, netnsDirs,
-                    procDir, redirect, hostNetns);
+            return new Settings(node, zdsSocket, pluginSocket, ztunnelWait, ackTimeout, lookupTimeout, resyncInterval,
+                    netnsDirs, procDir, redirect, hostNetns);
         }
     }
 
@@ -69,7 +75,7 @@ public final class CniNode implements AutoCloseable {
                 : new HostProbeSnat(s.probeSnatNetns(), s.redirect().probeSource(), command);
         this.enroller = new Enroller(s.node(), source, redirection, probeSnat,
                 new PodNetnsLocator(s.netnsDirs(), s.procDir()), zds, metrics, s.ztunnelWait(), s.resyncInterval());
-        this.plugin = new PluginServer(s.pluginSocket(), enroller, metrics, s.ztunnelWait().plusSeconds(30));
+        this.plugin = new PluginServer(s.pluginSocket(), enroller, metrics, s.deadlines().agentAnswer());
     }
 
     public CniNode start() throws IOException {

@@ -42,7 +42,8 @@ public class NodeAgent {
             return;
         }
         PodSource source = switch (config.source()) {
-            case "kubernetes" -> new KubernetesPodSource(kubernetes.get(), config.nodeName());
+            case "kubernetes" -> new KubernetesPodSource(kubernetes.get(), config.nodeName(),
+                    config.kubernetesLookupTimeout());
             case "directory" -> new DirectoryPodSource(config.directory().orElseThrow(() ->
                     new IllegalArgumentException("cni.source=directory needs cni.directory")), Duration.ofSeconds(2));
             default -> throw new IllegalArgumentException("cni.source must be kubernetes or directory, not "
@@ -50,17 +51,19 @@ public class NodeAgent {
         };
         CniConfig.Redirect r = config.redirect();
         CniNode.Settings s = new CniNode.Settings(config.nodeName(), config.zdsSocket(), config.pluginSocket(),
-                config.ztunnelWait(), config.ackTimeout(), config.resyncInterval(), config.netnsDirs(),
-                config.procDir(), new RedirectSettings(r.outboundPort(), r.inboundPort(), r.hbonePort(), r.mark(),
+                config.ztunnelWait(), config.ackTimeout(), config.kubernetesLookupTimeout(), config.resyncInterval(),
+                config.netnsDirs(), config.procDir(), new RedirectSettings(r.outboundPort(), r.inboundPort(), r.hbonePort(), r.mark(),
                         r.probeSource(), r.dnsPort()),
                 // The agent runs on the host network: its own namespace is the node's.
                 r.probeSnat() ? java.nio.file.Path.of("/proc/" + ProcessHandle.current().pid() + "/ns/net") : null);
+        s.deadlines().requireNested();
         node = new CniNode(s, source, registry).start();
         LOG.infof("cni-agent for node %s: pods from %s, ZDS on %s, plugin socket %s", config.nodeName(),
                 config.source(), config.zdsSocket(), config.pluginSocket());
         if (config.install().enabled()) {
             CniConfig.Install i = config.install();
-            installer = new PluginInstaller(i.pluginSource(), i.binDir(), i.confDir(), config.pluginSocket());
+            installer = new PluginInstaller(i.pluginSource(), i.binDir(), i.confDir(), config.pluginSocket(),
+                    s.deadlines().pluginTimeoutSeconds());
             installer.install();
         }
     }

@@ -10,9 +10,11 @@ import dev.ambient.zds.ZdsPacket;
 import dev.ambient.zds.ZdsSocket;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -32,6 +34,8 @@ public final class ZdsTestClient implements AutoCloseable {
     /** uid -> "net:[inode]" of the pods this client proxies (auto mode). */
     public final Map<String, String> workloads = new ConcurrentHashMap<>();
     public volatile int snapshots;
+    /** Every request answered in auto mode, in order. */
+    public final List<Received> seen = new CopyOnWriteArrayList<>();
 
     private ZdsTestClient(ZdsSocket socket) {
         this.socket = socket;
@@ -45,6 +49,12 @@ public final class ZdsTestClient implements AutoCloseable {
 
     public static ZdsTestClient connectRaw(Path path) throws IOException {
         return new ZdsTestClient(ZdsSocket.connect(path));
+    }
+
+    /** This ztunnel already serves these pods (uid -> "net:[inode]"), as one that outlived the agent does. */
+    public ZdsTestClient holding(Map<String, String> pods) {
+        workloads.putAll(pods);
+        return this;
     }
 
     public ZdsSocket socket() {
@@ -74,12 +84,23 @@ public final class ZdsTestClient implements AutoCloseable {
                 while (true) {
                     Received r = next();
                     received.add(r);
+                    seen.add(r);
                     String error = errors.apply(r.request());
+                    if (error.isEmpty() && r.request().hasKeep()
+                            && !workloads.containsKey(r.request().getKeep().getUid())) {
+                        error = "unknown workload uid " + r.request().getKeep().getUid();
+                    }
                     switch (r.request().getPayloadCase()) {
                         case ADD -> {
                             if (error.isEmpty()) {
                                 workloads.put(r.request().getAdd().getUid(), r.netns());
                                 sinceConnect.put(r.request().getAdd().getUid(), r.netns());
+                            }
+                        }
+                        case KEEP -> {
+                            if (error.isEmpty()) {
+                                sinceConnect.put(r.request().getKeep().getUid(),
+                                        workloads.get(r.request().getKeep().getUid()));
                             }
                         }
                         case DEL -> workloads.remove(r.request().getDel().getUid());

@@ -38,6 +38,13 @@ public interface CniConfig {
     @WithDefault("30s")
     Duration ztunnelWait();
 
+    /**
+     * How long a CNI ADD waits for the Kubernetes API when the agent's cache does not have its pod
+     * yet (the lookup runs beside the enrol thread, never on it); then the ADD fails and is retried.
+     */
+    @WithDefault("5s")
+    Duration kubernetesLookupTimeout();
+
     /** How long the ztunnel has to acknowledge one ZDS request before the connection is dropped. */
     @WithDefault("10s")
     Duration ackTimeout();

@@ -171,52 +171,61 @@ public final class Enroller implements AutoCloseable {
         };
     }
 
+    /** The pod is looked up first, off the enrol thread (a slow API must not stall other pods). */
     private CompletableFuture<CniAnswer> cniAdd(CniRequest r) {
-        CompletableFuture<CompletableFuture<CniAnswer>> started = onLoop(() -> {
-            Optional<Pod> pod = source.pod(r.namespace(), r.name());
-            if (pod.isEmpty()) {
+        return source.lookup(r.namespace(), r.name()).handle((found, ex) -> {
+            if (ex != null) {
+                Throwable cause = ex instanceof CompletionException && ex.getCause() != null ? ex.getCause() : ex;
                 return CompletableFuture.completedFuture(CniAnswer.error("pod " + r.namespace() + "/" + r.name()
-                        + " is not known to the agent (yet); try again"));
+                        + ": " + cause.getMessage()));
             }
-            EnrolmentPolicy.Decision d = EnrolmentPolicy.decide(pod.get(), source.namespace(r.namespace()), node);
-            if (!d.enrol()) {
-                LOG.infof("CNI ADD %s/%s: not enrolled (%s)", r.namespace(), r.name(), d.reason());
-                return CompletableFuture.completedFuture(CniAnswer.skip(d.reason()));
-            }
-            String uid = r.uid().isEmpty() ? pod.get().getMetadata().getUid() : r.uid();
-            if (uid == null || uid.isEmpty()) {
-                return CompletableFuture.completedFuture(CniAnswer.error("pod has no uid"));
-            }
-            CompletableFuture<Void> acked;
-            try {
-                List<String> ips = new ArrayList<>();
-                r.ips().forEach(ip -> add(ips, ip));
-                ips(pod.get()).forEach(ip -> add(ips, ip));
-                acked = enrol(pod.get(), uid, Path.of(r.netns()), "cni", d.reason(), ips);
-            } catch (IOException | RuntimeException e) {
-                metrics.enrolment("add", "cni", false);
-                return CompletableFuture.completedFuture(CniAnswer.error("cannot redirect pod " + r.namespace() + "/"
-                        + r.name() + " in " + r.netns() + ": " + e.getMessage()));
-            }
-            return acked.orTimeout(ztunnelWait.toMillis(), TimeUnit.MILLISECONDS).handle((v, e) -> e)
-                    .thenCompose(e -> {
-                        if (e == null) {
-                            return CompletableFuture.completedFuture(
-                                    CniAnswer.ok("redirected and handed to the ztunnel"));
-                        }
-                        Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
-                        String why = cause instanceof TimeoutException
-                                ? "no ztunnel took the pod within " + ztunnelWait + (zds.connected() ? ""
-                                        : " (no ztunnel connected on " + zds.socketPath() + ")")
-                                : cause.getMessage();
-                        // The sandbox will be torn down: leave nothing behind before answering.
-                        return onLoop(() -> {
-                            unenrol(uid, "CNI ADD failed: " + why, "cni");
-                            return CniAnswer.error("pod " + r.namespace() + "/" + r.name() + " not enrolled: " + why);
-                        });
+            return onLoop(() -> cniAdd(r, found)).thenCompose(f -> f);
+        }).thenCompose(f -> f);
+    }
+
+    private CompletableFuture<CniAnswer> cniAdd(CniRequest r, PodSource.Lookup found) {
+        Optional<Pod> pod = found.pod();
+        if (pod.isEmpty()) {
+            return CompletableFuture.completedFuture(CniAnswer.error("pod " + r.namespace() + "/" + r.name()
+                    + " is not known to the agent (yet); try again"));
+        }
+        EnrolmentPolicy.Decision d = EnrolmentPolicy.decide(pod.get(), found.namespace(), node);
+        if (!d.enrol()) {
+            LOG.infof("CNI ADD %s/%s: not enrolled (%s)", r.namespace(), r.name(), d.reason());
+            return CompletableFuture.completedFuture(CniAnswer.skip(d.reason()));
+        }
+        String uid = r.uid().isEmpty() ? pod.get().getMetadata().getUid() : r.uid();
+        if (uid == null || uid.isEmpty()) {
+            return CompletableFuture.completedFuture(CniAnswer.error("pod has no uid"));
+        }
+        CompletableFuture<Void> acked;
+        try {
+            List<String> ips = new ArrayList<>();
+            r.ips().forEach(ip -> add(ips, ip));
+            ips(pod.get()).forEach(ip -> add(ips, ip));
+            acked = enrol(pod.get(), uid, Path.of(r.netns()), "cni", d.reason(), ips);
+        } catch (IOException | RuntimeException e) {
+            metrics.enrolment("add", "cni", false);
+            return CompletableFuture.completedFuture(CniAnswer.error("cannot redirect pod " + r.namespace() + "/"
+                    + r.name() + " in " + r.netns() + ": " + e.getMessage()));
+        }
+        return acked.orTimeout(ztunnelWait.toMillis(), TimeUnit.MILLISECONDS).handle((v, e) -> e)
+                .thenCompose(e -> {
+                    if (e == null) {
+                        return CompletableFuture.completedFuture(
+                                CniAnswer.ok("redirected and handed to the ztunnel"));
+                    }
+                    Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+                    String why = cause instanceof TimeoutException
+                            ? "no ztunnel took the pod within " + ztunnelWait + (zds.connected() ? ""
+                                    : " (no ztunnel connected on " + zds.socketPath() + ")")
+                            : cause.getMessage();
+                    // The sandbox will be torn down: leave nothing behind before answering.
+                    return onLoop(() -> {
+                        unenrol(uid, "CNI ADD failed: " + why, "cni");
+                        return CniAnswer.error("pod " + r.namespace() + "/" + r.name() + " not enrolled: " + why);
                     });
-        });
-        return started.thenCompose(f -> f);
+                });
     }
 
     private CniAnswer cniDel(CniRequest r) {
@@ -272,8 +281,12 @@ public final class Enroller implements AutoCloseable {
         enrolled.put(uid, e);
         enrolledCount = enrolled.size();
         notFoundLogged.remove(uid);
-        LOG.infof("enrolling %s (%s) via %s: %s; handing %s to the ztunnel", e.id(), uid, trigger, reason, netnsPath);
-        zds.add(uid, info(pod), NetworkNamespace.open(e.path()))
+        // Our rules in the pod mean a ztunnel took it before (they follow its ack): this agent
+        // restarted, so the ztunnel is told Keep, not Add, and leaves the pod's listeners alone.
+        boolean servedBefore = trigger.equals("watch") && redirection.installed(e.path());
+        LOG.infof("enrolling %s (%s) via %s: %s; %s %s to the ztunnel", e.id(), uid, trigger, reason,
+                servedBefore ? "already redirected, confirming" : "handing", netnsPath);
+        zds.add(uid, info(pod), NetworkNamespace.open(e.path()), servedBefore)
                 .whenComplete((v, ex) -> executor.execute(() -> afterAck(e, ex)));
         return e.ready.copy();
     }
@@ -378,6 +391,9 @@ public final class Enroller implements AutoCloseable {
                     ips(p).forEach(ip -> unwanted.put(ip, p));
                 }
             });
+            if (!swept) {
+                sweepProbeSnat(onNode, decisions);
+            }
             if (wanted.isEmpty() && unwanted.isEmpty()) {
                 swept = true;
                 zds.markSnapshotReady();
@@ -425,6 +441,29 @@ public final class Enroller implements AutoCloseable {
             zds.markSnapshotReady();
         } catch (IOException | RuntimeException e) {
             LOG.errorf(e, "reconcile failed; retrying in %s", resyncInterval);
+        }
+    }
+
+    /**
+     * First pass after a start: the node's probe SNAT rules left by the previous agent are kept
+     * only for pods the mesh still wants on this node; the rest (pods that left while no agent
+     * ran) go, and duplicates with them.
+     */
+    private void sweepProbeSnat(Map<String, Pod> onNode, Map<String, EnrolmentPolicy.Decision> decisions) {
+        if (probeSnat == null) {
+            return;
+        }
+        Set<String> keep = new HashSet<>();
+        onNode.forEach((uid, p) -> {
+            if (decisions.get(uid).enrol()) {
+                keep.addAll(ips(p));
+            }
+        });
+        enrolled.values().forEach(e -> keep.addAll(e.ips));
+        try {
+            probeSnat.retainOnly(keep);
+        } catch (IOException | RuntimeException e) {
+            LOG.warnf("cannot clear stale probe SNAT rules on the node: %s", e.getMessage());
         }
     }
 

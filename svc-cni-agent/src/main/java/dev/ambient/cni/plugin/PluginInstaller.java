@@ -35,14 +35,20 @@ public final class PluginInstaller implements AutoCloseable {
     private final Path binDir;
     private final Path confDir;
     private final Path agentSocket;
+    private final long agentTimeoutSeconds;
     private ScheduledExecutorService watch;
 
-    /** @param source the directory holding {@code ambient-cni} and {@code ambient-cni.d/} */
-    public PluginInstaller(Path source, Path binDir, Path confDir, Path agentSocket) {
+    /**
+     * @param source the directory holding {@code ambient-cni} and {@code ambient-cni.d/}
+     * @param agentTimeoutSeconds the plugin's {@code agent_timeout_seconds}: {@link CniDeadlines#pluginTimeoutSeconds()},
+     *     so the plugin waits longer than the agent takes to answer
+     */
+    public PluginInstaller(Path source, Path binDir, Path confDir, Path agentSocket, long agentTimeoutSeconds) {
         this.source = source;
         this.binDir = binDir;
         this.confDir = confDir;
         this.agentSocket = agentSocket;
+        this.agentTimeoutSeconds = agentTimeoutSeconds;
     }
 
     public void install() throws IOException {
@@ -114,7 +120,7 @@ public final class PluginInstaller implements AutoCloseable {
         ObjectNode ours = JSON.createObjectNode();
         ours.put("type", TYPE);
         ours.put("agent_socket", agentSocket.toString());
-        ours.put("agent_timeout_seconds", 45);
+        ours.put("agent_timeout_seconds", (int) agentTimeoutSeconds); // an int, as read back from the file
         ours.putArray("exclude_namespaces").add("kube-system").add("istio-system");
         int at = -1;
         for (int i = 0; i < list.size(); i++) {

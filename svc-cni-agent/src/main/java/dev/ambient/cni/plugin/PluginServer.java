@@ -81,11 +81,13 @@ public final class PluginServer implements AutoCloseable {
                     f.getOrDefault("uid", ""), f.getOrDefault("container", ""), f.getOrDefault("netns", ""), ips);
             CniAnswer a;
             try {
+                // One deadline for the whole request: the plugin's own timeout is set just above it.
+                long deadline = System.nanoTime() + answerTimeout.toNanos();
                 // Just (re)started: answer from a full listing, not from an empty cache.
                 if (!enroller.awaitSource(answerTimeout)) {
                     throw new TimeoutException("pods and namespaces not listed yet");
                 }
-                a = enroller.cni(r).get(answerTimeout.toMillis(), TimeUnit.MILLISECONDS);
+                a = enroller.cni(r).get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
             } catch (TimeoutException e) {
                 a = CniAnswer.error("the agent did not finish within " + answerTimeout + ": " + e.getMessage());
             } catch (Exception e) {

@@ -2,7 +2,12 @@ package dev.ambient.cni.redirect;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Collection;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.function.Predicate;
+import java.util.stream.Collectors;
 import org.jboss.logging.Logger;
 
 /**
@@ -68,13 +73,35 @@ public final class HostProbeSnat {
 
     /** Removes the pods' rules (and our chain when it is empty). */
     public void remove(List<String> podIps) throws IOException {
+        Set<String> gone = podIps.stream().map(this::rule).collect(Collectors.toSet());
+        deleteWhere(gone::contains);
+    }
+
+    /**
+     * After an agent restart: the rules of pods that left while no agent ran are stale (their IP
+     * may already belong to a pod outside the mesh), and a rule written twice is one too many.
+     * Keeps exactly one rule per IP in {@code podIps}, deletes every other rule of our chain.
+     */
+    public void retainOnly(Collection<String> podIps) throws IOException {
+        Set<String> wanted = podIps.stream().map(this::rule).collect(Collectors.toSet());
+        Set<String> seen = new HashSet<>();
+        deleteWhere(line -> !wanted.contains(line) || !seen.add(line));
+    }
+
+    /** Deletes the rules of our chain that {@code doomed} names, and the chain once nothing is left. */
+    private void deleteWhere(Predicate<String> doomed) throws IOException {
         InPodRedirection.Saved now = save();
         StringBuilder b = new StringBuilder();
-        long left = now.nat().stream().filter(l -> l.startsWith("-A " + CHAIN + " ")).count();
-        for (String ip : podIps) {
-            for (long i = now.count(rule(ip)); i > 0; i--) {
-                b.append(rule(ip).replaceFirst("^-A ", "-D ")).append('\n');
-                left--;
+        long left = 0;
+        for (String line : now.nat()) {
+            if (!line.startsWith("-A " + CHAIN + " ")) {
+                continue;
+            }
+            if (doomed.test(line)) {
+                b.append(line.replaceFirst("^-A ", "-D ")).append('\n');
+                LOG.debugf("probe SNAT: deleting %s", line);
+            } else {
+                left++;
             }
         }
         if (left == 0 && now.hasChain(CHAIN)) {

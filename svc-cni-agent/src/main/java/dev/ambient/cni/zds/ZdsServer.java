@@ -4,6 +4,7 @@ import dev.ambient.cni.metrics.CniMetrics;
 import dev.ambient.net.NetworkNamespace;
 import dev.ambient.proto.zds.AddWorkload;
 import dev.ambient.proto.zds.DelWorkload;
+import dev.ambient.proto.zds.KeepWorkload;
 import dev.ambient.proto.zds.SnapshotSent;
 import dev.ambient.proto.zds.WorkloadInfo;
 import dev.ambient.proto.zds.WorkloadRequest;
@@ -65,6 +66,8 @@ public final class ZdsServer implements AutoCloseable {
         final WorkloadInfo info;
         final NetworkNamespace netns;
         final CompletableFuture<Void> acked = new CompletableFuture<>();
+        /** Served before this agent started: the next request for it is Keep (no fd), once. */
+        boolean keep;
         int users;
         boolean removed;
 
@@ -128,12 +131,20 @@ public final class ZdsServer implements AutoCloseable {
         }
     }
 
+    /** A pod new to the ztunnel: see {@link #add(String, WorkloadInfo, NetworkNamespace, boolean)}. */
+    public CompletableFuture<Void> add(String uid, WorkloadInfo info, NetworkNamespace netns) {
+        return add(uid, info, netns, false);
+    }
+
     /**
      * The ztunnel must proxy this pod: takes ownership of {@code netns}. The future completes with
      * the ztunnel's ack of the first Add that reaches it (it stays pending while no ztunnel is
      * connected; callers bound their wait). Adding a pod again with the same namespace is a no-op.
+     *
+     * @param servedBefore a ztunnel took this pod before this agent started (its rules are in
+     *     place): the first request for it is Keep, and Add only if the ztunnel does not have it
      */
-    public CompletableFuture<Void> add(String uid, WorkloadInfo info, NetworkNamespace netns) {
+    public CompletableFuture<Void> add(String uid, WorkloadInfo info, NetworkNamespace netns, boolean servedBefore) {
         synchronized (lock) {
             Entry old = desired.get(uid);
             if (old != null) {
@@ -145,9 +156,10 @@ public final class ZdsServer implements AutoCloseable {
                 removeLocked(old);
             }
             Entry e = new Entry(uid, info, netns);
+            e.keep = servedBefore;
             desired.put(uid, e);
             if (current != null) {
-                current.enqueue(addOp(e, e.acked));
+                current.enqueue(requestFor(e, e.acked));
             }
             return e.acked.copy();
         }
@@ -181,8 +193,24 @@ public final class ZdsServer implements AutoCloseable {
         return result;
     }
 
+    /** Keep for a pod served before this agent started (once), else Add. Under the lock. */
+    private Op requestFor(Entry e, CompletableFuture<Void> result) {
+        if (!e.keep) {
+            return addOp(e, result);
+        }
+        e.keep = false;
+        e.users++;
+        return new Op("keep", WorkloadRequest.newBuilder().setKeep(KeepWorkload.newBuilder().setUid(e.uid)).build(),
+                e, result, "Keep " + e.name());
+    }
+
     private Op addOp(Entry e, CompletableFuture<Void> result) {
         e.users++;
+        return addRequest(e, result);
+    }
+
+    /** An Add carrying the pod's netns; the caller holds a use of it. */
+    private static Op addRequest(Entry e, CompletableFuture<Void> result) {
         return new Op("add", WorkloadRequest.newBuilder().setAdd(AddWorkload.newBuilder().setUid(e.uid)
                 .setWorkloadInfo(e.info)).build(), e, result, "Add " + e.name());
     }
@@ -304,7 +332,7 @@ public final class ZdsServer implements AutoCloseable {
                     registered = true;
                     replay = desired.size();
                     for (Entry e : desired.values()) {
-                        queue.add(addOp(e, e.acked.isDone() ? new CompletableFuture<>() : e.acked));
+                        queue.add(requestFor(e, e.acked.isDone() ? new CompletableFuture<>() : e.acked));
                     }
                     queue.add(new Op("snapshot_sent", WorkloadRequest.newBuilder()
                             .setSnapshotSent(SnapshotSent.getDefaultInstance()).build(), null,
@@ -364,6 +392,24 @@ public final class ZdsServer implements AutoCloseable {
                 throw new IOException("ZDS protocol error: answer to " + op.what() + " carries no ack");
             }
             String error = r.getAck().getError();
+            if (!error.isEmpty() && op.type().equals("keep")) {
+                // This ztunnel does not have the pod (it restarted too): hand it over, before anything else.
+                metrics.zdsRequest(op.type(), "rejected");
+                Entry e = op.carries();
+                boolean removed;
+                synchronized (lock) {
+                    removed = e.removed;
+                }
+                if (removed) {
+                    op.result().completeExceptionally(new ZdsRejected("removed before the ztunnel acknowledged it"));
+                    release(e);
+                    return;
+                }
+                LOG.infof("ZDS: the ztunnel does not have %s (%s); sending Add", e.name(), error);
+                // The Add takes over the Keep's hold on the netns (released once, by whichever finishes).
+                exchange(addRequest(e, op.result()));
+                return;
+            }
             if (error.isEmpty()) {
                 LOG.infof("ZDS: %s acknowledged", op.what());
                 metrics.zdsRequest(op.type(), "ok");

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ambient.cni.CniNode;
+import dev.ambient.cni.MockKubernetes;
 import dev.ambient.cni.TestNetworks;
 import dev.ambient.cni.ZdsTestClient;
 import dev.ambient.cni.pods.KubernetesPodSource;
@@ -14,10 +15,6 @@ import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.fabric8.kubernetes.client.server.mock.KubernetesCrudDispatcher;
-import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
-import io.fabric8.mockwebserver.Context;
-import io.fabric8.mockwebserver.MockWebServer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -43,8 +40,8 @@ class KubernetesEnrolmentTest {
 
     static final String NODE = "node-k";
     static TestNetworks nets;
+    static MockKubernetes api;
     static Path dir;
-    static KubernetesMockServer server;
     static KubernetesClient client;
 
     @BeforeAll
@@ -53,28 +50,17 @@ class KubernetesEnrolmentTest {
         nets.pod("cnit-k1", "10.249.3.2");
         nets.pod("cnit-k2", "10.249.3.3");
         nets.pod("cnit-k3", "10.249.3.4");
-        dir = Files.createTempDirectory("cnit-k8s");
-        server = new KubernetesMockServer(new Context(), new MockWebServer(), new java.util.HashMap<>(),
-                new KubernetesCrudDispatcher(), false);
-        server.init();
-        client = server.createClient();
+        api = new MockKubernetes("cnit-k8s");
+        dir = api.dir;
+        client = api.client;
     }
 
     @AfterAll
     static void cleanUp() {
-        if (client != null) {
-            client.close();
-        }
-        if (server != null) {
-            server.destroy();
+        if (api != null) {
+            api.close();
         }
         nets.close();
-        try (var files = Files.list(dir)) {
-            files.forEach(f -> f.toFile().delete());
-            Files.deleteIfExists(dir);
-        } catch (java.io.IOException e) {
-            // a temporary directory; best effort
-        }
     }
 
     static Pod pod(String ns, String name, String uid, String ip, String node, Map<String, String> labels) {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.ambient.cni.CniNode;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
@@ -31,7 +32,8 @@ class PluginInstallerTest {
         Files.writeString(conf.resolve("99-loopback.conf"), "{\"type\": \"loopback\"}");
         Path source = Path.of("target").toAbsolutePath();
 
-        PluginInstaller installer = new PluginInstaller(source, bin, conf, Path.of("/var/run/ambient/cni-plugin.sock"));
+        PluginInstaller installer = new PluginInstaller(source, bin, conf, Path.of("/var/run/ambient/cni-plugin.sock"),
+                CniNode.Settings.of("node-a", root).deadlines().pluginTimeoutSeconds());
         installer.copyBinaries();
         assertTrue(Files.isExecutable(bin.resolve("ambient-cni")));
         assertTrue(Files.isRegularFile(bin.resolve("ambient-cni.d/ambient-cni.jar")));
@@ -43,6 +45,8 @@ class PluginInstallerTest {
         assertEquals("calico", chained.at("/plugins/0/type").asText(), "the cluster's plugins come first, untouched");
         assertEquals(json.readTree(CALICO).at("/plugins/1"), chained.at("/plugins/1"));
         assertEquals("ambient-cni", chained.at("/plugins/2/type").asText());
+        assertEquals(45, chained.at("/plugins/2/agent_timeout_seconds").asInt(),
+                "the plugin waits longer than the agent's answer takes (40 s with the defaults)");
         assertEquals("/var/run/ambient/cni-plugin.sock", chained.at("/plugins/2/agent_socket").asText());
         assertFalse(installer.chain(), "installing again changes nothing");
         assertEquals(chained, json.readTree(conf.resolve("10-calico.conflist").toFile()));
