@@ -70,22 +70,37 @@ final class OutsideWorld implements AutoCloseable {
 
     /** The mesh in a box's outside server on {@code port}: plain HTTP, or HTTPS with {@code tls} = {cert, key}. */
     void httpServer(int port, Path[] tls) throws Exception {
+        httpServer(true, ADDRESS, port, tls);
+    }
+
+    /**
+     * Another address beyond the host ({@code 10.250.x.y}, routed through the veth), standing for
+     * something that is not the outside world: a pod on another node, a denied network.
+     */
+    void addAddress(String address) throws Exception {
+        sh("ip netns exec " + NETNS + " ip addr add " + address + "/32 dev wpt-out1");
+        sh("ip route replace " + address + "/32 via " + ADDRESS);
+    }
+
+    /** outside.py at {@code address:port}: in the outside namespace, or on the host itself ({@code outside} false). */
+    void httpServer(boolean outside, String address, int port, Path[] tls) throws Exception {
         Path script = Path.of("..", "integration-tests", "meshbox", "pods", "outside.py").toAbsolutePath();
-        List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", NETNS, "/usr/bin/python3", script.toString(),
-                ADDRESS, Integer.toString(port)));
+        List<String> cmd = new ArrayList<>(outside ? List.of("ip", "netns", "exec", NETNS) : List.of());
+        cmd.addAll(List.of("/usr/bin/python3", script.toString(), address, Integer.toString(port)));
         if (tls != null) {
             cmd.add(tls[0].toString());
             cmd.add(tls[1].toString());
         }
-        start(cmd, "http-" + port);
-        awaitPort(port);
+        String name = address.equals(ADDRESS) ? "http-" + port : "http-" + address + "-" + port;
+        start(cmd, name);
+        awaitPort(address, port);
     }
 
     /** An echo server (socat) on {@code port}. */
     void echoServer(int port) throws Exception {
         start(List.of("ip", "netns", "exec", NETNS, "socat", "TCP-LISTEN:" + port + ",bind=" + ADDRESS
                 + ",fork,reuseaddr", "EXEC:cat"), "echo-" + port);
-        awaitPort(port);
+        awaitPort(ADDRESS, port);
     }
 
     /** dnsmasq on ADDRESS:53, answering only what {@code records} say ({@code --address=/name/ip}). */
@@ -111,15 +126,15 @@ final class OutsideWorld implements AutoCloseable {
                 .redirectOutput(dir.resolve(name + ".log").toFile()).start());
     }
 
-    private static void awaitPort(int port) throws Exception {
+    private static void awaitPort(String address, int port) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (true) {
             try (Socket s = new Socket()) {
-                s.connect(new InetSocketAddress(ADDRESS, port), 200);
+                s.connect(new InetSocketAddress(address, port), 200);
                 return;
             } catch (IOException e) {
                 if (System.nanoTime() > deadline) {
-                    throw new IllegalStateException("nothing listens on " + ADDRESS + ":" + port, e);
+                    throw new IllegalStateException("nothing listens on " + address + ":" + port, e);
                 }
                 Thread.sleep(50);
             }

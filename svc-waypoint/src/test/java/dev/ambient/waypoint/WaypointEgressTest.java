@@ -82,6 +82,8 @@ class WaypointEgressTest {
     static final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).build();
     static int nextTunnelPort = 58401;
+    static final String MESH_POD = "10.250.81.2";
+    static final String DENIED = "10.250.82.2";
 
     @BeforeAll
     static void start() throws Exception {
@@ -92,6 +94,13 @@ class WaypointEgressTest {
         outside.httpServer(443, api);
         outside.httpServer(8443, outside.untrustedCertificate("untrusted", "untrusted.example.com"));
         outside.echoServer(9000);
+        // What an attacker's DNS may point a name at: a mesh pod on another node, the node the
+        // waypoint runs on, a network the operator denied.
+        outside.addAddress(MESH_POD);
+        outside.httpServer(true, MESH_POD, 8080, null);
+        outside.httpServer(false, OutsideWorld.HOST, 58181, null);
+        outside.addAddress(DENIED);
+        outside.httpServer(true, DENIED, 8080, null);
         outside.resolver("--address=/api.example.com/" + OutsideWorld.ADDRESS,
                 "--address=/secure.example.com/" + OutsideWorld.ADDRESS,
                 "--address=/wrong.example.com/" + OutsideWorld.ADDRESS,
@@ -99,14 +108,18 @@ class WaypointEgressTest {
                 "--address=/insecure.example.com/" + OutsideWorld.ADDRESS,
                 "--address=/echo.example.com/" + OutsideWorld.ADDRESS,
                 "--address=/rebind.example.com/127.0.0.1",
-                "--address=/metadata.example.com/169.254.169.254");
+                "--address=/metadata.example.com/169.254.169.254",
+                "--address=/pod.example.com/" + MESH_POD,
+                "--address=/node.example.com/" + OutsideWorld.HOST,
+                "--address=/denied.example.com/" + DENIED);
         box = new HboneTestBox(dir);
         registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         WaypointNode waypoint = box.waypoint("127.0.87.1", HBONE, 58108, Map.of(
                 "waypoint.gateway", NS + "/waypoint",
                 "waypoint.upstream.dns-servers", OutsideWorld.ADDRESS,
                 "waypoint.upstream.dns-timeout", "2s",
-                "waypoint.upstream.connect-timeout", "2s"), registry);
+                "waypoint.upstream.connect-timeout", "2s",
+                "waypoint.upstream.denied-cidrs", "10.250.82.0/24"), registry);
 
         OriginatedTls verified = OriginatedTls.newBuilder().setCaCertificates(outside.caCert.toString())
                 .setSource(NS + "/api-tls").build();
@@ -122,9 +135,13 @@ class WaypointEgressTest {
                 external("metadata.example.com", "240.240.0.7", 80, 80, "http", null),
                 external("echo.example.com", "240.240.0.8", 9000, 9000, "tcp", null),
                 external("static.example.com", "240.240.0.9", 80, 80, "http", null),
-                external("nxdomain.example.com", "240.240.0.10", 80, 80, "http", null));
+                external("nxdomain.example.com", "240.240.0.10", 80, 80, "http", null),
+                external("pod.example.com", "240.240.0.11", 80, 8080, "http", null),
+                external("node.example.com", "240.240.0.12", 80, 58181, "http", null),
+                external("denied.example.com", "240.240.0.13", 80, 8080, "http", null));
         List<Workload> workloads = new ArrayList<>();
         workloads.add(client("sleep", "demo", "sleep", "127.0.0.1"));
+        workloads.add(client("payments", "bank", "payments", MESH_POD)); // in the mesh (HBONE), on another node
         for (Service s : services) {
             Workload.Builder w = Workload.newBuilder().setUid("Kubernetes/networking.istio.io/ServiceEntry/" + NS + "/"
                     + s.getHostname()).setName(s.getHostname()).setNamespace(NS)
@@ -244,6 +261,30 @@ class WaypointEgressTest {
         assertLogged("rebind.example.com", "127.0.0.1 is loopback");
         assertEquals(503, get(tunnel("240.240.0.7", 80), "metadata.example.com", "/latest/meta-data").statusCode());
         assertLogged("metadata.example.com", "169.254.169.254 is loopback, wildcard, link-local");
+    }
+
+    /**
+     * The attack: whoever controls an external name's DNS points it at a pod of the mesh, at the
+     * node the waypoint runs on, or at a network the operator denied; the waypoint would dial it
+     * directly, with its own standing, around the pod's policy. Each is refused with the reason
+     * logged, and nothing reaches the server behind it.
+     */
+    @Test
+    void aNameResolvingToTheMeshItselfOrADeniedNetworkIsRefused() throws Exception {
+        assertEquals(503, get(tunnel("240.240.0.11", 80), "pod.example.com", "/steal").statusCode());
+        assertLogged("pod.example.com", "refused: " + MESH_POD + " is an address of the mesh (workload bank/payments)");
+        assertEquals(503, get(tunnel("240.240.0.12", 80), "node.example.com", "/steal").statusCode());
+        assertLogged("node.example.com", "refused: " + OutsideWorld.HOST + " is an address of this host");
+        assertEquals(503, get(tunnel("240.240.0.13", 80), "denied.example.com", "/steal").statusCode());
+        assertLogged("denied.example.com", "refused: " + DENIED + " is in a denied network (10.250.82.0/24,"
+                + " waypoint.upstream.denied-cidrs)");
+        for (String server : List.of("http-" + MESH_POD + "-8080", "http-" + OutsideWorld.HOST + "-58181",
+                "http-" + DENIED + "-8080")) {
+            assertTrue(outside.log(server).lines().noneMatch(l -> l.contains("/steal")), server + " was reached: "
+                    + outside.log(server));
+        }
+        assertEquals(200, get(tunnel("240.240.0.1", 80), "api.example.com", "/after-refusals").statusCode(),
+                "the outside world is still reached");
     }
 
     @Test

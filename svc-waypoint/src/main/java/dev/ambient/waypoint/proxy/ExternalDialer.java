@@ -32,6 +32,7 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
@@ -39,10 +40,10 @@ import java.util.concurrent.TimeUnit;
  * Dials an endpoint outside the mesh (a workload that is no HBONE peer: a ServiceEntry endpoint, a
  * pod not in the mesh) directly, in plain TCP or with TLS originated by {@link TlsOrigination}. A
  * name (ServiceEntry resolution DNS) is resolved when dialled, on the loop, through the configured
- * resolvers (else /etc/resolv.conf's), within {@code dnsTimeout}. A destination outside the mesh is
- * never one of this host's own addresses (loopback, wildcard), a link-local address (cloud metadata
- * services live there) or multicast: whoever controls an external name's DNS could otherwise point
- * the waypoint at its own ports or at the node's metadata.
+ * resolvers (else /etc/resolv.conf's), within {@code dnsTimeout}. Every address, resolved or
+ * configured, is checked by {@link ExternalDestinations} before it is dialled (never this host, the
+ * mesh itself, link-local or a denied network): whoever controls an external name's DNS could
+ * otherwise point the waypoint at its own ports, the node's metadata or the mesh's pods.
  */
 public final class ExternalDialer implements AutoCloseable {
 
@@ -54,11 +55,13 @@ public final class ExternalDialer implements AutoCloseable {
     private final DnsServerAddressStreamProvider nameServers;
     private final TlsOrigination tls = new TlsOrigination();
     private final Map<EventLoop, DnsNameResolver> resolvers = new ConcurrentHashMap<>();
+    private final ExternalDestinations destinations;
 
     /** @param dnsServers resolvers to ask; empty = those of /etc/resolv.conf */
     public ExternalDialer(Transport transport, Duration connectTimeout, Duration dnsTimeout,
-            List<InetSocketAddress> dnsServers) {
+            List<InetSocketAddress> dnsServers, ExternalDestinations destinations) {
         this.transport = transport;
+        this.destinations = destinations;
         this.connectTimeoutMillis = (int) connectTimeout.toMillis();
         this.dnsTimeoutMillis = dnsTimeout.toMillis();
         this.nameServers = dnsServers.isEmpty() ? DnsServerAddressStreamProviders.platformDefault()
@@ -119,10 +122,9 @@ public final class ExternalDialer implements AutoCloseable {
     }
 
     private void connect(Endpoint endpoint, InetAddress address, EventLoop loop, Promise<Channel> result) {
-        if (address.isLoopbackAddress() || address.isAnyLocalAddress() || address.isLinkLocalAddress()
-                || address.isMulticastAddress()) {
-            result.tryFailure(failure(endpoint, "refused: " + address.getHostAddress()
-                    + " is loopback, wildcard, link-local or multicast, never a destination outside the mesh"));
+        Optional<String> refusal = destinations.refusal(address);
+        if (refusal.isPresent()) {
+            result.tryFailure(failure(endpoint, "refused: " + refusal.get()));
             return;
         }
         InetSocketAddress target = new InetSocketAddress(address, endpoint.port());
