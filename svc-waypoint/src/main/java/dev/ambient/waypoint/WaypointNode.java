@@ -121,7 +121,8 @@ public final class WaypointNode implements AutoCloseable {
             }
         }), ExternalDestinations.REFRESH_SECONDS, ExternalDestinations.REFRESH_SECONDS, java.util.concurrent.TimeUnit.SECONDS);
         external = new ExternalDialer(transport, up.connectTimeout(), up.dnsTimeout(),
-                ExternalDialer.parseServers(up.dnsServers().orElse(java.util.List.of())), destinations);
+                ExternalDialer.parseServers(up.dnsServers().orElse(java.util.List.of())), destinations,
+                up.tlsFilesCheckInterval());
         upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
                 l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
                 up.maxIdlePerEndpoint(), up.idleTimeout(), external);

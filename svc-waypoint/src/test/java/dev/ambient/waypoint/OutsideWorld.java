@@ -60,7 +60,7 @@ final class OutsideWorld implements AutoCloseable {
         Path key = dir.resolve(file + ".key");
         Path ext = dir.resolve(file + ".ext");
         Files.writeString(ext, "subjectAltName=" + String.join(",", java.util.Arrays.stream(names)
-                .map(n -> "DNS:" + n).toList()) + "\n");
+                .map(n -> (n.contains("://") ? "URI:" : "DNS:") + n).toList()) + "\n");
         sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + key + " -out " + dir.resolve(
                 file + ".csr") + " -subj /CN=" + names[0] + " 2>&1 && openssl x509 -req -in " + dir.resolve(file + ".csr")
                 + " -CA " + ca + " -CAkey " + caKey + " -CAcreateserial -out " + cert + " -days 1 -extfile " + ext
@@ -94,6 +94,19 @@ final class OutsideWorld implements AutoCloseable {
         String name = address.equals(ADDRESS) ? "http-" + port : "http-" + address + "-" + port;
         start(cmd, name);
         awaitPort(address, port);
+    }
+
+    /**
+     * tls-origin-server.py (Python's ssl, python-h2) on {@code port}: {@code tls} = {cert, key},
+     * requiring a client certificate from {@code clientCa} (null: none), offering {@code alpn}
+     * ("h2,http/1.1"; null: no ALPN).
+     */
+    void tlsOriginServer(int port, Path[] tls, Path clientCa, String alpn) throws Exception {
+        Path script = Path.of(OutsideWorld.class.getResource("/tls-origin-server.py").toURI());
+        start(List.of("ip", "netns", "exec", NETNS, "/usr/bin/python3", script.toString(), ADDRESS,
+                Integer.toString(port), tls[0].toString(), tls[1].toString(), clientCa == null ? "-" : clientCa.toString(),
+                alpn == null ? "-" : alpn), "origin-" + port);
+        awaitPort(ADDRESS, port);
     }
 
     /** An echo server (socat) on {@code port}. */

@@ -84,6 +84,16 @@ class WaypointEgressTest {
     static int nextTunnelPort = 58401;
     static final String MESH_POD = "10.250.81.2";
     static final String DENIED = "10.250.82.2";
+    static Path fifo;
+    static Path[] client;
+    static final String ORIGIN_ID = "spiffe://partner.example/ns/api/sa/origin";
+
+    /** MUTUAL as svc-xds publishes it: the test CA, the waypoint's client certificate, the origin's name as SNI. */
+    static OriginatedTls.Builder mutual() {
+        return OriginatedTls.newBuilder().setCaCertificates(outside.caCert.toString()).setSni("origin.example.com")
+                .setClientCertificate(client[0].toString()).setPrivateKey(client[1].toString())
+                .setSource(NS + "/origin-mtls");
+    }
 
     @BeforeAll
     static void start() throws Exception {
@@ -94,6 +104,10 @@ class WaypointEgressTest {
         outside.httpServer(443, api);
         outside.httpServer(8443, outside.untrustedCertificate("untrusted", "untrusted.example.com"));
         outside.echoServer(9000);
+        Path[] origin = outside.certificate("origin", "origin.example.com", ORIGIN_ID);
+        client = outside.certificate("waypoint-client", "waypoint-client.egress.example");
+        outside.tlsOriginServer(8444, origin, outside.caCert, "h2,http/1.1");
+        outside.tlsOriginServer(8445, origin, outside.caCert, "http/1.1");
         // What an attacker's DNS may point a name at: a mesh pod on another node, the node the
         // waypoint runs on, a network the operator denied.
         outside.addAddress(MESH_POD);
@@ -111,7 +125,16 @@ class WaypointEgressTest {
                 "--address=/metadata.example.com/169.254.169.254",
                 "--address=/pod.example.com/" + MESH_POD,
                 "--address=/node.example.com/" + OutsideWorld.HOST,
-                "--address=/denied.example.com/" + DENIED);
+                "--address=/denied.example.com/" + DENIED,
+                "--address=/fifo.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/broken.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/origin.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/origin1.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/nocert.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/san.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/wrongsan.example.com/" + OutsideWorld.ADDRESS);
+        fifo = dir.resolve("ca-fifo.pem");
+        OutsideWorld.sh("mkfifo " + fifo);
         box = new HboneTestBox(dir);
         registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         WaypointNode waypoint = box.waypoint("127.0.87.1", HBONE, 58108, Map.of(
@@ -138,7 +161,24 @@ class WaypointEgressTest {
                 external("nxdomain.example.com", "240.240.0.10", 80, 80, "http", null),
                 external("pod.example.com", "240.240.0.11", 80, 8080, "http", null),
                 external("node.example.com", "240.240.0.12", 80, 58181, "http", null),
-                external("denied.example.com", "240.240.0.13", 80, 8080, "http", null));
+                external("denied.example.com", "240.240.0.13", 80, 8080, "http", null),
+                // A rule whose CA "file" is a FIFO: opening it blocks until someone writes.
+                external("fifo.example.com", "240.240.0.14", 80, 443, "http", OriginatedTls.newBuilder()
+                        .setCaCertificates(fifo.toString()).setSni("secure.example.com").setSource(NS + "/fifo").build()),
+                // As svc-xds publishes an invalid DestinationRule that asked for TLS.
+                external("broken.example.com", "240.240.0.15", 80, 80, "http", OriginatedTls.newBuilder()
+                        .setSource(NS + "/broken").setRefusal("DestinationRule egress/broken asks for TLS but is"
+                                + " invalid: spec.trafficPolicy.tls.mode: must be one of [DISABLE, ISTIO_MUTUAL,"
+                                + " MUTUAL, SIMPLE], got 'SIMPEL'").build()),
+                external("origin.example.com", "240.240.0.16", 80, 8444, "http", mutual().build()),
+                external("origin1.example.com", "240.240.0.17", 80, 8445, "http", mutual().build()),
+                external("nocert.example.com", "240.240.0.18", 80, 8445, "http", verified.toBuilder()
+                        .setSni("origin.example.com").build()),
+                // The SNI is a name the certificate does not carry: the rule's SANs are verified instead.
+                external("san.example.com", "240.240.0.19", 80, 8445, "http", mutual().setSni("unrelated.example.net")
+                        .addSubjectAltNames(ORIGIN_ID).build()),
+                external("wrongsan.example.com", "240.240.0.20", 80, 8445, "http", mutual()
+                        .addSubjectAltNames("spiffe://partner.example/ns/api/sa/someone-else").build()));
         List<Workload> workloads = new ArrayList<>();
         workloads.add(client("sleep", "demo", "sleep", "127.0.0.1"));
         workloads.add(client("payments", "bank", "payments", MESH_POD)); // in the mesh (HBONE), on another node
@@ -285,6 +325,112 @@ class WaypointEgressTest {
         }
         assertEquals(200, get(tunnel("240.240.0.1", 80), "api.example.com", "/after-refusals").statusCode(),
                 "the outside world is still reached");
+    }
+
+    /**
+     * Reading a rule's CA file happens off the event loops: while a dial waits for a CA "file" that
+     * never comes (a FIFO), no data-plane thread is ever seen in file I/O and requests to other
+     * hosts on both loops are answered; the waiting one is refused with the reason.
+     */
+    @Test
+    void aRulesFilesAreNeverReadOnTheEventLoop() throws Exception {
+        var waiting = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            try {
+                return get(tunnel("240.240.0.14", 80), "fifo.example.com", "/fifo").statusCode();
+            } catch (Exception e) {
+                return -1;
+            }
+        });
+        try {
+            long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(1500);
+            while (System.nanoTime() < until) {
+                for (var e : Thread.getAllStackTraces().entrySet()) {
+                    if (e.getKey().getName().startsWith("waypoint-dataplane")) {
+                        for (StackTraceElement f : e.getValue()) {
+                            String c = f.getClassName();
+                            assertTrue(!(c.startsWith("java.io.File") || c.startsWith("sun.nio.fs.")
+                                    || c.startsWith("sun.nio.ch.FileChannel") || c.equals("java.nio.file.Files")),
+                                    e.getKey().getName() + " is in file I/O: " + java.util.Arrays.toString(e.getValue()));
+                        }
+                    }
+                }
+                Thread.sleep(5);
+            }
+            for (int i = 0; i < 6; i++) { // new tunnels, new HBONE connections: both loops
+                var r = http.send(HttpRequest.newBuilder(URI.create("http://" + tunnelHost(tunnel("240.240.0.2", 80))
+                        + "/meanwhile")).timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.ofString());
+                assertEquals(200, r.statusCode(), r.body());
+            }
+            assertEquals(503, (int) waiting.get(20, TimeUnit.SECONDS));
+            assertLogged("fifo.example.com", "not a regular file");
+        } finally {
+            // Whatever still waits on the FIFO (the old code's loop) is let go.
+            new ProcessBuilder("sh", "-c", "timeout 2 sh -c 'echo > " + fifo + "'").start();
+        }
+    }
+
+    static String tunnelHost(InetSocketAddress tunnel) {
+        return tunnel.getHostString() + ":" + tunnel.getPort();
+    }
+
+    /** An invalid DestinationRule that asked for TLS (as svc-xds now publishes it) is refused, never sent in clear. */
+    @Test
+    void aHostWhoseTlsRuleIsInvalidIsRefusedNotSentInClear() throws Exception {
+        HttpResponse<String> r = get(tunnel("240.240.0.15", 80), "broken.example.com", "/broken");
+        assertEquals(503, r.statusCode(), r.body());
+        assertLogged("broken.example.com", "refused: DestinationRule egress/broken asks for TLS but is invalid:"
+                + " spec.trafficPolicy.tls.mode");
+        assertTrue(outside.log("http-80").lines().noneMatch(l -> l.contains("/broken")), "nothing sent in clear");
+        assertEquals(200, get(tunnel("240.240.0.1", 80), "api.example.com", "/after-broken").statusCode());
+    }
+
+    /** MUTUAL against a server that requires a client certificate: presented; without one, refused. */
+    @Test
+    void mutualTlsPresentsTheClientCertificate() throws Exception {
+        HttpResponse<String> r = get(tunnel("240.240.0.17", 80), "origin1.example.com", "/mtls");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals("origin http/1.1 HTTP/1.1 client=waypoint-client.egress.example /mtls\n", r.body());
+
+        assertEquals(503, get(tunnel("240.240.0.18", 80), "nocert.example.com", "/nocert").statusCode());
+        assertLogged("nocert.example.com", "TLS origination to origin.example.com");
+        assertTrue(outside.log("origin-8445").lines().noneMatch(l -> l.contains("/nocert")), outside.log("origin-8445"));
+        assertEquals(200, get(tunnel("240.240.0.17", 80), "origin1.example.com", "/mtls-again").statusCode());
+    }
+
+    /** subjectAltNames replace the host name check: a listed name passes whatever the SNI, another is refused. */
+    @Test
+    void subjectAltNamesAreVerifiedInsteadOfTheHostName() throws Exception {
+        HttpResponse<String> r = get(tunnel("240.240.0.19", 80), "san.example.com", "/san");
+        assertEquals(200, r.statusCode(), r.body());
+        assertTrue(r.body().endsWith(" /san\n"), r.body());
+
+        assertEquals(503, get(tunnel("240.240.0.20", 80), "wrongsan.example.com", "/wrongsan").statusCode());
+        assertLogged("wrongsan.example.com", "none of the rule's subjectAltNames [spiffe://partner.example/ns/api/sa"
+                + "/someone-else]");
+        assertTrue(outside.log("origin-8445").lines().noneMatch(l -> l.contains("/wrongsan")), "nothing sent");
+    }
+
+    /**
+     * ALPN: the waypoint offers h2 and http/1.1 and speaks what the server chose (the app speaks
+     * HTTP/1.1 either way); h2's one connection carries requests made at once.
+     */
+    @Test
+    void h2IsNegotiatedAndSpokenUpstream() throws Exception {
+        HttpResponse<String> r = get(tunnel("240.240.0.16", 80), "origin.example.com", "/h2");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals("origin h2 HTTP/2 client=waypoint-client.egress.example /h2\n", r.body());
+        InetSocketAddress t = tunnel("240.240.0.16", 80);
+        List<java.util.concurrent.CompletableFuture<HttpResponse<String>>> many = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            many.add(http.sendAsync(HttpRequest.newBuilder(URI.create("http://" + tunnelHost(t) + "/many-" + i))
+                    .timeout(Duration.ofSeconds(15)).build(), HttpResponse.BodyHandlers.ofString()));
+        }
+        for (int i = 0; i < 8; i++) {
+            HttpResponse<String> each = many.get(i).get(20, TimeUnit.SECONDS);
+            assertEquals("origin h2 HTTP/2 client=waypoint-client.egress.example /many-" + i + "\n", each.body());
+        }
+        // A server that offers http/1.1 only gets HTTP/1.1 (origin1's test above).
+        assertTrue(get(tunnel("240.240.0.17", 80), "origin1.example.com", "/h1").body().startsWith("origin http/1.1 HTTP/1.1"));
     }
 
     @Test

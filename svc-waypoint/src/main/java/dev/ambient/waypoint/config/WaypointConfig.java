@@ -150,6 +150,13 @@ public interface WaypointConfig {
          */
         @WithDefault("0.0.0.0/8,100.100.100.200/32,fd00:ec2::254/128")
         java.util.List<String> deniedCidrs();
+
+        /**
+         * How often the files a DestinationRule's originated TLS is made of (caCertificates,
+         * clientCertificate, privateKey) are checked for changes, off the event loops.
+         */
+        @WithDefault("5s")
+        Duration tlsFilesCheckInterval();
     }
 
     interface Http {

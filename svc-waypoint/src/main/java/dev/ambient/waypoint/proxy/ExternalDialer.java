@@ -16,6 +16,7 @@ import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.epoll.EpollDatagramChannel;
 import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.nio.NioDatagramChannel;
+import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.resolver.ResolvedAddressTypes;
 import io.netty.resolver.dns.DnsNameResolver;
@@ -26,7 +27,6 @@ import io.netty.resolver.dns.SequentialDnsServerAddressStreamProvider;
 import io.netty.util.NetUtil;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
-import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
@@ -53,15 +53,20 @@ public final class ExternalDialer implements AutoCloseable {
     private final int connectTimeoutMillis;
     private final long dnsTimeoutMillis;
     private final DnsServerAddressStreamProvider nameServers;
-    private final TlsOrigination tls = new TlsOrigination();
+    private final TlsOrigination tls;
     private final Map<EventLoop, DnsNameResolver> resolvers = new ConcurrentHashMap<>();
     private final ExternalDestinations destinations;
 
-    /** @param dnsServers resolvers to ask; empty = those of /etc/resolv.conf */
+    /**
+     * @param dnsServers resolvers to ask; empty = those of /etc/resolv.conf
+     * @param tlsFilesCheck how often the files of a rule's TLS context are checked for changes
+     */
     public ExternalDialer(Transport transport, Duration connectTimeout, Duration dnsTimeout,
-            List<InetSocketAddress> dnsServers, ExternalDestinations destinations) {
+            List<InetSocketAddress> dnsServers, ExternalDestinations destinations, Duration tlsFilesCheck) {
         this.transport = transport;
         this.destinations = destinations;
+        // Reading a rule's files blocks: a virtual thread per build, never an event loop.
+        this.tls = new TlsOrigination(tlsFilesCheck, r -> Thread.ofVirtual().name("tls-origination").start(r));
         this.connectTimeoutMillis = (int) connectTimeout.toMillis();
         this.dnsTimeoutMillis = dnsTimeout.toMillis();
         this.nameServers = dnsServers.isEmpty() ? DnsServerAddressStreamProviders.platformDefault()
@@ -92,15 +97,29 @@ public final class ExternalDialer implements AutoCloseable {
         }).toList();
     }
 
+    /** {@link #dial(Endpoint, EventLoop, boolean)} for a TCP stream (no ALPN). */
+    public Future<Channel> dial(Endpoint endpoint, EventLoop loop) {
+        return dial(endpoint, loop, false);
+    }
+
     /**
      * A connected channel to the endpoint, on {@code loop}, auto-read off with what it read held in
      * {@link PendingReads}; with TLS originated when the endpoint asks for it, completed once the
-     * server proved its name. Fails with an {@link UpstreamFailure} of kind CONNECT saying why.
+     * server proved its name. Fails with an {@link UpstreamFailure} of kind CONNECT saying why, at
+     * once when the endpoint's TLS rule is a refusal (an invalid DestinationRule: never in clear).
+     *
+     * @param http the connection carries HTTP: TLS offers h2 and http/1.1 ({@link #applicationProtocol})
      */
-    public Future<Channel> dial(Endpoint endpoint, EventLoop loop) {
+    public Future<Channel> dial(Endpoint endpoint, EventLoop loop, boolean http) {
         Promise<Channel> result = loop.newPromise();
+        OriginatedTls origination = endpoint.tls();
+        if (origination != null && !origination.getRefusal().isEmpty()) {
+            return result.setFailure(failure(endpoint, "refused: " + origination.getRefusal()));
+        }
+        // The context is made (off the loop) while the name resolves and the socket connects.
+        Future<SslContext> context = origination == null ? null : tls.context(origination, http, loop);
         if (endpoint.address() != null) {
-            connect(endpoint, endpoint.address(), loop, result);
+            connect(endpoint, endpoint.address(), loop, context, result);
             return result;
         }
         String name = endpoint.hostname();
@@ -116,12 +135,19 @@ public final class ExternalDialer implements AutoCloseable {
                 result.tryFailure(failure(endpoint, "cannot resolve " + name + ": " + f.cause().getMessage()));
                 return;
             }
-            connect(endpoint, (InetAddress) f.getNow(), loop, result);
+            connect(endpoint, (InetAddress) f.getNow(), loop, context, result);
         });
         return result;
     }
 
-    private void connect(Endpoint endpoint, InetAddress address, EventLoop loop, Promise<Channel> result) {
+    /** The protocol ALPN chose for TLS originated on {@code ch} ("h2", "http/1.1"); null without TLS or ALPN. */
+    public static String applicationProtocol(Channel ch) {
+        SslHandler ssl = ch.pipeline().get(SslHandler.class);
+        return ssl == null ? null : ssl.applicationProtocol();
+    }
+
+    private void connect(Endpoint endpoint, InetAddress address, EventLoop loop, Future<SslContext> context,
+            Promise<Channel> result) {
         Optional<String> refusal = destinations.refusal(address);
         if (refusal.isPresent()) {
             result.tryFailure(failure(endpoint, "refused: " + refusal.get()));
@@ -158,33 +184,38 @@ public final class ExternalDialer implements AutoCloseable {
                 result.trySuccess(ch);
                 return;
             }
-            SslHandler ssl;
-            try {
-                ssl = tls.handler(origination, serverName, endpoint.port(), ch.alloc());
-            } catch (IOException e) {
-                result.tryFailure(failure(endpoint, "TLS origination (" + origination.getSource() + "): "
-                        + e.getMessage()));
-                return;
+            context.addListener(c -> {
+                if (!c.isSuccess()) {
+                    result.tryFailure(failure(endpoint, "TLS origination (" + origination.getSource() + "): "
+                            + c.cause().getMessage()));
+                } else if (!result.isDone()) {
+                    handshake(endpoint, ch, (SslContext) c.getNow(), origination, serverName, target, result);
+                }
+            });
+        });
+    }
+
+    private void handshake(Endpoint endpoint, Channel ch, SslContext context, OriginatedTls origination,
+            String serverName, InetSocketAddress target, Promise<Channel> result) {
+        SslHandler ssl = TlsOrigination.handler(context, origination, serverName, endpoint.port(), ch.alloc());
+        ssl.setHandshakeTimeoutMillis(connectTimeoutMillis);
+        ch.pipeline().addFirst("tls-origination", ssl);
+        // A failed handshake is reported once, below; not again as an exception nobody handled.
+        ch.pipeline().addLast(HANDSHAKE_GUARD, new ChannelInboundHandlerAdapter() {
+            @Override
+            public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                ctx.close();
             }
-            ssl.setHandshakeTimeoutMillis(connectTimeoutMillis);
-            ch.pipeline().addFirst("tls-origination", ssl);
-            // A failed handshake is reported once, below; not again as an exception nobody handled.
-            ch.pipeline().addLast(HANDSHAKE_GUARD, new ChannelInboundHandlerAdapter() {
-                @Override
-                public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-                    ctx.close();
-                }
-            });
-            ssl.handshakeFuture().addListener(h -> {
-                if (h.isSuccess()) {
-                    ch.pipeline().remove(HANDSHAKE_GUARD);
-                    result.trySuccess(ch);
-                } else {
-                    result.tryFailure(failure(endpoint, "TLS origination to " + serverName + " at " + target
-                            + " (" + origination.getSource() + ") failed: " + rootMessage(h.cause())));
-                    ch.close();
-                }
-            });
+        });
+        ssl.handshakeFuture().addListener(h -> {
+            if (h.isSuccess()) {
+                ch.pipeline().remove(HANDSHAKE_GUARD);
+                result.trySuccess(ch);
+            } else {
+                result.tryFailure(failure(endpoint, "TLS origination to " + serverName + " at " + target
+                        + " (" + origination.getSource() + ") failed: " + rootMessage(h.cause())));
+                ch.close();
+            }
         });
     }
 
