@@ -13,14 +13,16 @@ import java.util.function.Supplier;
 import java.util.stream.Collectors;
 
 /**
- * Which addresses the waypoint may dial as "outside the mesh". The address of an external name is
+ * Which addresses the waypoint may dial as "outside the mesh". Refused for any endpoint: loopback,
+ * wildcard, link-local (cloud metadata services) and multicast. The address of an external name is
  * whatever that name's DNS says, and whoever controls it could otherwise aim the waypoint, with its
- * own standing, at what the mesh protects. Refused, always: this host's own addresses (loopback,
- * wildcard, every interface address, read again every {@link #REFRESH_SECONDS} s), link-local
- * (cloud metadata services) and multicast; the addresses of the mesh itself in the current
- * configuration (workloads other than a MESH_EXTERNAL ServiceEntry's endpoints, their nodes, and
- * the virtual addresses of services inside the mesh); and the operator's denied networks
- * ({@code waypoint.upstream.denied-cidrs}). Private ranges are not refused as such: external
+ * own standing, at what the mesh protects; so a resolved name is also refused when it is this
+ * host's (every interface address, read again every {@link #REFRESH_SECONDS} s), the mesh's own in
+ * the current configuration (workloads other than a MESH_EXTERNAL ServiceEntry's endpoints, their
+ * nodes, the virtual addresses of services inside the mesh) or in the operator's denied networks
+ * ({@code waypoint.upstream.denied-cidrs}). An address from the configuration itself (a STATIC
+ * endpoint, a pod outside the mesh that a service selects) is what its author, bound by the
+ * control plane's RBAC, asked for, and is dialled. Private ranges are not refused as such: external
  * services on RFC 1918 addresses are common (an on-premises database, a partner over a VPN), and
  * what is in-cluster is covered by the mesh's own addresses, or by the operator naming the pod,
  * service and node ranges in denied-cidrs.
@@ -83,13 +85,20 @@ public final class ExternalDestinations {
         this.hostAddresses = readHostAddresses();
     }
 
-    /** Why {@code address} must not be dialled as a destination outside the mesh; empty when it may. */
-    public Optional<String> refusal(InetAddress address) {
+    /**
+     * Why {@code address} must not be dialled as a destination outside the mesh; empty when it may.
+     *
+     * @param resolved the address is what an external name resolved to (not the configuration's)
+     */
+    public Optional<String> refusal(InetAddress address, boolean resolved) {
         String ip = address.getHostAddress();
         if (address.isLoopbackAddress() || address.isAnyLocalAddress() || address.isLinkLocalAddress()
                 || address.isMulticastAddress()) {
             return Optional.of(ip + " is loopback, wildcard, link-local or multicast, never a destination outside"
                     + " the mesh");
+        }
+        if (!resolved) {
+            return Optional.empty();
         }
         if (hostAddresses.contains(address)) {
             return Optional.of(ip + " is an address of this host");

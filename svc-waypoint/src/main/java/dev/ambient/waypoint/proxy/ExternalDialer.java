@@ -40,10 +40,10 @@ import java.util.concurrent.TimeUnit;
  * Dials an endpoint outside the mesh (a workload that is no HBONE peer: a ServiceEntry endpoint, a
  * pod not in the mesh) directly, in plain TCP or with TLS originated by {@link TlsOrigination}. A
  * name (ServiceEntry resolution DNS) is resolved when dialled, on the loop, through the configured
- * resolvers (else /etc/resolv.conf's), within {@code dnsTimeout}. Every address, resolved or
- * configured, is checked by {@link ExternalDestinations} before it is dialled (never this host, the
- * mesh itself, link-local or a denied network): whoever controls an external name's DNS could
- * otherwise point the waypoint at its own ports, the node's metadata or the mesh's pods.
+ * resolvers (else /etc/resolv.conf's), within {@code dnsTimeout}. Every address is checked by
+ * {@link ExternalDestinations} before it is dialled (never loopback or link-local; a resolved name
+ * never this host, the mesh itself or a denied network): whoever controls an external name's DNS
+ * could otherwise point the waypoint at its own ports, the node's metadata or the mesh's pods.
  */
 public final class ExternalDialer implements AutoCloseable {
 
@@ -119,7 +119,7 @@ public final class ExternalDialer implements AutoCloseable {
         // The context is made (off the loop) while the name resolves and the socket connects.
         Future<SslContext> context = origination == null ? null : tls.context(origination, http, loop);
         if (endpoint.address() != null) {
-            connect(endpoint, endpoint.address(), loop, context, result);
+            connect(endpoint, endpoint.address(), false, loop, context, result);
             return result;
         }
         String name = endpoint.hostname();
@@ -135,7 +135,7 @@ public final class ExternalDialer implements AutoCloseable {
                 result.tryFailure(failure(endpoint, "cannot resolve " + name + ": " + f.cause().getMessage()));
                 return;
             }
-            connect(endpoint, (InetAddress) f.getNow(), loop, context, result);
+            connect(endpoint, (InetAddress) f.getNow(), true, loop, context, result);
         });
         return result;
     }
@@ -146,9 +146,9 @@ public final class ExternalDialer implements AutoCloseable {
         return ssl == null ? null : ssl.applicationProtocol();
     }
 
-    private void connect(Endpoint endpoint, InetAddress address, EventLoop loop, Future<SslContext> context,
-            Promise<Channel> result) {
-        Optional<String> refusal = destinations.refusal(address);
+    private void connect(Endpoint endpoint, InetAddress address, boolean resolved, EventLoop loop,
+            Future<SslContext> context, Promise<Channel> result) {
+        Optional<String> refusal = destinations.refusal(address, resolved);
         if (refusal.isPresent()) {
             result.tryFailure(failure(endpoint, "refused: " + refusal.get()));
             return;

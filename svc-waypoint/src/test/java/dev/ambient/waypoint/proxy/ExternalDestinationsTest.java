@@ -61,7 +61,7 @@ class ExternalDestinationsTest {
     }
 
     static Optional<String> refusal(String address) throws Exception {
-        return destinations.refusal(InetAddress.getByName(address));
+        return destinations.refusal(InetAddress.getByName(address), true);
     }
 
     @Test
@@ -92,6 +92,14 @@ class ExternalDestinationsTest {
         assertEquals(Optional.of("127.0.0.1 is loopback, wildcard, link-local or multicast, never a destination"
                 + " outside the mesh"), refusal("127.0.0.1"));
         assertEquals(true, refusal("::ffff:169.254.169.254").isPresent(), "an IPv4-mapped metadata address");
+    }
+
+    @Test
+    void anAddressFromTheConfigurationIsCheckedOnlyForLoopbackAndLinkLocal() throws Exception {
+        assertEquals(Optional.empty(), destinations.refusal(InetAddress.getByName("10.244.1.7"), false),
+                "a pod outside the mesh that a service selects, a STATIC endpoint: what the configuration says");
+        assertEquals(Optional.empty(), destinations.refusal(InetAddress.getByName("10.250.0.1"), false));
+        assertEquals(true, destinations.refusal(InetAddress.getByName("169.254.169.254"), false).isPresent());
     }
 
     @Test
