@@ -86,6 +86,10 @@ public final class TlsOrigination {
 
     /** A built context (or why none could be built), the files it was made of, and when they were last checked. */
     private record Built(SslContext context, String error, List<FileStamp> stamps, long checkedAtNanos) {
+        /** Checked as of now, when the work is done (a first build may take a while). */
+        static Built now(SslContext context, String error, List<FileStamp> stamps) {
+            return new Built(context, error, stamps, System.nanoTime());
+        }
     }
 
     private final long recheckNanos;
@@ -133,9 +137,7 @@ public final class TlsOrigination {
     private CompletableFuture<Built> refresh(ContextSpec spec) {
         return building.computeIfAbsent(spec, s -> {
             CompletableFuture<Built> f = CompletableFuture.supplyAsync(() -> {
-                Built loaded = load(s, built.get(s));
-                // Checked as of now, when it is done (a first build may take a while).
-                Built b = new Built(loaded.context(), loaded.error(), loaded.stamps(), System.nanoTime());
+                Built b = load(s, built.get(s));
                 built.put(s, b); // before anyone waiting hears of it
                 return b;
             }, blocking);
@@ -146,24 +148,23 @@ public final class TlsOrigination {
 
     /** Blocking: stats the files, and builds a new context only when one of them changed. */
     private static Built load(ContextSpec spec, Built previous) {
-        long now = 0; // set by the caller when stored
         List<FileStamp> stamps = new ArrayList<>();
         try {
             for (Path p : spec.files()) {
                 BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
                 // A FIFO or a device (/dev/zero) would hold a worker forever; a huge file, memory.
                 if (!a.isRegularFile() || a.size() > MAX_FILE_BYTES) {
-                    return new Built(null, "cannot use " + p + ": not a regular file of at most " + MAX_FILE_BYTES
-                            + " bytes", List.of(), now);
+                    return Built.now(null, "cannot use " + p + ": not a regular file of at most " + MAX_FILE_BYTES
+                            + " bytes", List.of());
                 }
                 stamps.add(new FileStamp(p, a.lastModifiedTime().toMillis(), a.size()));
             }
             if (previous != null && previous.context() != null && previous.stamps().equals(stamps)) {
-                return new Built(previous.context(), null, stamps, now);
+                return Built.now(previous.context(), null, stamps);
             }
-            return new Built(build(spec), null, stamps, now);
+            return Built.now(build(spec), null, stamps);
         } catch (IOException | java.security.GeneralSecurityException | RuntimeException e) {
-            return new Built(null, "cannot use " + describe(spec) + ": " + e.getMessage(), stamps, now);
+            return Built.now(null, "cannot use " + describe(spec) + ": " + e.getMessage(), stamps);
         }
     }
 
