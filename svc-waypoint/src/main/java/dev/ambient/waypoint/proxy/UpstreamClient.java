@@ -135,7 +135,9 @@ public final class UpstreamClient implements AutoCloseable {
             return idle;
         }
         NegotiatedCall call = new NegotiatedCall(listener);
-        external.dial(endpoint, key.loop(), true).addListener(f -> {
+        // Heard on a later turn of the loop: a refusal fails the dial at once, and the listener must
+        // not hear of it before this returns.
+        external.dial(endpoint, key.loop(), true).addListener(f -> key.loop().execute(() -> {
             if (!f.isSuccess()) {
                 call.failed((UpstreamFailure) f.cause());
                 return;
@@ -161,7 +163,7 @@ public final class UpstreamClient implements AutoCloseable {
             Http1Upstream.Call h1 = new Http1Upstream.Call(listener, key.loop());
             call.chosen(h1);
             conn.attach(h1);
-        });
+        }));
         return call;
     }
 
