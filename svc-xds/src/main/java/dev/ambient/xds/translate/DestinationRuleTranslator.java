@@ -242,8 +242,8 @@ final class DestinationRuleTranslator {
                     : at + ": MUTUAL needs clientCertificate and privateKey");
         }
         if (tls.get("credentialName") != null) {
-            ctx.problem(r, at + ".credentialName: not supported (the waypoint reads no Kubernetes Secret);"
-                    + " clientCertificate and privateKey are used");
+            ctx.problem(r, at + ".credentialName: not supported (the waypoint reads no Kubernetes Secret); "
+                    + (mode.equals("MUTUAL") ? "clientCertificate and privateKey are used" : "ignored"));
         }
         if (!mode.equals("MUTUAL") && (clientCertificate != null || privateKey != null)) {
             ctx.problem(r, at + ".clientCertificate, privateKey: used with mode MUTUAL only; ignored");
