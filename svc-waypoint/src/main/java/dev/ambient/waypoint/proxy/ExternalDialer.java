@@ -114,7 +114,8 @@ public final class ExternalDialer implements AutoCloseable {
         Promise<Channel> result = loop.newPromise();
         OriginatedTls origination = endpoint.tls();
         if (origination != null && !origination.getRefusal().isEmpty()) {
-            return result.setFailure(failure(endpoint, "refused: " + origination.getRefusal()));
+            failLater(loop, result, failure(endpoint, "refused: " + origination.getRefusal()));
+            return result;
         }
         // The context is made (off the loop) while the name resolves and the socket connects.
         Future<SslContext> context = origination == null ? null : tls.context(origination, http, loop);
@@ -150,7 +151,7 @@ public final class ExternalDialer implements AutoCloseable {
             Future<SslContext> context, Promise<Channel> result) {
         Optional<String> refusal = destinations.refusal(address, resolved);
         if (refusal.isPresent()) {
-            result.tryFailure(failure(endpoint, "refused: " + refusal.get()));
+            failLater(loop, result, failure(endpoint, "refused: " + refusal.get()));
             return;
         }
         InetSocketAddress target = new InetSocketAddress(address, endpoint.port());
@@ -230,6 +231,11 @@ public final class ExternalDialer implements AutoCloseable {
 
     private Class<? extends DatagramChannel> datagramChannel() {
         return transport.isNative() ? EpollDatagramChannel.class : NioDatagramChannel.class;
+    }
+
+    /** A dial never fails before it returns: its caller has yet to listen. */
+    private static void failLater(EventLoop loop, Promise<Channel> result, UpstreamFailure failure) {
+        loop.execute(() -> result.tryFailure(failure));
     }
 
     private static UpstreamFailure failure(Endpoint endpoint, String why) {
