@@ -31,6 +31,7 @@ import dev.ambient.waypoint.http.RequestTarget;
 import dev.ambient.waypoint.http.Mirrors;
 import dev.ambient.waypoint.http.RetryBudget;
 import dev.ambient.waypoint.identity.WaypointIdentity;
+import dev.ambient.waypoint.proxy.ExternalDestinations;
 import dev.ambient.waypoint.proxy.ExternalDialer;
 import dev.ambient.waypoint.proxy.HboneListener;
 import dev.ambient.waypoint.proxy.InboundDispatcher;
@@ -120,8 +121,19 @@ public final class WaypointNode implements AutoCloseable {
                 new HttpDeadlines.Limits(http.requestHeaderTimeout(), http.requestTimeout(), http.idleTimeout()),
                 http.streamIdleTimeout(), RequestTarget.Options.parse(http.pathNormalization(), http.escapedSlashes()),
                 http.sniffTimeout(), config.tcpIdleTimeout());
+        ExternalDestinations destinations = new ExternalDestinations(store::current,
+                up.deniedCidrs().stream().map(ExternalDestinations.Cidr::parse).toList());
+        // This host's addresses change (a new interface, a DHCP lease): read again off the loops.
+        transport.group().scheduleAtFixedRate(() -> Thread.ofVirtual().name("waypoint-host-addresses").start(() -> {
+            try {
+                destinations.refreshHostAddresses();
+            } catch (RuntimeException e) {
+                LOG.warnf("host addresses not refreshed (the last ones stay in force): %s", e.getMessage());
+            }
+        }), ExternalDestinations.REFRESH_SECONDS, ExternalDestinations.REFRESH_SECONDS, java.util.concurrent.TimeUnit.SECONDS);
         external = new ExternalDialer(transport, up.connectTimeout(), up.dnsTimeout(),
-                ExternalDialer.parseServers(up.dnsServers().orElse(java.util.List.of())));
+                ExternalDialer.parseServers(up.dnsServers().orElse(java.util.List.of())), destinations,
+                up.tlsFilesCheckInterval());
         upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
                 l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
                 up.maxIdlePerEndpoint(), up.idleTimeout(), external);

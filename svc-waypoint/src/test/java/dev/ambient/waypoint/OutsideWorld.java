@@ -60,7 +60,7 @@ final class OutsideWorld implements AutoCloseable {
         Path key = dir.resolve(file + ".key");
         Path ext = dir.resolve(file + ".ext");
         Files.writeString(ext, "subjectAltName=" + String.join(",", java.util.Arrays.stream(names)
-                .map(n -> "DNS:" + n).toList()) + "\n");
+                .map(n -> (n.contains("://") ? "URI:" : "DNS:") + n).toList()) + "\n");
         sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + key + " -out " + dir.resolve(
                 file + ".csr") + " -subj /CN=" + names[0] + " 2>&1 && openssl x509 -req -in " + dir.resolve(file + ".csr")
                 + " -CA " + ca + " -CAkey " + caKey + " -CAcreateserial -out " + cert + " -days 1 -extfile " + ext
@@ -70,22 +70,50 @@ final class OutsideWorld implements AutoCloseable {
 
     /** The mesh in a box's outside server on {@code port}: plain HTTP, or HTTPS with {@code tls} = {cert, key}. */
     void httpServer(int port, Path[] tls) throws Exception {
+        httpServer(true, ADDRESS, port, tls);
+    }
+
+    /**
+     * Another address beyond the host ({@code 10.250.x.y}, routed through the veth), standing for
+     * something that is not the outside world: a pod on another node, a denied network.
+     */
+    void addAddress(String address) throws Exception {
+        sh("ip netns exec " + NETNS + " ip addr add " + address + "/32 dev wpt-out1");
+        sh("ip route replace " + address + "/32 via " + ADDRESS);
+    }
+
+    /** outside.py at {@code address:port}: in the outside namespace, or on the host itself ({@code outside} false). */
+    void httpServer(boolean outside, String address, int port, Path[] tls) throws Exception {
         Path script = Path.of("..", "integration-tests", "meshbox", "pods", "outside.py").toAbsolutePath();
-        List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", NETNS, "/usr/bin/python3", script.toString(),
-                ADDRESS, Integer.toString(port)));
+        List<String> cmd = new ArrayList<>(outside ? List.of("ip", "netns", "exec", NETNS) : List.of());
+        cmd.addAll(List.of("/usr/bin/python3", script.toString(), address, Integer.toString(port)));
         if (tls != null) {
             cmd.add(tls[0].toString());
             cmd.add(tls[1].toString());
         }
-        start(cmd, "http-" + port);
-        awaitPort(port);
+        String name = address.equals(ADDRESS) ? "http-" + port : "http-" + address + "-" + port;
+        start(cmd, name);
+        awaitPort(address, port);
+    }
+
+    /**
+     * tls-origin-server.py (Python's ssl, python-h2) on {@code port}: {@code tls} = {cert, key},
+     * requiring a client certificate from {@code clientCa} (null: none), offering {@code alpn}
+     * ("h2,http/1.1"; null: no ALPN).
+     */
+    void tlsOriginServer(int port, Path[] tls, Path clientCa, String alpn) throws Exception {
+        Path script = Path.of(OutsideWorld.class.getResource("/tls-origin-server.py").toURI());
+        start(List.of("ip", "netns", "exec", NETNS, "/usr/bin/python3", script.toString(), ADDRESS,
+                Integer.toString(port), tls[0].toString(), tls[1].toString(), clientCa == null ? "-" : clientCa.toString(),
+                alpn == null ? "-" : alpn), "origin-" + port);
+        awaitPort(ADDRESS, port);
     }
 
     /** An echo server (socat) on {@code port}. */
     void echoServer(int port) throws Exception {
         start(List.of("ip", "netns", "exec", NETNS, "socat", "TCP-LISTEN:" + port + ",bind=" + ADDRESS
                 + ",fork,reuseaddr", "EXEC:cat"), "echo-" + port);
-        awaitPort(port);
+        awaitPort(ADDRESS, port);
     }
 
     /** dnsmasq on ADDRESS:53, answering only what {@code records} say ({@code --address=/name/ip}). */
@@ -111,15 +139,15 @@ final class OutsideWorld implements AutoCloseable {
                 .redirectOutput(dir.resolve(name + ".log").toFile()).start());
     }
 
-    private static void awaitPort(int port) throws Exception {
+    private static void awaitPort(String address, int port) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (true) {
             try (Socket s = new Socket()) {
-                s.connect(new InetSocketAddress(ADDRESS, port), 200);
+                s.connect(new InetSocketAddress(address, port), 200);
                 return;
             } catch (IOException e) {
                 if (System.nanoTime() > deadline) {
-                    throw new IllegalStateException("nothing listens on " + ADDRESS + ":" + port, e);
+                    throw new IllegalStateException("nothing listens on " + address + ":" + port, e);
                 }
                 Thread.sleep(50);
             }

@@ -82,6 +82,18 @@ class WaypointEgressTest {
     static final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).build();
     static int nextTunnelPort = 58401;
+    static final String MESH_POD = "10.250.81.2";
+    static final String DENIED = "10.250.82.2";
+    static Path fifo;
+    static Path[] client;
+    static final String ORIGIN_ID = "spiffe://partner.example/ns/api/sa/origin";
+
+    /** MUTUAL as svc-xds publishes it: the test CA, the waypoint's client certificate, the origin's name as SNI. */
+    static OriginatedTls.Builder mutual() {
+        return OriginatedTls.newBuilder().setCaCertificates(outside.caCert.toString()).setSni("origin.example.com")
+                .setClientCertificate(client[0].toString()).setPrivateKey(client[1].toString())
+                .setSource(NS + "/origin-mtls");
+    }
 
     @BeforeAll
     static void start() throws Exception {
@@ -92,6 +104,17 @@ class WaypointEgressTest {
         outside.httpServer(443, api);
         outside.httpServer(8443, outside.untrustedCertificate("untrusted", "untrusted.example.com"));
         outside.echoServer(9000);
+        Path[] origin = outside.certificate("origin", "origin.example.com", ORIGIN_ID);
+        client = outside.certificate("waypoint-client", "waypoint-client.egress.example");
+        outside.tlsOriginServer(8444, origin, outside.caCert, "h2,http/1.1");
+        outside.tlsOriginServer(8445, origin, outside.caCert, "http/1.1");
+        // What an attacker's DNS may point a name at: a mesh pod on another node, the node the
+        // waypoint runs on, a network the operator denied.
+        outside.addAddress(MESH_POD);
+        outside.httpServer(true, MESH_POD, 8080, null);
+        outside.httpServer(false, OutsideWorld.HOST, 58181, null);
+        outside.addAddress(DENIED);
+        outside.httpServer(true, DENIED, 8080, null);
         outside.resolver("--address=/api.example.com/" + OutsideWorld.ADDRESS,
                 "--address=/secure.example.com/" + OutsideWorld.ADDRESS,
                 "--address=/wrong.example.com/" + OutsideWorld.ADDRESS,
@@ -99,14 +122,27 @@ class WaypointEgressTest {
                 "--address=/insecure.example.com/" + OutsideWorld.ADDRESS,
                 "--address=/echo.example.com/" + OutsideWorld.ADDRESS,
                 "--address=/rebind.example.com/127.0.0.1",
-                "--address=/metadata.example.com/169.254.169.254");
+                "--address=/metadata.example.com/169.254.169.254",
+                "--address=/pod.example.com/" + MESH_POD,
+                "--address=/node.example.com/" + OutsideWorld.HOST,
+                "--address=/denied.example.com/" + DENIED,
+                "--address=/fifo.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/broken.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/origin.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/origin1.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/nocert.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/san.example.com/" + OutsideWorld.ADDRESS,
+                "--address=/wrongsan.example.com/" + OutsideWorld.ADDRESS);
+        fifo = dir.resolve("ca-fifo.pem");
+        OutsideWorld.sh("mkfifo " + fifo);
         box = new HboneTestBox(dir);
         registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         WaypointNode waypoint = box.waypoint("127.0.87.1", HBONE, 58108, Map.of(
                 "waypoint.gateway", NS + "/waypoint",
                 "waypoint.upstream.dns-servers", OutsideWorld.ADDRESS,
                 "waypoint.upstream.dns-timeout", "2s",
-                "waypoint.upstream.connect-timeout", "2s"), registry);
+                "waypoint.upstream.connect-timeout", "2s",
+                "waypoint.upstream.denied-cidrs", "10.250.82.0/24"), registry);
 
         OriginatedTls verified = OriginatedTls.newBuilder().setCaCertificates(outside.caCert.toString())
                 .setSource(NS + "/api-tls").build();
@@ -122,9 +158,30 @@ class WaypointEgressTest {
                 external("metadata.example.com", "240.240.0.7", 80, 80, "http", null),
                 external("echo.example.com", "240.240.0.8", 9000, 9000, "tcp", null),
                 external("static.example.com", "240.240.0.9", 80, 80, "http", null),
-                external("nxdomain.example.com", "240.240.0.10", 80, 80, "http", null));
+                external("nxdomain.example.com", "240.240.0.10", 80, 80, "http", null),
+                external("pod.example.com", "240.240.0.11", 80, 8080, "http", null),
+                external("node.example.com", "240.240.0.12", 80, 58181, "http", null),
+                external("denied.example.com", "240.240.0.13", 80, 8080, "http", null),
+                // A rule whose CA "file" is a FIFO: opening it blocks until someone writes.
+                external("fifo.example.com", "240.240.0.14", 80, 443, "http", OriginatedTls.newBuilder()
+                        .setCaCertificates(fifo.toString()).setSni("secure.example.com").setSource(NS + "/fifo").build()),
+                // As svc-xds publishes an invalid DestinationRule that asked for TLS.
+                external("broken.example.com", "240.240.0.15", 80, 80, "http", OriginatedTls.newBuilder()
+                        .setSource(NS + "/broken").setRefusal("DestinationRule egress/broken asks for TLS but is"
+                                + " invalid: spec.trafficPolicy.tls.mode: must be one of [DISABLE, ISTIO_MUTUAL,"
+                                + " MUTUAL, SIMPLE], got 'SIMPEL'").build()),
+                external("origin.example.com", "240.240.0.16", 80, 8444, "http", mutual().build()),
+                external("origin1.example.com", "240.240.0.17", 80, 8445, "http", mutual().build()),
+                external("nocert.example.com", "240.240.0.18", 80, 8445, "http", verified.toBuilder()
+                        .setSni("origin.example.com").build()),
+                // The SNI is a name the certificate does not carry: the rule's SANs are verified instead.
+                external("san.example.com", "240.240.0.19", 80, 8445, "http", mutual().setSni("unrelated.example.net")
+                        .addSubjectAltNames(ORIGIN_ID).build()),
+                external("wrongsan.example.com", "240.240.0.20", 80, 8445, "http", mutual()
+                        .addSubjectAltNames("spiffe://partner.example/ns/api/sa/someone-else").build()));
         List<Workload> workloads = new ArrayList<>();
         workloads.add(client("sleep", "demo", "sleep", "127.0.0.1"));
+        workloads.add(client("payments", "bank", "payments", MESH_POD)); // in the mesh (HBONE), on another node
         for (Service s : services) {
             Workload.Builder w = Workload.newBuilder().setUid("Kubernetes/networking.istio.io/ServiceEntry/" + NS + "/"
                     + s.getHostname()).setName(s.getHostname()).setNamespace(NS)
@@ -244,6 +301,138 @@ class WaypointEgressTest {
         assertLogged("rebind.example.com", "127.0.0.1 is loopback");
         assertEquals(503, get(tunnel("240.240.0.7", 80), "metadata.example.com", "/latest/meta-data").statusCode());
         assertLogged("metadata.example.com", "169.254.169.254 is loopback, wildcard, link-local");
+    }
+
+    /**
+     * The attack: whoever controls an external name's DNS points it at a pod of the mesh, at the
+     * node the waypoint runs on, or at a network the operator denied; the waypoint would dial it
+     * directly, with its own standing, around the pod's policy. Each is refused with the reason
+     * logged, and nothing reaches the server behind it.
+     */
+    @Test
+    void aNameResolvingToTheMeshItselfOrADeniedNetworkIsRefused() throws Exception {
+        assertEquals(503, get(tunnel("240.240.0.11", 80), "pod.example.com", "/steal").statusCode());
+        assertLogged("pod.example.com", "refused: " + MESH_POD + " is an address of the mesh (workload bank/payments)");
+        assertEquals(503, get(tunnel("240.240.0.12", 80), "node.example.com", "/steal").statusCode());
+        assertLogged("node.example.com", "refused: " + OutsideWorld.HOST + " is an address of this host");
+        assertEquals(503, get(tunnel("240.240.0.13", 80), "denied.example.com", "/steal").statusCode());
+        assertLogged("denied.example.com", "refused: " + DENIED + " is in a denied network (10.250.82.0/24,"
+                + " waypoint.upstream.denied-cidrs)");
+        for (String server : List.of("http-" + MESH_POD + "-8080", "http-" + OutsideWorld.HOST + "-58181",
+                "http-" + DENIED + "-8080")) {
+            assertTrue(outside.log(server).lines().noneMatch(l -> l.contains("/steal")), server + " was reached: "
+                    + outside.log(server));
+        }
+        assertEquals(200, get(tunnel("240.240.0.1", 80), "api.example.com", "/after-refusals").statusCode(),
+                "the outside world is still reached");
+    }
+
+    /**
+     * Reading a rule's CA file happens off the event loops: while a dial waits for a CA "file" that
+     * never comes (a FIFO), no data-plane thread is ever seen in file I/O and requests to other
+     * hosts on both loops are answered; the waiting one is refused with the reason.
+     */
+    @Test
+    void aRulesFilesAreNeverReadOnTheEventLoop() throws Exception {
+        var waiting = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            try {
+                return get(tunnel("240.240.0.14", 80), "fifo.example.com", "/fifo").statusCode();
+            } catch (Exception e) {
+                return -1;
+            }
+        });
+        try {
+            long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(1500);
+            while (System.nanoTime() < until) {
+                for (var e : Thread.getAllStackTraces().entrySet()) {
+                    if (e.getKey().getName().startsWith("waypoint-dataplane")) {
+                        for (StackTraceElement f : e.getValue()) {
+                            String c = f.getClassName();
+                            assertTrue(!(c.startsWith("java.io.File") || c.startsWith("sun.nio.fs.")
+                                    || c.startsWith("sun.nio.ch.FileChannel") || c.equals("java.nio.file.Files")),
+                                    e.getKey().getName() + " is in file I/O: " + java.util.Arrays.toString(e.getValue()));
+                        }
+                    }
+                }
+                Thread.sleep(5);
+            }
+            for (int i = 0; i < 6; i++) { // new tunnels, new HBONE connections: both loops
+                var r = http.send(HttpRequest.newBuilder(URI.create("http://" + tunnelHost(tunnel("240.240.0.2", 80))
+                        + "/meanwhile")).timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.ofString());
+                assertEquals(200, r.statusCode(), r.body());
+            }
+            assertEquals(503, (int) waiting.get(20, TimeUnit.SECONDS));
+            assertLogged("fifo.example.com", "not a regular file");
+        } finally {
+            // Whatever still waits on the FIFO (the old code's loop) is let go.
+            new ProcessBuilder("sh", "-c", "timeout 2 sh -c 'echo > " + fifo + "'").start();
+        }
+    }
+
+    static String tunnelHost(InetSocketAddress tunnel) {
+        return tunnel.getHostString() + ":" + tunnel.getPort();
+    }
+
+    /** An invalid DestinationRule that asked for TLS (as svc-xds now publishes it) is refused, never sent in clear. */
+    @Test
+    void aHostWhoseTlsRuleIsInvalidIsRefusedNotSentInClear() throws Exception {
+        HttpResponse<String> r = get(tunnel("240.240.0.15", 80), "broken.example.com", "/broken");
+        assertEquals(503, r.statusCode(), r.body());
+        assertLogged("broken.example.com", "refused: DestinationRule egress/broken asks for TLS but is invalid:"
+                + " spec.trafficPolicy.tls.mode");
+        assertTrue(outside.log("http-80").lines().noneMatch(l -> l.contains("/broken")), "nothing sent in clear");
+        assertEquals(200, get(tunnel("240.240.0.1", 80), "api.example.com", "/after-broken").statusCode());
+    }
+
+    /** MUTUAL against a server that requires a client certificate: presented; without one, refused. */
+    @Test
+    void mutualTlsPresentsTheClientCertificate() throws Exception {
+        HttpResponse<String> r = get(tunnel("240.240.0.17", 80), "origin1.example.com", "/mtls");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals("origin http/1.1 HTTP/1.1 client=waypoint-client.egress.example /mtls\n", r.body());
+
+        // In TLS 1.3 the server judges the client's certificate after the client finished: its alert
+        // comes as the answer to the request, which the server never read.
+        assertEquals(503, get(tunnel("240.240.0.18", 80), "nocert.example.com", "/nocert").statusCode());
+        assertLogged("nocert.example.com", "certificate_required");
+        assertTrue(outside.log("origin-8445").lines().noneMatch(l -> l.contains("/nocert")), outside.log("origin-8445"));
+        assertEquals(200, get(tunnel("240.240.0.17", 80), "origin1.example.com", "/mtls-again").statusCode());
+    }
+
+    /** subjectAltNames replace the host name check: a listed name passes whatever the SNI, another is refused. */
+    @Test
+    void subjectAltNamesAreVerifiedInsteadOfTheHostName() throws Exception {
+        HttpResponse<String> r = get(tunnel("240.240.0.19", 80), "san.example.com", "/san");
+        assertEquals(200, r.statusCode(), r.body());
+        assertTrue(r.body().endsWith(" /san\n"), r.body());
+
+        assertEquals(503, get(tunnel("240.240.0.20", 80), "wrongsan.example.com", "/wrongsan").statusCode());
+        assertLogged("wrongsan.example.com", "none of the rule's subjectAltNames [spiffe://partner.example/ns/api/sa"
+                + "/someone-else]");
+        assertTrue(outside.log("origin-8445").lines().noneMatch(l -> l.contains("/wrongsan")), "nothing sent");
+    }
+
+    /**
+     * ALPN: the waypoint offers h2 and http/1.1 and speaks what the server chose (the app speaks
+     * HTTP/1.1 either way); h2's one connection carries requests made at once.
+     */
+    @Test
+    void h2IsNegotiatedAndSpokenUpstream() throws Exception {
+        HttpResponse<String> r = get(tunnel("240.240.0.16", 80), "origin.example.com", "/h2");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals("origin h2 HTTP/2 client=waypoint-client.egress.example /h2\n", r.body());
+        InetSocketAddress t = tunnel("240.240.0.16", 80);
+        List<java.util.concurrent.CompletableFuture<HttpResponse<String>>> many = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            many.add(http.sendAsync(HttpRequest.newBuilder(URI.create("http://" + tunnelHost(t) + "/many-" + i))
+                    .timeout(Duration.ofSeconds(15)).build(), HttpResponse.BodyHandlers.ofString()));
+        }
+        for (int i = 0; i < 8; i++) {
+            HttpResponse<String> each = many.get(i).get(20, TimeUnit.SECONDS);
+            assertEquals("origin h2 HTTP/2 client=waypoint-client.egress.example /many-" + i + "\n", each.body());
+        }
+        // A server that offers http/1.1 only gets HTTP/1.1 (origin1's test above).
+        assertTrue(get(tunnel("240.240.0.17", 80), "origin1.example.com", "/h1").body().startsWith("origin http/1.1 HTTP/1.1"));
     }
 
     @Test

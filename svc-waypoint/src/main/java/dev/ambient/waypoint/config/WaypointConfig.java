@@ -165,6 +165,22 @@ public interface WaypointConfig {
         /** A name not resolved by then fails the attempt (503, connect failure). */
         @WithDefault("5s")
         Duration dnsTimeout();
+
+        /**
+         * Address blocks never dialled as a destination outside the mesh, on top of what always is
+         * (this host, the mesh's own addresses, loopback, link-local, multicast). The default holds
+         * the metadata services outside link-local (Alibaba Cloud's, AWS's over IPv6) and 0.0.0.0/8;
+         * keep them when adding the cluster's pod, service and node ranges.
+         */
+        @WithDefault("0.0.0.0/8,100.100.100.200/32,fd00:ec2::254/128")
+        java.util.List<String> deniedCidrs();
+
+        /**
+         * How often the files a DestinationRule's originated TLS is made of (caCertificates,
+         * clientCertificate, privateKey) are checked for changes, off the event loops.
+         */
+        @WithDefault("5s")
+        Duration tlsFilesCheckInterval();
     }
 
     /** AuthorizationPolicy action CUSTOM: calls to the mesh configuration's ext_authz providers. */

@@ -16,6 +16,7 @@ import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.epoll.EpollDatagramChannel;
 import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.nio.NioDatagramChannel;
+import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.resolver.ResolvedAddressTypes;
 import io.netty.resolver.dns.DnsNameResolver;
@@ -26,12 +27,12 @@ import io.netty.resolver.dns.SequentialDnsServerAddressStreamProvider;
 import io.netty.util.NetUtil;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
-import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
@@ -39,10 +40,10 @@ import java.util.concurrent.TimeUnit;
  * Dials an endpoint outside the mesh (a workload that is no HBONE peer: a ServiceEntry endpoint, a
  * pod not in the mesh) directly, in plain TCP or with TLS originated by {@link TlsOrigination}. A
  * name (ServiceEntry resolution DNS) is resolved when dialled, on the loop, through the configured
- * resolvers (else /etc/resolv.conf's), within {@code dnsTimeout}. A destination outside the mesh is
- * never one of this host's own addresses (loopback, wildcard), a link-local address (cloud metadata
- * services live there) or multicast: whoever controls an external name's DNS could otherwise point
- * the waypoint at its own ports or at the node's metadata.
+ * resolvers (else /etc/resolv.conf's), within {@code dnsTimeout}. Every address is checked by
+ * {@link ExternalDestinations} before it is dialled (never loopback or link-local; a resolved name
+ * never this host, the mesh itself or a denied network): whoever controls an external name's DNS
+ * could otherwise point the waypoint at its own ports, the node's metadata or the mesh's pods.
  */
 public final class ExternalDialer implements AutoCloseable {
 
@@ -52,13 +53,20 @@ public final class ExternalDialer implements AutoCloseable {
     private final int connectTimeoutMillis;
     private final long dnsTimeoutMillis;
     private final DnsServerAddressStreamProvider nameServers;
-    private final TlsOrigination tls = new TlsOrigination();
+    private final TlsOrigination tls;
     private final Map<EventLoop, DnsNameResolver> resolvers = new ConcurrentHashMap<>();
+    private final ExternalDestinations destinations;
 
-    /** @param dnsServers resolvers to ask; empty = those of /etc/resolv.conf */
+    /**
+     * @param dnsServers resolvers to ask; empty = those of /etc/resolv.conf
+     * @param tlsFilesCheck how often the files of a rule's TLS context are checked for changes
+     */
     public ExternalDialer(Transport transport, Duration connectTimeout, Duration dnsTimeout,
-            List<InetSocketAddress> dnsServers) {
+            List<InetSocketAddress> dnsServers, ExternalDestinations destinations, Duration tlsFilesCheck) {
         this.transport = transport;
+        this.destinations = destinations;
+        // Reading a rule's files blocks: a virtual thread per build, never an event loop.
+        this.tls = new TlsOrigination(tlsFilesCheck, r -> Thread.ofVirtual().name("tls-origination").start(r));
         this.connectTimeoutMillis = (int) connectTimeout.toMillis();
         this.dnsTimeoutMillis = dnsTimeout.toMillis();
         this.nameServers = dnsServers.isEmpty() ? DnsServerAddressStreamProviders.platformDefault()
@@ -89,15 +97,30 @@ public final class ExternalDialer implements AutoCloseable {
         }).toList();
     }
 
+    /** {@link #dial(Endpoint, EventLoop, boolean)} for a TCP stream (no ALPN). */
+    public Future<Channel> dial(Endpoint endpoint, EventLoop loop) {
+        return dial(endpoint, loop, false);
+    }
+
     /**
      * A connected channel to the endpoint, on {@code loop}, auto-read off with what it read held in
      * {@link PendingReads}; with TLS originated when the endpoint asks for it, completed once the
-     * server proved its name. Fails with an {@link UpstreamFailure} of kind CONNECT saying why.
+     * server proved its name. Fails with an {@link UpstreamFailure} of kind CONNECT saying why, at
+     * once when the endpoint's TLS rule is a refusal (an invalid DestinationRule: never in clear).
+     *
+     * @param http the connection carries HTTP: TLS offers h2 and http/1.1 ({@link #applicationProtocol})
      */
-    public Future<Channel> dial(Endpoint endpoint, EventLoop loop) {
+    public Future<Channel> dial(Endpoint endpoint, EventLoop loop, boolean http) {
         Promise<Channel> result = loop.newPromise();
+        OriginatedTls origination = endpoint.tls();
+        if (origination != null && !origination.getRefusal().isEmpty()) {
+            failLater(loop, result, failure(endpoint, "refused: " + origination.getRefusal()));
+            return result;
+        }
+        // The context is made (off the loop) while the name resolves and the socket connects.
+        Future<SslContext> context = origination == null ? null : tls.context(origination, http, loop);
         if (endpoint.address() != null) {
-            connect(endpoint, endpoint.address(), loop, result);
+            connect(endpoint, endpoint.address(), false, loop, context, result);
             return result;
         }
         String name = endpoint.hostname();
@@ -113,16 +136,22 @@ public final class ExternalDialer implements AutoCloseable {
                 result.tryFailure(failure(endpoint, "cannot resolve " + name + ": " + f.cause().getMessage()));
                 return;
             }
-            connect(endpoint, (InetAddress) f.getNow(), loop, result);
+            connect(endpoint, (InetAddress) f.getNow(), true, loop, context, result);
         });
         return result;
     }
 
-    private void connect(Endpoint endpoint, InetAddress address, EventLoop loop, Promise<Channel> result) {
-        if (address.isLoopbackAddress() || address.isAnyLocalAddress() || address.isLinkLocalAddress()
-                || address.isMulticastAddress()) {
-            result.tryFailure(failure(endpoint, "refused: " + address.getHostAddress()
-                    + " is loopback, wildcard, link-local or multicast, never a destination outside the mesh"));
+    /** The protocol ALPN chose for TLS originated on {@code ch} ("h2", "http/1.1"); null without TLS or ALPN. */
+    public static String applicationProtocol(Channel ch) {
+        SslHandler ssl = ch.pipeline().get(SslHandler.class);
+        return ssl == null ? null : ssl.applicationProtocol();
+    }
+
+    private void connect(Endpoint endpoint, InetAddress address, boolean resolved, EventLoop loop,
+            Future<SslContext> context, Promise<Channel> result) {
+        Optional<String> refusal = destinations.refusal(address, resolved);
+        if (refusal.isPresent()) {
+            failLater(loop, result, failure(endpoint, "refused: " + refusal.get()));
             return;
         }
         InetSocketAddress target = new InetSocketAddress(address, endpoint.port());
@@ -156,33 +185,38 @@ public final class ExternalDialer implements AutoCloseable {
                 result.trySuccess(ch);
                 return;
             }
-            SslHandler ssl;
-            try {
-                ssl = tls.handler(origination, serverName, endpoint.port(), ch.alloc());
-            } catch (IOException e) {
-                result.tryFailure(failure(endpoint, "TLS origination (" + origination.getSource() + "): "
-                        + e.getMessage()));
-                return;
+            context.addListener(c -> {
+                if (!c.isSuccess()) {
+                    result.tryFailure(failure(endpoint, "TLS origination (" + origination.getSource() + "): "
+                            + c.cause().getMessage()));
+                } else if (!result.isDone()) {
+                    handshake(endpoint, ch, (SslContext) c.getNow(), origination, serverName, target, result);
+                }
+            });
+        });
+    }
+
+    private void handshake(Endpoint endpoint, Channel ch, SslContext context, OriginatedTls origination,
+            String serverName, InetSocketAddress target, Promise<Channel> result) {
+        SslHandler ssl = TlsOrigination.handler(context, origination, serverName, endpoint.port(), ch.alloc());
+        ssl.setHandshakeTimeoutMillis(connectTimeoutMillis);
+        ch.pipeline().addFirst("tls-origination", ssl);
+        // A failed handshake is reported once, below; not again as an exception nobody handled.
+        ch.pipeline().addLast(HANDSHAKE_GUARD, new ChannelInboundHandlerAdapter() {
+            @Override
+            public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                ctx.close();
             }
-            ssl.setHandshakeTimeoutMillis(connectTimeoutMillis);
-            ch.pipeline().addFirst("tls-origination", ssl);
-            // A failed handshake is reported once, below; not again as an exception nobody handled.
-            ch.pipeline().addLast(HANDSHAKE_GUARD, new ChannelInboundHandlerAdapter() {
-                @Override
-                public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-                    ctx.close();
-                }
-            });
-            ssl.handshakeFuture().addListener(h -> {
-                if (h.isSuccess()) {
-                    ch.pipeline().remove(HANDSHAKE_GUARD);
-                    result.trySuccess(ch);
-                } else {
-                    result.tryFailure(failure(endpoint, "TLS origination to " + serverName + " at " + target
-                            + " (" + origination.getSource() + ") failed: " + rootMessage(h.cause())));
-                    ch.close();
-                }
-            });
+        });
+        ssl.handshakeFuture().addListener(h -> {
+            if (h.isSuccess()) {
+                ch.pipeline().remove(HANDSHAKE_GUARD);
+                result.trySuccess(ch);
+            } else {
+                result.tryFailure(failure(endpoint, "TLS origination to " + serverName + " at " + target
+                        + " (" + origination.getSource() + ") failed: " + rootMessage(h.cause())));
+                ch.close();
+            }
         });
     }
 
@@ -197,6 +231,11 @@ public final class ExternalDialer implements AutoCloseable {
 
     private Class<? extends DatagramChannel> datagramChannel() {
         return transport.isNative() ? EpollDatagramChannel.class : NioDatagramChannel.class;
+    }
+
+    /** A dial never fails before it returns: its caller has yet to listen. */
+    private static void failLater(EventLoop loop, Promise<Channel> result, UpstreamFailure failure) {
+        loop.execute(() -> result.tryFailure(failure));
     }
 
     private static UpstreamFailure failure(Endpoint endpoint, String why) {

@@ -88,6 +88,9 @@ public final class UpstreamClient implements AutoCloseable {
             UpstreamCall.Listener listener) {
         Key key = new Key(endpoint.address() != null ? new InetSocketAddress(endpoint.address(), endpoint.port())
                 : InetSocketAddress.createUnresolved(endpoint.hostname(), endpoint.port()), expected, loop, endpoint.tls());
+        if (endpoint.external() && endpoint.tls() != null && endpoint.tls().getRefusal().isEmpty()) {
+            return negotiated(endpoint, key, http2, listener);
+        }
         if (http2) {
             Http2Upstream m = multiplexed.get(key);
             if (m == null || !m.usable()) {
@@ -100,14 +103,8 @@ public final class UpstreamClient implements AutoCloseable {
             return m.call(listener);
         }
         Http1Upstream.Call call = new Http1Upstream.Call(listener, loop);
-        Deque<Http1Upstream> free = idleOf(key);
-        Http1Upstream c;
-        while ((c = free.pollFirst()) != null) {
-            if (c.usable()) {
-                Http1Upstream reused = c;
-                loop.execute(() -> reused.attach(call));
-                return call;
-            }
+        if (reuseIdle(key, call)) {
+            return call;
         }
         connect(endpoint, key).addListener(f -> {
             if (!f.isSuccess()) {
@@ -121,6 +118,66 @@ public final class UpstreamClient implements AutoCloseable {
             conn.attach(call);
         });
         return call;
+    }
+
+    /**
+     * TLS originated to an endpoint outside the mesh offers h2 and http/1.1: a connection whose
+     * handshake chose h2 is shared by the endpoint's calls as HTTP/2, else HTTP/1.1 runs on it (a
+     * server without ALPN gets what the port declares).
+     */
+    private UpstreamCall negotiated(Endpoint endpoint, Key key, boolean http2, UpstreamCall.Listener listener) {
+        Http2Upstream shared = multiplexed.get(key);
+        if (shared != null && shared.usable()) {
+            return shared.call(listener);
+        }
+        Http1Upstream.Call idle = new Http1Upstream.Call(listener, key.loop());
+        if (reuseIdle(key, idle)) {
+            return idle;
+        }
+        NegotiatedCall call = new NegotiatedCall(listener);
+        // Heard on a later turn of the loop: a refusal fails the dial at once, and the listener must
+        // not hear of it before this returns.
+        external.dial(endpoint, key.loop(), true).addListener(f -> key.loop().execute(() -> {
+            if (!f.isSuccess()) {
+                call.failed((UpstreamFailure) f.cause());
+                return;
+            }
+            Channel ch = (Channel) f.getNow();
+            if (call.gaveUp()) {
+                ch.close();
+                return;
+            }
+            String alpn = ExternalDialer.applicationProtocol(ch);
+            if (alpn == null ? http2 : alpn.equals(io.netty.handler.ssl.ApplicationProtocolNames.HTTP_2)) {
+                Http2Upstream[] created = new Http2Upstream[1];
+                created[0] = new Http2Upstream(key, h2IdleTimeout, this::started,
+                        () -> multiplexed.remove(key, created[0]));
+                multiplexed.put(key, created[0]);
+                created[0].open(key.loop().newSucceededFuture(ch));
+                call.chosen(created[0].call(listener));
+                return;
+            }
+            Http1Upstream conn = new Http1Upstream(key, ch, this);
+            conn.install();
+            started(ch);
+            Http1Upstream.Call h1 = new Http1Upstream.Call(listener, key.loop());
+            call.chosen(h1);
+            conn.attach(h1);
+        }));
+        return call;
+    }
+
+    /** Attaches the call to an idle HTTP/1.1 connection of the key's, if one is usable. */
+    private boolean reuseIdle(Key key, Http1Upstream.Call call) {
+        Deque<Http1Upstream> free = idleOf(key);
+        for (Http1Upstream c; (c = free.pollFirst()) != null;) {
+            if (c.usable()) {
+                Http1Upstream reused = c;
+                key.loop().execute(() -> reused.attach(call));
+                return true;
+            }
+        }
+        return false;
     }
 
     private Deque<Http1Upstream> idleOf(Key key) {

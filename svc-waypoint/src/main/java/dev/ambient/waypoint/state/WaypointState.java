@@ -62,6 +62,8 @@ public final class WaypointState {
     private final Map<String, ServiceRoutes> routes = new HashMap<>();
     private final List<L7Authorization> policies;
     private final List<L7Authentication> authentications;
+    /** Addresses that belong to the mesh itself, with what owns each (for the refusal's log line). */
+    private final Map<InetAddress, String> meshAddressOwners = new HashMap<>();
 
     private WaypointState(List<Workload> workloads, List<Service> services, List<ServiceRoutes> routes,
             List<L7Authorization> policies, List<L7Authentication> authentications) {
@@ -87,6 +89,43 @@ public final class WaypointState {
         for (ServiceRoutes r : routes) {
             this.routes.put(r.getServiceNamespace() + "/" + r.getServiceHostname(), r);
         }
+        indexMeshAddresses();
+    }
+
+    /**
+     * The mesh's own addresses: every workload's but a MESH_EXTERNAL ServiceEntry endpoint's (one
+     * that backs external services only), the nodes they run on, and the virtual addresses of the
+     * services inside the mesh. A ServiceEntry naming a pod's address as its endpoint does not make
+     * that pod external.
+     */
+    private void indexMeshAddresses() {
+        for (Service s : services) {
+            if (!s.getMeshExternal()) {
+                for (NetworkAddress a : s.getAddressesList()) {
+                    meshAddressOwners.putIfAbsent(address(a.getAddress().toByteArray()), "service " + key(s));
+                }
+            }
+        }
+        for (Workload w : workloads) {
+            boolean external = !w.getServicesMap().isEmpty() && w.getServicesMap().keySet().stream()
+                    .allMatch(k -> serviceByKey.containsKey(k) && serviceByKey.get(k).getMeshExternal());
+            if (external) {
+                continue;
+            }
+            String owner = "workload " + w.getNamespace() + "/" + w.getName();
+            for (var raw : w.getAddressesList()) {
+                meshAddressOwners.put(address(raw.toByteArray()), owner);
+            }
+            if (!w.getNodeAddress().isEmpty()) {
+                meshAddressOwners.putIfAbsent(address(w.getNodeAddress().toByteArray()), "node " + w.getNode()
+                        + " of " + owner);
+            }
+        }
+    }
+
+    /** What in the mesh owns {@code ip} (a workload, its node, a service's virtual address), if anything. */
+    public Optional<String> meshAddressOwner(InetAddress ip) {
+        return Optional.ofNullable(meshAddressOwners.get(ip));
     }
 
     public static WaypointState of(List<Workload> workloads, List<Service> services, List<ServiceRoutes> routes,

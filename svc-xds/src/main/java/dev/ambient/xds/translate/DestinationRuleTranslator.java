@@ -17,13 +17,15 @@ import java.util.Set;
  * {@code networking.istio.io} DestinationRule, the parts a waypoint uses: outlier detection
  * ({@code trafficPolicy.outlierDetection}, put on the {@code Service}), and TLS originated to a
  * service's endpoints ({@code trafficPolicy.tls} and {@code portLevelSettings[].tls} with
- * {@code mode: SIMPLE}, {@code sni}, {@code caCertificates}, {@code insecureSkipVerify}). Each
- * service port gets its effective setting (a port's own over the rule's), put on the
- * {@code Service} as {@code originated_tls}; the SNI defaults to the service's hostname, and the
- * certificate is always verified against it unless the rule says {@code insecureSkipVerify: true}.
- * Fields the waypoint does not apply are reported and ignored; never in a way that sends in clear
- * what the rule wanted encrypted ({@code MUTUAL} still originates TLS, without a client certificate,
- * so a server that requires one refuses: fail closed).
+ * {@code mode: SIMPLE} or {@code MUTUAL}, {@code sni}, {@code caCertificates},
+ * {@code insecureSkipVerify}, {@code subjectAltNames}, {@code clientCertificate} and
+ * {@code privateKey}). Each service port gets its effective setting (a port's own over the rule's),
+ * put on the {@code Service} as {@code originated_tls}; the SNI defaults to the service's hostname,
+ * and the certificate is always verified against it (or the rule's subjectAltNames) unless the rule
+ * says {@code insecureSkipVerify: true}. Fields the waypoint does not apply are reported and
+ * ignored. Fail closed: a rule that asks for TLS somewhere but is invalid (a bad field, an unknown
+ * mode, MUTUAL without a certificate) is not skipped, which would send its host's traffic in clear;
+ * its host gets a refusal instead, which the waypoint answers 503 with the reason.
  */
 final class DestinationRuleTranslator {
 
@@ -39,8 +41,12 @@ final class DestinationRuleTranslator {
     private static final Set<String> MODES = Set.of("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL");
 
     /** A port's TLS as read; {@code null} mode = not set here (the rule's own applies). */
-    private record TlsSpec(String mode, String sni, String caCertificates, boolean insecureSkipVerify) {
+    private record TlsSpec(String mode, String sni, String caCertificates, boolean insecureSkipVerify,
+            String clientCertificate, String privateKey, List<String> subjectAltNames) {
     }
+
+    /** Modes that originate nothing: no TLS of ours, or what HBONE already is. */
+    private static final Set<String> NO_ORIGINATION = Set.of("DISABLE", "ISTIO_MUTUAL");
 
     private final Context ctx;
 
@@ -58,11 +64,65 @@ final class DestinationRuleTranslator {
             try {
                 apply(r, out);
             } catch (Specs.Invalid e) {
-                ctx.problem(r, e.getMessage() + "; rule skipped");
+                refuseIfTlsAsked(r, e.getMessage(), out);
             } catch (RuntimeException e) {
-                ctx.problem(r, "cannot be translated: " + e);
+                refuseIfTlsAsked(r, "cannot be translated: " + e, out);
             }
         }
+    }
+
+    /**
+     * An invalid rule: skipped when it asks for no TLS anywhere, else its host's ports all get a
+     * refusal (never plain text where the rule wanted TLS).
+     */
+    private void refuseIfTlsAsked(GenericKubernetesResource r, String why, List<Message> out) {
+        Map<String, Object> spec = r.getAdditionalProperties().get("spec") instanceof Map<?, ?> m
+                ? Specs.map(m, "spec") : Map.of();
+        String host = spec.get("host") instanceof String h && !h.isBlank() ? h.trim().toLowerCase(Locale.ROOT) : null;
+        if (host == null || !asksForTls(spec.get("trafficPolicy"))) {
+            ctx.problem(r, why + "; rule skipped");
+            return;
+        }
+        String source = Specs.namespace(r) + "/" + r.getMetadata().getName();
+        List<Integer> matched = matching(Specs.namespace(r), host, out);
+        ctx.problem(r, why + "; " + (matched.isEmpty() ? "rule skipped (" + host + " is no Service or ServiceEntry"
+                + " host)" : "connections to " + host + " are refused until it is fixed (it asks for TLS)"));
+        OriginatedTls refusal = OriginatedTls.newBuilder().setPort(0).setSource(source)
+                .setRefusal("DestinationRule " + source + " asks for TLS but is invalid: " + why).build();
+        for (int index : matched) {
+            replace(out, index, ((Service) out.get(index)).toBuilder().clearOriginatedTls().addOriginatedTls(refusal)
+                    .build());
+        }
+    }
+
+    /** Whether any TLS setting of the policy (or of a port of it) may ask for TLS; unreadable ones may. */
+    private static boolean asksForTls(Object trafficPolicy) {
+        if (trafficPolicy == null) {
+            return false;
+        }
+        if (!(trafficPolicy instanceof Map<?, ?> policy)) {
+            return true;
+        }
+        List<Object> tlsBlocks = new ArrayList<>();
+        tlsBlocks.add(policy.get("tls"));
+        Object ports = policy.get("portLevelSettings");
+        if (ports instanceof List<?> list) {
+            for (Object p : list) {
+                if (!(p instanceof Map<?, ?> port)) {
+                    return true;
+                }
+                tlsBlocks.add(port.get("tls"));
+            }
+        } else if (ports != null) {
+            return true;
+        }
+        for (Object tls : tlsBlocks) {
+            if (tls != null && !(tls instanceof Map<?, ?> t && (t.get("mode") == null
+                    || NO_ORIGINATION.contains(String.valueOf(t.get("mode")))))) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private void apply(GenericKubernetesResource r, List<Message> out) {
@@ -127,24 +187,32 @@ final class DestinationRuleTranslator {
             }
             for (Port p : s.getPortsList()) {
                 TlsSpec t = perPort.getOrDefault(p.getServicePort(), all);
-                if (t == null || !("SIMPLE".equals(t.mode()) || "MUTUAL".equals(t.mode()))) {
+                if (t == null || NO_ORIGINATION.contains(t.mode())) {
                     continue; // DISABLE, ISTIO_MUTUAL (what HBONE already is), or nothing
                 }
                 b.addOriginatedTls(OriginatedTls.newBuilder().setPort(p.getServicePort())
                         .setSni(t.sni() != null ? t.sni() : s.getHostname())
                         .setCaCertificates(t.caCertificates() == null ? "" : t.caCertificates())
-                        .setInsecureSkipVerify(t.insecureSkipVerify()).setSource(source));
+                        .setInsecureSkipVerify(t.insecureSkipVerify()).setSource(source)
+                        .setClientCertificate(t.clientCertificate() == null ? "" : t.clientCertificate())
+                        .setPrivateKey(t.privateKey() == null ? "" : t.privateKey())
+                        .addAllSubjectAltNames(t.subjectAltNames()));
             }
             for (int port : perPort.keySet()) {
                 if (s.getPortsList().stream().noneMatch(p -> p.getServicePort() == port)) {
                     ctx.problem(r, "spec.trafficPolicy.portLevelSettings: " + s.getHostname() + " has no port " + port);
                 }
             }
-            Service changed = b.build();
-            out.set(index, changed);
-            ctx.translatedEntries.replaceAll(e -> e == s ? changed : e);
-            ctx.translatedServices.replaceAll((k, e) -> e == s ? changed : e);
+            replace(out, index, b.build());
         }
+    }
+
+    /** Puts {@code changed} where the service at {@code index} was, in {@code out} and the context's indexes. */
+    private void replace(List<Message> out, int index, Service changed) {
+        Message s = out.get(index);
+        out.set(index, changed);
+        ctx.translatedEntries.replaceAll(e -> e == s ? changed : e);
+        ctx.translatedServices.replaceAll((k, e) -> e == s ? changed : e);
     }
 
     /** Indexes in {@code out} of the services named by {@code host}: those of the rule's namespace first. */
@@ -223,30 +291,51 @@ final class DestinationRuleTranslator {
         if (!MODES.contains(mode)) {
             throw new Specs.Invalid(at + ".mode: must be one of " + new java.util.TreeSet<>(MODES) + ", got '" + mode + "'");
         }
-        if (mode.equals("MUTUAL")) {
-            ctx.problem(r, at + ".mode: MUTUAL is originated as SIMPLE, without a client certificate (a server that"
-                    + " requires one refuses the connection)");
+        if (tls.get("caCrl") != null) {
+            ctx.problem(r, at + ".caCrl: not supported; ignored");
         }
-        for (String ignored : List.of("credentialName", "clientCertificate", "privateKey", "caCrl")) {
-            if (tls.get(ignored) != null) {
-                ctx.problem(r, at + "." + ignored + ": not supported; ignored");
+        String clientCertificate = absolutePath(tls, "clientCertificate", at);
+        String privateKey = absolutePath(tls, "privateKey", at);
+        if (mode.equals("MUTUAL") && (clientCertificate == null || privateKey == null)) {
+            throw new Specs.Invalid(tls.get("credentialName") != null && clientCertificate == null && privateKey == null
+                    ? at + ".credentialName: not supported (the waypoint reads no Kubernetes Secret); give"
+                            + " clientCertificate and privateKey, files mounted in the waypoint"
+                    : at + ": MUTUAL needs clientCertificate and privateKey");
+        }
+        if (tls.get("credentialName") != null) {
+            ctx.problem(r, at + ".credentialName: not supported (the waypoint reads no Kubernetes Secret); "
+                    + (mode.equals("MUTUAL") ? "clientCertificate and privateKey are used" : "ignored"));
+        }
+        if (!mode.equals("MUTUAL") && (clientCertificate != null || privateKey != null)) {
+            ctx.problem(r, at + ".clientCertificate, privateKey: used with mode MUTUAL only; ignored");
+            clientCertificate = null;
+            privateKey = null;
+        }
+        List<String> sans = Specs.strings(tls.get("subjectAltNames"), at + ".subjectAltNames");
+        for (int i = 0; i < sans.size(); i++) {
+            if (sans.get(i).isBlank()) {
+                throw new Specs.Invalid(at + ".subjectAltNames[" + i + "]: must not be empty");
             }
-        }
-        if (tls.get("subjectAltNames") != null) {
-            ctx.problem(r, at + ".subjectAltNames: not supported; the certificate is verified against the SNI name");
         }
         String sni = Specs.string(tls.get("sni"), at + ".sni");
         if (sni != null && !sni.matches("[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?")) {
             throw new Specs.Invalid(at + ".sni: not a host name: '" + sni + "'");
         }
-        String ca = Specs.string(tls.get("caCertificates"), at + ".caCertificates");
-        if (ca != null && !ca.startsWith("/")) {
-            throw new Specs.Invalid(at + ".caCertificates: must be an absolute path on the waypoint, got '" + ca + "'");
-        }
+        String ca = absolutePath(tls, "caCertificates", at);
         Object insecure = tls.get("insecureSkipVerify");
         if (insecure != null && !(insecure instanceof Boolean)) {
             throw new Specs.Invalid(at + ".insecureSkipVerify: must be true or false");
         }
-        return new TlsSpec(mode, sni == null ? null : sni.toLowerCase(Locale.ROOT), ca, Boolean.TRUE.equals(insecure));
+        return new TlsSpec(mode, sni == null ? null : sni.toLowerCase(Locale.ROOT), ca, Boolean.TRUE.equals(insecure),
+                clientCertificate, privateKey, sans);
+    }
+
+    /** A file named by the rule: a path on the waypoint's own file system, so absolute. */
+    private static String absolutePath(Map<String, Object> tls, String key, String at) {
+        String path = Specs.string(tls.get(key), at + "." + key);
+        if (path != null && !path.startsWith("/")) {
+            throw new Specs.Invalid(at + "." + key + ": must be an absolute path on the waypoint, got '" + path + "'");
+        }
+        return path;
     }
 }

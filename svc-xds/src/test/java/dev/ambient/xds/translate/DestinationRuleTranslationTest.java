@@ -69,43 +69,62 @@ class DestinationRuleTranslationTest {
                           host: api.example.com
                           trafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true}}
                         """, "80:api.example.com::true 8080:api.example.com::true", null),
-                Arguments.of("MUTUAL still encrypts (no client certificate), reported", """
+                Arguments.of("MUTUAL presents the client certificate", """
                         spec:
                           host: api.example.com
                           trafficPolicy: {tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}}
-                        """, "80:api.example.com::false 8080:api.example.com::false",
-                        "spec.trafficPolicy.tls.mode: MUTUAL is originated as SIMPLE"),
+                        """, "80:api.example.com::false:cert=/c.pem,/k.pem 8080:api.example.com::false:cert=/c.pem,/k.pem",
+                        null),
+                Arguments.of("MUTUAL without a certificate refuses the host (fail closed)", """
+                        spec:
+                          host: api.example.com
+                          trafficPolicy: {tls: {mode: MUTUAL, caCertificates: /ca.pem}}
+                        """, "0:refused",
+                        "spec.trafficPolicy.tls: MUTUAL needs clientCertificate and privateKey"),
+                Arguments.of("credentialName is not supported: reported, and the host refused without files", """
+                        spec:
+                          host: api.example.com
+                          trafficPolicy: {tls: {mode: MUTUAL, credentialName: api-client}}
+                        """, "0:refused", "spec.trafficPolicy.tls.credentialName: not supported"),
+                Arguments.of("an invalid rule asking for no TLS is skipped", """
+                        spec:
+                          host: api.example.com
+                          trafficPolicy: {tls: {mode: DISABLE}, retries: 3}
+                        """, "-", "spec.trafficPolicy.retries: unknown field; rule skipped"),
                 Arguments.of("ISTIO_MUTUAL is what HBONE is already: nothing to originate", """
                         spec:
                           host: api.example.com
                           trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
                         """, "-", null),
-                Arguments.of("an unknown mode skips the rule", """
+                Arguments.of("an unknown mode refuses the host (fail closed)", """
                         spec:
                           host: api.example.com
                           trafficPolicy: {tls: {mode: STRICT}}
-                        """, "-", "spec.trafficPolicy.tls.mode: must be one of"),
-                Arguments.of("a relative caCertificates path skips the rule", """
+                        """, "0:refused", "spec.trafficPolicy.tls.mode: must be one of"),
+                Arguments.of("a relative caCertificates path refuses the host", """
                         spec:
                           host: api.example.com
                           trafficPolicy: {tls: {mode: SIMPLE, caCertificates: ca.pem}}
-                        """, "-", "spec.trafficPolicy.tls.caCertificates: must be an absolute path"),
-                Arguments.of("insecureSkipVerify must be a boolean", """
+                        """, "0:refused", "spec.trafficPolicy.tls.caCertificates: must be an absolute path"),
+                Arguments.of("insecureSkipVerify must be a boolean, else the host is refused", """
                         spec:
                           host: api.example.com
                           trafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: "yes"}}
-                        """, "-", "spec.trafficPolicy.tls.insecureSkipVerify: must be true or false"),
-                Arguments.of("an unknown field skips the rule", """
+                        """, "0:refused", "spec.trafficPolicy.tls.insecureSkipVerify: must be true or false"),
+                Arguments.of("an unknown field beside a port's SIMPLE refuses the host", """
                         spec:
                           host: api.example.com
-                          trafficPolicy: {tls: {mode: SIMPLE, cipherSuites: [x]}}
-                        """, "-", "spec.trafficPolicy.tls"),
-                Arguments.of("subjectAltNames is reported, the SNI name verified", """
+                          trafficPolicy:
+                            portLevelSettings:
+                            - port: {number: 80}
+                              tls: {mode: SIMPLE, cipherSuites: [x]}
+                        """, "0:refused", "spec.trafficPolicy.portLevelSettings[0].tls"),
+                Arguments.of("subjectAltNames are verified instead of the SNI name", """
                         spec:
                           host: api.example.com
-                          trafficPolicy: {tls: {mode: SIMPLE, subjectAltNames: [other.example.com]}}
-                        """, "80:api.example.com::false 8080:api.example.com::false",
-                        "subjectAltNames: not supported; the certificate is verified against the SNI name"),
+                          trafficPolicy: {tls: {mode: SIMPLE, subjectAltNames: [other.example.com, "spiffe://x/y"]}}
+                        """, "80:api.example.com::false:san=other.example.com|spiffe://x/y"
+                        + " 8080:api.example.com::false:san=other.example.com|spiffe://x/y", null),
                 Arguments.of("a host that is no service", """
                         spec:
                           host: nowhere.example.com
@@ -138,7 +157,11 @@ class DestinationRuleTranslationTest {
         Translation t = translate(BASE + rule);
         Service s = api(t);
         String tls = s.getOriginatedTlsList().isEmpty() ? "-" : s.getOriginatedTlsList().stream()
-                .map(o -> o.getPort() + ":" + o.getSni() + ":" + o.getCaCertificates() + ":" + o.getInsecureSkipVerify())
+                .map(o -> !o.getRefusal().isEmpty() ? o.getPort() + ":refused"
+                        : o.getPort() + ":" + o.getSni() + ":" + o.getCaCertificates() + ":" + o.getInsecureSkipVerify()
+                        + (o.getClientCertificate().isEmpty() ? "" : ":cert=" + o.getClientCertificate() + ","
+                                + o.getPrivateKey())
+                        + (o.getSubjectAltNamesCount() == 0 ? "" : ":san=" + String.join("|", o.getSubjectAltNamesList())))
                 .collect(Collectors.joining(" "));
         assertEquals(expected, tls, name + "; problems " + t.problems());
         List<Problem> problems = t.problems().stream().filter(p -> p.resource().startsWith("DestinationRule/")).toList();
@@ -148,6 +171,10 @@ class DestinationRuleTranslationTest {
             assertTrue(problems.stream().anyMatch(p -> p.reason().contains(problem)), name + ": " + problems);
         }
         s.getOriginatedTlsList().forEach(o -> assertEquals("egress/api-tls", o.getSource()));
+        // A refusal says why, the problem's own words.
+        s.getOriginatedTlsList().stream().filter(o -> !o.getRefusal().isEmpty()).forEach(o -> assertTrue(
+                o.getRefusal().startsWith("DestinationRule egress/api-tls asks for TLS but is invalid: ")
+                        && o.getRefusal().contains(problem), o.getRefusal()));
         // What the snapshot serves is what the routes and policies see.
         assertEquals(s.getOriginatedTlsCount(), t.snapshot().resources(ResourceTypes.SERVICE).values().stream()
                 .map(e -> (Service) e.resource()).filter(x -> x.getHostname().equals("api.example.com"))
