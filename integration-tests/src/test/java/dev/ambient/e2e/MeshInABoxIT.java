@@ -259,6 +259,73 @@ class MeshInABoxIT {
         assertEquals("HTTP/1.1 200 OK", good.out().trim(), "a good client still gets through");
     }
 
+    /**
+     * End-user identity (samples/jwt.yaml), as Istio's JWT docs write it: tokens minted by
+     * pods/mint-token.py (python3-jwt) with the key the idp pod made at its start, checked by the
+     * waypoint against the key set it fetched from that pod. Only a token with groups=admins reaches
+     * /reports; a valid token without the claim gets 403, an invalid one 401, and without a token
+     * the paths the policy leaves open are reached, /reports is not.
+     */
+    @Test
+    @Order(2)
+    void onlyATokenWithTheClaimReachesTheProtectedPath() throws Exception {
+        String admin = mint("--claim", "groups=admins");
+        String dev = mint("--sub", "bob", "--claim", "groups=dev");
+        String expired = mint("--ttl", "-600", "--claim", "groups=admins");
+        // The dev token's payload rewritten to claim admins, its signature kept: a forgery.
+        String[] parts = dev.split("\\.");
+        String payload = new String(java.util.Base64.getUrlDecoder().decode(parts[1]), StandardCharsets.UTF_8);
+        assertTrue(payload.contains("\"dev\""), payload);
+        String forged = parts[0] + "." + java.util.Base64.getUrlEncoder().withoutPadding()
+                .encodeToString(payload.replace("\"dev\"", "\"admins\"").getBytes(StandardCharsets.UTF_8))
+                + "." + parts[2];
+
+        // The waypoint fetched the key set when the policy arrived; the first try may precede the idp.
+        await("a token with groups=admins reaches /reports", () -> reports(admin).startsWith("HTTP/1.1 200"));
+        String ok = reports(admin);
+        assertTrue(ok.contains("hello from httpbin-v") && ok.contains(": /reports"), ok);
+
+        String noClaim = reports(dev);
+        assertTrue(noClaim.startsWith("HTTP/1.1 403") && noClaim.contains("RBAC: access denied"), noClaim);
+        for (String invalid : List.of(expired, forged)) {
+            String refused = reports(invalid);
+            assertTrue(refused.startsWith("HTTP/1.1 401"), refused);
+            assertTrue(refused.contains("WWW-Authenticate: Bearer") || refused.contains("www-authenticate: Bearer"),
+                    refused);
+        }
+        assertTrue(reports(expired).contains("Jwt is expired"));
+        assertTrue(reports(forged).contains("Jwt verification fails"));
+
+        Result anonymousReports = curl("sleep", "-i", "http://httpbin/reports");
+        assertTrue(anonymousReports.out().startsWith("HTTP/1.1 403"), anonymousReports.out());
+        Result anonymousElsewhere = curl("sleep", "http://httpbin/anything");
+        assertTrue(anonymousElsewhere.out().startsWith("hello from httpbin-v"), anonymousElsewhere.out());
+        // A verified token is not passed on to the application.
+        Result headers = curl("sleep", "http://httpbin/headers", "-H", "Authorization: Bearer " + dev);
+        assertTrue(headers.out().contains("\"pod\""), headers.out());
+        assertFalse(headers.out().toLowerCase().contains("authorization"), headers.out());
+
+        String metrics = get("http://10.44.2.100:15020/metrics");
+        for (String outcome : List.of("authenticated", "anonymous", "expired", "bad_signature")) {
+            assertTrue(metrics.lines().anyMatch(l -> l.startsWith("waypoint_authn_requests_total{")
+                    && l.contains("outcome=\"" + outcome + "\"")), "counted as " + outcome);
+        }
+    }
+
+    /** A token from samples/jwt.yaml's identity provider, minted on the host as a user would. */
+    static String mint(String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of(
+                REPO.resolve("integration-tests/meshbox/pods/mint-token.py").toString()));
+        command.addAll(List.of(args));
+        Result r = run(command, Duration.ofSeconds(30));
+        assertEquals(0, r.exit(), r.out());
+        return r.out().trim();
+    }
+
+    static String reports(String token) throws Exception {
+        return curl("sleep", "-i", "http://httpbin/reports", "-H", "Authorization: Bearer " + token).out();
+    }
+
     @Test
     @Order(3)
     void betweenThePodsOnlyMutualTlsToPort15008IsOnTheWire() throws Exception {
