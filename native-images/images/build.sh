@@ -38,7 +38,7 @@ jdk_modules=java.base,java.logging,java.management,jdk.management,java.naming,jd
 # (/opt/java links to it), one copy instead of two.
 cni_jre=/opt/ambient/cni/ambient-cni.d/jre
 # The pods' JVM options (every JAVA_OPTS in k8s/ is this; ImagesIT checks the images say the same).
-java_opts="-XX:MaxRAMPercentage=75 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -XX:AOTCache=/deployments/app.aot"
+java_opts="-XX:+UseSerialGC -XX:MaxRAMPercentage=40 -XX:+UseCompactObjectHeaders -XX:TrimNativeHeapInterval=2000 --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -XX:AOTCache=/deployments/app.aot"
 train_opts="${java_opts/-XX:AOTCache=\/deployments\/app.aot/-XX:AOTCacheOutput=/state/app.aot}"
 
 say() { printf '[images] %s\n' "$*"; }

@@ -16,8 +16,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Every JVM in k8s/ starts with the AOT cache the image carries, and with one set of options: a
- * cache is used only by a JVM started with the options it was trained with, so one training
- * recipe (native-images/README.md) must fit every service.
+ * cache is used only by a JVM started with the options it was trained with (module options, object
+ * header layout), so one training recipe (native-images/README.md) must fit every service, and the
+ * images are trained with exactly these options; so are the waypoints xds's controller creates.
  */
 class K8sJvmOptionsTest {
 
@@ -44,5 +45,16 @@ class K8sJvmOptionsTest {
         }
         assertEquals(1, options.values().stream().distinct().count(),
                 "JAVA_OPTS differ, so one trained cache cannot fit them all: " + options);
+        String pods = options.values().iterator().next();
+        assertEquals(pods, quoted(NativeSources.repo().resolve("native-images/images/build.sh"), "java_opts=\"([^\"]*)\""),
+                "the images' training (build.sh) runs with other options than the pods");
+        assertEquals(pods, quoted(NativeSources.repo().resolve("svc-xds/src/main/java/dev/ambient/xds/waypoint/WaypointObjects.java"),
+                "String JAVA_OPTS = \"([^\"]*)\""), "xds's waypoint Deployments run with other options than k8s/");
+    }
+
+    private static String quoted(Path file, String regex) throws IOException {
+        Matcher m = Pattern.compile(regex).matcher(Files.readString(file));
+        assertTrue(m.find(), file + " has no " + regex);
+        return m.group(1);
     }
 }

@@ -12,6 +12,7 @@ import dev.ambient.proto.discovery.Resource;
 import dev.ambient.proto.discovery.Status;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -49,7 +50,16 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
     private record Held(String version, Message resource) {
     }
 
+    /**
+     * How long the stream may be silent before the client pings svc-xds, so that a dead server or a
+     * NAT that forgot the connection is noticed. svc-xds and svc-ca permit pings every 20 s
+     * ({@code quarkus.grpc.server.netty.permit-keep-alive-time}); a client pinging more often than
+     * a server permits is sent GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings") after three strikes.
+     */
+    public static final Duration KEEPALIVE_TIME = Duration.ofSeconds(30);
+
     private final ControlPlaneEndpoint endpoint;
+    private final Duration keepAliveTime;
     private final Node node;
     private final List<String> types;
     private final Consumer<Snapshot> publish;
@@ -74,7 +84,14 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
      */
     public DeltaDiscoveryClient(ControlPlaneEndpoint endpoint, Node node, List<String> types, Consumer<Snapshot> publish,
             String threadName) {
+        this(endpoint, KEEPALIVE_TIME, node, types, publish, threadName);
+    }
+
+    /** @param keepAliveTime silence before a ping (gRPC raises anything below 10 s to 10 s) */
+    public DeltaDiscoveryClient(ControlPlaneEndpoint endpoint, Duration keepAliveTime, Node node, List<String> types,
+            Consumer<Snapshot> publish, String threadName) {
         this.endpoint = endpoint;
+        this.keepAliveTime = keepAliveTime;
         this.node = node;
         this.types = List.copyOf(types);
         this.publish = publish;
@@ -87,7 +104,8 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
 
     public void start() {
         // A 10,000-pod initial sync is about 3 MiB; leave room above gRPC's 4 MiB default.
-        channel = endpoint.open(b -> b.maxInboundMessageSize(64 << 20).keepAliveTime(30, TimeUnit.SECONDS));
+        channel = endpoint.open(b -> b.maxInboundMessageSize(64 << 20)
+                .keepAliveTime(keepAliveTime.toMillis(), TimeUnit.MILLISECONDS));
         scheduler.execute(this::connect);
     }
 

@@ -174,7 +174,7 @@ class K8sManifestsTest {
         assertEquals("status.hostIP", fieldRef(env, "ZTUNNEL_NODE_IP"));
         assertEquals("metadata.namespace", fieldRef(env, "POD_NAMESPACE"));
         String javaOpts = value(env, "JAVA_OPTS");
-        assertTrue(javaOpts.contains("-XX:MaxRAMPercentage=75"), javaOpts);
+        assertTrue(javaOpts.contains("-XX:MaxRAMPercentage=40"), javaOpts);
         assertTrue(javaOpts.contains("--enable-native-access=ALL-UNNAMED"), javaOpts);
 
         JsonNode resources = container().path("resources");

@@ -98,11 +98,13 @@ class WaypointControllerTest {
         assertEquals("/healthz/ready", c.getReadinessProbe().getHttpGet().getPath());
         assertEquals(15021, c.getReadinessProbe().getHttpGet().getPort().getIntVal());
         assertEquals("100m", c.getResources().getRequests().get("cpu").toString());
-        assertEquals("64Mi", c.getResources().getRequests().get("memory").toString());
+        assertEquals("192Mi", c.getResources().getRequests().get("memory").toString());
         assertEquals("256Mi", c.getResources().getLimits().get("memory").toString());
         Map<String, EnvVar> env = c.getEnv().stream().collect(Collectors.toMap(EnvVar::getName, e -> e));
         assertEquals("bookinfo/waypoint", env.get("WAYPOINT_GATEWAY").getValue());
         assertEquals("metadata.namespace", env.get("POD_NAMESPACE").getValueFrom().getFieldRef().getFieldPath());
+        assertEquals(WaypointObjects.JAVA_OPTS, env.get("JAVA_OPTS").getValue());
+        assertEquals("2", env.get("MALLOC_ARENA_MAX").getValue());
         assertTrue(c.getSecurityContext().getRunAsNonRoot());
         assertTrue(c.getSecurityContext().getReadOnlyRootFilesystem());
 
