@@ -1,18 +1,13 @@
 package dev.ambient.waypoint.authn;
 
 import dev.ambient.proto.l7.JwtRule;
+import dev.ambient.waypoint.callout.CappedBody;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.vertx.core.AsyncResult;
-import io.vertx.core.Future;
-import io.vertx.core.Handler;
 import io.vertx.core.Vertx;
-import io.vertx.core.buffer.Buffer;
-import io.vertx.core.streams.WriteStream;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.client.WebClientOptions;
 import io.vertx.ext.web.codec.BodyCodec;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Set;
@@ -143,7 +138,7 @@ public final class JwksCache implements JwtVerifier.Keys, AutoCloseable {
         CompletableFuture<JwkSet> done = new CompletableFuture<>();
         r.inflight = done;
         r.lastFetchNanos = System.nanoTime();
-        BoundedBody body = new BoundedBody(settings.maxBytes());
+        CappedBody body = new CappedBody(settings.maxBytes());
         long deadline = vertx.setTimer(Math.max(1, settings.fetchTimeout().toMillis()),
                 t -> finish(r, done, null, "no complete answer within " + settings.fetchTimeout()));
         try {
@@ -154,7 +149,7 @@ public final class JwksCache implements JwtVerifier.Keys, AutoCloseable {
                             finish(r, done, null, String.valueOf(ar.cause().getMessage()));
                         } else if (ar.result().statusCode() != 200) {
                             finish(r, done, null, "HTTP status " + ar.result().statusCode());
-                        } else if (body.overflow) {
+                        } else if (body.overflowed()) {
                             finish(r, done, null, "larger than " + settings.maxBytes() + " bytes");
                         } else {
                             try {
@@ -202,61 +197,6 @@ public final class JwksCache implements JwtVerifier.Keys, AutoCloseable {
         client.close();
         if (ownsVertx) {
             vertx.close();
-        }
-    }
-
-    /** Holds a body up to a bound; beyond it, the rest is counted and dropped (the fetch then fails). */
-    private static final class BoundedBody implements WriteStream<Buffer> {
-        private final int max;
-        private final Buffer held = Buffer.buffer();
-        volatile boolean overflow;
-
-        BoundedBody(int max) {
-            this.max = max;
-        }
-
-        String text() {
-            return held.toString(StandardCharsets.UTF_8);
-        }
-
-        @Override
-        public Future<Void> write(Buffer data) {
-            if (!overflow && held.length() + data.length() <= max) {
-                held.appendBuffer(data);
-            } else {
-                overflow = true;
-            }
-            return Future.succeededFuture();
-        }
-
-        @Override
-        public void write(Buffer data, Handler<AsyncResult<Void>> handler) {
-            write(data).onComplete(handler);
-        }
-
-        @Override
-        public void end(Handler<AsyncResult<Void>> handler) {
-            handler.handle(Future.succeededFuture());
-        }
-
-        @Override
-        public WriteStream<Buffer> exceptionHandler(Handler<Throwable> handler) {
-            return this;
-        }
-
-        @Override
-        public WriteStream<Buffer> setWriteQueueMaxSize(int maxSize) {
-            return this;
-        }
-
-        @Override
-        public boolean writeQueueFull() {
-            return false;
-        }
-
-        @Override
-        public WriteStream<Buffer> drainHandler(Handler<Void> handler) {
-            return this;
         }
     }
 }

@@ -2,19 +2,15 @@ package dev.ambient.waypoint.extauthz;
 
 import dev.ambient.proto.l7.ExtAuthzHttp;
 import dev.ambient.proto.l7.ExtAuthzProvider;
+import dev.ambient.waypoint.callout.CappedBody;
 import io.netty.handler.codec.http.HttpHeaderNames;
-import io.vertx.core.AsyncResult;
-import io.vertx.core.Future;
-import io.vertx.core.Handler;
 import io.vertx.core.MultiMap;
 import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpMethod;
-import io.vertx.core.streams.WriteStream;
 import io.vertx.ext.web.client.HttpRequest;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.codec.BodyCodec;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -111,66 +107,5 @@ final class HttpAuthorizer {
         }
         return new Outcome.Deny(status < 200 ? 403 : status, List.copyOf(headers), body.text(),
                 "denied by HTTP authorizer " + target + " (" + status + ")");
-    }
-
-    /** The authorizer's response body, kept up to a bound; past it the check fails rather than buffer without end. */
-    static final class CappedBody implements WriteStream<Buffer> {
-        private final int max;
-        private final Buffer held = Buffer.buffer();
-        private boolean overflowed;
-
-        CappedBody(int max) {
-            this.max = max;
-        }
-
-        boolean overflowed() {
-            return overflowed;
-        }
-
-        String text() {
-            return held.toString(StandardCharsets.UTF_8);
-        }
-
-        @Override
-        public WriteStream<Buffer> exceptionHandler(Handler<Throwable> handler) {
-            return this;
-        }
-
-        @Override
-        public Future<Void> write(Buffer data) {
-            if (held.length() + data.length() > max) {
-                overflowed = true; // dropped from here on
-            } else {
-                held.appendBuffer(data);
-            }
-            return Future.succeededFuture();
-        }
-
-        @Override
-        public void write(Buffer data, Handler<AsyncResult<Void>> handler) {
-            write(data).onComplete(handler);
-        }
-
-        @Override
-        public void end(Handler<AsyncResult<Void>> handler) {
-            if (handler != null) {
-                handler.handle(Future.succeededFuture());
-            }
-        }
-
-        @Override
-        public WriteStream<Buffer> setWriteQueueMaxSize(int maxSize) {
-            return this;
-        }
-
-        @Override
-        public boolean writeQueueFull() {
-            return false;
-        }
-
-        @Override
-        public WriteStream<Buffer> drainHandler(Handler<Void> handler) {
-            return this;
-        }
     }
 }
