@@ -20,6 +20,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -97,9 +98,15 @@ class MeshInABoxIT {
     }
 
     static Result run(List<String> command, Duration timeout) throws Exception {
+        return run(command, timeout, Map.of());
+    }
+
+    /** With {@code env} added to the environment (a restarted service inherits it, as Quarkus config). */
+    static Result run(List<String> command, Duration timeout, Map<String, String> env) throws Exception {
         Path out = Files.createTempFile("meshbox-it", ".out");
         try {
             ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile());
+            pb.environment().putAll(env);
             pb.environment().put("MESHBOX_DIR", STATE.toString());
             pb.environment().put("MESHBOX_SKIP_BUILD", "1");
             Process p = pb.start();
@@ -699,6 +706,107 @@ class MeshInABoxIT {
      * a mesh pod through its tunnel (node-b answers the CONNECT with 400), and to a pod's own loopback
      * 15001. Both ztunnels' descriptors stay flat, and sleep's requests to httpbin keep working meanwhile.
      */
+    /**
+     * The outside world's dnsmasq (the box's upstream resolver) stopped: sleep's ztunnel still
+     * answers the names it knows itself (a Kubernetes service, the ServiceEntry host) while a name
+     * only the resolver knows fails; once the resolver runs again, that name resolves again. Each
+     * external name is new (a subdomain of api.example.com, which dnsmasq answers with the outside
+     * pod's address), so no answer comes from the ztunnel's cache.
+     */
+    @Test
+    @Order(14)
+    void dnsKeepsAnsweringForKnownNamesWhileTheUpstreamResolverIsDown() throws Exception {
+        String external = "t" + System.nanoTime() + ".api.example.com";
+        Result before = dig("before-" + external);
+        assertEquals("NOERROR", dnsStatus(before), before.out());
+        assertEquals(List.of(OUTSIDE_IP), dnsAddresses(before), "the resolver answers it through the proxy: " + before.out());
+
+        long resolver = pid("pod-outside-dns");
+        try {
+            ProcessHandle dnsmasq = ProcessHandle.of(resolver).orElseThrow();
+            dnsmasq.destroy();
+            dnsmasq.onExit().get(10, TimeUnit.SECONDS);
+
+            Result service = dig("httpbin.default.svc.cluster.local");
+            assertEquals("NOERROR", dnsStatus(service), service.out());
+            assertEquals(1, dnsAddresses(service).size(), "the service's cluster IP: " + service.out());
+            Result entry = dig("api.example.com");
+            assertEquals("NOERROR", dnsStatus(entry), entry.out());
+            assertTrue(dnsAddresses(entry).size() == 1 && dnsAddresses(entry).getFirst().startsWith("240.240."),
+                    "the ServiceEntry's auto-allocated address: " + entry.out());
+            Result unknown = dig("during-" + external);
+            assertTrue(dnsAddresses(unknown).isEmpty(), "nobody could answer it: " + unknown.out());
+            assertTrue("SERVFAIL".equals(dnsStatus(unknown)) || unknown.exit() != 0,
+                    "SERVFAIL or no answer (a timeout): " + unknown.out());
+        } finally {
+            assertEquals(0, meshbox("restart", "pod-outside-dns").exit());
+        }
+        await("the resolver answers again", () -> dnsAddresses(dig("after-" + System.nanoTime() + "-" + external))
+                .equals(List.of(OUTSIDE_IP)));
+        assertTrue(dnsAddresses(dig("api.example.com")).getFirst().startsWith("240.240."));
+    }
+
+    static final String OUTSIDE_IP = "10.44.200.10";
+
+    /** dig in the sleep pod, through its resolv.conf (the outside resolver, captured by the ztunnel). */
+    static Result dig(String name) throws Exception {
+        return run(List.of(MESHBOX.toString(), "exec", "sleep", "dig", "+time=4", "+tries=1", "+noall", "+comments",
+                "+answer", name, "A"), Duration.ofSeconds(30));
+    }
+
+    static String dnsStatus(Result dig) {
+        Matcher m = Pattern.compile("status: (\\w+)").matcher(dig.out());
+        return m.find() ? m.group(1) : "none";
+    }
+
+    static List<String> dnsAddresses(Result dig) {
+        return dig.out().lines().filter(l -> !l.startsWith(";")).map(l -> l.trim().split("\\s+"))
+                .filter(f -> f.length == 5 && f[3].equals("A")).map(f -> f[4]).toList();
+    }
+
+    /**
+     * REGISTRY_ONLY (svc-ztunnel's {@code ztunnel.outbound-traffic-policy}) on node-a's ztunnel, set
+     * as a user would: restarted with the key in its environment. Sleep's connection to an address
+     * that is no workload, service or ServiceEntry (Prometheus on the host's bridge, which sleep
+     * reaches under the default ALLOW_ANY) is refused, with the reason in the access log; the
+     * ServiceEntry's api.example.com and the mesh's httpbin still work. Then the default again.
+     */
+    @Test
+    @Order(15)
+    void registryOnlyRefusesAnUnlistedAddressButNotTheServiceEntry() throws Exception {
+        String unlisted = PROMETHEUS + "/-/healthy";
+        String ztunnelReady = "http://127.0.0.2:15021/healthz/ready";
+        Path accessLog = STATE.resolve("logs/ztunnel-node-a.log");
+        assertEquals("200", curl("sleep", "-o", "/dev/null", "-w", "%{http_code}", unlisted).out(),
+                "ALLOW_ANY, the default, lets sleep reach it");
+        try {
+            assertEquals(0, run(List.of(MESHBOX.toString(), "restart", "ztunnel-node-a"), Duration.ofMinutes(2),
+                    Map.of("ZTUNNEL_OUTBOUND_TRAFFIC_POLICY", "REGISTRY_ONLY")).exit());
+            await("ztunnel-node-a ready with REGISTRY_ONLY", () -> ready(ztunnelReady));
+            await("sleep reaches httpbin, a mesh service", () -> reachesHttpbin("sleep"));
+            long logStart = Files.size(accessLog);
+
+            Result refused = curl("sleep", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", unlisted);
+            assertNotEquals(0, refused.exit(), "refused: " + refused.out());
+            assertFalse(refused.out().startsWith("200"), refused.out());
+            Result declared = curl("sleep", "http://api.example.com/get");
+            assertTrue(declared.out().startsWith("outside https api.example.com /get"),
+                    "the ServiceEntry's host is in the registry: " + declared.out());
+            await("the refusal in node-a's access log", () -> {
+                byte[] log = Files.readAllBytes(accessLog);
+                String added = new String(log, (int) logStart, log.length - (int) logStart, StandardCharsets.UTF_8);
+                return added.lines().anyMatch(l -> l.contains("dst=10.44.0.30:9090") && l.contains("outcome=refused")
+                        && l.contains("REGISTRY_ONLY"));
+            });
+        } finally {
+            assertEquals(0, meshbox("restart", "ztunnel-node-a").exit());
+            await("ztunnel-node-a ready with the default", () -> ready(ztunnelReady));
+        }
+        await("ALLOW_ANY again", () -> "200".equals(curl("sleep", "--max-time", "3", "-o", "/dev/null", "-w",
+                "%{http_code}", unlisted).out()));
+        assertTrue(reachesHttpbin("sleep"));
+    }
+
     @Test
     @Order(20)
     void noConnectionMakesAZtunnelDialItself() throws Exception {
