@@ -25,6 +25,7 @@ import dev.ambient.ztunnel.outbound.OutboundRouter;
 import dev.ambient.ztunnel.state.WorkloadStore;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
+import io.netty.handler.codec.http2.Http2FrameCodec;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -277,14 +278,30 @@ public final class InpodWorkloads implements AutoCloseable {
         pod.state(InpodWorkload.State.DRAINING);
         pod.stopAccepting();
         // Peers' pooled connections to this pod must not carry new streams in: only open ones finish.
-        pod.hboneConnections.forEach(HboneServerInitializer::goAway);
+        pod.hboneConnections.forEach(InpodWorkloads::goAwayOrClose);
         long deadline = System.nanoTime() + drainTimeout.toNanos();
-        LOG.infof("inpod: removed %s: no longer accepting (GOAWAY on %d HBONE connection(s)); %d open connection(s)"
+        LOG.infof("inpod: removed %s: no longer accepting (GOAWAY on %d HBONE connection(s), those still in their"
+                + " handshake closed); %d open connection(s)"
                 + " may finish within %s", pod.describe(), pod.hboneConnections.size(), pod.activeConnections(),
                 drainTimeout);
         drainLater(pod, deadline);
         changed.run();
         return "";
+    }
+
+    /**
+     * A connection still in its TLS handshake carries no stream, and a GOAWAY cannot reach it: it is
+     * closed, so that it never finishes a handshake and opens streams for a pod that is gone. The
+     * others are told GOAWAY. Decided on the channel's event loop, where the HTTP/2 codec is added.
+     */
+    private static void goAwayOrClose(Channel ch) {
+        ch.eventLoop().execute(() -> {
+            if (ch.pipeline().get(Http2FrameCodec.class) == null) {
+                ch.close();
+            } else {
+                HboneServerInitializer.goAway(ch);
+            }
+        });
     }
 
     private void drainLater(InpodWorkload pod, long deadline) {

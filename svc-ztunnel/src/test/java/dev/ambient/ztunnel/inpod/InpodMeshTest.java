@@ -15,6 +15,8 @@ import dev.ambient.ztunnel.admin.AdminServer;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -365,7 +367,35 @@ class InpodMeshTest {
         assertTrue(PodNetwork.curl("a", "http://" + IP_B + ":8080/marker.txt").ok());
         long inodeB = (Long) Files.getAttribute(PodNetwork.netnsPath("b"), "unix:ino");
         assertTrue(fdsOn(inodeB) >= 1, "the ztunnel holds b's namespace");
-        assertEquals("", agent.del(UID_B));
+        // An open tunnelled connection keeps b draining (until drain-timeout) after the Del.
+        Process idleClient = PodNetwork.start("a", "python3", "-c",
+                "import socket,time; s=socket.create_connection(('" + IP_B + "', 8080)); time.sleep(30)");
+        // Two connections to b's 15008 still in their TLS handshake: one silent, one mid-ClientHello.
+        try (Socket silent = new Socket(); Socket partial = new Socket()) {
+            await(() -> established("b").stream().anyMatch(l -> l.contains(":8080")),
+                    "a's idle connection reaches b's application through the tunnel");
+            silent.connect(new InetSocketAddress(IP_B, 15008), 2000);
+            partial.connect(new InetSocketAddress(IP_B, 15008), 2000);
+            partial.getOutputStream().write(new byte[] {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01});
+            partial.getOutputStream().flush();
+            for (Socket s : List.of(silent, partial)) {
+                await(() -> established("b").stream().anyMatch(l -> l.contains(":" + s.getLocalPort())),
+                        "the handshaking connection accepted in b");
+            }
+            long t0 = System.nanoTime();
+            assertEquals("", agent.del(UID_B));
+            // They carry no stream, and must never finish a handshake for a pod that is gone: closed now,
+            // not when the drain ends (drain-timeout is 2 s here).
+            for (Socket s : List.of(silent, partial)) {
+                s.setSoTimeout(1000);
+                assertTrue(closedByPeer(s), "a handshaking connection is closed at the Del");
+            }
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            System.out.printf("handshaking connections closed %d ms after the Del%n", ms);
+            assertTrue(ms < 1000, "closed well before the drain timeout: " + ms + " ms");
+        } finally {
+            idleClient.destroyForcibly();
+        }
         assertEquals(List.of(8080), ports("b"), "only the application still listens in b");
         await(() -> fdsOn(inodeB) == 0, "b's namespace fd released after the drain");
         await(() -> established("b").isEmpty(), "no ztunnel connection left in b");
@@ -400,6 +430,22 @@ class InpodMeshTest {
             assertTrue(inPod < 2_000_000, "under 2 ms per socket: " + inPod + " ns");
             long inode = (Long) Files.getAttribute(PodNetwork.netnsPath("a"), "unix:ino");
             assertEquals(inode, pod.create(NetworkNamespace::currentInode).get(), "created inside pod a");
+        }
+    }
+
+    /** True when the peer closed (EOF or reset); false when nothing came within the socket's timeout. */
+    static boolean closedByPeer(Socket s) {
+        try {
+            byte[] buf = new byte[4096];
+            while (true) {
+                if (s.getInputStream().read(buf) < 0) {
+                    return true;
+                }
+            }
+        } catch (java.net.SocketTimeoutException e) {
+            return false;
+        } catch (java.io.IOException e) {
+            return true; // reset
         }
     }
 
