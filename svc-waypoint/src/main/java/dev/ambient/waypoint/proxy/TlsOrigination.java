@@ -92,6 +92,9 @@ public final class TlsOrigination {
         }
     }
 
+    /** A context no dial asked for during this many check intervals is dropped (its rule is likely gone). */
+    static final int IDLE_INTERVALS = 12;
+
     private final long recheckNanos;
     private final Executor blocking;
     private final Map<ContextSpec, Built> built = new ConcurrentHashMap<>();
@@ -135,15 +138,49 @@ public final class TlsOrigination {
 
     /** Checks (and if need be builds) the spec's context on a worker; one check per spec at a time. */
     private CompletableFuture<Built> refresh(ContextSpec spec) {
-        return building.computeIfAbsent(spec, s -> {
-            CompletableFuture<Built> f = CompletableFuture.supplyAsync(() -> {
-                Built b = load(s, built.get(s));
-                built.put(s, b); // before anyone waiting hears of it
-                return b;
-            }, blocking);
-            f.whenComplete((b, t) -> building.remove(s));
-            return f;
-        });
+        CompletableFuture<Built> mine = new CompletableFuture<>();
+        CompletableFuture<Built> running = building.putIfAbsent(spec, mine);
+        if (running != null) {
+            return running;
+        }
+        // Not computeIfAbsent with a whenComplete that removes: a check finishing before the
+        // callback is attached would remove inside the map's own computation, and the finished
+        // check would stay registered forever, so the files were never checked again.
+        try {
+            blocking.execute(() -> {
+                Built b;
+                try {
+                    b = load(spec, built.get(spec));
+                    built.put(spec, b); // before anyone waiting hears of it
+                    dropIdle(b.checkedAtNanos());
+                } catch (RuntimeException | Error e) {
+                    building.remove(spec, mine);
+                    mine.completeExceptionally(e);
+                    throw e;
+                }
+                building.remove(spec, mine);
+                mine.complete(b);
+            });
+        } catch (RuntimeException rejected) {
+            building.remove(spec, mine);
+            mine.completeExceptionally(rejected);
+        }
+        return mine;
+    }
+
+    /**
+     * Contexts in use are checked once per interval, so one not checked for {@link #IDLE_INTERVALS}
+     * intervals has had no dial: its DestinationRule was changed or removed. Without this, every
+     * rule ever seen would keep its context (and key material) for the process's life.
+     */
+    private void dropIdle(long now) {
+        long idle = recheckNanos * IDLE_INTERVALS;
+        built.entrySet().removeIf(e -> now - e.getValue().checkedAtNanos() > idle);
+    }
+
+    /** How many contexts are held (for tests and the config dump). */
+    int contexts() {
+        return built.size();
     }
 
     /** Blocking: stats the files, and builds a new context only when one of them changed. */

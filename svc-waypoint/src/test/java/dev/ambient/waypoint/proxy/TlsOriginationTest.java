@@ -113,4 +113,26 @@ class TlsOriginationTest {
         assertFalse(f.isSuccess());
         assertEquals("cannot use " + fifo + ": not a regular file of at most 1048576 bytes", f.cause().getMessage());
     }
+
+    @Test
+    void aContextNoDialUsedForTwelveIntervalsIsDropped() throws Exception {
+        // DestinationRules come and go; the contexts of rules no longer dialled must not pile up.
+        TlsOrigination tls = new TlsOrigination(Duration.ofMillis(50), worker);
+        gate.release(100);
+        OriginatedTls gone = OriginatedTls.newBuilder().setCaCertificates(ca("gone").toString()).build();
+        OriginatedTls kept = OriginatedTls.newBuilder().setCaCertificates(ca("kept").toString()).build();
+        onLoop(tls, gone).get(5, TimeUnit.SECONDS);
+        onLoop(tls, kept).get(5, TimeUnit.SECONDS);
+        assertEquals(2, tls.contexts());
+
+        long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(900);
+        while (System.nanoTime() < until) {
+            onLoop(tls, kept).get(5, TimeUnit.SECONDS); // in use: checked each interval, kept
+            Thread.sleep(20);
+        }
+        assertEquals(1, tls.contexts(), "the unused rule's context dropped, the used one kept");
+        assertTrue(onLoop(tls, kept).isDone(), "the used rule still gets its context at once");
+        onLoop(tls, gone).get(5, TimeUnit.SECONDS);
+        assertEquals(2, tls.contexts(), "dialled again: built again");
+    }
 }
