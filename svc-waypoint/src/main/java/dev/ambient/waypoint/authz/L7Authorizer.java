@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.authz;
 
+import dev.ambient.auth.RequestAuthKey;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.L7Condition;
@@ -237,7 +238,7 @@ public final class L7Authorizer {
                 return HEADER;
             }
             if (key.startsWith("request.auth.claims[")) {
-                return claimPath(key) == null ? UNKNOWN : REQUEST_CLAIM;
+                return RequestAuthKey.claimPath(key) == null ? UNKNOWN : REQUEST_CLAIM;
             }
             return switch (key) {
                 case "source.principal" -> SOURCE_PRINCIPAL;
@@ -252,25 +253,6 @@ public final class L7Authorizer {
                 default -> UNKNOWN;
             };
         }
-    }
-
-    /** At most this many levels in {@code request.auth.claims[a][b]...}. */
-    static final int MAX_CLAIM_DEPTH = 10;
-
-    /** The names of {@code request.auth.claims[a][b]}, or null when the key is not of that form. */
-    static List<String> claimPath(String key) {
-        String rest = key.substring("request.auth.claims".length());
-        List<String> path = new java.util.ArrayList<>();
-        while (!rest.isEmpty()) {
-            int close = rest.indexOf(']');
-            if (!rest.startsWith("[") || close < 2 || rest.substring(1, close).contains("[")
-                    || path.size() == MAX_CLAIM_DEPTH) {
-                return null;
-            }
-            path.add(rest.substring(1, close));
-            rest = rest.substring(close + 1);
-        }
-        return path.isEmpty() ? null : path;
     }
 
     /** Any of several values (a list claim, the audiences) holds against the condition's values. */
@@ -293,7 +275,7 @@ public final class L7Authorizer {
                 return anyHolds(c, auth.audiences());
             }
             case REQUEST_CLAIM -> {
-                return anyHolds(c, auth.claim(claimPath(c.getKey())));
+                return anyHolds(c, auth.claim(RequestAuthKey.claimPath(c.getKey())));
             }
             case REQUEST_PRINCIPAL -> value = auth.principal();
             case REQUEST_PRESENTER -> value = auth.presenter();

@@ -1,6 +1,7 @@
 package dev.ambient.xds.translate;
 
 import com.google.protobuf.Message;
+import dev.ambient.auth.RequestAuthKey;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.l7.L7Condition;
 import dev.ambient.proto.l7.L7Operation;
@@ -48,7 +49,7 @@ import java.util.regex.Pattern;
  * {@code source.ip}, {@code remote.ip}, {@code destination.ip} (as addresses and CIDR blocks),
  * {@code destination.port} and, from a verified JWT, {@code request.auth.principal},
  * {@code request.auth.audiences}, {@code request.auth.presenter} and
- * {@code request.auth.claims[<name>]...} ({@link RequestAuthKeys}), with {@code requestPrincipals};
+ * {@code request.auth.claims[<name>]...} ({@link dev.ambient.auth.RequestAuthKey}), with {@code requestPrincipals};
  * any other key ({@code connection.sni}, ...) is such a part.
  * A policy whose structure is wrong (unknown field, unknown action, invalid selector, no existing
  * target) is reported and skipped entirely.
@@ -416,7 +417,7 @@ final class AuthorizationTranslator {
                         strings(cond, "notValues", at, issues, false, c::addNotValues);
                     } else if (header != null) {
                         issues.add(at + ".key: '" + key + "' does not name a valid header name");
-                    } else if (RequestAuthKeys.valid(key)) {
+                    } else if (RequestAuthKey.valid(key)) {
                         strings(cond, "values", at, issues, false, c::addValues);
                         strings(cond, "notValues", at, issues, false, c::addNotValues);
                     } else if (key.startsWith("request.auth.")) {
