@@ -10,7 +10,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ambient.net.NetworkNamespace;
+import dev.ambient.identity.CertificateAuthority;
+import dev.ambient.ztunnel.LogCapture;
 import dev.ambient.ztunnel.ZtunnelNode;
+import dev.ambient.ztunnel.mesh.HboneClientScript;
 import dev.ambient.ztunnel.admin.AdminServer;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
@@ -20,6 +23,7 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -203,6 +207,90 @@ class InpodMeshTest {
         } finally {
             rewriteMesh(MESH);
         }
+    }
+
+    /**
+     * The application sees the real client, as it would without the mesh: pod a's address for HBONE
+     * (the tunnel's outer source: in-pod, a's connection leaves from a's own namespace), pod c's for
+     * plaintext from outside the mesh; the access log and metrics say the same. Before, every
+     * connection reached the application from b's own address (10.248.1.2).
+     */
+    @Test
+    @Order(35)
+    void theApplicationSeesTheClientsPodAddress() throws Exception {
+        Path appLog = dir.resolve("peer-address.log");
+        Process app = PodNetwork.servePeerAddress("b", 8081, appLog);
+        try (LogCapture log = LogCapture.accessLog()) {
+            PodNetwork.Result hbone = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+            assertTrue(hbone.ok(), "curl from pod a: " + hbone);
+            assertEquals(IP_A, hbone.output().trim(), "through HBONE the application saw pod a's address");
+            String tunnelled = log.await("b's inbound HBONE line", l -> l.startsWith("inbound ")
+                    && l.contains("dst=" + IP_B + ":8081") && l.contains("via=hbone"));
+            assertTrue(tunnelled.contains("src=" + IP_A + ":"), tunnelled);
+
+            PodNetwork.Result plain = PodNetwork.curl("c", "http://" + IP_B + ":8081/");
+            assertTrue(plain.ok(), "curl from pod c: " + plain);
+            assertEquals(IP_C, plain.output().trim(), "plaintext from outside the mesh: the application saw pod c");
+            String plaintext = log.await("b's inbound plaintext line", l -> l.startsWith("inbound ")
+                    && l.contains("dst=" + IP_B + ":8081") && l.contains("via=plaintext"));
+            assertTrue(plaintext.contains("src=" + IP_C + ":"), plaintext);
+            await(() -> appLines(appLog).equals(List.of("peer " + IP_A, "peer " + IP_C)), "the application's log: "
+                    + appLines(appLog));
+        } finally {
+            app.destroyForcibly();
+        }
+        Counter fromA = node.registry().find("istio_tcp_connections_opened").tag("reporter", "destination")
+                .tag("source_workload", "pod-a").tag("destination_workload", "pod-b").counter();
+        assertTrue(fromA != null && fromA.count() >= 1, "b's side counted a as the source");
+        assertEquals(0.0, sourceFallbacks(), "no connection fell back to the pod's address");
+    }
+
+    /**
+     * A mesh peer (a valid certificate, on another node: its connection comes from the bridge's
+     * 10.248.0.1) that claims another client in {@code Forwarded} and names b in a crafted CONNECT
+     * does not choose the address the application sees: it sees the connection's source. Before,
+     * it saw b's own address; a claim believed would have shown 10.248.1.77.
+     */
+    @Test
+    @Order(36)
+    void aMeshPeersForwardedClaimDoesNotChooseTheAddressTheApplicationSees() throws Exception {
+        assumeTrue(HboneClientScript.available(), "/usr/bin/python3 cannot import h2");
+        Path appLog = dir.resolve("peer-address-hostile.log");
+        Process app = PodNetwork.servePeerAddress("b", 8081, appLog);
+        try {
+            CertificateAuthority ca = CertificateAuthority.loadOrCreate(dir.resolve("ca"), "cluster.local",
+                    Duration.ofDays(3650));
+            HboneClientScript script = new HboneClientScript(dir,
+                    dir.resolve("ca").resolve(CertificateAuthority.ROOT_CERT_FILE));
+            HboneClientScript.Identity peer = script.identity(ca, "shop", "client", "hostile-peer");
+            for (String claim : List.of("for=10.248.1.77", "for=\"10.248.1.77:4000\"", "for=" + IP_B,
+                    "for=127.0.0.1")) {
+                HboneClientScript.Run r = script.connect(peer, IP_B + ":15008", IP_B + ":8081", 16, "--forwarded",
+                        claim);
+                assertEquals(200, r.status(), claim + ": " + r);
+            }
+            await(() -> appLines(appLog).size() == 4, "four connections at the application: " + appLines(appLog));
+            assertEquals(List.of("peer 10.248.0.1", "peer 10.248.0.1", "peer 10.248.0.1", "peer 10.248.0.1"),
+                    appLines(appLog), "the application saw the connection's source, never the claim");
+            // A good client still gets through, from its own address.
+            PodNetwork.Result good = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+            assertEquals(IP_A, good.output().trim(), good.toString());
+        } finally {
+            app.destroyForcibly();
+        }
+    }
+
+    static List<String> appLines(Path log) {
+        try {
+            return Files.readAllLines(log).stream().filter(l -> l.startsWith("peer ")).toList();
+        } catch (java.io.IOException e) {
+            return List.of();
+        }
+    }
+
+    static double sourceFallbacks() {
+        return node.registry().find("ztunnel_inbound_source_fallbacks").counters().stream()
+                .mapToDouble(Counter::count).sum();
     }
 
     @Test
