@@ -280,6 +280,56 @@ class InpodMeshTest {
         }
     }
 
+    /**
+     * A ztunnel that may not set IP_TRANSPARENT (its socket threads lack CAP_NET_ADMIN, as a
+     * DaemonSet without NET_ADMIN would) still delivers the connection, from the pod's own address,
+     * and says so: a warning and {@code ztunnel_inbound_source_fallbacks_total{reason="ip_transparent"}}.
+     * With the capability back, the client's address again.
+     */
+    @Test
+    @Order(37)
+    void withoutTheCapabilityTheConnectionStillArrivesFromThePodsAddressCountedAndLogged() throws Exception {
+        Path appLog = dir.resolve("peer-address-fallback.log");
+        Process app = PodNetwork.servePeerAddress("b", 8081, appLog);
+        try {
+            onEverySocketThread(() -> ThreadCapabilities.netAdmin(false));
+            try (LogCapture warnings = new LogCapture("dev.ambient.ztunnel.inbound.SourceFallbacks")) {
+                PodNetwork.Result r = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+                assertEquals(IP_B, r.output().trim(), "delivered, from b's own address: " + r);
+                String line = warnings.await("the fallback's warning", l -> l.contains("client's address " + IP_A));
+                assertTrue(line.contains("pod's own address"), line);
+            } finally {
+                onEverySocketThread(() -> ThreadCapabilities.netAdmin(true));
+            }
+            assertEquals(1.0, node.registry().find("ztunnel_inbound_source_fallbacks").tag("reason", "ip_transparent")
+                    .counter().count());
+            PodNetwork.Result again = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+            assertEquals(IP_A, again.output().trim(), again.toString());
+        } finally {
+            app.destroyForcibly();
+        }
+    }
+
+    /** Runs {@code action} once on each of the node's socket threads (each holds one until all are reached). */
+    static void onEverySocketThread(Runnable action) throws Exception {
+        SocketThreads threads = node.inpod().orElseThrow().socketThreads();
+        int n = 2; // InpodNode's default ztunnel.inpod.socket-threads
+        java.util.concurrent.CyclicBarrier all = new java.util.concurrent.CyclicBarrier(n);
+        List<java.util.concurrent.CompletableFuture<Object>> done = new java.util.ArrayList<>();
+        try (NetworkNamespace b = NetworkNamespace.open(PodNetwork.netnsPath("b"))) {
+            for (int i = 0; i < n; i++) {
+                done.add(threads.create(b, () -> {
+                    all.await(10, TimeUnit.SECONDS);
+                    action.run();
+                    return null;
+                }));
+            }
+            for (var f : done) {
+                f.get(15, TimeUnit.SECONDS);
+            }
+        }
+    }
+
     static List<String> appLines(Path log) {
         try {
             return Files.readAllLines(log).stream().filter(l -> l.startsWith("peer ")).toList();
