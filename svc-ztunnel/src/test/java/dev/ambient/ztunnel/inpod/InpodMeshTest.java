@@ -221,19 +221,8 @@ class InpodMeshTest {
         Path appLog = dir.resolve("peer-address.log");
         Process app = PodNetwork.servePeerAddress("b", 8081, appLog);
         try (LogCapture log = LogCapture.accessLog()) {
-            PodNetwork.Result hbone = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
-            assertTrue(hbone.ok(), "curl from pod a: " + hbone);
-            assertEquals(IP_A, hbone.output().trim(), "through HBONE the application saw pod a's address");
-            String tunnelled = log.await("b's inbound HBONE line", l -> l.startsWith("inbound ")
-                    && l.contains("dst=" + IP_B + ":8081") && l.contains("via=hbone"));
-            assertTrue(tunnelled.contains("src=" + IP_A + ":"), tunnelled);
-
-            PodNetwork.Result plain = PodNetwork.curl("c", "http://" + IP_B + ":8081/");
-            assertTrue(plain.ok(), "curl from pod c: " + plain);
-            assertEquals(IP_C, plain.output().trim(), "plaintext from outside the mesh: the application saw pod c");
-            String plaintext = log.await("b's inbound plaintext line", l -> l.startsWith("inbound ")
-                    && l.contains("dst=" + IP_B + ":8081") && l.contains("via=plaintext"));
-            assertTrue(plaintext.contains("src=" + IP_C + ":"), plaintext);
+            assertSeenFrom("a", IP_A, "hbone", log);
+            assertSeenFrom("c", IP_C, "plaintext", log);
             await(() -> appLines(appLog).equals(List.of("peer " + IP_A, "peer " + IP_C)), "the application's log: "
                     + appLines(appLog));
         } finally {
@@ -328,6 +317,16 @@ class InpodMeshTest {
                 f.get(15, TimeUnit.SECONDS);
             }
         }
+    }
+
+    /** curl from {@code pod} to b's peer-address application: it and b's access-log line name {@code ip}. */
+    static void assertSeenFrom(String pod, String ip, String via, LogCapture log) throws Exception {
+        PodNetwork.Result r = PodNetwork.curl(pod, "http://" + IP_B + ":8081/");
+        assertTrue(r.ok(), "curl from pod " + pod + ": " + r);
+        assertEquals(ip, r.output().trim(), "through " + via + " the application saw pod " + pod + "'s address");
+        String line = log.await("b's inbound " + via + " line", l -> l.startsWith("inbound ")
+                && l.contains("dst=" + IP_B + ":8081") && l.contains("via=" + via));
+        assertTrue(line.contains("src=" + ip + ":"), line);
     }
 
     static List<String> appLines(Path log) {

@@ -44,11 +44,6 @@ final class PodNetwork {
             -A ZPOD_OUTPUT -p tcp -j REDIRECT --to-ports 15001
             COMMIT
             *mangle
-            :PREROUTING ACCEPT [0:0]
-            :INPUT ACCEPT [0:0]
-            :FORWARD ACCEPT [0:0]
-            :OUTPUT ACCEPT [0:0]
-            :POSTROUTING ACCEPT [0:0]
             :ZPOD_PREROUTING - [0:0]
             :ZPOD_OUTPUT - [0:0]
             -A PREROUTING -j ZPOD_PREROUTING
