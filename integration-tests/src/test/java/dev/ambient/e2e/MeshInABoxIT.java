@@ -222,6 +222,22 @@ class MeshInABoxIT {
     }
 
     /**
+     * The application sees the client pod's address: httpbin-v1 (on node-b, enrolled in-pod by the
+     * node agent) logs sleep's pod IP (10.44.1.10, node-a) for a request through both ztunnels
+     * (HBONE, no waypoint: by pod IP). Before, it logged its own address, 10.44.2.11.
+     */
+    @Test
+    @Order(3)
+    void theApplicationLogsTheClientPodsAddress() throws Exception {
+        String path = "/source-ip-" + System.nanoTime();
+        Result r = curl("sleep", HTTPBIN_V1.substring(0, HTTPBIN_V1.length() - 1) + path);
+        assertTrue(r.out().startsWith("hello from httpbin-v1"), r.out());
+        await("httpbin-v1's log line for " + path, () -> httpbinLogs().contains(path));
+        String line = httpbinLogs().lines().filter(l -> l.contains(path)).findFirst().orElseThrow();
+        assertTrue(line.startsWith("10.44.1.10 "), "httpbin-v1 saw sleep's pod IP: " + line);
+    }
+
+    /**
      * A raw client inside the sleep pod, as a hostile program would write one: connect to httpbin
      * (through the waypoint), wait, send {@code request}, print the first line of the answer, or
      * "closed" when the connection ends without one.

@@ -226,7 +226,8 @@ public final class ZtunnelNode implements AutoCloseable {
                 new HboneConnector(transport, settings, connectTimeout, dp.socketMark()), inboundShared,
                 certificates, router, config.nodeName(), connectTimeout, dp.socketMark(),
                 config.pool().idleTimeout(), config.ports().hbone(), config.ports().outboundCapture(),
-                config.ports().inboundPlaintext(), dnsProxy, resolver, config.ports().dns()), ip.drainTimeout(),
+                config.ports().inboundPlaintext(), dnsProxy, resolver, config.ports().dns(), dp.preserveSourceIp()),
+                ip.drainTimeout(),
                 new SocketThreads(ip.socketThreads(), ip.socketQueue(), registry));
         inpod.onChange(() -> inbound.reconcile(store.current()));
         if (certificates.source() instanceof RemoteCertificateSource ca) {

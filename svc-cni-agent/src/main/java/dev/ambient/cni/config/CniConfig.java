@@ -89,6 +89,20 @@ public interface CniConfig {
         /** The ztunnel's DNS proxy port: the pod's DNS (UDP and TCP port 53) is redirected there; 0 = no DNS capture. */
         @WithDefault("15053")
         int dnsPort();
+
+        /**
+         * Connection mark (under {@code reply-mark-mask}) of the ztunnel's connections to the
+         * application from the client's address; restored onto the application's replies.
+         */
+        @WithDefault("273")
+        int replyMark();
+
+        @WithDefault("4095")
+        int replyMarkMask();
+
+        /** Routing table the marked replies look up ({@code local default dev lo}). */
+        @WithDefault("100")
+        int replyTable();
     }
 
     interface Install {

@@ -11,7 +11,7 @@ import org.jboss.logging.Logger;
 /**
  * The redirection rules inside one pod's network namespace (Istio's in-pod semantics, our own
  * chain names), installed and removed each with one {@code iptables-restore --noflush}, so a pod
- * never sees half of them ({@code -w}: wait for the xtables lock on legacy backends). Only the nat table is used: REDIRECT keeps the original destination
+ * never sees half of them ({@code -w}: wait for the xtables lock on legacy backends). Capture uses the nat table: REDIRECT keeps the original destination
  * for {@code SO_ORIGINAL_DST} and the client's source address as it was.
  *
  * <ul>
@@ -31,6 +31,13 @@ import org.jboss.logging.Logger;
  * <p>Removal deletes exactly what was added. If the nat table did not exist before (a fresh pod on
  * the nf_tables backend), a marker rule says so and removal deletes the table too, so
  * {@code iptables-save} afterwards is what it was before.
+ *
+ * <p>Source addresses: the ztunnel connects to the application from the client's own address (a
+ * transparent socket in the pod). The mangle table tags such connections by the ztunnel's mark on
+ * their looped-back packets and marks the application's replies, and {@link ReplyRouting}'s policy
+ * rule returns those to the local socket; the same marker scheme makes the mangle table's removal
+ * exact. No sysctl is needed: the ztunnel's packets reach the application over loopback with their
+ * route already attached, so reverse-path filtering never looks at the foreign source.
  */
 public final class InPodRedirection {
 
@@ -40,14 +47,17 @@ public final class InPodRedirection {
     public static final String OUTBOUND_CHAIN = "AMBIENT_OUTPUT";
     static final String JUMP_IN = "-A PREROUTING -j " + INBOUND_CHAIN;
     static final String JUMP_OUT = "-A OUTPUT -j " + OUTBOUND_CHAIN;
-    static final String CREATED_MARKER = "ambient-mesh created the nat table";
+    /** Our chains have the same names in both tables. */
+    static final List<String> TABLES = List.of("nat", "mangle");
 
     private final RedirectSettings settings;
     private final NetnsCommand command;
+    private final ReplyRouting replyRouting;
 
     public InPodRedirection(RedirectSettings settings, NetnsCommand command) {
         this.settings = settings;
         this.command = command;
+        this.replyRouting = new ReplyRouting(settings, command);
     }
 
     /** What {@code iptables-save} shows of one namespace, table by table. */
@@ -73,47 +83,52 @@ public final class InPodRedirection {
             return new Saved(tables);
         }
 
+        List<String> table(String table) {
+            return tables.getOrDefault(table, List.of());
+        }
+
         List<String> nat() {
-            return tables.getOrDefault("nat", List.of());
+            return table("nat");
         }
 
         boolean hasChain(String chain) {
-            return nat().stream().anyMatch(l -> l.startsWith(":" + chain + " "));
+            return hasChain("nat", chain);
         }
 
         long count(String line) {
-            return nat().stream().filter(line::equals).count();
+            return count("nat", line);
         }
 
-        boolean natCreatedByUs() {
-            return nat().stream().anyMatch(l -> l.startsWith("-A " + OUTBOUND_CHAIN) && l.contains(CREATED_MARKER));
+        boolean hasChain(String table, String chain) {
+            return table(table).stream().anyMatch(l -> l.startsWith(":" + chain + " "));
+        }
+
+        long count(String table, String line) {
+            return table(table).stream().filter(line::equals).count();
+        }
+
+        boolean createdByUs(String table) {
+            return table(table).stream()
+                    .anyMatch(l -> l.startsWith("-A " + OUTBOUND_CHAIN) && l.contains(createdMarker(table)));
         }
 
         /** Only built-in chains with policy ACCEPT and no rule: the table holds nothing. */
-        boolean natEmpty() {
-            return nat().stream().allMatch(l -> l.matches(":(PREROUTING|INPUT|OUTPUT|POSTROUTING) ACCEPT .*"));
+        boolean empty(String table) {
+            return table(table).stream()
+                    .allMatch(l -> l.matches(":(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT .*"));
         }
 
         public boolean redirecting() {
-            return count(JUMP_IN) > 0 && count(JUMP_OUT) > 0 && hasChain(INBOUND_CHAIN) && hasChain(OUTBOUND_CHAIN);
+            return TABLES.stream().allMatch(t -> count(t, JUMP_IN) > 0 && count(t, JUMP_OUT) > 0
+                    && hasChain(t, INBOUND_CHAIN) && hasChain(t, OUTBOUND_CHAIN));
         }
     }
 
     /** The iptables-restore input that makes {@code current} redirect; re-adding rewrites our chains only. */
     public String renderInstall(Saved current) {
-        boolean created = !current.tables().containsKey("nat") || current.natCreatedByUs();
         String mark = "0x" + Integer.toHexString(settings.mark());
         StringBuilder b = new StringBuilder();
-        b.append("*nat\n");
-        // Declaring a chain under --noflush creates it or empties it: re-adding replaces our rules.
-        b.append(':').append(INBOUND_CHAIN).append(" - [0:0]\n");
-        b.append(':').append(OUTBOUND_CHAIN).append(" - [0:0]\n");
-        if (current.count(JUMP_IN) == 0) {
-            b.append(JUMP_IN).append('\n');
-        }
-        if (current.count(JUMP_OUT) == 0) {
-            b.append(JUMP_OUT).append('\n');
-        }
+        declare(b, current, "nat");
         String in = "-A " + INBOUND_CHAIN + " ";
         b.append(in).append("-s ").append(settings.probeSource())
                 .append("/32 -p tcp -m comment --comment \"kubelet probes, SNATed by the host\" -j RETURN\n");
@@ -130,32 +145,72 @@ public final class InPodRedirection {
             }
         }
         b.append(out).append("-p tcp -j REDIRECT --to-ports ").append(settings.outboundPort()).append('\n');
-        if (created) {
-            // No target: matches nothing of consequence, only remembers who made the table.
-            b.append(out).append("-m comment --comment \"").append(CREATED_MARKER).append("\"\n");
-        }
+        markCreated(b, current, "nat");
+        b.append("COMMIT\n");
+
+        // Replies to the ztunnel's transparent sockets (it connects to the application from the
+        // client's address): its packets come back in over loopback with its mark, which tags the
+        // connection; the application's packets of a tagged connection get the reply mark, which
+        // ReplyRouting sends to the local socket instead of out through eth0.
+        String reply = ReplyRouting.hex(settings.replyMark()) + "/" + ReplyRouting.hex(settings.replyMarkMask());
+        String mask = ReplyRouting.hex(settings.replyMarkMask());
+        declare(b, current, "mangle");
+        b.append(in).append("-m mark --mark ").append(mark).append(" -j CONNMARK --set-xmark ").append(reply)
+                .append('\n');
+        b.append(out).append("-m mark --mark ").append(mark).append(" -j RETURN\n");
+        b.append(out).append("-m connmark --mark ").append(reply).append(" -j CONNMARK --restore-mark --nfmask ")
+                .append(mask).append(" --ctmask ").append(mask).append('\n');
+        markCreated(b, current, "mangle");
         b.append("COMMIT\n");
         return b.toString();
     }
 
+    /** Our two chains in {@code table} (declaring a chain under --noflush creates or empties it), and the jumps if missing. */
+    private static void declare(StringBuilder b, Saved current, String table) {
+        b.append('*').append(table).append('\n');
+        b.append(':').append(INBOUND_CHAIN).append(" - [0:0]\n");
+        b.append(':').append(OUTBOUND_CHAIN).append(" - [0:0]\n");
+        if (current.count(table, JUMP_IN) == 0) {
+            b.append(JUMP_IN).append('\n');
+        }
+        if (current.count(table, JUMP_OUT) == 0) {
+            b.append(JUMP_OUT).append('\n');
+        }
+    }
+
+    /** No target: matches nothing of consequence, only remembers that the table was ours to delete. */
+    private static void markCreated(StringBuilder b, Saved current, String table) {
+        if (!current.tables().containsKey(table) || current.createdByUs(table)) {
+            b.append("-A ").append(OUTBOUND_CHAIN).append(" -m comment --comment \"").append(createdMarker(table))
+                    .append("\"\n");
+        }
+    }
+
+    static String createdMarker(String table) {
+        return "ambient-mesh created the " + table + " table";
+    }
+
     /** The iptables-restore input that removes everything {@link #renderInstall} added; null if nothing is there. */
     public String renderRemove(Saved current) {
-        StringBuilder b = new StringBuilder();
-        for (long i = current.count(JUMP_IN); i > 0; i--) {
-            b.append("-D PREROUTING -j ").append(INBOUND_CHAIN).append('\n');
-        }
-        for (long i = current.count(JUMP_OUT); i > 0; i--) {
-            b.append("-D OUTPUT -j ").append(OUTBOUND_CHAIN).append('\n');
-        }
-        for (String chain : List.of(INBOUND_CHAIN, OUTBOUND_CHAIN)) {
-            if (current.hasChain(chain)) {
-                b.append("-F ").append(chain).append('\n').append("-X ").append(chain).append('\n');
+        StringBuilder all = new StringBuilder();
+        for (String table : TABLES) {
+            StringBuilder b = new StringBuilder();
+            for (long i = current.count(table, JUMP_IN); i > 0; i--) {
+                b.append("-D PREROUTING -j ").append(INBOUND_CHAIN).append('\n');
+            }
+            for (long i = current.count(table, JUMP_OUT); i > 0; i--) {
+                b.append("-D OUTPUT -j ").append(OUTBOUND_CHAIN).append('\n');
+            }
+            for (String chain : List.of(INBOUND_CHAIN, OUTBOUND_CHAIN)) {
+                if (current.hasChain(table, chain)) {
+                    b.append("-F ").append(chain).append('\n').append("-X ").append(chain).append('\n');
+                }
+            }
+            if (!b.isEmpty()) {
+                all.append('*').append(table).append('\n').append(b).append("COMMIT\n");
             }
         }
-        if (b.isEmpty()) {
-            return null;
-        }
-        return "*nat\n" + b + "COMMIT\n";
+        return all.isEmpty() ? null : all.toString();
     }
 
     public Saved save(Path netns) throws IOException {
@@ -165,6 +220,8 @@ public final class InPodRedirection {
 
     /** Installs (or re-installs) the rules in {@code netns}; idempotent. */
     public void install(Path netns) throws IOException {
+        // Routing first: a reply mark without its route would change nothing, the reverse could.
+        replyRouting.install(netns);
         Saved before = save(netns);
         command.run(netns, renderInstall(before), "iptables-restore", "-w", "--noflush");
         LOG.debugf("rules installed in %s", netns);
@@ -174,21 +231,24 @@ public final class InPodRedirection {
     public boolean remove(Path netns) throws IOException {
         Saved before = save(netns);
         String input = renderRemove(before);
-        if (input == null) {
-            return false;
-        }
-        command.run(netns, input, "iptables-restore", "-w", "--noflush");
-        if (before.natCreatedByUs()) {
-            Saved after = save(netns);
-            if (after.natEmpty() && nfTables(netns)) {
-                command.run(netns, null, "nft", "delete", "table", "ip", "nat");
+        if (input != null) {
+            command.run(netns, input, "iptables-restore", "-w", "--noflush");
+            Saved after = null;
+            for (String table : TABLES) {
+                if (before.createdByUs(table)) {
+                    after = after == null ? save(netns) : after;
+                    if (after.empty(table) && nfTables(netns)) {
+                        command.run(netns, null, "nft", "delete", "table", "ip", table);
+                    }
+                }
             }
         }
-        return true;
+        boolean routed = replyRouting.remove(netns);
+        return input != null || routed;
     }
 
     public boolean installed(Path netns) throws IOException {
-        return save(netns).redirecting();
+        return save(netns).redirecting() && replyRouting.installed(netns);
     }
 
     private boolean nfTables(Path netns) throws IOException {

@@ -67,11 +67,30 @@ class InPodRedirectionTest {
         nets.close();
     }
 
+    /** What the pod's policy routing looks like: its rules and every routing table. */
+    static String routing() throws Exception {
+        return TestNetworks.sh("ip", "-n", POD, "rule", "show").check().out()
+                + TestNetworks.sh("ip", "-n", POD, "route", "show", "table", "all").check().out();
+    }
+
     @Test
     void installIsIdempotentAndRemovalRestoresTheExactPreviousState() throws Exception {
         String before = TestNetworks.iptablesSave(POD);
+        String routingBefore = routing();
         redirection.install(podNetns);
         String installed = TestNetworks.iptablesSave(POD);
+        String routingInstalled = routing();
+        // Replies to the ztunnel's transparent sockets: connmark from the ztunnel's looped-back packets,
+        // restored onto the application's packets, routed back to the local socket by table 100.
+        assertTrue(installed.contains("*mangle"), installed);
+        assertTrue(installed.contains("-A AMBIENT_PREROUTING -m mark --mark 0x539 -j CONNMARK --set-xmark 0x111/0xfff"),
+                installed);
+        assertTrue(installed.contains("-A AMBIENT_OUTPUT -m mark --mark 0x539 -j RETURN"), installed);
+        assertTrue(installed.contains(
+                "-A AMBIENT_OUTPUT -m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark --nfmask 0xfff --ctmask 0xfff"),
+                installed);
+        assertTrue(routingInstalled.contains("from all fwmark 0x111/0xfff lookup 100"), routingInstalled);
+        assertTrue(routingInstalled.contains("local default dev lo table 100"), routingInstalled);
         assertTrue(installed.contains("-A OUTPUT -j AMBIENT_OUTPUT"), installed);
         assertTrue(installed.contains("-A PREROUTING -j AMBIENT_PREROUTING"), installed);
         assertTrue(installed.contains("-A AMBIENT_OUTPUT -p tcp -j REDIRECT --to-ports 15001"), installed);
@@ -87,9 +106,11 @@ class InPodRedirectionTest {
 
         redirection.install(podNetns);
         assertEquals(installed, TestNetworks.iptablesSave(POD), "re-adding changes nothing");
+        assertEquals(routingInstalled, routing(), "re-adding adds no second rule or route");
 
         assertTrue(redirection.remove(podNetns));
         assertEquals(before, TestNetworks.iptablesSave(POD), "removal leaves the namespace as it was");
+        assertEquals(routingBefore, routing(), "removal leaves the pod's routing as it was");
         assertFalse(redirection.remove(podNetns), "nothing left to remove");
         assertFalse(redirection.installed(podNetns));
     }
@@ -98,16 +119,106 @@ class InPodRedirectionTest {
     void removalKeepsRulesThatWereThereBefore() throws Exception {
         TestNetworks.sh("ip", "netns", "exec", POD, "iptables", "-t", "nat", "-A", "POSTROUTING", "-d", "10.249.9.9",
                 "-j", "RETURN").check();
+        TestNetworks.sh("ip", "netns", "exec", POD, "iptables", "-t", "mangle", "-A", "OUTPUT", "-d", "10.249.9.9",
+                "-j", "RETURN").check();
+        TestNetworks.sh("ip", "-n", POD, "rule", "add", "fwmark", "0x7", "lookup", "7").check();
+        TestNetworks.sh("ip", "-n", POD, "route", "add", "blackhole", "10.249.9.9/32", "table", "100").check();
         try {
             String before = TestNetworks.iptablesSave(POD);
+            String routingBefore = routing();
             redirection.install(podNetns);
             assertTrue(redirection.remove(podNetns));
             assertEquals(before, TestNetworks.iptablesSave(POD));
+            assertEquals(routingBefore, routing(), "someone else's rule and route in table 100 stay");
         } finally {
             TestNetworks.sh("ip", "netns", "exec", POD, "iptables", "-t", "nat", "-D", "POSTROUTING", "-d",
                     "10.249.9.9", "-j", "RETURN");
             TestNetworks.sh("ip", "netns", "exec", POD, "nft", "delete", "table", "ip", "nat");
+            TestNetworks.sh("ip", "netns", "exec", POD, "iptables", "-t", "mangle", "-D", "OUTPUT", "-d",
+                    "10.249.9.9", "-j", "RETURN");
+            TestNetworks.sh("ip", "netns", "exec", POD, "nft", "delete", "table", "ip", "mangle");
+            TestNetworks.sh("ip", "-n", POD, "rule", "del", "fwmark", "0x7", "lookup", "7");
+            TestNetworks.sh("ip", "-n", POD, "route", "del", "blackhole", "10.249.9.9/32", "table", "100");
         }
+    }
+
+    /**
+     * The ztunnel hands an inbound connection to the application from the client's address: a socket
+     * in the pod with IP_TRANSPARENT and the ztunnel's mark, bound to an address the pod does not
+     * have. The application's replies go to that foreign address; only the rules bring them back to
+     * the ztunnel's socket instead of out through eth0 (and not to the outbound capture either).
+     */
+    @Test
+    void theApplicationSeesTheClientAddressTheZtunnelBindsAndItsRepliesComeBack() throws Exception {
+        String client = "10.249.7.7";
+        ServerSocket app = NetworkNamespace.open(podNetns).call(() ->
+                new ServerSocket(8080, 50, java.net.InetAddress.getByName(POD_IP)));
+        BlockingQueue<String> seen = new LinkedBlockingQueue<>();
+        Thread.ofPlatform().daemon().start(() -> {
+            try (app) {
+                while (true) {
+                    try (Socket s = app.accept()) {
+                        seen.add(s.getInetAddress().getHostAddress());
+                        s.getOutputStream().write("hello\n".getBytes());
+                    }
+                }
+            } catch (Exception e) {
+                // closed
+            }
+        });
+        // As every pod has: the kernel routes the application's reply by the main table before the
+        // mark is restored (which then re-routes it), so the client's address must be routable.
+        TestNetworks.sh("ip", "-n", POD, "route", "add", "default", "via", PEER_IP).check();
+        redirection.install(podNetns);
+        try {
+            assertEquals("hello", transparentConnect(client, 3000));
+            assertEquals(client, seen.poll(5, TimeUnit.SECONDS), "the application saw the client's address");
+
+            // Without the rules the application's SYN-ACK leaves through eth0: nothing comes back.
+            assertTrue(redirection.remove(podNetns));
+            String without = transparentConnect(client, 1000);
+            assertTrue(without.startsWith("failed"), without);
+        } finally {
+            redirection.remove(podNetns);
+            app.close();
+            TestNetworks.sh("ip", "-n", POD, "route", "del", "default", "via", PEER_IP);
+        }
+    }
+
+    /** Connects from {@code source} (IP_TRANSPARENT, marked) to the application; its first line, or "failed". */
+    private static String transparentConnect(String source, int timeoutMillis) throws Exception {
+        BlockingQueue<String> lines = new LinkedBlockingQueue<>();
+        try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+            io.netty.channel.ChannelFuture f = pod.call(() -> new Bootstrap().group(group).channel(EpollSocketChannel.class)
+                    .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, timeoutMillis)
+                    .option(io.netty.channel.epoll.EpollChannelOption.IP_TRANSPARENT, true)
+                    .handler(new ChannelInitializer<Channel>() {
+                        @Override
+                        protected void initChannel(Channel ch) {
+                            assertTrue(SocketMark.set(ch, 0x539));
+                            ch.pipeline().addLast(new ChannelInboundHandlerAdapter() {
+                                @Override
+                                public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                                    io.netty.buffer.ByteBuf b = (io.netty.buffer.ByteBuf) msg;
+                                    lines.add(b.toString(java.nio.charset.StandardCharsets.US_ASCII).strip());
+                                    b.release();
+                                    ctx.close();
+                                }
+
+                                @Override
+                                public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                                    ctx.close();
+                                }
+                            });
+                        }
+                    }).connect(new InetSocketAddress(POD_IP, 8080), new InetSocketAddress(source, 0)));
+            f.await(timeoutMillis + 2000L);
+            if (!f.isSuccess()) {
+                return "failed: " + f.cause();
+            }
+        }
+        String line = lines.poll(5, TimeUnit.SECONDS);
+        return line == null ? "failed" : line;
     }
 
     /**

@@ -18,6 +18,7 @@ import dev.ambient.ztunnel.identity.WorkloadCertificates;
 import dev.ambient.ztunnel.identity.WorkloadIdentity;
 import dev.ambient.ztunnel.inbound.InboundHandler;
 import dev.ambient.ztunnel.inbound.InboundPlaintextListener;
+import dev.ambient.ztunnel.inbound.SourceFallbacks;
 import dev.ambient.ztunnel.inbound.WorkloadDialer;
 import dev.ambient.ztunnel.outbound.OutboundCaptureListener;
 import dev.ambient.ztunnel.outbound.OutboundProxy;
@@ -63,7 +64,7 @@ public final class InpodWorkloads implements AutoCloseable {
     public record Dataplane(Transport transport, HboneSettings settings, HboneAdmission admission,
             HboneConnector connector, InboundHandler.Shared inbound, WorkloadCertificates certificates, OutboundRouter router, String nodeName,
             int connectTimeoutMillis, int socketMark, Duration poolIdleTimeout, int hbonePort, int outboundPort,
-            int inboundPlaintextPort, DnsProxy dns, HostResolver resolver, int dnsPort) {
+            int inboundPlaintextPort, DnsProxy dns, HostResolver resolver, int dnsPort, boolean preserveSourceIp) {
         WorkloadStore store() {
             return inbound.store();
         }
@@ -79,12 +80,14 @@ public final class InpodWorkloads implements AutoCloseable {
     private final Set<InpodWorkload> draining = ConcurrentHashMap.newKeySet();
     private final SocketThreads socketThreads;
     private final ScheduledExecutorService drains;
+    private final SourceFallbacks sourceFallbacks;
     private volatile Runnable changed = () -> { };
 
     public InpodWorkloads(Dataplane dp, Duration drainTimeout, SocketThreads socketThreads) {
         this.dp = dp;
         this.drainTimeout = drainTimeout;
         this.socketThreads = socketThreads;
+        this.sourceFallbacks = new SourceFallbacks(dp.inbound().metrics());
         this.drains = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "ztunnel-inpod-drain");
             t.setDaemon(true);
@@ -187,9 +190,10 @@ public final class InpodWorkloads implements AutoCloseable {
         OutboundProxy outbound = new OutboundProxy(dp.store(), dp.router(), dp.certificates(), pool,
                 dp.inbound().metrics(), dp.transport(), dp.trustDomain(), dp.connectTimeoutMillis(), dp.socketMark(),
                 false, sockets).resolvingWith(dp.resolver());
-        // In the pod's namespace the client's address is not ours to bind: the app sees the pod's own.
-        WorkloadDialer dialer = new WorkloadDialer(dp.transport(), false, dp.connectTimeoutMillis(), dp.socketMark(),
-                sockets);
+        // The application sees the client's address: a transparent socket in the pod, answered through
+        // the node agent's reply routing.
+        WorkloadDialer dialer = WorkloadDialer.inPod(dp.transport(), dp.preserveSourceIp(), dp.connectTimeoutMillis(),
+                dp.socketMark(), sockets, sourceFallbacks);
         InboundHandler handler = new InboundHandler(pod.uid(), s -> java.util.Optional.of(p.resolve(s)), id,
                 dp.inbound(), dialer);
         HboneServerInitializer tls = new HboneServerInitializer(

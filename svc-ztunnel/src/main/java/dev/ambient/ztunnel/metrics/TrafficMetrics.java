@@ -18,6 +18,7 @@ public final class TrafficMetrics {
     private final MeterRegistry registry;
     private final Map<ConnectionLabels, Meters> meters = new ConcurrentHashMap<>();
     private final Map<String, Counter> refusedHandshakes = new ConcurrentHashMap<>();
+    private final Map<String, Counter> sourceFallbacks = new ConcurrentHashMap<>();
 
     private record Meters(Counter opened, Counter closed, Counter received, Counter sent, Map<String, Counter> failed) {
     }
@@ -60,6 +61,13 @@ public final class TrafficMetrics {
         m.failed.computeIfAbsent(responseFlag, f -> Counter.builder("istio_tcp_connections_failed")
                 .tags(labels.tags()).tag("response_flags", f)
                 .description("TCP connections that failed or were refused").register(registry)).increment();
+    }
+
+    /** An inbound connection handed to the application from the pod's address, not the client's. */
+    public void sourceFallback(String reason) {
+        sourceFallbacks.computeIfAbsent(reason, r -> Counter.builder("ztunnel_inbound_source_fallbacks")
+                .tag("reason", r).description("Inbound connections delivered from the pod's own address because the"
+                        + " client's could not be bound").register(registry)).increment();
     }
 
     /** A TLS/ALPN failure on 15008 before any identity is known. */

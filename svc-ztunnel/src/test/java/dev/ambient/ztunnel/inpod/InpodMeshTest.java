@@ -10,7 +10,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ambient.net.NetworkNamespace;
+import dev.ambient.identity.CertificateAuthority;
+import dev.ambient.ztunnel.LogCapture;
 import dev.ambient.ztunnel.ZtunnelNode;
+import dev.ambient.ztunnel.mesh.HboneClientScript;
 import dev.ambient.ztunnel.admin.AdminServer;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
@@ -20,6 +23,7 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -203,6 +207,139 @@ class InpodMeshTest {
         } finally {
             rewriteMesh(MESH);
         }
+    }
+
+    /**
+     * The application sees the real client, as it would without the mesh: pod a's address for HBONE
+     * (the tunnel's outer source: in-pod, a's connection leaves from a's own namespace), pod c's for
+     * plaintext from outside the mesh; the access log and metrics say the same. Before, every
+     * connection reached the application from b's own address (10.248.1.2).
+     */
+    @Test
+    @Order(35)
+    void theApplicationSeesTheClientsPodAddress() throws Exception {
+        Path appLog = dir.resolve("peer-address.log");
+        Process app = PodNetwork.servePeerAddress("b", 8081, appLog);
+        try (LogCapture log = LogCapture.accessLog()) {
+            assertSeenFrom("a", IP_A, "hbone", log);
+            assertSeenFrom("c", IP_C, "plaintext", log);
+            await(() -> appLines(appLog).equals(List.of("peer " + IP_A, "peer " + IP_C)), "the application's log: "
+                    + appLines(appLog));
+        } finally {
+            app.destroyForcibly();
+        }
+        Counter fromA = node.registry().find("istio_tcp_connections_opened").tag("reporter", "destination")
+                .tag("source_workload", "pod-a").tag("destination_workload", "pod-b").counter();
+        assertTrue(fromA != null && fromA.count() >= 1, "b's side counted a as the source");
+        assertEquals(0.0, sourceFallbacks(), "no connection fell back to the pod's address");
+    }
+
+    /**
+     * A mesh peer (a valid certificate, on another node: its connection comes from the bridge's
+     * 10.248.0.1) that claims another client in {@code Forwarded} and names b in a crafted CONNECT
+     * does not choose the address the application sees: it sees the connection's source. Before,
+     * it saw b's own address; a claim believed would have shown 10.248.1.77.
+     */
+    @Test
+    @Order(36)
+    void aMeshPeersForwardedClaimDoesNotChooseTheAddressTheApplicationSees() throws Exception {
+        assumeTrue(HboneClientScript.available(), "/usr/bin/python3 cannot import h2");
+        Path appLog = dir.resolve("peer-address-hostile.log");
+        Process app = PodNetwork.servePeerAddress("b", 8081, appLog);
+        try {
+            CertificateAuthority ca = CertificateAuthority.loadOrCreate(dir.resolve("ca"), "cluster.local",
+                    Duration.ofDays(3650));
+            HboneClientScript script = new HboneClientScript(dir,
+                    dir.resolve("ca").resolve(CertificateAuthority.ROOT_CERT_FILE));
+            HboneClientScript.Identity peer = script.identity(ca, "shop", "client", "hostile-peer");
+            for (String claim : List.of("for=10.248.1.77", "for=\"10.248.1.77:4000\"", "for=" + IP_B,
+                    "for=127.0.0.1")) {
+                HboneClientScript.Run r = script.connect(peer, IP_B + ":15008", IP_B + ":8081", 16, "--forwarded",
+                        claim);
+                assertEquals(200, r.status(), claim + ": " + r);
+            }
+            await(() -> appLines(appLog).size() == 4, "four connections at the application: " + appLines(appLog));
+            assertEquals(List.of("peer 10.248.0.1", "peer 10.248.0.1", "peer 10.248.0.1", "peer 10.248.0.1"),
+                    appLines(appLog), "the application saw the connection's source, never the claim");
+            // A good client still gets through, from its own address.
+            PodNetwork.Result good = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+            assertEquals(IP_A, good.output().trim(), good.toString());
+        } finally {
+            app.destroyForcibly();
+        }
+    }
+
+    /**
+     * A ztunnel that may not set IP_TRANSPARENT (its socket threads lack CAP_NET_ADMIN, as a
+     * DaemonSet without NET_ADMIN would) still delivers the connection, from the pod's own address,
+     * and says so: a warning and {@code ztunnel_inbound_source_fallbacks_total{reason="ip_transparent"}}.
+     * With the capability back, the client's address again.
+     */
+    @Test
+    @Order(37)
+    void withoutTheCapabilityTheConnectionStillArrivesFromThePodsAddressCountedAndLogged() throws Exception {
+        Path appLog = dir.resolve("peer-address-fallback.log");
+        Process app = PodNetwork.servePeerAddress("b", 8081, appLog);
+        try {
+            onEverySocketThread(() -> ThreadCapabilities.netAdmin(false));
+            try (LogCapture warnings = new LogCapture("dev.ambient.ztunnel.inbound.SourceFallbacks")) {
+                PodNetwork.Result r = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+                assertEquals(IP_B, r.output().trim(), "delivered, from b's own address: " + r);
+                String line = warnings.await("the fallback's warning", l -> l.contains("client's address " + IP_A));
+                assertTrue(line.contains("pod's own address"), line);
+            } finally {
+                onEverySocketThread(() -> ThreadCapabilities.netAdmin(true));
+            }
+            assertEquals(1.0, node.registry().find("ztunnel_inbound_source_fallbacks").tag("reason", "ip_transparent")
+                    .counter().count());
+            PodNetwork.Result again = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+            assertEquals(IP_A, again.output().trim(), again.toString());
+        } finally {
+            app.destroyForcibly();
+        }
+    }
+
+    /** Runs {@code action} once on each of the node's socket threads (each holds one until all are reached). */
+    static void onEverySocketThread(Runnable action) throws Exception {
+        SocketThreads threads = node.inpod().orElseThrow().socketThreads();
+        int n = 2; // InpodNode's default ztunnel.inpod.socket-threads
+        java.util.concurrent.CyclicBarrier all = new java.util.concurrent.CyclicBarrier(n);
+        List<java.util.concurrent.CompletableFuture<Object>> done = new java.util.ArrayList<>();
+        try (NetworkNamespace b = NetworkNamespace.open(PodNetwork.netnsPath("b"))) {
+            for (int i = 0; i < n; i++) {
+                done.add(threads.create(b, () -> {
+                    all.await(10, TimeUnit.SECONDS);
+                    action.run();
+                    return null;
+                }));
+            }
+            for (var f : done) {
+                f.get(15, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    /** curl from {@code pod} to b's peer-address application: it and b's access-log line name {@code ip}. */
+    static void assertSeenFrom(String pod, String ip, String via, LogCapture log) throws Exception {
+        PodNetwork.Result r = PodNetwork.curl(pod, "http://" + IP_B + ":8081/");
+        assertTrue(r.ok(), "curl from pod " + pod + ": " + r);
+        assertEquals(ip, r.output().trim(), "through " + via + " the application saw pod " + pod + "'s address");
+        String line = log.await("b's inbound " + via + " line", l -> l.startsWith("inbound ")
+                && l.contains("dst=" + IP_B + ":8081") && l.contains("via=" + via));
+        assertTrue(line.contains("src=" + ip + ":"), line);
+    }
+
+    static List<String> appLines(Path log) {
+        try {
+            return Files.readAllLines(log).stream().filter(l -> l.startsWith("peer ")).toList();
+        } catch (java.io.IOException e) {
+            return List.of();
+        }
+    }
+
+    static double sourceFallbacks() {
+        return node.registry().find("ztunnel_inbound_source_fallbacks").counters().stream()
+                .mapToDouble(Counter::count).sum();
     }
 
     @Test

@@ -43,7 +43,20 @@ final class PodNetwork {
             -A ZPOD_OUTPUT -p tcp --dport 53 -j REDIRECT --to-ports 15053
             -A ZPOD_OUTPUT -p tcp -j REDIRECT --to-ports 15001
             COMMIT
+            *mangle
+            :ZPOD_PREROUTING - [0:0]
+            :ZPOD_OUTPUT - [0:0]
+            -A PREROUTING -j ZPOD_PREROUTING
+            -A OUTPUT -j ZPOD_OUTPUT
+            -A ZPOD_PREROUTING -m mark --mark 0x539 -j CONNMARK --set-xmark 0x111/0xfff
+            -A ZPOD_OUTPUT -m mark --mark 0x539 -j RETURN
+            -A ZPOD_OUTPUT -m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark --nfmask 0xfff --ctmask 0xfff
+            COMMIT
             """;
+
+    /** The agent's reply routing: the application's marked replies to a client address go back to the ztunnel's socket. */
+    static final String REPLY_ROUTING = "ip rule add fwmark 0x111/0xfff lookup 100 pref 32764; "
+            + "ip route add local 0.0.0.0/0 dev lo table 100";
 
     static boolean usable() {
         try {
@@ -84,6 +97,20 @@ final class PodNetwork {
         if (!p.waitFor(20, TimeUnit.SECONDS) || p.exitValue() != 0) {
             throw new IllegalStateException("iptables-restore in zpod-" + name + " failed: " + out);
         }
+        sh("ip netns exec zpod-" + name + " sh -c '" + REPLY_ROUTING + "'");
+    }
+
+    /**
+     * An application in {@code pod} on {@code port} that answers each connection with the peer
+     * address it sees and logs "peer <ip>" to {@code log}; the caller destroys it.
+     */
+    static Process servePeerAddress(String pod, int port, Path log) throws Exception {
+        Path script = Path.of(System.getProperty("basedir", "")).toAbsolutePath()
+                .resolve("src/test/python/peer_address_server.py");
+        Process server = new ProcessBuilder("ip", "netns", "exec", "zpod-" + pod, "/usr/bin/python3", script.toString(),
+                Integer.toString(port)).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        await(() -> ports(pod).contains(port), "peer address server listening in pod " + pod);
+        return server;
     }
 
     /**
