@@ -223,9 +223,11 @@ class InpodMeshTest {
         assertEquals(IP_B, b.get("addresses").get(0).asText());
         long inode = (Long) Files.getAttribute(PodNetwork.netnsPath("b"), "unix:ino");
         assertEquals("net:[" + inode + "]", b.get("netns").asText());
-        assertEquals(5, b.get("listeners").size(), b.toString()); // 15008, 15001, 15006, DNS over UDP and TCP
-        assertTrue(b.get("listeners").toString().contains("0.0.0.0:15008"));
+        // 15008, 15001, 15006 (dual-stack), DNS over UDP and TCP on 127.0.0.1 and on ::1 (the pod's lo has it)
+        assertEquals(7, b.get("listeners").size(), b.toString());
+        assertTrue(b.get("listeners").toString().contains("[::]:15008"), b.toString());
         assertTrue(b.get("listeners").toString().contains("127.0.0.1:15053"));
+        assertTrue(b.get("listeners").toString().contains("[::1]:15053"));
 
         Gauge enrolled = node.registry().find("ztunnel_inpod_workloads").gauge();
         assertEquals(2.0, enrolled.value());
