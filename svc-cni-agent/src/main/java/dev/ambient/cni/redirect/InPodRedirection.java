@@ -31,6 +31,14 @@ import org.jboss.logging.Logger;
  * <p>Removal deletes exactly what was added. If the nat table did not exist before (a fresh pod on
  * the nf_tables backend), a marker rule says so and removal deletes the table too, so
  * {@code iptables-save} afterwards is what it was before.
+ *
+ * <p>Dual-stack: the same rules go into the IPv6 nat table with {@code ip6tables-restore} (REDIRECT
+ * sends to {@code ::1} in OUTPUT, where the ztunnel has its DNS listener too, and to the receiving
+ * address in PREROUTING, which its {@code ::} listeners take), removed as exactly. The probe exemption
+ * is IPv4 only (the host SNATs probes to an IPv4 address). A node without IPv6 (no
+ * {@code /proc/sys/net/ipv6}) or without a working ip6tables gets the IPv4 rules only, said in one
+ * log line; but a pod that has an IPv6 address is then refused, since its IPv6 traffic would pass
+ * the mesh by.
  */
 public final class InPodRedirection {
 
@@ -42,12 +50,29 @@ public final class InPodRedirection {
     static final String JUMP_OUT = "-A OUTPUT -j " + OUTBOUND_CHAIN;
     static final String CREATED_MARKER = "ambient-mesh created the nat table";
 
+    /** One address family's tools: its iptables-save/-restore and the nf_tables family of its nat table. */
+    public record Family(String name, String save, String restore, String iptables, String nftFamily) {
+        public static final Family IPV4 = new Family("IPv4", "iptables-save", "iptables-restore", "iptables", "ip");
+        public static final Family IPV6 = new Family("IPv6", "ip6tables-save", "ip6tables-restore", "ip6tables", "ip6");
+    }
+
     private final RedirectSettings settings;
     private final NetnsCommand command;
+    private final Family ipv6;
+    private final Path ipv6Sysctl;
+    /** Set once the IPv4-only node has been said in the log. */
+    private final java.util.concurrent.atomic.AtomicBoolean ipv4OnlyLogged = new java.util.concurrent.atomic.AtomicBoolean();
 
     public InPodRedirection(RedirectSettings settings, NetnsCommand command) {
+        this(settings, command, Family.IPV6, Path.of("/proc/sys/net/ipv6"));
+    }
+
+    /** With the IPv6 tools and the kernel's IPv6 switch named (tests: a node without them). */
+    InPodRedirection(RedirectSettings settings, NetnsCommand command, Family ipv6, Path ipv6Sysctl) {
         this.settings = settings;
         this.command = command;
+        this.ipv6 = ipv6;
+        this.ipv6Sysctl = ipv6Sysctl;
     }
 
     /** What {@code iptables-save} shows of one namespace, table by table. */
@@ -101,6 +126,11 @@ public final class InPodRedirection {
 
     /** The iptables-restore input that makes {@code current} redirect; re-adding rewrites our chains only. */
     public String renderInstall(Saved current) {
+        return renderInstall(Family.IPV4, current);
+    }
+
+    /** As above, for one family's nat table (IPv6: the same rules, without the IPv4 probe exemption). */
+    public String renderInstall(Family family, Saved current) {
         boolean created = !current.tables().containsKey("nat") || current.natCreatedByUs();
         String mark = "0x" + Integer.toHexString(settings.mark());
         StringBuilder b = new StringBuilder();
@@ -115,15 +145,17 @@ public final class InPodRedirection {
             b.append(JUMP_OUT).append('\n');
         }
         String in = "-A " + INBOUND_CHAIN + " ";
-        b.append(in).append("-s ").append(settings.probeSource())
-                .append("/32 -p tcp -m comment --comment \"kubelet probes, SNATed by the host\" -j RETURN\n");
+        if (family != Family.IPV6) {
+            b.append(in).append("-s ").append(settings.probeSource())
+                    .append("/32 -p tcp -m comment --comment \"kubelet probes, SNATed by the host\" -j RETURN\n");
+        }
         b.append(in).append("-p tcp -m tcp --dport ").append(settings.hbonePort()).append(" -j RETURN\n");
         b.append(in).append("-p tcp -j REDIRECT --to-ports ").append(settings.inboundPort()).append('\n');
         String out = "-A " + OUTBOUND_CHAIN + " ";
         b.append(out).append("-m mark --mark ").append(mark).append(" -j RETURN\n");
         b.append(out).append("-o lo -j RETURN\n");
         if (settings.dnsPort() > 0) {
-            // The pod's resolver queries: UDP and TCP to port 53, to the ztunnel's DNS proxy on 127.0.0.1.
+            // The pod's resolver queries: UDP and TCP to port 53, to the ztunnel's DNS proxy on 127.0.0.1 (::1).
             for (String proto : List.of("udp", "tcp")) {
                 b.append(out).append("-p ").append(proto).append(" -m ").append(proto)
                         .append(" --dport 53 -j REDIRECT --to-ports ").append(settings.dnsPort()).append('\n');
@@ -159,39 +191,103 @@ public final class InPodRedirection {
     }
 
     public Saved save(Path netns) throws IOException {
+        return save(Family.IPV4, netns);
+    }
+
+    public Saved save(Family family, Path netns) throws IOException {
         // Plain iptables-save lists existing tables only; "-t nat" would create the table on nf_tables.
-        return Saved.parse(command.run(netns, null, "iptables-save"));
+        return Saved.parse(command.run(netns, null, family.save()));
     }
 
-    /** Installs (or re-installs) the rules in {@code netns}; idempotent. */
+    /** Installs (or re-installs) the rules in {@code netns}, for IPv6 too where the node has it; idempotent. */
     public void install(Path netns) throws IOException {
-        Saved before = save(netns);
-        command.run(netns, renderInstall(before), "iptables-restore", "-w", "--noflush");
-        LOG.debugf("rules installed in %s", netns);
+        install(Family.IPV4, netns, save(netns));
+        java.util.Optional<Saved> v6 = saveIpv6(netns);
+        if (v6.isPresent()) {
+            install(ipv6, netns, v6.get());
+            return;
+        }
+        String podIpv6 = globalIpv6(netns);
+        if (!podIpv6.isEmpty()) {
+            // The IPv4 rules stay until the caller removes them; the pod is not let in.
+            throw new NetnsCommand.Failed("pod in " + netns + " has the IPv6 address " + podIpv6 + " but this node"
+                    + " cannot install IPv6 rules (" + ipv6.restore() + " missing or failing): its IPv6 traffic would"
+                    + " bypass the mesh; refused");
+        }
     }
 
-    /** Removes the rules; returns false when there were none. */
+    private void install(Family family, Path netns, Saved before) throws IOException {
+        command.run(netns, renderInstall(family, before), family.restore(), "-w", "--noflush");
+        LOG.debugf("%s rules installed in %s", family.name(), netns);
+    }
+
+    /** Removes the rules of both families; returns false when there were none. */
     public boolean remove(Path netns) throws IOException {
-        Saved before = save(netns);
+        boolean removed = remove(Family.IPV4, netns, save(netns));
+        java.util.Optional<Saved> v6 = saveIpv6(netns);
+        if (v6.isPresent()) {
+            removed |= remove(ipv6, netns, v6.get());
+        }
+        return removed;
+    }
+
+    private boolean remove(Family family, Path netns, Saved before) throws IOException {
         String input = renderRemove(before);
         if (input == null) {
             return false;
         }
-        command.run(netns, input, "iptables-restore", "-w", "--noflush");
+        command.run(netns, input, family.restore(), "-w", "--noflush");
         if (before.natCreatedByUs()) {
-            Saved after = save(netns);
-            if (after.natEmpty() && nfTables(netns)) {
-                command.run(netns, null, "nft", "delete", "table", "ip", "nat");
+            Saved after = save(family, netns);
+            if (after.natEmpty() && nfTables(family, netns)) {
+                command.run(netns, null, "nft", "delete", "table", family.nftFamily(), "nat");
             }
         }
         return true;
     }
 
     public boolean installed(Path netns) throws IOException {
-        return save(netns).redirecting();
+        return save(netns).redirecting() && saveIpv6(netns).map(Saved::redirecting).orElse(true);
     }
 
-    private boolean nfTables(Path netns) throws IOException {
-        return command.run(netns, null, "iptables", "--version").contains("nf_tables");
+    /**
+     * The pod's IPv6 tables; empty where the node has no IPv6 or no working ip6tables (said once in
+     * the log): the IPv4 rules alone then.
+     */
+    private java.util.Optional<Saved> saveIpv6(Path netns) {
+        String why;
+        if (!java.nio.file.Files.isDirectory(ipv6Sysctl)) {
+            why = "the kernel has no IPv6 (" + ipv6Sysctl + " missing)";
+        } else {
+            try {
+                return java.util.Optional.of(save(ipv6, netns));
+            } catch (IOException e) {
+                why = ipv6.save() + " cannot run: " + e.getMessage();
+            }
+        }
+        if (ipv4OnlyLogged.compareAndSet(false, true)) {
+            LOG.warnf("in-pod rules for IPv4 only on this node: %s (ip6tables is in the iptables package)", why);
+        }
+        return java.util.Optional.empty();
+    }
+
+    /** A global IPv6 address of the pod ("" if none), from its /proc/net/if_inet6 (scope 00 = global). */
+    private String globalIpv6(Path netns) {
+        try {
+            for (String line : command.run(netns, null, "cat", "/proc/net/if_inet6").split("\n")) {
+                String[] f = line.trim().split("\\s+");
+                if (f.length >= 6 && f[0].length() == 32 && f[3].equals("00")) {
+                    return dev.ambient.hbone.Authority.host(
+                            java.net.InetAddress.getByAddress(java.util.HexFormat.of().parseHex(f[0])));
+                }
+            }
+        } catch (IOException e) {
+            // no if_inet6: no IPv6 in the pod
+        }
+        return "";
+    }
+
+    private boolean nfTables(Family family, Path netns) throws IOException {
+        return command.run(netns, null, family.iptables(), "--version").contains("nf_tables");
     }
 }
