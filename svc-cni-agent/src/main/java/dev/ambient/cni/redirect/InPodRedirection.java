@@ -271,20 +271,28 @@ public final class InPodRedirection {
         return java.util.Optional.empty();
     }
 
-    /** A global IPv6 address of the pod ("" if none), from its /proc/net/if_inet6 (scope 00 = global). */
-    private String globalIpv6(Path netns) {
-        try {
-            for (String line : command.run(netns, null, "cat", "/proc/net/if_inet6").split("\n")) {
+    /**
+     * A global IPv6 address of the pod ("" if none), from if_inet6 read on a thread inside its
+     * namespace (scope 00 = global); no process, so no tool the image might lack decides this.
+     */
+    private static String globalIpv6(Path netns) throws IOException {
+        try (dev.ambient.net.NetworkNamespace ns = dev.ambient.net.NetworkNamespace.open(netns)) {
+            Path file = Path.of("/proc/thread-self/net/if_inet6");
+            List<String> lines = ns.call(() -> java.nio.file.Files.exists(file) ? java.nio.file.Files.readAllLines(file)
+                    : List.<String>of());
+            for (String line : lines) {
                 String[] f = line.trim().split("\\s+");
                 if (f.length >= 6 && f[0].length() == 32 && f[3].equals("00")) {
                     return dev.ambient.hbone.Authority.host(
                             java.net.InetAddress.getByAddress(java.util.HexFormat.of().parseHex(f[0])));
                 }
             }
+            return "";
         } catch (IOException e) {
-            // no if_inet6: no IPv6 in the pod
+            throw e;
+        } catch (Exception e) {
+            throw new IOException("cannot read the IPv6 addresses in " + netns + ": " + e.getMessage(), e);
         }
-        return "";
     }
 
     private boolean nfTables(Family family, Path netns) throws IOException {
