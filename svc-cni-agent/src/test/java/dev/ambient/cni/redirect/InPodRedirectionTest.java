@@ -151,13 +151,7 @@ class InPodRedirectionTest {
             assertEquals("proxy", reply[0], "captured to 127.0.0.1:15053");
             assertEquals(PEER_IP + ":53", reply[1], "the answer seems to come from the resolver asked");
             // TCP to port 53 goes to the proxy's TCP listener.
-            pod.run(() -> {
-                try (Socket s = new Socket()) {
-                    s.connect(new InetSocketAddress(PEER_IP, 53), 3000);
-                } catch (Exception e) {
-                    throw new RuntimeException(e);
-                }
-            });
+            connect(pod, PEER_IP, 53);
             assertEquals("OriginalDestination 15053", tcpAtProxy.poll(5, TimeUnit.SECONDS));
 
             // The ztunnel's own query carries the mark: it reaches the real resolver.
@@ -251,13 +245,7 @@ class InPodRedirectionTest {
         try {
             // An unmodified client: a plain socket to the peer, from inside the pod.
             try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
-                pod.run(() -> {
-                    try (Socket s = new Socket()) {
-                        s.connect(new InetSocketAddress(PEER_IP, 8080), 3000);
-                    } catch (Exception e) {
-                        throw new RuntimeException(e);
-                    }
-                });
+                connect(pod, PEER_IP, 8080);
             }
             assertEquals("/" + PEER_IP + ":8080", captured.poll(5, TimeUnit.SECONDS), "captured with its original destination");
             assertEquals(null, atPeer.poll(300, TimeUnit.MILLISECONDS), "the peer saw nothing");
@@ -287,13 +275,7 @@ class InPodRedirectionTest {
             // After removal nothing is captured any more.
             assertTrue(redirection.remove(podNetns));
             try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
-                pod.run(() -> {
-                    try (Socket s = new Socket()) {
-                        s.connect(new InetSocketAddress(PEER_IP, 8080), 3000);
-                    } catch (Exception e) {
-                        throw new RuntimeException(e);
-                    }
-                });
+                connect(pod, PEER_IP, 8080);
             }
             assertEquals(POD_IP, atPeer.poll(5, TimeUnit.SECONDS));
             assertEquals(null, captured.poll(300, TimeUnit.MILLISECONDS));
@@ -307,9 +289,9 @@ class InPodRedirectionTest {
     @Test
     void theIpv6RulesAreInstalledIdempotentlyAndRemovedExactlyBesideTheIpv4Ones() throws Exception {
         String before4 = TestNetworks.iptablesSave(POD);
-        String before6 = ip6tablesSave(POD);
+        String before6 = TestNetworks.ip6tablesSave(POD);
         redirection.install(podNetns);
-        String installed6 = ip6tablesSave(POD);
+        String installed6 = TestNetworks.ip6tablesSave(POD);
         assertTrue(installed6.contains("-A OUTPUT -j AMBIENT_OUTPUT"), installed6);
         assertTrue(installed6.contains("-A PREROUTING -j AMBIENT_PREROUTING"), installed6);
         assertTrue(installed6.contains("-A AMBIENT_OUTPUT -p tcp -j REDIRECT --to-ports 15001"), installed6);
@@ -322,17 +304,17 @@ class InPodRedirectionTest {
         assertTrue(redirection.installed(podNetns));
 
         redirection.install(podNetns);
-        assertEquals(installed6, ip6tablesSave(POD), "re-adding changes nothing");
+        assertEquals(installed6, TestNetworks.ip6tablesSave(POD), "re-adding changes nothing");
 
         // Only the IPv6 rules gone: not installed any more, and a new install puts them back.
         TestNetworks.sh("ip", "netns", "exec", POD, "ip6tables", "-t", "nat", "-D", "OUTPUT", "-j", "AMBIENT_OUTPUT")
                 .check();
         assertFalse(redirection.installed(podNetns), "half the rules are not the rules");
         redirection.install(podNetns);
-        assertEquals(installed6, ip6tablesSave(POD));
+        assertEquals(installed6, TestNetworks.ip6tablesSave(POD));
 
         assertTrue(redirection.remove(podNetns));
-        assertEquals(before6, ip6tablesSave(POD), "removal leaves the IPv6 tables as they were");
+        assertEquals(before6, TestNetworks.ip6tablesSave(POD), "removal leaves the IPv6 tables as they were");
         assertEquals(before4, TestNetworks.iptablesSave(POD), "and the IPv4 ones");
         assertFalse(redirection.remove(podNetns), "nothing left to remove");
     }
@@ -360,13 +342,7 @@ class InPodRedirectionTest {
         redirection.install(podNetns);
         try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
             for (String to : java.util.List.of(PEER_IP6, PEER_IP)) {
-                pod.run(() -> {
-                    try (Socket s = new Socket()) {
-                        s.connect(new InetSocketAddress(to, 8080), 3000);
-                    } catch (Exception e) {
-                        throw new RuntimeException(e);
-                    }
-                });
+                connect(pod, to, 8080);
             }
             assertEquals("[" + PEER_IP6 + "]:8080", captured.poll(5, TimeUnit.SECONDS), "IPv6, captured");
             assertEquals(PEER_IP + ":8080", captured.poll(5, TimeUnit.SECONDS), "IPv4 on the same socket");
@@ -432,15 +408,14 @@ class InPodRedirectionTest {
         assertFalse(redirection.installed(podNetns));
     }
 
-    static String ip6tablesSave(String ns) throws Exception {
-        TestNetworks.Result r = TestNetworks.sh("ip", "netns", "exec", ns, "ip6tables-save");
-        r.check();
-        StringBuilder b = new StringBuilder();
-        for (String l : r.out().split("\n")) {
-            if (!l.startsWith("#") && !l.isBlank()) {
-                b.append(l).append('\n');
+    /** A plain TCP connection from a socket born in the pod (its rules apply to it), closed at once. */
+    static void connect(NetworkNamespace pod, String ip, int port) throws Exception {
+        pod.run(() -> {
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(ip, port), 3000);
+            } catch (Exception e) {
+                throw new RuntimeException(e);
             }
-        }
-        return b.toString();
+        });
     }
 }

@@ -1,6 +1,5 @@
 package dev.ambient.ztunnel.inpod;
 
-import static dev.ambient.ztunnel.inpod.PodNetwork.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -12,7 +11,6 @@ import dev.ambient.ztunnel.admin.AdminServer;
 import dev.ambient.ztunnel.dns.Dig;
 import dev.ambient.ztunnel.state.Addresses;
 import io.micrometer.core.instrument.Counter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -161,20 +159,7 @@ class InpodDualStackTest {
         assertTrue(r.ok(), "curl from pod a to b's IPv6 address: " + r);
         assertEquals(marker, r.output().trim());
         // On a's veth: only a's IPv6 address talking TLS with b's 15008 over IPv6, the page never in the clear.
-        assertFalse(wire.isEmpty(), "the capture saw the connection");
-        for (WireCapture.Segment s : wire) {
-            boolean aToB = s.src().equals(A6) && s.dst().equals(B6) && s.dport() == 15008;
-            boolean bToA = s.src().equals(B6) && s.dst().equals(A6) && s.sport() == 15008;
-            assertTrue(aToB || bToA, "unexpected segment on the wire: " + s);
-        }
-        Map<String, byte[]> first = WireCapture.firstPayloads(wire);
-        assertEquals(2, first.size(), "one connection, both directions: " + first.keySet());
-        first.forEach((flow, bytes) -> assertEquals(0x16, bytes[0], flow + " starts with a TLS handshake record"));
-        byte[] needle = marker.getBytes(StandardCharsets.US_ASCII);
-        for (WireCapture.Segment s : wire) {
-            assertFalse(new String(s.payload(), StandardCharsets.ISO_8859_1).contains(new String(needle,
-                    StandardCharsets.ISO_8859_1)), "the page crossed the wire in the clear");
-        }
+        WireCapture.assertOnlyTlsTo15008(wire, A6, B6, marker, "");
         Counter mtls = node.registry().find("istio_tcp_connections_opened").tag("reporter", "destination")
                 .tag("source_workload", "pod-a").tag("destination_workload", "pod-b")
                 .tag("connection_security_policy", "mutual_tls").counter();
@@ -261,8 +246,6 @@ class InpodDualStackTest {
     static final String BRIDGE_V6_SERVER = PodNetwork.BRIDGE_V6;
 
     static void rewriteMesh(String yaml) throws Exception {
-        long before = node.localConfig().orElseThrow().reloads();
-        Files.writeString(config, yaml);
-        await(() -> node.localConfig().orElseThrow().reloads() > before, "the mesh file reloaded");
+        InpodNode.rewriteMesh(node, config, yaml);
     }
 }

@@ -107,6 +107,32 @@ final class WireCapture implements AutoCloseable {
         return first;
     }
 
+    /**
+     * What the wire must show of one tunnelled connection: segments only between {@code client} and
+     * {@code server}'s 15008, one connection whose two directions open with a TLS handshake record,
+     * and {@code secret} never in the clear.
+     */
+    static void assertOnlyTlsTo15008(List<Segment> wire, String client, String server, String secret, String whatIfEmpty) {
+        org.junit.jupiter.api.Assertions.assertFalse(wire.isEmpty(), "the capture saw the connection: " + whatIfEmpty);
+        for (Segment s : wire) {
+            boolean out = s.src().equals(client) && s.dst().equals(server) && s.dport() == 15008;
+            boolean back = s.src().equals(server) && s.dst().equals(client) && s.sport() == 15008;
+            org.junit.jupiter.api.Assertions.assertTrue(out || back, "unexpected segment on the wire: " + s);
+        }
+        Map<String, byte[]> first = firstPayloads(wire);
+        org.junit.jupiter.api.Assertions.assertEquals(2, first.size(), "one connection, both directions: " + first.keySet());
+        first.forEach((flow, bytes) -> {
+            org.junit.jupiter.api.Assertions.assertEquals(0x16, bytes[0], flow + " starts with a TLS handshake record");
+            org.junit.jupiter.api.Assertions.assertEquals(0x03, bytes[1], flow + " TLS version major");
+        });
+        String needle = secret;
+        for (Segment s : wire) {
+            org.junit.jupiter.api.Assertions.assertFalse(
+                    new String(s.payload(), java.nio.charset.StandardCharsets.ISO_8859_1).contains(needle),
+                    "the secret crossed the wire in the clear");
+        }
+    }
+
     /** Dotted quad, or RFC 5952 for IPv6 (as {@code Addresses.format} writes it). */
     private static String ip(ByteBuffer f, int at, int length) {
         byte[] raw = new byte[length];
