@@ -49,7 +49,16 @@ public final class TestNetworks implements AutoCloseable {
     }
 
     public static String iptablesSave(String ns) throws IOException {
-        Result r = sh("ip", "netns", "exec", ns, "iptables-save");
+        return save(ns, "iptables-save");
+    }
+
+    public static String ip6tablesSave(String ns) throws IOException {
+        return save(ns, "ip6tables-save");
+    }
+
+    /** {@code tool} (iptables-save or ip6tables-save) in the namespace, without comments and blank lines. */
+    private static String save(String ns, String tool) throws IOException {
+        Result r = sh("ip", "netns", "exec", ns, tool);
         r.check();
         StringBuilder b = new StringBuilder();
         for (String l : r.out().split("\n")) {

@@ -264,7 +264,7 @@ public final class ZtunnelNode implements AutoCloseable {
                     new OwnListeners.Where.At(capture)));
         }
         if (ports.dns() > 0 && config.dns().enabled()) {
-            // In-pod on 127.0.0.1 in every pod (loopback counts at the workloads); shared mode beside 15001.
+            // In-pod on 127.0.0.1 and ::1 in every pod (loopback counts at the workloads); shared mode beside 15001.
             all.add(new OwnListeners.Listener("DNS", ports.dns(), atWorkloads));
             all.add(new OwnListeners.Listener("DNS", ports.dns(), new OwnListeners.Where.At(capture)));
         }

@@ -1,11 +1,18 @@
 package dev.ambient.cni.redirect;
 
+import dev.ambient.hbone.Authority;
+import dev.ambient.net.NetworkNamespace;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.jboss.logging.Logger;
 
 /**
@@ -38,6 +45,14 @@ import org.jboss.logging.Logger;
  * rule returns those to the local socket; the same marker scheme makes the mangle table's removal
  * exact. No sysctl is needed: the ztunnel's packets reach the application over loopback with their
  * route already attached, so reverse-path filtering never looks at the foreign source.
+ *
+ * <p>Dual-stack: the same rules (nat and mangle) go into the IPv6 tables with
+ * {@code ip6tables-restore} (REDIRECT sends to {@code ::1} in OUTPUT, where the ztunnel has its DNS
+ * listener too, and to the receiving address in PREROUTING, which its {@code ::} listeners take),
+ * with IPv6 reply routing beside them, removed as exactly. The probe exemption is IPv4 only (the
+ * host SNATs probes to an IPv4 address). A node without IPv6 (no {@code /proc/sys/net/ipv6}) or
+ * without a working ip6tables gets the IPv4 rules only, said in one log line; but a pod that has an
+ * IPv6 address is then refused, since its IPv6 traffic would pass the mesh by.
  */
 public final class InPodRedirection {
 
@@ -50,14 +65,39 @@ public final class InPodRedirection {
     /** Our chains have the same names in both tables. */
     static final List<String> TABLES = List.of("nat", "mangle");
 
+    /**
+     * One address family's tools: its iptables-save/-restore, the nf_tables family of its tables,
+     * {@code ip}'s family switch, and its whole address space (for the reply route).
+     */
+    public record Family(String name, String save, String restore, String iptables, String nftFamily, String ip,
+            String everywhere) {
+        public static final Family IPV4 = new Family("IPv4", "iptables-save", "iptables-restore", "iptables", "ip",
+                "-4", "0.0.0.0/0");
+        public static final Family IPV6 = new Family("IPv6", "ip6tables-save", "ip6tables-restore", "ip6tables",
+                "ip6", "-6", "::/0");
+    }
+
     private final RedirectSettings settings;
     private final NetnsCommand command;
-    private final ReplyRouting replyRouting;
+    private final ReplyRouting replyRouting4;
+    private final ReplyRouting replyRouting6;
+    private final Family ipv6;
+    private final Path ipv6Sysctl;
+    /** Set once the IPv4-only node has been said in the log. */
+    private final AtomicBoolean ipv4OnlyLogged = new AtomicBoolean();
 
     public InPodRedirection(RedirectSettings settings, NetnsCommand command) {
+        this(settings, command, Family.IPV6, Path.of("/proc/sys/net/ipv6"));
+    }
+
+    /** With the IPv6 tools and the kernel's IPv6 switch named (tests: a node without them). */
+    InPodRedirection(RedirectSettings settings, NetnsCommand command, Family ipv6, Path ipv6Sysctl) {
         this.settings = settings;
         this.command = command;
-        this.replyRouting = new ReplyRouting(settings, command);
+        this.replyRouting4 = new ReplyRouting(settings, command, Family.IPV4);
+        this.replyRouting6 = new ReplyRouting(settings, command, Family.IPV6);
+        this.ipv6 = ipv6;
+        this.ipv6Sysctl = ipv6Sysctl;
     }
 
     /** What {@code iptables-save} shows of one namespace, table by table. */
@@ -126,19 +166,26 @@ public final class InPodRedirection {
 
     /** The iptables-restore input that makes {@code current} redirect; re-adding rewrites our chains only. */
     public String renderInstall(Saved current) {
+        return renderInstall(Family.IPV4, current);
+    }
+
+    /** As above, for one family's tables (IPv6: the same rules, without the IPv4 probe exemption). */
+    public String renderInstall(Family family, Saved current) {
         String mark = "0x" + Integer.toHexString(settings.mark());
         StringBuilder b = new StringBuilder();
         declare(b, current, "nat");
         String in = "-A " + INBOUND_CHAIN + " ";
-        b.append(in).append("-s ").append(settings.probeSource())
-                .append("/32 -p tcp -m comment --comment \"kubelet probes, SNATed by the host\" -j RETURN\n");
+        if (family != Family.IPV6) {
+            b.append(in).append("-s ").append(settings.probeSource())
+                    .append("/32 -p tcp -m comment --comment \"kubelet probes, SNATed by the host\" -j RETURN\n");
+        }
         b.append(in).append("-p tcp -m tcp --dport ").append(settings.hbonePort()).append(" -j RETURN\n");
         b.append(in).append("-p tcp -j REDIRECT --to-ports ").append(settings.inboundPort()).append('\n');
         String out = "-A " + OUTBOUND_CHAIN + " ";
         b.append(out).append("-m mark --mark ").append(mark).append(" -j RETURN\n");
         b.append(out).append("-o lo -j RETURN\n");
         if (settings.dnsPort() > 0) {
-            // The pod's resolver queries: UDP and TCP to port 53, to the ztunnel's DNS proxy on 127.0.0.1.
+            // The pod's resolver queries: UDP and TCP to port 53, to the ztunnel's DNS proxy on 127.0.0.1 (::1).
             for (String proto : List.of("udp", "tcp")) {
                 b.append(out).append("-p ").append(proto).append(" -m ").append(proto)
                         .append(" --dport 53 -j REDIRECT --to-ports ").append(settings.dnsPort()).append('\n');
@@ -214,44 +261,118 @@ public final class InPodRedirection {
     }
 
     public Saved save(Path netns) throws IOException {
+        return save(Family.IPV4, netns);
+    }
+
+    public Saved save(Family family, Path netns) throws IOException {
         // Plain iptables-save lists existing tables only; "-t nat" would create the table on nf_tables.
-        return Saved.parse(command.run(netns, null, "iptables-save"));
+        return Saved.parse(command.run(netns, null, family.save()));
     }
 
-    /** Installs (or re-installs) the rules in {@code netns}; idempotent. */
+    /** Installs (or re-installs) the rules in {@code netns}, for IPv6 too where the node has it; idempotent. */
     public void install(Path netns) throws IOException {
-        // Routing first: a reply mark without its route would change nothing, the reverse could.
-        replyRouting.install(netns);
-        Saved before = save(netns);
-        command.run(netns, renderInstall(before), "iptables-restore", "-w", "--noflush");
-        LOG.debugf("rules installed in %s", netns);
+        install(Family.IPV4, replyRouting4, netns, save(netns));
+        Optional<Saved> v6 = saveIpv6(netns);
+        if (v6.isPresent()) {
+            install(ipv6, replyRouting6, netns, v6.get());
+            return;
+        }
+        String podIpv6 = globalIpv6(netns);
+        if (!podIpv6.isEmpty()) {
+            // The IPv4 rules stay until the caller removes them; the pod is not let in.
+            throw new NetnsCommand.Failed("pod in " + netns + " has the IPv6 address " + podIpv6 + " but this node"
+                    + " cannot install IPv6 rules (" + ipv6.restore() + " missing or failing): its IPv6 traffic would"
+                    + " bypass the mesh; refused");
+        }
     }
 
-    /** Removes the rules; returns false when there were none. */
+    private void install(Family family, ReplyRouting routing, Path netns, Saved before) throws IOException {
+        // Routing first: a reply mark without its route would change nothing, the reverse could.
+        routing.install(netns);
+        command.run(netns, renderInstall(family, before), family.restore(), "-w", "--noflush");
+        LOG.debugf("%s rules installed in %s", family.name(), netns);
+    }
+
+    /** Removes the rules of both families; returns false when there were none. */
     public boolean remove(Path netns) throws IOException {
-        Saved before = save(netns);
+        boolean removed = remove(Family.IPV4, replyRouting4, netns, save(netns));
+        Optional<Saved> v6 = saveIpv6(netns);
+        if (v6.isPresent()) {
+            removed |= remove(ipv6, replyRouting6, netns, v6.get());
+        }
+        return removed;
+    }
+
+    private boolean remove(Family family, ReplyRouting routing, Path netns, Saved before) throws IOException {
         String input = renderRemove(before);
         if (input != null) {
-            command.run(netns, input, "iptables-restore", "-w", "--noflush");
+            command.run(netns, input, family.restore(), "-w", "--noflush");
             Saved after = null;
             for (String table : TABLES) {
                 if (before.createdByUs(table)) {
-                    after = after == null ? save(netns) : after;
-                    if (after.empty(table) && nfTables(netns)) {
-                        command.run(netns, null, "nft", "delete", "table", "ip", table);
+                    after = after == null ? save(family, netns) : after;
+                    if (after.empty(table) && nfTables(family, netns)) {
+                        command.run(netns, null, "nft", "delete", "table", family.nftFamily(), table);
                     }
                 }
             }
         }
-        boolean routed = replyRouting.remove(netns);
+        boolean routed = routing.remove(netns);
         return input != null || routed;
     }
 
     public boolean installed(Path netns) throws IOException {
-        return save(netns).redirecting() && replyRouting.installed(netns);
+        if (!save(netns).redirecting() || !replyRouting4.installed(netns)) {
+            return false;
+        }
+        Optional<Saved> v6 = saveIpv6(netns);
+        return v6.isEmpty() || v6.get().redirecting() && replyRouting6.installed(netns);
     }
 
-    private boolean nfTables(Path netns) throws IOException {
-        return command.run(netns, null, "iptables", "--version").contains("nf_tables");
+    /**
+     * The pod's IPv6 tables; empty where the node has no IPv6 or no working ip6tables (said once in
+     * the log): the IPv4 rules alone then.
+     */
+    private Optional<Saved> saveIpv6(Path netns) {
+        String why;
+        if (!Files.isDirectory(ipv6Sysctl)) {
+            why = "the kernel has no IPv6 (" + ipv6Sysctl + " missing)";
+        } else {
+            try {
+                return Optional.of(save(ipv6, netns));
+            } catch (IOException e) {
+                why = ipv6.save() + " cannot run: " + e.getMessage();
+            }
+        }
+        if (ipv4OnlyLogged.compareAndSet(false, true)) {
+            LOG.warnf("in-pod rules for IPv4 only on this node: %s (ip6tables is in the iptables package)", why);
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * A global IPv6 address of the pod ("" if none), from if_inet6 read on a thread inside its
+     * namespace (scope 00 = global); no process, so no tool the image might lack decides this.
+     */
+    private static String globalIpv6(Path netns) throws IOException {
+        try (NetworkNamespace ns = NetworkNamespace.open(netns)) {
+            Path file = Path.of("/proc/thread-self/net/if_inet6");
+            List<String> lines = ns.call(() -> Files.exists(file) ? Files.readAllLines(file) : List.<String>of());
+            for (String line : lines) {
+                String[] f = line.trim().split("\\s+");
+                if (f.length >= 6 && f[0].length() == 32 && f[3].equals("00")) {
+                    return Authority.host(InetAddress.getByAddress(HexFormat.of().parseHex(f[0])));
+                }
+            }
+            return "";
+        } catch (IOException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IOException("cannot read the IPv6 addresses in " + netns + ": " + e.getMessage(), e);
+        }
+    }
+
+    private boolean nfTables(Family family, Path netns) throws IOException {
+        return command.run(netns, null, family.iptables(), "--version").contains("nf_tables");
     }
 }

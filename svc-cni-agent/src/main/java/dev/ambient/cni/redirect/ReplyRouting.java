@@ -18,10 +18,12 @@ final class ReplyRouting {
 
     private final RedirectSettings settings;
     private final NetnsCommand command;
+    private final InPodRedirection.Family family;
 
-    ReplyRouting(RedirectSettings settings, NetnsCommand command) {
+    ReplyRouting(RedirectSettings settings, NetnsCommand command, InPodRedirection.Family family) {
         this.settings = settings;
         this.command = command;
+        this.family = family;
     }
 
     static String hex(int value) {
@@ -36,11 +38,11 @@ final class ReplyRouting {
 
     void install(Path netns) throws IOException {
         if (!hasRoute(netns)) {
-            command.run(netns, null, "ip", "-4", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table",
+            command.run(netns, null, "ip", family.ip(), "route", "add", "local", family.everywhere(), "dev", "lo", "table",
                     Integer.toString(settings.replyTable()));
         }
         if (ruleCount(netns) == 0) {
-            command.run(netns, null, ("ip -4 rule add " + ruleSelector() + " pref " + PRIORITY)
+            command.run(netns, null, ("ip " + family.ip() + " rule add " + ruleSelector() + " pref " + PRIORITY)
                     .split(" "));
         }
     }
@@ -49,11 +51,11 @@ final class ReplyRouting {
     boolean remove(Path netns) throws IOException {
         long rules = ruleCount(netns);
         for (long i = 0; i < rules; i++) {
-            command.run(netns, null, ("ip -4 rule del " + ruleSelector()).split(" "));
+            command.run(netns, null, ("ip " + family.ip() + " rule del " + ruleSelector()).split(" "));
         }
         boolean route = hasRoute(netns);
         if (route) {
-            command.run(netns, null, "ip", "-4", "route", "del", "local", "0.0.0.0/0", "dev", "lo", "table",
+            command.run(netns, null, "ip", family.ip(), "route", "del", "local", family.everywhere(), "dev", "lo", "table",
                     Integer.toString(settings.replyTable()));
         }
         return rules > 0 || route;
@@ -65,14 +67,15 @@ final class ReplyRouting {
 
     private long ruleCount(Path netns) throws IOException {
         String wanted = "from all " + ruleSelector();
-        return command.run(netns, null, "ip", "-4", "rule", "show").lines()
+        return command.run(netns, null, "ip", family.ip(), "rule", "show").lines()
                 .filter(l -> l.substring(l.indexOf(':') + 1).strip().equals(wanted)).count();
     }
 
     private boolean hasRoute(Path netns) throws IOException {
         // "show table N" fails while the table is empty (it does not exist then): list them all.
-        String wanted = "local default dev lo table " + settings.replyTable() + " scope host";
-        return command.run(netns, null, "ip", "-4", "route", "show", "table", "all").lines()
-                .anyMatch(l -> l.strip().equals(wanted));
+        // IPv6 adds "metric 1024 pref medium" after the same start.
+        String wanted = "local default dev lo table " + settings.replyTable() + " ";
+        return command.run(netns, null, "ip", family.ip(), "route", "show", "table", "all").lines()
+                .anyMatch(l -> (l.strip() + " ").startsWith(wanted));
     }
 }

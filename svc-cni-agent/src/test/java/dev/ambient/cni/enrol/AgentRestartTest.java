@@ -92,7 +92,10 @@ class AgentRestartTest {
                     && ztunnel.workloads.containsKey(uid2));
             KubernetesEnrolmentTest.waitFor(() -> KubernetesEnrolmentTest.rules("cnit-r1")
                     && KubernetesEnrolmentTest.rules("cnit-r2"));
-            KubernetesEnrolmentTest.waitFor(() -> hostRules().contains(snat("10.249.7.3")));
+            // Both enrolments finished (the probe SNAT is their last step, after both families' rules):
+            // closing the agent earlier interrupts one and removes it.
+            KubernetesEnrolmentTest.waitFor(() -> hostRules().contains(snat("10.249.7.2"))
+                    && hostRules().contains(snat("10.249.7.3")));
             held = Map.copyOf(ztunnel.workloads);
         }
         String installed = TestNetworks.iptablesSave("cnit-r1");

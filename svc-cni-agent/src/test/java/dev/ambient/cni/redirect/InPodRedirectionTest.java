@@ -43,6 +43,8 @@ class InPodRedirectionTest {
     static final String PEER = "cnit-rpeer";
     static final String POD_IP = "10.249.1.2";
     static final String PEER_IP = "10.249.1.1";
+    static final String POD_IP6 = "fd00:249::2";
+    static final String PEER_IP6 = "fd00:249::1";
 
     static TestNetworks nets;
     static Path podNetns;
@@ -56,6 +58,9 @@ class InPodRedirectionTest {
         podNetns = nets.add(POD);
         nets.add(PEER);
         nets.link(POD, POD_IP, PEER, PEER_IP, "r");
+        // Dual-stack: an IPv6 address on each end too (nodad: usable at once).
+        TestNetworks.sh("ip", "-n", POD, "addr", "add", POD_IP6 + "/64", "dev", "cnitra", "nodad").check();
+        TestNetworks.sh("ip", "-n", PEER, "addr", "add", PEER_IP6 + "/64", "dev", "cnitrb", "nodad").check();
         group = new EpollEventLoopGroup(1);
     }
 
@@ -67,10 +72,12 @@ class InPodRedirectionTest {
         nets.close();
     }
 
-    /** What the pod's policy routing looks like: its rules and every routing table. */
+    /** What the pod's policy routing looks like: its rules and every routing table, of both families. */
     static String routing() throws Exception {
         return TestNetworks.sh("ip", "-n", POD, "rule", "show").check().out()
-                + TestNetworks.sh("ip", "-n", POD, "route", "show", "table", "all").check().out();
+                + TestNetworks.sh("ip", "-n", POD, "route", "show", "table", "all").check().out()
+                + TestNetworks.sh("ip", "-n", POD, "-6", "rule", "show").check().out()
+                + TestNetworks.sh("ip", "-n", POD, "-6", "route", "show", "table", "all").check().out();
     }
 
     @Test
@@ -257,13 +264,7 @@ class InPodRedirectionTest {
             assertEquals("proxy", reply[0], "captured to 127.0.0.1:15053");
             assertEquals(PEER_IP + ":53", reply[1], "the answer seems to come from the resolver asked");
             // TCP to port 53 goes to the proxy's TCP listener.
-            pod.run(() -> {
-                try (Socket s = new Socket()) {
-                    s.connect(new InetSocketAddress(PEER_IP, 53), 3000);
-                } catch (Exception e) {
-                    throw new RuntimeException(e);
-                }
-            });
+            connect(pod, PEER_IP, 53);
             assertEquals("OriginalDestination 15053", tcpAtProxy.poll(5, TimeUnit.SECONDS));
 
             // The ztunnel's own query carries the mark: it reaches the real resolver.
@@ -357,13 +358,7 @@ class InPodRedirectionTest {
         try {
             // An unmodified client: a plain socket to the peer, from inside the pod.
             try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
-                pod.run(() -> {
-                    try (Socket s = new Socket()) {
-                        s.connect(new InetSocketAddress(PEER_IP, 8080), 3000);
-                    } catch (Exception e) {
-                        throw new RuntimeException(e);
-                    }
-                });
+                connect(pod, PEER_IP, 8080);
             }
             assertEquals("/" + PEER_IP + ":8080", captured.poll(5, TimeUnit.SECONDS), "captured with its original destination");
             assertEquals(null, atPeer.poll(300, TimeUnit.MILLISECONDS), "the peer saw nothing");
@@ -393,13 +388,7 @@ class InPodRedirectionTest {
             // After removal nothing is captured any more.
             assertTrue(redirection.remove(podNetns));
             try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
-                pod.run(() -> {
-                    try (Socket s = new Socket()) {
-                        s.connect(new InetSocketAddress(PEER_IP, 8080), 3000);
-                    } catch (Exception e) {
-                        throw new RuntimeException(e);
-                    }
-                });
+                connect(pod, PEER_IP, 8080);
             }
             assertEquals(POD_IP, atPeer.poll(5, TimeUnit.SECONDS));
             assertEquals(null, captured.poll(300, TimeUnit.MILLISECONDS));
@@ -408,5 +397,145 @@ class InPodRedirectionTest {
             capture.close().sync();
             peer.close();
         }
+    }
+
+    @Test
+    void theIpv6RulesAreInstalledIdempotentlyAndRemovedExactlyBesideTheIpv4Ones() throws Exception {
+        String before4 = TestNetworks.iptablesSave(POD);
+        String before6 = TestNetworks.ip6tablesSave(POD);
+        redirection.install(podNetns);
+        String installed6 = TestNetworks.ip6tablesSave(POD);
+        assertTrue(installed6.contains("-A OUTPUT -j AMBIENT_OUTPUT"), installed6);
+        assertTrue(installed6.contains("-A PREROUTING -j AMBIENT_PREROUTING"), installed6);
+        assertTrue(installed6.contains("-A AMBIENT_OUTPUT -p tcp -j REDIRECT --to-ports 15001"), installed6);
+        assertTrue(installed6.contains("-A AMBIENT_PREROUTING -p tcp -j REDIRECT --to-ports 15006"), installed6);
+        assertTrue(installed6.contains("-A AMBIENT_OUTPUT -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053"),
+                installed6);
+        assertTrue(installed6.contains("-A AMBIENT_OUTPUT -m mark --mark 0x539 -j RETURN"), installed6);
+        assertFalse(installed6.contains("169.254.7.127"), "the probe exemption is IPv4's");
+        // Replies to the ztunnel's transparent IPv6 sockets: the same connmark scheme and routing.
+        assertTrue(installed6.contains("-A AMBIENT_OUTPUT -m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark"),
+                installed6);
+        String rules6 = TestNetworks.sh("ip", "-n", POD, "-6", "rule", "show").check().out();
+        assertTrue(rules6.contains("from all fwmark 0x111/0xfff lookup 100"), rules6);
+        String routes6 = TestNetworks.sh("ip", "-n", POD, "-6", "route", "show", "table", "all").check().out();
+        assertTrue(routes6.contains("local default dev lo table 100"), routes6);
+        assertTrue(TestNetworks.iptablesSave(POD).contains("-A AMBIENT_OUTPUT -p tcp -j REDIRECT --to-ports 15001"));
+        assertTrue(redirection.installed(podNetns));
+
+        redirection.install(podNetns);
+        assertEquals(installed6, TestNetworks.ip6tablesSave(POD), "re-adding changes nothing");
+
+        // Only the IPv6 rules gone: not installed any more, and a new install puts them back.
+        TestNetworks.sh("ip", "netns", "exec", POD, "ip6tables", "-t", "nat", "-D", "OUTPUT", "-j", "AMBIENT_OUTPUT")
+                .check();
+        assertFalse(redirection.installed(podNetns), "half the rules are not the rules");
+        redirection.install(podNetns);
+        assertEquals(installed6, TestNetworks.ip6tablesSave(POD));
+
+        assertTrue(redirection.remove(podNetns));
+        assertEquals(before6, TestNetworks.ip6tablesSave(POD), "removal leaves the IPv6 tables as they were");
+        assertEquals(before4, TestNetworks.iptablesSave(POD), "and the IPv4 ones");
+        assertFalse(redirection.remove(podNetns), "nothing left to remove");
+    }
+
+    /**
+     * The ztunnel's capture socket is one dual-stack socket on {@code ::}: an IPv6 connection arrives
+     * with its IPv6 original destination (SO_ORIGINAL_DST at SOL_IPV6) and an IPv4 one with its IPv4
+     * destination (the socket's IPv4-mapped connection answers at SOL_IP), both from real REDIRECTs.
+     */
+    @Test
+    void outboundTcpOfBothFamiliesIsCapturedOnOneDualStackSocketWithItsOriginalDestination() throws Exception {
+        BlockingQueue<String> captured = new LinkedBlockingQueue<>();
+        Channel capture;
+        try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+            capture = pod.call(() -> new ServerBootstrap().group(group).channel(EpollServerSocketChannel.class)
+                    .childHandler(new ChannelInitializer<Channel>() {
+                        @Override
+                        protected void initChannel(Channel ch) {
+                            captured.add(OriginalDestination.of(ch).map(dev.ambient.hbone.Authority::format)
+                                    .orElse("none"));
+                            ch.close();
+                        }
+                    }).bind("::", 15001).sync().channel());
+        }
+        redirection.install(podNetns);
+        try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+            for (String to : java.util.List.of(PEER_IP6, PEER_IP)) {
+                connect(pod, to, 8080);
+            }
+            assertEquals("[" + PEER_IP6 + "]:8080", captured.poll(5, TimeUnit.SECONDS), "IPv6, captured");
+            assertEquals(PEER_IP + ":8080", captured.poll(5, TimeUnit.SECONDS), "IPv4 on the same socket");
+        } finally {
+            redirection.remove(podNetns);
+            capture.close().sync();
+        }
+    }
+
+    /** The pod's DNS over IPv6: a query to the peer's IPv6 port 53 lands on [::1]:15053 and seems answered by the peer. */
+    @Test
+    void dnsOverIpv6IsCapturedToTheDnsPortOnIpv6Loopback() throws Exception {
+        java.net.DatagramSocket proxy;
+        try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+            proxy = pod.call(() -> new java.net.DatagramSocket(new InetSocketAddress("::1", 15053)));
+        }
+        Thread.ofPlatform().daemon().start(() -> answerEach(proxy, "proxy"));
+        redirection.install(podNetns);
+        try (NetworkNamespace pod = NetworkNamespace.open(podNetns)) {
+            String[] reply = pod.call(() -> {
+                try (java.net.DatagramSocket s = new java.net.DatagramSocket()) {
+                    s.setSoTimeout(3000);
+                    s.send(new java.net.DatagramPacket("q".getBytes(), 1, new InetSocketAddress(PEER_IP6, 53)));
+                    java.net.DatagramPacket p = new java.net.DatagramPacket(new byte[100], 100);
+                    s.receive(p);
+                    return new String[] {new String(p.getData(), 0, p.getLength()),
+                            dev.ambient.hbone.Authority.format((InetSocketAddress) p.getSocketAddress())};
+                }
+            });
+            assertEquals("proxy", reply[0], "captured to [::1]:15053");
+            assertEquals("[" + PEER_IP6 + "]:53", reply[1], "the answer seems to come from the resolver asked");
+        } finally {
+            redirection.remove(podNetns);
+            proxy.close();
+        }
+    }
+
+    /**
+     * A node whose ip6tables cannot run: an IPv4-only pod gets the IPv4 rules and is served; a pod with
+     * an IPv6 address is refused (its IPv6 traffic would pass the mesh by), never half-captured.
+     */
+    @Test
+    void withoutIp6tablesAnIpv4PodIsRedirectedAndADualStackPodIsRefused() throws Exception {
+        InPodRedirection noIp6tables = new InPodRedirection(RedirectSettings.defaults(),
+                new NetnsCommand(Duration.ofSeconds(10)), new InPodRedirection.Family("IPv6", "ip6tables-absent-save",
+                        "ip6tables-absent-restore", "ip6tables-absent", "ip6", "-6", "::/0"), Path.of("/proc/sys/net/ipv6"));
+        Path v4only = nets.pod("cnit-rv4", "10.249.7.2");
+        TestNetworks.sh("ip", "netns", "exec", "cnit-rv4", "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1").check();
+        try {
+            noIp6tables.install(v4only);
+            assertTrue(noIp6tables.installed(v4only), "IPv4 rules only, and that is all this node can do");
+            assertTrue(TestNetworks.iptablesSave("cnit-rv4").contains("-A AMBIENT_OUTPUT -p tcp -j REDIRECT"));
+            assertTrue(noIp6tables.remove(v4only));
+
+            NetnsCommand.Failed refused = org.junit.jupiter.api.Assertions.assertThrows(NetnsCommand.Failed.class,
+                    () -> noIp6tables.install(podNetns));
+            assertTrue(refused.getMessage().contains(POD_IP6) && refused.getMessage().contains("bypass the mesh"),
+                    refused.getMessage());
+        } finally {
+            noIp6tables.remove(podNetns);
+            noIp6tables.remove(v4only);
+        }
+        assertFalse(redirection.installed(podNetns));
+    }
+
+    /** A plain TCP connection from a socket born in the pod (its rules apply to it), closed at once. */
+    static void connect(NetworkNamespace pod, String ip, int port) throws Exception {
+        pod.run(() -> {
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(ip, port), 3000);
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
     }
 }

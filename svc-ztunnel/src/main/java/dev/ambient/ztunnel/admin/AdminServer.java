@@ -7,9 +7,11 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.MessageOrBuilder;
 import com.google.protobuf.util.JsonFormat;
+import dev.ambient.hbone.Authority;
 import dev.ambient.ztunnel.Ztunnel;
 import dev.ambient.ztunnel.ZtunnelNode;
 import dev.ambient.ztunnel.inpod.InpodWorkload;
+import dev.ambient.ztunnel.state.Addresses;
 import dev.ambient.ztunnel.state.StateSnapshot;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -92,17 +94,17 @@ public class AdminServer {
                 .put("lastError", c.lastError()));
         ArrayNode listeners = root.putArray("listeners");
         ztunnel.inbound().listening().forEach(l -> listeners.addObject()
-                .put("address", l.address().getAddress().getHostAddress() + ":" + l.address().getPort())
+                .put("address", Authority.format(l.address()))
                 .put("workload", l.workloadUid())
                 .put("identity", l.identity().uri()));
         ztunnel.inbound().failures().forEach((l, why) -> listeners.addObject()
-                .put("address", l.address().getAddress().getHostAddress() + ":" + l.address().getPort())
+                .put("address", Authority.format(l.address()))
                 .put("workload", l.workloadUid())
                 .put("error", why));
         ArrayNode pool = root.putArray("pool");
         ztunnel.pool().connectionCounts().forEach((k, n) -> pool.addObject()
                 .put("source", k.source().uri())
-                .put("destination", k.destination().getAddress().getHostAddress() + ":" + k.destination().getPort())
+                .put("destination", Authority.format(k.destination()))
                 .put("connections", n));
         ztunnel.inpod().ifPresent(inpod -> {
             ObjectNode section = root.putObject("inpod");
@@ -127,10 +129,10 @@ public class AdminServer {
                         .put("pooledConnections", p.pooledConnections())
                         .put("added", p.added().toString());
                 ArrayNode ips = o.putArray("addresses");
-                p.addresses().forEach(a -> ips.add(a.getHostAddress()));
+                p.addresses().forEach(a -> ips.add(Addresses.format(a)));
                 ArrayNode ls = o.putArray("listeners");
                 p.listeners().forEach(l -> ls.addObject().put("purpose", l.purpose())
-                        .put("address", l.address().getHostString() + ":" + l.address().getPort()));
+                        .put("address", Authority.format(l.address())));
             }
         });
         ztunnel.localConfig().ifPresent(f -> {
@@ -166,7 +168,7 @@ public class AdminServer {
 
     private static String ip(String base64) {
         try {
-            return InetAddress.getByAddress(java.util.Base64.getDecoder().decode(base64)).getHostAddress();
+            return Addresses.format(InetAddress.getByAddress(java.util.Base64.getDecoder().decode(base64)));
         } catch (Exception e) {
             return base64;
         }

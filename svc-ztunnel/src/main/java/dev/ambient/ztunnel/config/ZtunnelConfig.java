@@ -74,7 +74,7 @@ public interface ZtunnelConfig {
         @WithDefault("15000")
         int admin();
 
-        /** The DNS proxy, UDP and TCP (in-pod on 127.0.0.1 in each pod; shared mode beside 15001); 0 disables. */
+        /** The DNS proxy, UDP and TCP (in-pod on 127.0.0.1 and ::1 in each pod; shared mode beside 15001); 0 disables. */
         @WithDefault("15053")
         int dns();
     }

@@ -54,9 +54,14 @@ import org.jboss.logging.Logger;
 public final class InpodWorkloads implements AutoCloseable {
 
     private static final Logger LOG = Logger.getLogger(InpodWorkloads.class);
-    /** Wildcard: inside a pod's namespace only the pod's own addresses exist (see README). */
-    private static final String ANY = "0.0.0.0";
+    /**
+     * Wildcard: inside a pod's namespace only the pod's own addresses exist (see README). {@code ::}
+     * is one dual-stack socket per port (Netty creates it with IPV6_V6ONLY off) that takes both
+     * families; a kernel without IPv6 gets IPv4 sockets, and the IPv4 wildcard.
+     */
+    private static final String ANY = io.netty.channel.unix.Socket.isIPv6Preferred() ? "::" : "0.0.0.0";
     private static final String LOOPBACK = "127.0.0.1";
+    private static final String LOOPBACK_V6 = "::1";
     /** How long an Add waits for the pod's certificate before it is acked anyway. */
     private static final Duration CERTIFICATE_WAIT = Duration.ofSeconds(5);
 
@@ -135,10 +140,11 @@ public final class InpodWorkloads implements AutoCloseable {
         InpodWorkload pod = null;
         try {
             List<InetAddress> addresses = netns.call(InpodWorkloads::podAddresses);
+            boolean ipv6Loopback = netns.call(InpodWorkloads::hasIpv6Loopback);
             PodNamespace sockets = new PodNamespace(netns, "pod " + info.getNamespace() + "/" + info.getName(),
                     socketThreads);
             pod = new InpodWorkload(uid, info, dp.nodeName(), sockets, addresses);
-            start(pod);
+            start(pod, ipv6Loopback);
             pods.put(uid, pod);
             awaitCertificate(pod);
             pod.state(InpodWorkload.State.RUNNING);
@@ -179,7 +185,7 @@ public final class InpodWorkloads implements AutoCloseable {
         }
     }
 
-    private void start(InpodWorkload pod) throws Exception {
+    private void start(InpodWorkload pod, boolean ipv6Loopback) throws Exception {
         InpodWorkload p = pod;
         SpiffeId id = WorkloadIdentity.of(pod.resolve(dp.store().current()), dp.trustDomain());
         pod.identity(id);
@@ -228,18 +234,22 @@ public final class InpodWorkloads implements AutoCloseable {
             }
             if (dp.dns() != null && dp.dnsPort() > 0) {
                 // On loopback: REDIRECT in OUTPUT sends there, and our answers leave from it, as conntrack expects.
+                // ip6tables REDIRECTs IPv6 queries to ::1: a listener there too when the pod has it.
                 DnsProxy.Client client = dp.dns().client("pod " + pod.describe(),
                         () -> java.util.Optional.of(p.resolve(dp.store().current())), sockets);
-                DnsListener dns = new DnsListener(dp.transport(), dp.dns(), ip -> client, sockets::track);
-                InetSocketAddress at = new InetSocketAddress(LOOPBACK, dp.dnsPort());
-                try {
-                    dns.bind(at);
-                } catch (RuntimeException e) {
-                    throw new IllegalStateException("cannot listen on " + dp.dnsPort() + " (dns) in the pod: "
-                            + rootMessage(e), e);
+                for (String loopback : ipv6Loopback ? List.of(LOOPBACK, LOOPBACK_V6) : List.of(LOOPBACK)) {
+                    DnsListener dns = new DnsListener(dp.transport(), dp.dns(), ip -> client, sockets::track);
+                    InetSocketAddress at = new InetSocketAddress(loopback, dp.dnsPort());
+                    try {
+                        dns.bind(at);
+                    } catch (RuntimeException e) {
+                        dns.close();
+                        throw new IllegalStateException("cannot listen on " + dp.dnsPort() + " (dns, " + loopback
+                                + ") in the pod: " + rootMessage(e), e);
+                    }
+                    pod.listening(new InpodWorkload.Listener("dns-udp", at, dns.channels().get(0)));
+                    pod.listening(new InpodWorkload.Listener("dns-tcp", at, dns.channels().get(1)));
                 }
-                pod.listening(new InpodWorkload.Listener("dns-udp", at, dns.channels().get(0)));
-                pod.listening(new InpodWorkload.Listener("dns-tcp", at, dns.channels().get(1)));
             }
             return null;
         });
@@ -388,9 +398,9 @@ public final class InpodWorkloads implements AutoCloseable {
     }
 
     /**
-     * The pod's IPv4 addresses, read on a thread inside its namespace: the local routes of
-     * /proc/thread-self/net/fib_trie are that thread's namespace's (Java's interface list mixes in
-     * the process's view for IPv6, so it is not used).
+     * The pod's addresses of both families, read on a thread inside its namespace: the local routes
+     * of /proc/thread-self/net/fib_trie (IPv4) and /proc/thread-self/net/if_inet6 are that thread's
+     * namespace's (Java's interface list mixes in the process's view for IPv6, so it is not used).
      */
     private static List<InetAddress> podAddresses() throws IOException {
         java.util.Set<InetAddress> out = new java.util.LinkedHashSet<>();
@@ -406,7 +416,40 @@ public final class InpodWorkloads implements AutoCloseable {
                 }
             }
         }
+        for (Inet6Line l : ipv6Addresses()) {
+            if (l.scope() == 0 && (l.flags() & IFA_F_DADFAILED) == 0) { // global scope: not ::1, not fe80::/10
+                out.add(l.address());
+            }
+        }
         return new ArrayList<>(out);
+    }
+
+    /** Whether the pod's loopback has ::1 (IPv6 on in its namespace), where ip6tables REDIRECT sends DNS. */
+    private static boolean hasIpv6Loopback() throws IOException {
+        return ipv6Addresses().stream().anyMatch(l -> l.address().isLoopbackAddress());
+    }
+
+    private static final int IFA_F_DADFAILED = 0x08;
+
+    /** One line of if_inet6: address (32 hex digits), interface index, prefix length, scope, flags, name. */
+    private record Inet6Line(InetAddress address, int scope, int flags) {
+    }
+
+    private static List<Inet6Line> ipv6Addresses() throws IOException {
+        java.nio.file.Path file = java.nio.file.Path.of("/proc/thread-self/net/if_inet6");
+        if (!java.nio.file.Files.exists(file)) {
+            return List.of(); // no IPv6 in this kernel
+        }
+        List<Inet6Line> out = new ArrayList<>();
+        for (String line : java.nio.file.Files.readAllLines(file)) {
+            String[] f = line.trim().split("\\s+");
+            if (f.length < 6 || f[0].length() != 32) {
+                continue;
+            }
+            out.add(new Inet6Line(InetAddress.getByAddress(java.util.HexFormat.of().parseHex(f[0])),
+                    Integer.parseInt(f[3], 16), Integer.parseInt(f[4], 16)));
+        }
+        return out;
     }
 
     static String rootMessage(Throwable t) {

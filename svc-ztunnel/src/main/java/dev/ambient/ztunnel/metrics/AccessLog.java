@@ -1,5 +1,6 @@
 package dev.ambient.ztunnel.metrics;
 
+import dev.ambient.hbone.Authority;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import org.jboss.logging.Logger;
@@ -21,6 +22,6 @@ public final class AccessLog {
     }
 
     private static String addr(InetSocketAddress a) {
-        return a == null ? "-" : a.getAddress().getHostAddress() + ":" + a.getPort();
+        return a == null ? "-" : Authority.format(a); // [v6]:port, so the port is not read as a group
     }
 }

@@ -143,7 +143,8 @@ public final class OutboundRouter {
         if (targetPort <= 0 || endpoint.getAddressesCount() == 0) {
             return new Route.Refused("endpoint " + endpoint.getUid() + " has no address or port for " + vip.getPort());
         }
-        InetSocketAddress target = new InetSocketAddress(address(endpoint.getAddresses(0).toByteArray()), targetPort);
+        InetSocketAddress target = new InetSocketAddress(sameFamily(endpoint.getAddressesList(), vip.getAddress()),
+                targetPort);
         return toWorkload(endpoint, service, target);
     }
 
@@ -184,9 +185,23 @@ public final class OutboundRouter {
         if (waypoint == null || waypoint.getAddressesCount() == 0 || source.getUid().equals(waypoint.getUid())) {
             return Optional.empty();
         }
-        InetAddress ip = address(waypoint.getAddresses(0).toByteArray());
+        InetAddress ip = sameFamily(waypoint.getAddressesList(), authority.getAddress());
         return Optional.of(new Route.Hbone(new InetSocketAddress(ip, port), authority,
                 Set.of(WorkloadIdentity.of(waypoint, trustDomain)), destination, service, true));
+    }
+
+    /**
+     * A dual-stack workload's address of the family the client dialled (an IPv6 VIP leads to the
+     * endpoint's IPv6 address, as in Istio), else its first one.
+     */
+    private static InetAddress sameFamily(List<com.google.protobuf.ByteString> addresses, InetAddress dialled) {
+        int length = dialled.getAddress().length;
+        for (com.google.protobuf.ByteString a : addresses) {
+            if (a.size() == length) {
+                return address(a.toByteArray());
+            }
+        }
+        return address(addresses.get(0).toByteArray());
     }
 
     private static InetAddress address(byte[] raw) {

@@ -1,6 +1,7 @@
 package dev.ambient.ztunnel.state;
 
 import com.google.protobuf.ByteString;
+import dev.ambient.hbone.Authority;
 import dev.ambient.proto.workload.Cidr;
 import dev.ambient.proto.workload.Workload;
 import java.net.Inet6Address;
@@ -82,44 +83,7 @@ public final class Addresses {
      * leading zeros, the longest run of two or more zero groups shortened to {@code ::}).
      */
     public static String format(InetAddress address) {
-        byte[] b = normalize(address).getAddress();
-        if (b.length == 4) {
-            return (b[0] & 0xff) + "." + (b[1] & 0xff) + "." + (b[2] & 0xff) + "." + (b[3] & 0xff);
-        }
-        int[] groups = new int[8];
-        for (int i = 0; i < 8; i++) {
-            groups[i] = ((b[2 * i] & 0xff) << 8) | (b[2 * i + 1] & 0xff);
-        }
-        int bestStart = -1;
-        int bestLength = 1;
-        for (int i = 0; i < 8; ) {
-            if (groups[i] != 0) {
-                i++;
-                continue;
-            }
-            int j = i;
-            while (j < 8 && groups[j] == 0) {
-                j++;
-            }
-            if (j - i > bestLength) {
-                bestStart = i;
-                bestLength = j - i;
-            }
-            i = j;
-        }
-        StringBuilder sb = new StringBuilder();
-        for (int i = 0; i < 8; i++) {
-            if (i == bestStart) {
-                sb.append("::");
-                i += bestLength - 1;
-                continue;
-            }
-            if (sb.length() > 0 && sb.charAt(sb.length() - 1) != ':') {
-                sb.append(':');
-            }
-            sb.append(Integer.toHexString(groups[i]));
-        }
-        return sb.toString();
+        return Authority.host(normalize(address));
     }
 
     /** Drops host name and zone id and unmaps IPv4-mapped IPv6 addresses. */

@@ -20,7 +20,6 @@ import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.net.InetSocketAddress;
 import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -149,24 +148,9 @@ class InpodMeshTest {
 
         // On pod a's veth: only TCP between a and b's 15008, each direction opening with a TLS
         // handshake record, and the page never in the clear.
-        assertFalse(wire.isEmpty(), "the capture saw the connection: "
-                + PodNetwork.run("tcpdump -r " + dir.resolve("a.pcap") + " -nn 2>&1 | head -20; echo host:; ss -tn; "
-                        + "echo pod-a:; ip netns exec zpod-a ss -tn; echo pod-b:; ip netns exec zpod-b ss -tn"));
-        for (WireCapture.Segment s : wire) {
-            boolean aToB = s.src().equals(IP_A) && s.dst().equals(IP_B) && s.dport() == 15008;
-            boolean bToA = s.src().equals(IP_B) && s.dst().equals(IP_A) && s.sport() == 15008;
-            assertTrue(aToB || bToA, "unexpected segment on the wire: " + s);
-        }
-        Map<String, byte[]> first = WireCapture.firstPayloads(wire);
-        assertEquals(2, first.size(), "one connection, both directions: " + first.keySet());
-        first.forEach((flow, bytes) -> {
-            assertEquals(0x16, bytes[0], flow + " starts with a TLS handshake record");
-            assertEquals(0x03, bytes[1], flow + " TLS version major");
-        });
-        byte[] needle = marker.getBytes(StandardCharsets.US_ASCII);
-        for (WireCapture.Segment s : wire) {
-            assertFalse(contains(s.payload(), needle), "the page crossed the wire in the clear");
-        }
+        WireCapture.assertOnlyTlsTo15008(wire, IP_A, IP_B, marker, wire.isEmpty()
+                ? PodNetwork.run("tcpdump -r " + dir.resolve("a.pcap") + " -nn 2>&1 | head -20; echo host:; ss -tn; "
+                        + "echo pod-a:; ip netns exec zpod-a ss -tn; echo pod-b:; ip netns exec zpod-b ss -tn") : "");
 
         Counter mtls = node.registry().find("istio_tcp_connections_opened").tag("reporter", "source")
                 .tag("source_workload", "pod-a").tag("destination_workload", "pod-b")
@@ -360,9 +344,11 @@ class InpodMeshTest {
         assertEquals(IP_B, b.get("addresses").get(0).asText());
         long inode = (Long) Files.getAttribute(PodNetwork.netnsPath("b"), "unix:ino");
         assertEquals("net:[" + inode + "]", b.get("netns").asText());
-        assertEquals(5, b.get("listeners").size(), b.toString()); // 15008, 15001, 15006, DNS over UDP and TCP
-        assertTrue(b.get("listeners").toString().contains("0.0.0.0:15008"));
+        // 15008, 15001, 15006 (dual-stack), DNS over UDP and TCP on 127.0.0.1 and on ::1 (the pod's lo has it)
+        assertEquals(7, b.get("listeners").size(), b.toString());
+        assertTrue(b.get("listeners").toString().contains("[::]:15008"), b.toString());
         assertTrue(b.get("listeners").toString().contains("127.0.0.1:15053"));
+        assertTrue(b.get("listeners").toString().contains("[::1]:15053"));
 
         Gauge enrolled = node.registry().find("ztunnel_inpod_workloads").gauge();
         assertEquals(2.0, enrolled.value());
@@ -587,9 +573,7 @@ class InpodMeshTest {
     }
 
     static void rewriteMesh(String yaml) throws Exception {
-        long before = node.localConfig().orElseThrow().reloads();
-        Files.writeString(config, yaml);
-        await(() -> node.localConfig().orElseThrow().reloads() > before, "the mesh file reloaded");
+        InpodNode.rewriteMesh(node, config, yaml);
     }
 
     static List<String> established(String pod) {
@@ -615,19 +599,6 @@ class InpodMeshTest {
         } catch (java.io.IOException e) {
             throw new IllegalStateException(e);
         }
-    }
-
-    static boolean contains(byte[] hay, byte[] needle) {
-        outer:
-        for (int i = 0; i + needle.length <= hay.length; i++) {
-            for (int j = 0; j < needle.length; j++) {
-                if (hay[i + j] != needle[j]) {
-                    continue outer;
-                }
-            }
-            return true;
-        }
-        return false;
     }
 
 }

@@ -43,6 +43,13 @@ final class InpodNode {
                 "certificates for the enrolled pods");
     }
 
+    /** Writes the node's mesh file and waits until the node has read it again. */
+    static void rewriteMesh(ZtunnelNode node, Path config, String yaml) throws Exception {
+        long before = node.localConfig().orElseThrow().reloads();
+        java.nio.file.Files.writeString(config, yaml);
+        PodNetwork.await(() -> node.localConfig().orElseThrow().reloads() > before, "the mesh file reloaded");
+    }
+
     /** Stops what an in-pod test started (any of it may be null) and removes its pods. */
     static void stopAll(ZtunnelNode node, AgentSide agent, Process server, List<String> pods) {
         if (node != null) {

@@ -58,6 +58,15 @@ final class PodNetwork {
     static final String REPLY_ROUTING = "ip rule add fwmark 0x111/0xfff lookup 100 pref 32764; "
             + "ip route add local 0.0.0.0/0 dev lo table 100";
 
+    /** The same for IPv6, beside the IPv6 rules. */
+    static final String REPLY_ROUTING_V6 = "ip -6 rule add fwmark 0x111/0xfff lookup 100 pref 32764; "
+            + "ip -6 route add local ::/0 dev lo table 100";
+    /** The same rules for IPv6 (ip6tables-restore): loopback is {@code ::1}, REDIRECT works as for IPv4. */
+    static final String REDIRECT_RULES_V6 = REDIRECT_RULES.replace("-d 127.0.0.0/8", "-d ::1/128");
+
+    /** The bridge's IPv6 address in the pods' ULA prefix (dual-stack tests). */
+    static final String BRIDGE_V6 = "fd00:a8::ff";
+
     static boolean usable() {
         try {
             return "0".equals(run("id -u").trim()) && Files.isExecutable(Path.of("/usr/sbin/iptables-restore"))
@@ -88,16 +97,38 @@ final class PodNetwork {
         sh("ip -n " + ns + " route add default via 10.248.0.1");
     }
 
+    /**
+     * Makes a pod created by {@link #createPod} dual-stack: {@code ip6}/64 on its eth0 ({@code nodad}:
+     * usable at once, no duplicate address detection delay), the bridge's address in the prefix, and a
+     * default route through it.
+     */
+    static void addIpv6(String name, String ip6) throws Exception {
+        sh("ip addr show dev " + BRIDGE + " | grep -q " + BRIDGE_V6 + " || ip addr add " + BRIDGE_V6 + "/64 dev "
+                + BRIDGE + " nodad");
+        sh("ip -n zpod-" + name + " addr add " + ip6 + "/64 dev eth0 nodad");
+        sh("ip -n zpod-" + name + " -6 route add default via " + BRIDGE_V6); // service VIPs are off-link
+    }
+
     static void installRedirection(String name) throws Exception {
-        Process p = new ProcessBuilder("ip", "netns", "exec", "zpod-" + name, "iptables-restore", "-w")
+        restore(name, "iptables-restore", REDIRECT_RULES);
+    }
+
+    /** The IPv6 redirection rules in a dual-stack pod, as the node agent installs them with ip6tables-restore. */
+    static void installRedirection6(String name) throws Exception {
+        restore(name, "ip6tables-restore", REDIRECT_RULES_V6);
+    }
+
+    private static void restore(String name, String tool, String rules) throws Exception {
+        Process p = new ProcessBuilder("ip", "netns", "exec", "zpod-" + name, tool, "-w")
                 .redirectErrorStream(true).start();
-        p.getOutputStream().write(REDIRECT_RULES.getBytes());
+        p.getOutputStream().write(rules.getBytes());
         p.getOutputStream().close();
         String out = new String(p.getInputStream().readAllBytes());
         if (!p.waitFor(20, TimeUnit.SECONDS) || p.exitValue() != 0) {
-            throw new IllegalStateException("iptables-restore in zpod-" + name + " failed: " + out);
+            throw new IllegalStateException(tool + " in zpod-" + name + " failed: " + out);
         }
-        sh("ip netns exec zpod-" + name + " sh -c '" + REPLY_ROUTING + "'");
+        String routing = tool.startsWith("ip6") ? REPLY_ROUTING_V6 : REPLY_ROUTING;
+        sh("ip netns exec zpod-" + name + " sh -c '" + routing + "'");
     }
 
     /**
@@ -130,9 +161,14 @@ final class PodNetwork {
 
     /** Python's http.server on 8080 in {@code pod}, serving {@code /marker.txt} = {@code marker}; the caller destroys it. */
     static Process serveMarker(String pod, Path dir, String marker) throws Exception {
+        return serveMarker(pod, dir, marker, "0.0.0.0");
+    }
+
+    /** As above, bound to {@code bind} ({@code ::}: both families, python's dual-stack server). */
+    static Process serveMarker(String pod, Path dir, String marker, String bind) throws Exception {
         Path www = Files.createDirectories(dir.resolve("www"));
         Files.writeString(www.resolve("marker.txt"), marker + "\n");
-        Process server = start(pod, "/usr/bin/python3", "-m", "http.server", "8080", "--bind", "0.0.0.0",
+        Process server = start(pod, "/usr/bin/python3", "-m", "http.server", "8080", "--bind", bind,
                 "--directory", www.toString());
         await(() -> ports(pod).contains(8080), "http.server listening in pod " + pod);
         return server;

@@ -42,7 +42,7 @@ final class WireCapture implements AutoCloseable {
         }
     }
 
-    /** Stops the capture and parses it (Ethernet, IPv4, TCP). */
+    /** Stops the capture and parses it (Ethernet, IPv4 or IPv6, TCP). */
     List<Segment> stop() throws Exception {
         Thread.sleep(300); // the last segments reach the file (immediate mode: no kernel block timeout)
         tcpdump.destroy();
@@ -61,22 +61,34 @@ final class WireCapture implements AutoCloseable {
                 break;
             }
             ByteBuffer f = ByteBuffer.wrap(b.array(), frame, captured).slice().order(ByteOrder.BIG_ENDIAN);
-            if (Short.toUnsignedInt(f.getShort(12)) != 0x0800) {
+            int type = Short.toUnsignedInt(f.getShort(12));
+            String src;
+            String dst;
+            int tcp;
+            int end;
+            if (type == 0x0800) {
+                if (f.get(23) != 6) {
+                    continue;
+                }
+                src = ip(f, 26, 4);
+                dst = ip(f, 30, 4);
+                tcp = 14 + (f.get(14) & 0x0f) * 4;
+                end = Math.min(14 + Short.toUnsignedInt(f.getShort(16)), captured);
+            } else if (type == 0x86dd && captured >= 74) {
+                if (f.get(20) != 6) { // next header TCP (our pods send no extension headers)
+                    continue;
+                }
+                src = ip(f, 22, 16);
+                dst = ip(f, 38, 16);
+                tcp = 54;
+                end = Math.min(54 + Short.toUnsignedInt(f.getShort(18)), captured);
+            } else {
                 continue;
             }
-            int ihl = (f.get(14) & 0x0f) * 4;
-            int total = Short.toUnsignedInt(f.getShort(16));
-            if (f.get(23) != 6) {
-                continue;
-            }
-            String src = ip(f, 26);
-            String dst = ip(f, 30);
-            int tcp = 14 + ihl;
             int sport = Short.toUnsignedInt(f.getShort(tcp));
             int dport = Short.toUnsignedInt(f.getShort(tcp + 2));
             int dataOffset = ((f.get(tcp + 12) >> 4) & 0x0f) * 4;
             int start = tcp + dataOffset;
-            int end = Math.min(14 + total, captured);
             byte[] payload = new byte[Math.max(0, end - start)];
             f.get(start, payload);
             out.add(new Segment(src, sport, dst, dport, payload));
@@ -95,9 +107,41 @@ final class WireCapture implements AutoCloseable {
         return first;
     }
 
-    private static String ip(ByteBuffer f, int at) {
-        return (f.get(at) & 0xff) + "." + (f.get(at + 1) & 0xff) + "." + (f.get(at + 2) & 0xff) + "."
-                + (f.get(at + 3) & 0xff);
+    /**
+     * What the wire must show of one tunnelled connection: segments only between {@code client} and
+     * {@code server}'s 15008, one connection whose two directions open with a TLS handshake record,
+     * and {@code secret} never in the clear.
+     */
+    static void assertOnlyTlsTo15008(List<Segment> wire, String client, String server, String secret, String whatIfEmpty) {
+        org.junit.jupiter.api.Assertions.assertFalse(wire.isEmpty(), "the capture saw the connection: " + whatIfEmpty);
+        for (Segment s : wire) {
+            boolean out = s.src().equals(client) && s.dst().equals(server) && s.dport() == 15008;
+            boolean back = s.src().equals(server) && s.dst().equals(client) && s.sport() == 15008;
+            org.junit.jupiter.api.Assertions.assertTrue(out || back, "unexpected segment on the wire: " + s);
+        }
+        Map<String, byte[]> first = firstPayloads(wire);
+        org.junit.jupiter.api.Assertions.assertEquals(2, first.size(), "one connection, both directions: " + first.keySet());
+        first.forEach((flow, bytes) -> {
+            org.junit.jupiter.api.Assertions.assertEquals(0x16, bytes[0], flow + " starts with a TLS handshake record");
+            org.junit.jupiter.api.Assertions.assertEquals(0x03, bytes[1], flow + " TLS version major");
+        });
+        String needle = secret;
+        for (Segment s : wire) {
+            org.junit.jupiter.api.Assertions.assertFalse(
+                    new String(s.payload(), java.nio.charset.StandardCharsets.ISO_8859_1).contains(needle),
+                    "the secret crossed the wire in the clear");
+        }
+    }
+
+    /** Dotted quad, or RFC 5952 for IPv6 (as {@code Addresses.format} writes it). */
+    private static String ip(ByteBuffer f, int at, int length) {
+        byte[] raw = new byte[length];
+        f.get(at, raw);
+        try {
+            return dev.ambient.ztunnel.state.Addresses.format(java.net.InetAddress.getByAddress(raw));
+        } catch (java.net.UnknownHostException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     @Override

@@ -37,6 +37,7 @@ class OutboundRouterTest {
             // a plain pod outside the mesh, and a mesh pod elsewhere
             workload("legacy", "legacy", "10.0.5.5", TunnelProtocol.NONE).build(),
             workload("httpbin", "shop", "10.0.6.6", TunnelProtocol.HBONE).setNode("node-b")
+                    .addAddresses(ByteString.copyFrom(InetAddress.ofLiteral("fd00::6:6").getAddress())) // dual-stack
                     .putServices("shop/httpbin.shop.svc.cluster.local", ports(80, 8080)).build(),
             // ServiceEntry endpoints: an address (STATIC), a name (DNS)
             workload("db", "egress", "198.51.100.7", TunnelProtocol.NONE)
@@ -45,7 +46,10 @@ class OutboundRouterTest {
                     .putServices("egress/api.example.com", ports(443, 0)).build(),
             workload("waypoint", "egress", "10.0.9.1", TunnelProtocol.HBONE)
                     .putServices("egress/egress-waypoint.egress.svc.cluster.local", ports(15008, 0)).build()),
-            List.of(service("httpbin", "shop", "httpbin.shop.svc.cluster.local", "10.96.0.20", 80).build(),
+            List.of(service("httpbin", "shop", "httpbin.shop.svc.cluster.local", "10.96.0.20", 80)
+                            .addAddresses(NetworkAddress.newBuilder()
+                                    .setAddress(ByteString.copyFrom(InetAddress.ofLiteral("fd00:96::20").getAddress())))
+                            .build(),
                     service("db", "egress", "db.example", "240.240.0.7", 5432).build(),
                     service("api", "egress", "api.example.com", "240.240.0.8", 443).build(),
                     service("private", "egress", "private.example", "240.240.0.9", 443).addExportTo("egress").build(),
@@ -83,6 +87,12 @@ class OutboundRouterTest {
             REGISTRY_ONLY, shop,  198.51.100.7,       15432, passthrough 198.51.100.7:15432
             REGISTRY_ONLY, shop,  10.96.0.20,         80,   hbone 10.0.6.6:15008
             REGISTRY_ONLY, shop,  10.0.6.6,           8080, hbone 10.0.6.6:15008
+            # dual-stack: a VIP of one family reaches the endpoint's address of that family
+            ALLOW_ANY,    shop,   fd00:96::20,        80,   hbone [fd00::6:6]:15008
+            ALLOW_ANY,    shop,   10.96.0.20,         80,   hbone 10.0.6.6:15008
+            REGISTRY_ONLY, shop,  fd00::6:6,          8080, hbone [fd00::6:6]:15008
+            ALLOW_ANY,    shop,   2001:db8::50,       443,  passthrough [2001:db8::50]:443
+            REGISTRY_ONLY, shop,  2001:db8::50,       443,  refused not a known workload, service or ServiceEntry
             # the guard still comes first: a local workload's DNS port is ours
             ALLOW_ANY,    other,  10.0.0.1,           15053, refused own DNS listener
             REGISTRY_ONLY, other, 127.0.0.1,          15053, refused own DNS listener
@@ -107,7 +117,7 @@ class OutboundRouterTest {
     }
 
     static String addr(InetSocketAddress a) {
-        return a.getAddress().getHostAddress() + ":" + a.getPort();
+        return dev.ambient.hbone.Authority.format(a);
     }
 
     static Workload.Builder workload(String name, String ns, String ip, TunnelProtocol protocol) {
