@@ -105,7 +105,13 @@ final class AgentSide implements AutoCloseable {
     }
 
     String snapshotSent() throws Exception {
-        return request(WorkloadRequest.newBuilder().setSnapshotSent(SnapshotSent.getDefaultInstance()).build(), -1);
+        return snapshotSent(0);
+    }
+
+    /** SnapshotSent saying how many other ztunnels the agent serves (a hand-over when this one is newer). */
+    String snapshotSent(int otherZtunnels) throws Exception {
+        return request(WorkloadRequest.newBuilder().setSnapshotSent(SnapshotSent.newBuilder()
+                .setOtherZtunnels(otherZtunnels)).build(), -1);
     }
 
     /** Sends one request and returns the ack's error ("" = success). */

@@ -106,7 +106,7 @@ class HandOverTest {
         agent = new AgentSide(dir.resolve("run/ztunnel.sock"));
         nodeA = startNode();
         agent.acceptZtunnel();
-        enrolBoth();
+        enrolBoth(0);
         podHa = NetworkNamespace.open(PodNetwork.netnsPath("ha"));
     }
 
@@ -115,10 +115,10 @@ class HandOverTest {
                 Map.of("ztunnel.inpod.drain-timeout", DEADLINE_MS + "ms"));
     }
 
-    static void enrolBoth() throws Exception {
+    static void enrolBoth(int otherZtunnels) throws Exception {
         assertEquals("", agent.add(UID_HA, "shop", "pod-ha", "client", PodNetwork.netnsPath("ha")));
         assertEquals("", agent.add(UID_HB, "shop", "pod-hb", "server", PodNetwork.netnsPath("hb")));
-        assertEquals("", agent.snapshotSent());
+        assertEquals("", agent.snapshotSent(otherZtunnels));
     }
 
     @AfterAll
@@ -151,7 +151,7 @@ class HandOverTest {
             loop.await(100);
             nodeB = startNode();
             agent.acceptNewer();
-            enrolBoth(); // B binds beside A in both pods: A's listeners still there and still accepting
+            enrolBoth(1); // B binds beside A in both pods: A's listeners still there and still accepting
             InpodNode.awaitCertificates(nodeB);
             assertEquals(0, loop.failures.size(), "while both listen: " + loop.failures);
             int beforeSwitch = loop.ok.get();
@@ -177,6 +177,7 @@ class HandOverTest {
 
         assertNotEquals(listenerA, PodNetwork.listenerInode("hb", 15008), "hb's 15008 is B's socket now");
         assertEquals(1.0, count(nodeA, "ztunnel_inpod_handovers_total", "role", "old"));
+        assertEquals(1.0, count(nodeB, "ztunnel_inpod_handovers_total", "role", "new"));
         assertTrue(count(nodeA, "ztunnel_inpod_drain_deadline_closed_total", "cause", "handover") >= 1,
                 "A counted the stream it closed at the deadline");
         // New connections after the switch are B's: it carries the loop on its own now.
