@@ -31,6 +31,11 @@ import org.jboss.logging.Logger;
  * <p>Removal deletes exactly what was added. If the nat table did not exist before (a fresh pod on
  * the nf_tables backend), a marker rule says so and removal deletes the table too, so
  * {@code iptables-save} afterwards is what it was before.
+ *
+ * <p>Beside the rules, {@code net.ipv4.tcp_migrate_req=1} in the pod's namespace: when an old
+ * ztunnel closes its listeners in a hand-over, the connections still queued on them move to the new
+ * instance's listener on the same port (SO_REUSEPORT) instead of being reset. It is left set on
+ * removal (harmless without a reuseport group; the namespace goes with the pod).
  */
 public final class InPodRedirection {
 
@@ -167,7 +172,42 @@ public final class InPodRedirection {
     public void install(Path netns) throws IOException {
         Saved before = save(netns);
         command.run(netns, renderInstall(before), "iptables-restore", "-w", "--noflush");
+        migrateQueuedConnections(netns);
         LOG.debugf("rules installed in %s", netns);
+    }
+
+    static final Path MIGRATE_REQ = Path.of("/proc/sys/net/ipv4/tcp_migrate_req");
+
+    /**
+     * Sets tcp_migrate_req in the pod's namespace, from a thread that enters it (net sysctls are
+     * those of the opening thread's namespace). A kernel without it (before 5.14) only logs: a
+     * hand-over there may reset connections queued on the old listeners.
+     */
+    private static void migrateQueuedConnections(Path netns) throws IOException {
+        try (dev.ambient.net.NetworkNamespace ns = dev.ambient.net.NetworkNamespace.open(netns)) {
+            ns.call(() -> {
+                java.nio.file.Files.writeString(MIGRATE_REQ, "1");
+                return null;
+            });
+        } catch (java.nio.file.NoSuchFileException e) {
+            LOG.warnf("%s: this kernel has no tcp_migrate_req; a ztunnel hand-over may reset queued connections",
+                    netns);
+        } catch (IOException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IOException("cannot set tcp_migrate_req in " + netns + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Whether tcp_migrate_req is set in {@code netns}. */
+    public static boolean migratesQueuedConnections(Path netns) throws IOException {
+        try (dev.ambient.net.NetworkNamespace ns = dev.ambient.net.NetworkNamespace.open(netns)) {
+            return ns.call(() -> java.nio.file.Files.readString(MIGRATE_REQ).trim().equals("1"));
+        } catch (IOException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IOException(e);
+        }
     }
 
     /** Removes the rules; returns false when there were none. */

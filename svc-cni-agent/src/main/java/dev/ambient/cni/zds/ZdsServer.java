@@ -440,7 +440,7 @@ public final class ZdsServer implements AutoCloseable {
                         enqueue(requestFor(e, relayTo(e)));
                     }
                     enqueue(new Op("snapshot_sent", WorkloadRequest.newBuilder()
-                            .setSnapshotSent(SnapshotSent.getDefaultInstance()).build(), null,
+                            .setSnapshotSent(SnapshotSent.newBuilder().setOtherZtunnels(others)).build(), null,
                             new CompletableFuture<>(), "SnapshotSent"));
                 }
                 metrics.zdsConnection("accepted");

@@ -70,7 +70,11 @@ class InPodRedirectionTest {
     @Test
     void installIsIdempotentAndRemovalRestoresTheExactPreviousState() throws Exception {
         String before = TestNetworks.iptablesSave(POD);
+        TestNetworks.sh("ip", "netns", "exec", POD, "sysctl", "-qw", "net.ipv4.tcp_migrate_req=0").check();
         redirection.install(podNetns);
+        // The pod's own namespace, not the host's: a closing old ztunnel listener hands its queue over.
+        assertEquals("1", TestNetworks.sh("ip", "netns", "exec", POD, "sysctl", "-n", "net.ipv4.tcp_migrate_req")
+                .check().out().trim());
         String installed = TestNetworks.iptablesSave(POD);
         assertTrue(installed.contains("-A OUTPUT -j AMBIENT_OUTPUT"), installed);
         assertTrue(installed.contains("-A PREROUTING -j AMBIENT_PREROUTING"), installed);
