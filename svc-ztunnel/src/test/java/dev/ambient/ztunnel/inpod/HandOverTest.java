@@ -171,6 +171,7 @@ class HandOverTest {
         } finally {
             loop.stop();
         }
+        System.out.printf("hand-over: %d requests succeeded, %d failed%n", loop.ok.get(), loop.failures.size());
         assertEquals(List.of(), List.copyOf(loop.failures), "no request failed across the hand-over ("
                 + loop.ok.get() + " succeeded)");
         assertTrue(loop.ok.get() >= 500, "the loop ran: " + loop.ok.get());
