@@ -60,6 +60,8 @@ public final class ZdsServer implements AutoCloseable {
      * the first guard against other local processes; this bounds threads and replays if one gets in.
      */
     public static final int MAX_CONNECTIONS = 2;
+    /** How often an idle connection checks that its ztunnel is still there. */
+    private static final long IDLE_CHECK_MILLIS = 500;
 
     private final Path socketPath;
     private final Duration ackTimeout;
@@ -145,10 +147,10 @@ public final class ZdsServer implements AutoCloseable {
                 long id = connections.incrementAndGet();
                 if (open.incrementAndGet() > maxConnections) {
                     open.decrementAndGet();
-                    s.close();
                     LOG.warnf("ZDS connection %d refused: %d connections are open already (at most %d: an old and"
                             + " a new ztunnel)", id, maxConnections, maxConnections);
                     metrics.zdsConnection("refused");
+                    s.close();
                     continue;
                 }
                 Connection c = new Connection(s, id);
@@ -210,6 +212,7 @@ public final class ZdsServer implements AutoCloseable {
     private CompletableFuture<Void> removeLocked(Entry e) {
         desired.remove(e.uid);
         e.removed = true;
+        registered.forEach(c -> c.refused.remove(e.uid)); // gone: no reason to hold a hand-over for it
         e.acked.completeExceptionally(new ZdsRejected("removed before the ztunnel acknowledged it"));
         if (registered.isEmpty()) {
             // The next ztunnel to connect will not hear of it in the snapshot: nothing to send.
@@ -289,12 +292,40 @@ public final class ZdsServer implements AutoCloseable {
     }
 
     /**
+     * A connection left (it may have held the ports): the Adds the others refused are sent again,
+     * once each. Under the lock.
+     */
+    private void retryRefusedLocked() {
+        for (Connection c : registered) {
+            for (String uid : List.copyOf(c.refused)) {
+                c.refused.remove(uid);
+                Entry e = desired.get(uid);
+                if (e != null) {
+                    LOG.infof("ZDS: a ztunnel connection left; sending %s to connection %d again", e.name(), c.id);
+                    c.enqueue(addOp(e, c.relayTo(e)));
+                }
+            }
+            c.heldLogged = false;
+        }
+    }
+
+    /**
      * Once the current instance has acked its snapshot and all that was queued for it since, every
      * older one is told Replaced (once). Called under the lock after each answer on any connection.
      */
     private void handOverLocked() {
         Connection current = currentLocked();
         if (current == null || !current.snapshotAcked || current.pending > 0) {
+            return;
+        }
+        if (!current.refused.isEmpty()) {
+            // It could not take some pod (e.g. an old instance without SO_REUSEPORT holds the ports):
+            // the old ones keep serving; the Adds are sent again when one of them leaves.
+            if (registered.size() > 1 && !current.heldLogged) {
+                current.heldLogged = true;
+                LOG.warnf("ZDS hand-over held: connection %d refused %s; the older connection(s) keep serving",
+                        current.id, current.refused);
+            }
             return;
         }
         for (Connection old : registered) {
@@ -362,6 +393,9 @@ public final class ZdsServer implements AutoCloseable {
         boolean replacing;
         /** Said hello and got requests. */
         boolean served;
+        /** Pods whose Add it refused (uids), under the lock: no hand-over to it while any is left. */
+        final java.util.Set<String> refused = new java.util.LinkedHashSet<>();
+        boolean heldLogged;
 
         Connection(ZdsSocket socket, long id) {
             this.socket = socket;
@@ -448,7 +482,14 @@ public final class ZdsServer implements AutoCloseable {
                         + " pods%s", id, h.getVersion(), startedMicros, replay,
                         others == 0 ? "" : "; " + others + " other connection(s) served until the newest has it all");
                 while (true) {
-                    inFlight = queue.take();
+                    inFlight = queue.poll(IDLE_CHECK_MILLIS, TimeUnit.MILLISECONDS);
+                    if (inFlight == null) {
+                        // Nothing to send: notice a ztunnel that left meanwhile (its refused Adds go to another).
+                        if (socket.peerClosed()) {
+                            throw new EOFException("ZDS peer closed the connection");
+                        }
+                        continue;
+                    }
                     exchange(inFlight);
                     inFlight = null;
                     synchronized (lock) {
@@ -476,8 +517,11 @@ public final class ZdsServer implements AutoCloseable {
                     }
                     queue.drainTo(lost);
                     pending = 0;
-                    if (wasCurrent && !closed) {
-                        handOverLocked(); // a newer one leaving makes the next newest current
+                    if (!closed) {
+                        retryRefusedLocked();
+                        if (wasCurrent) {
+                            handOverLocked(); // a newer one leaving makes the next newest current
+                        }
                     }
                 }
                 open.decrementAndGet();
@@ -536,6 +580,15 @@ public final class ZdsServer implements AutoCloseable {
             if (error.isEmpty() && op.type().equals("snapshot_sent")) {
                 synchronized (lock) {
                     snapshotAcked = true;
+                }
+            }
+            if (op.type().equals("add")) {
+                synchronized (lock) {
+                    if (error.isEmpty()) {
+                        refused.remove(op.carries().uid);
+                    } else {
+                        refused.add(op.carries().uid);
+                    }
                 }
             }
             if (error.isEmpty()) {

@@ -169,6 +169,29 @@ class ZdsServerTest {
     }
 
     @Test
+    void aNewerZtunnelThatRefusesAPodDoesNotReplaceTheOlderUntilItLeaves() throws Exception {
+        server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
+        try (ZdsTestClient old = ZdsTestClient.connect(server.socketPath(), 1_000).autoAck(r -> "")) {
+            waitFor(() -> old.snapshots == 1);
+            // As when the old instance's listeners do not share their ports: the new one cannot bind.
+            try (ZdsTestClient fresh = ZdsTestClient.connect(server.socketPath(), 2_000)) {
+                assertEquals("uid-1", fresh.next().request().getAdd().getUid());
+                fresh.ack("cannot listen on 15008: Address already in use");
+                assertTrue(fresh.next().request().hasSnapshotSent());
+                fresh.ack("");
+                Thread.sleep(500);
+                assertFalse(old.seen.stream().anyMatch(r -> r.request().hasReplaced()),
+                        "the old one keeps serving the pod the new one could not take");
+                old.close(); // it goes away (its pod deleted): the new one is asked again at once
+                ZdsTestClient.Received retry = fresh.next();
+                assertEquals("uid-1", retry.request().getAdd().getUid());
+                assertEquals(inode(pod1), retry.netns());
+                fresh.ack("");
+            }
+        }
+    }
+
+    @Test
     void aThirdConnectionIsRefusedWhileTwoAreOpen() throws Exception {
         try (ZdsTestClient first = ZdsTestClient.connectRaw(server.socketPath());
                 ZdsTestClient second = ZdsTestClient.connectRaw(server.socketPath())) {
