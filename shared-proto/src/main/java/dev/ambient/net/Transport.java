@@ -18,15 +18,15 @@ import io.netty.util.concurrent.DefaultThreadFactory;
  * admin pages and metric scrapes, which run on Quarkus's Vert.x loops, never delay traffic.
  */
 public record Transport(EventLoopGroup group, Class<? extends SocketChannel> socketChannel,
-        Class<? extends ServerChannel> serverChannel, boolean isNative) implements AutoCloseable {
+        Class<? extends ServerChannel> serverChannel, boolean isNative, boolean reusePort) implements AutoCloseable {
 
     public static Transport create(String name, int threads) {
         DefaultThreadFactory factory = new DefaultThreadFactory(name, true);
         Transport t = Epoll.isAvailable()
                 ? new Transport(new EpollEventLoopGroup(threads, factory), EpollSocketChannel.class,
-                        EpollServerSocketChannel.class, true)
+                        EpollServerSocketChannel.class, true, false)
                 : new Transport(new NioEventLoopGroup(threads, factory), NioSocketChannel.class,
-                        NioServerSocketChannel.class, false);
+                        NioServerSocketChannel.class, false, false);
         // Start every loop thread now, from here. Netty starts one lazily from the first thread that
         // hands it work, and a new thread inherits that thread's network namespace: a loop started by
         // a thread inside a pod's namespace (in-pod listeners) would stay there and pin it.
@@ -34,6 +34,24 @@ public record Transport(EventLoopGroup group, Class<? extends SocketChannel> soc
             loop.submit(() -> { }).syncUninterruptibly();
         }
         return t;
+    }
+
+    /**
+     * The same loops, whose listeners set SO_REUSEPORT: another process (a newer ztunnel, same user)
+     * may bind the same address beside them, and the kernel spreads new connections over both.
+     */
+    public Transport reusingPorts() {
+        return new Transport(group, socketChannel, serverChannel, isNative, true);
+    }
+
+    /** Sets SO_REUSEPORT on {@code bootstrap}'s socket when this transport reuses ports. */
+    public <B extends io.netty.bootstrap.AbstractBootstrap<B, ?>> B reusePortOn(B bootstrap) {
+        if (!reusePort) {
+            return bootstrap;
+        }
+        return isNative ? bootstrap.option(io.netty.channel.epoll.EpollChannelOption.SO_REUSEPORT, true)
+                : bootstrap.option(io.netty.channel.socket.nio.NioChannelOption.of(
+                        java.net.StandardSocketOptions.SO_REUSEPORT), true);
     }
 
     /**
@@ -57,7 +75,7 @@ public record Transport(EventLoopGroup group, Class<? extends SocketChannel> soc
         if (acceptGate != null) {
             bootstrap.handler(acceptGate);
         }
-        return bootstrap.group(group).channel(serverChannel)
+        return reusePortOn(bootstrap).group(group).channel(serverChannel)
                 .option(io.netty.channel.ChannelOption.SO_REUSEADDR, true)
                 .childOption(io.netty.channel.ChannelOption.TCP_NODELAY, true)
                 .childOption(io.netty.channel.ChannelOption.ALLOW_HALF_CLOSURE, true)

@@ -235,6 +235,37 @@ final class UnixSeqpacket {
     record Received(int length, byte[] payload, int[] fds, int flags) {
     }
 
+    static final int MSG_PEEK = 0x2;
+    static final int MSG_DONTWAIT = 0x40;
+    static final int EAGAIN = 11;
+
+    /**
+     * Without blocking or consuming anything: true when the peer has closed (or reset) the
+     * connection, false while it is open (nothing to read, or a packet waiting).
+     */
+    static boolean peerClosed(int fd) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment st = captureState(arena);
+            MemorySegment data = arena.allocate(1);
+            MemorySegment iov = arena.allocate(16, 8);
+            iov.set(ADDRESS, 0, data);
+            iov.set(JAVA_LONG, 8, 1);
+            MemorySegment msg = arena.allocate(MSGHDR_SIZE, 8);
+            msg.set(ADDRESS, MSG_IOV, iov);
+            msg.set(JAVA_LONG, MSG_IOVLEN, 1);
+            long n = (long) RECVMSG.invokeExact(st, fd, msg, MSG_PEEK | MSG_DONTWAIT);
+            if (n < 0) {
+                int e = errno(st);
+                return e != EAGAIN && e != EINTR;
+            }
+            return n == 0;
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     /** Control room for a few fds: a peer that sends more than one gets them closed, not leaked. */
     private static final int CONTROL_ROOM = 64;
 

@@ -90,6 +90,22 @@ public final class ZdsSocket implements AutoCloseable {
         return new ZdsPacket(r.payload(), fds.length == 1 ? OptionalInt.of(fds[0]) : OptionalInt.empty());
     }
 
+    /**
+     * Whether the peer has gone, checked without blocking or reading: for a side that sends
+     * requests and reads only answers, to notice a peer that left while it had nothing to say.
+     */
+    public boolean peerClosed() throws IOException {
+        if (fd.isClosed()) {
+            return true;
+        }
+        int s = fd.acquire();
+        try {
+            return UnixSeqpacket.peerClosed(s);
+        } finally {
+            fd.release();
+        }
+    }
+
     /** Idempotent; wakes a thread blocked in {@link #receive()}. */
     @Override
     public void close() {

@@ -2,6 +2,7 @@ package dev.ambient.zds;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -93,6 +94,23 @@ class ZdsSocketTest {
         assertThrows(IOException.class, () -> client.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).build()));
         assertThrows(EOFException.class, agent::receive);
         agent.close();
+    }
+
+    @Test
+    void peerClosedTellsAnIdlePeerFromAGoneOneWithoutReading() throws Exception {
+        Path path = dir.resolve("p.sock");
+        try (ZdsServerSocket server = ZdsServerSocket.bind(path)) {
+            ZdsSocket client = ZdsSocket.connect(path);
+            try (ZdsSocket agent = server.accept()) {
+                assertFalse(agent.peerClosed(), "connected, nothing sent");
+                client.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).build());
+                assertFalse(agent.peerClosed(), "a packet waiting");
+                assertEquals(ZdsVersion.ZDS_V1, ZdsHello.parseFrom(agent.receive().payload()).getVersion(),
+                        "and it was not consumed");
+                client.close();
+                assertTrue(agent.peerClosed(), "the peer left");
+            }
+        }
     }
 
     @Test

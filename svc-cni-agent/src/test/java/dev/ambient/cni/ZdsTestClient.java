@@ -42,8 +42,13 @@ public final class ZdsTestClient implements AutoCloseable {
     }
 
     public static ZdsTestClient connect(Path path) throws IOException {
+        return connect(path, 0);
+    }
+
+    /** A ztunnel instance that started at {@code startedMicros} (the newest one is current). */
+    public static ZdsTestClient connect(Path path, long startedMicros) throws IOException {
         ZdsSocket s = ZdsSocket.connect(path);
-        s.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).build());
+        s.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).setStartedUnixMicros(startedMicros).build());
         return new ZdsTestClient(s);
     }
 

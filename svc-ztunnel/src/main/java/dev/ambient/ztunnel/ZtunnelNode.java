@@ -228,7 +228,7 @@ public final class ZtunnelNode implements AutoCloseable {
                 config.pool().idleTimeout(), config.ports().hbone(), config.ports().outboundCapture(),
                 config.ports().inboundPlaintext(), dnsProxy, resolver, config.ports().dns(), dp.preserveSourceIp()),
                 ip.drainTimeout(),
-                new SocketThreads(ip.socketThreads(), ip.socketQueue(), registry));
+                new SocketThreads(ip.socketThreads(), ip.socketQueue(), registry), registry);
         inpod.onChange(() -> inbound.reconcile(store.current()));
         if (certificates.source() instanceof RemoteCertificateSource ca) {
             // The CA checks a pod of the identity is on this node; an Add comes before xds lists it.

@@ -112,12 +112,15 @@ class K8sManifestsTest {
         JsonNode pod = ds.at("/spec/template/spec");
         assertFalse(pod.path("hostNetwork").asBoolean(false), "hostNetwork must be false (in-pod mode)");
         assertEquals("system-node-critical", pod.path("priorityClassName").asText());
-        assertEquals(30, pod.path("terminationGracePeriodSeconds").asInt());
+        // Longer than the hand-over drain (ztunnel.inpod.drain-timeout, 25 s), which it lets finish.
+        assertEquals(35, pod.path("terminationGracePeriodSeconds").asInt());
         assertTrue(stream(pod.path("tolerations")).anyMatch(t -> "Exists".equals(t.path("operator").asText())
                 && t.path("key").isMissingNode() && t.path("effect").isMissingNode()),
                 "a toleration of every taint (operator: Exists, no key, no effect)");
         assertEquals("RollingUpdate", ds.at("/spec/updateStrategy/type").asText());
-        assertEquals(1, ds.at("/spec/updateStrategy/rollingUpdate/maxUnavailable").asInt());
+        // A hand-over needs the new pod beside the old one: surge, never a node without a ztunnel.
+        assertEquals(1, ds.at("/spec/updateStrategy/rollingUpdate/maxSurge").asInt());
+        assertEquals(0, ds.at("/spec/updateStrategy/rollingUpdate/maxUnavailable").asInt(-1));
 
         JsonNode selector = ds.at("/spec/selector/matchLabels");
         assertFalse(selector.isEmpty(), "selector");

@@ -36,6 +36,11 @@ public final class CniMetrics {
                 .register(registry).increment();
     }
 
+    /** A ztunnel told it is replaced by a newer one: outcome ok|rejected|lost (no ack in time). */
+    public void zdsHandOver(String outcome) {
+        Counter.builder("ambient_cni_zds_handovers_total").tag("outcome", outcome).register(registry).increment();
+    }
+
     public void zdsConnection(String outcome) {
         Counter.builder("ambient_cni_zds_connections_total").tag("outcome", outcome).register(registry).increment();
     }

@@ -53,6 +53,11 @@ import org.jboss.logging.Logger;
  * host SNATs probes to an IPv4 address). A node without IPv6 (no {@code /proc/sys/net/ipv6}) or
  * without a working ip6tables gets the IPv4 rules only, said in one log line; but a pod that has an
  * IPv6 address is then refused, since its IPv6 traffic would pass the mesh by.
+ *
+ * <p>Beside the rules, {@code net.ipv4.tcp_migrate_req=1} in the pod's namespace: when an old
+ * ztunnel closes its listeners in a hand-over, the connections still queued on them move to the new
+ * instance's listener on the same port (SO_REUSEPORT) instead of being reset. It is left set on
+ * removal (harmless without a reuseport group; the namespace goes with the pod).
  */
 public final class InPodRedirection {
 
@@ -272,6 +277,7 @@ public final class InPodRedirection {
     /** Installs (or re-installs) the rules in {@code netns}, for IPv6 too where the node has it; idempotent. */
     public void install(Path netns) throws IOException {
         install(Family.IPV4, replyRouting4, netns, save(netns));
+        migrateQueuedConnections(netns);
         Optional<Saved> v6 = saveIpv6(netns);
         if (v6.isPresent()) {
             install(ipv6, replyRouting6, netns, v6.get());
@@ -291,6 +297,40 @@ public final class InPodRedirection {
         routing.install(netns);
         command.run(netns, renderInstall(family, before), family.restore(), "-w", "--noflush");
         LOG.debugf("%s rules installed in %s", family.name(), netns);
+    }
+
+    static final Path MIGRATE_REQ = Path.of("/proc/sys/net/ipv4/tcp_migrate_req");
+
+    /**
+     * Sets tcp_migrate_req in the pod's namespace, from a thread that enters it (net sysctls are
+     * those of the opening thread's namespace). A kernel without it (before 5.14) only logs: a
+     * hand-over there may reset connections queued on the old listeners.
+     */
+    private static void migrateQueuedConnections(Path netns) throws IOException {
+        try (dev.ambient.net.NetworkNamespace ns = dev.ambient.net.NetworkNamespace.open(netns)) {
+            ns.call(() -> {
+                java.nio.file.Files.writeString(MIGRATE_REQ, "1");
+                return null;
+            });
+        } catch (java.nio.file.NoSuchFileException e) {
+            LOG.warnf("%s: this kernel has no tcp_migrate_req; a ztunnel hand-over may reset queued connections",
+                    netns);
+        } catch (IOException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IOException("cannot set tcp_migrate_req in " + netns + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Whether tcp_migrate_req is set in {@code netns}. */
+    public static boolean migratesQueuedConnections(Path netns) throws IOException {
+        try (dev.ambient.net.NetworkNamespace ns = dev.ambient.net.NetworkNamespace.open(netns)) {
+            return ns.call(() -> java.nio.file.Files.readString(MIGRATE_REQ).trim().equals("1"));
+        } catch (IOException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IOException(e);
+        }
     }
 
     /** Removes the rules of both families; returns false when there were none. */

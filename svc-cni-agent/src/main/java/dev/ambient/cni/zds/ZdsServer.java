@@ -5,6 +5,7 @@ import dev.ambient.net.NetworkNamespace;
 import dev.ambient.proto.zds.AddWorkload;
 import dev.ambient.proto.zds.DelWorkload;
 import dev.ambient.proto.zds.KeepWorkload;
+import dev.ambient.proto.zds.Replaced;
 import dev.ambient.proto.zds.SnapshotSent;
 import dev.ambient.proto.zds.WorkloadInfo;
 import dev.ambient.proto.zds.WorkloadRequest;
@@ -36,17 +37,31 @@ import org.jboss.logging.Logger;
 
 /**
  * The agent's side of ZDS. It keeps the set of pods the ztunnel must proxy (each with its open
- * network namespace) and brings a connected ztunnel in line with it: on every (re)connect, Add
+ * network namespace) and brings every connected ztunnel in line with it: on every (re)connect, Add
  * for every pod then SnapshotSent (the ztunnel drops what was not named); afterwards each Add and
- * Del as it happens. One request at a time, each answered by one ack within {@code ackTimeout},
- * or the connection is dropped (the ztunnel reconnects and gets the whole snapshot again).
+ * Del as it happens, to every connection. One request at a time per connection, each answered by
+ * one ack within {@code ackTimeout}, or that connection is dropped (the ztunnel reconnects and gets
+ * the whole snapshot again).
+ *
+ * <p>Hand-over: up to {@link #MAX_CONNECTIONS} ztunnels are served at once (an upgrade starts the
+ * new one beside the old). The current one is the instance that started last (its hello says
+ * when). Once it has acked its snapshot and everything queued for it since, every older connection
+ * is sent Replaced and closed after its ack (or its ack timeout): the old instance stops accepting
+ * and drains while the new one's listeners, bound beside it, take the pods' connections.
  *
  * <p>Blocking socket I/O runs on one platform thread per connection; callers only enqueue and get
- * a future of the ack. A newer connection replaces an older one (a restarted ztunnel).
+ * a future of the ack. One connection that stalls never delays another.
  */
 public final class ZdsServer implements AutoCloseable {
 
     private static final Logger LOG = Logger.getLogger(ZdsServer.class);
+    /**
+     * Connections served at once, said hello or not: an old and a new ztunnel. The socket's mode is
+     * the first guard against other local processes; this bounds threads and replays if one gets in.
+     */
+    public static final int MAX_CONNECTIONS = 2;
+    /** How often an idle connection checks that its ztunnel is still there. */
+    private static final long IDLE_CHECK_MILLIS = 500;
 
     private final Path socketPath;
     private final Duration ackTimeout;
@@ -56,7 +71,11 @@ public final class ZdsServer implements AutoCloseable {
     private final Map<String, Entry> desired = new LinkedHashMap<>();
     private final AtomicLong connections = new AtomicLong();
     private final CompletableFuture<Void> snapshotReady = new CompletableFuture<>();
-    private Connection current;
+    private final int maxConnections;
+    /** Connections accepted and not yet finished (hello pending or served). */
+    private final java.util.concurrent.atomic.AtomicInteger open = new java.util.concurrent.atomic.AtomicInteger();
+    /** Ztunnels that said hello and get requests, in the order they did. Under the lock. */
+    private final List<Connection> registered = new ArrayList<>();
     private ZdsServerSocket server;
     private volatile boolean closed;
 
@@ -87,6 +106,11 @@ public final class ZdsServer implements AutoCloseable {
     }
 
     public ZdsServer(Path socketPath, Duration ackTimeout, CniMetrics metrics) {
+        this(socketPath, ackTimeout, metrics, MAX_CONNECTIONS);
+    }
+
+    public ZdsServer(Path socketPath, Duration ackTimeout, CniMetrics metrics, int maxConnections) {
+        this.maxConnections = maxConnections;
         this.socketPath = socketPath;
         this.ackTimeout = ackTimeout;
         this.metrics = metrics;
@@ -120,7 +144,16 @@ public final class ZdsServer implements AutoCloseable {
         while (!closed) {
             try {
                 ZdsSocket s = server.accept();
-                Connection c = new Connection(s, connections.incrementAndGet());
+                long id = connections.incrementAndGet();
+                if (open.incrementAndGet() > maxConnections) {
+                    open.decrementAndGet();
+                    LOG.warnf("ZDS connection %d refused: %d connections are open already (at most %d: an old and"
+                            + " a new ztunnel)", id, maxConnections, maxConnections);
+                    metrics.zdsConnection("refused");
+                    s.close();
+                    continue;
+                }
+                Connection c = new Connection(s, id);
                 Thread.ofPlatform().daemon().name("zds-conn-" + c.id).start(c::run);
             } catch (IOException e) {
                 if (!closed) {
@@ -158,8 +191,8 @@ public final class ZdsServer implements AutoCloseable {
             Entry e = new Entry(uid, info, netns);
             e.keep = servedBefore;
             desired.put(uid, e);
-            if (current != null) {
-                current.enqueue(requestFor(e, e.acked));
+            for (Connection c : registered) {
+                c.enqueue(requestFor(e, c.relayTo(e)));
             }
             return e.acked.copy();
         }
@@ -179,18 +212,22 @@ public final class ZdsServer implements AutoCloseable {
     private CompletableFuture<Void> removeLocked(Entry e) {
         desired.remove(e.uid);
         e.removed = true;
+        registered.forEach(c -> c.refused.remove(e.uid)); // gone: no reason to hold a hand-over for it
         e.acked.completeExceptionally(new ZdsRejected("removed before the ztunnel acknowledged it"));
-        CompletableFuture<Void> result = new CompletableFuture<>();
-        if (current != null) {
-            e.users++;
-            current.enqueue(new Op("del", WorkloadRequest.newBuilder()
-                    .setDel(DelWorkload.newBuilder().setUid(e.uid)).build(), e, result, "Del " + e.name()));
-        } else {
+        if (registered.isEmpty()) {
             // The next ztunnel to connect will not hear of it in the snapshot: nothing to send.
-            result.complete(null);
             releaseLocked(e, false);
+            return CompletableFuture.completedFuture(null);
         }
-        return result;
+        List<CompletableFuture<Void>> acks = new ArrayList<>();
+        for (Connection c : registered) {
+            CompletableFuture<Void> result = new CompletableFuture<>();
+            e.users++;
+            c.enqueue(new Op("del", WorkloadRequest.newBuilder()
+                    .setDel(DelWorkload.newBuilder().setUid(e.uid)).build(), e, result, "Del " + e.name()));
+            acks.add(result);
+        }
+        return CompletableFuture.allOf(acks.toArray(CompletableFuture[]::new));
     }
 
     /** Keep for a pod served before this agent started (once), else Add. Under the lock. */
@@ -232,7 +269,75 @@ public final class ZdsServer implements AutoCloseable {
 
     public boolean connected() {
         synchronized (lock) {
-            return current != null;
+            return !registered.isEmpty();
+        }
+    }
+
+    /** The ztunnel connections served now (two during a hand-over). */
+    public int connectedZtunnels() {
+        synchronized (lock) {
+            return registered.size();
+        }
+    }
+
+    /** The instance that started last: the one that serves the pods once it has its snapshot. Under the lock. */
+    private Connection currentLocked() {
+        Connection newest = null;
+        for (Connection c : registered) {
+            if (newest == null || c.newerThan(newest)) {
+                newest = c;
+            }
+        }
+        return newest;
+    }
+
+    /**
+     * A connection left (it may have held the ports): the Adds the others refused are sent again,
+     * once each. Under the lock.
+     */
+    private void retryRefusedLocked() {
+        for (Connection c : registered) {
+            for (String uid : List.copyOf(c.refused)) {
+                c.refused.remove(uid);
+                Entry e = desired.get(uid);
+                if (e != null) {
+                    LOG.infof("ZDS: a ztunnel connection left; sending %s to connection %d again", e.name(), c.id);
+                    c.enqueue(addOp(e, c.relayTo(e)));
+                }
+            }
+            c.heldLogged = false;
+        }
+    }
+
+    /**
+     * Once the current instance has acked its snapshot and all that was queued for it since, every
+     * older one is told Replaced (once). Called under the lock after each answer on any connection.
+     */
+    private void handOverLocked() {
+        Connection current = currentLocked();
+        if (current == null || !current.snapshotAcked || current.pending > 0) {
+            return;
+        }
+        if (!current.refused.isEmpty()) {
+            // It could not take some pod (e.g. an old instance without SO_REUSEPORT holds the ports):
+            // the old ones keep serving; the Adds are sent again when one of them leaves.
+            if (registered.size() > 1 && !current.heldLogged) {
+                current.heldLogged = true;
+                LOG.warnf("ZDS hand-over held: connection %d refused %s; the older connection(s) keep serving",
+                        current.id, current.refused);
+            }
+            return;
+        }
+        for (Connection old : registered) {
+            if (old != current && !old.replacing) {
+                old.replacing = true;
+                String reason = "connection " + current.id + " (a ztunnel started after this one) serves every pod";
+                old.enqueue(new Op("replaced", WorkloadRequest.newBuilder()
+                        .setReplaced(Replaced.newBuilder().setReason(reason)).build(), null,
+                        new CompletableFuture<>(), "Replaced"));
+                LOG.infof("ZDS hand-over: connection %d has every pod; telling connection %d it is replaced",
+                        current.id, old.id);
+            }
         }
     }
 
@@ -245,21 +350,21 @@ public final class ZdsServer implements AutoCloseable {
 
     @Override
     public void close() {
-        Connection c;
+        List<Connection> conns;
         List<Entry> entries;
         synchronized (lock) {
             if (closed) {
                 return;
             }
             closed = true;
-            c = current;
+            conns = List.copyOf(registered);
             entries = new ArrayList<>(desired.values());
             desired.clear();
         }
         if (server != null) {
             server.close();
         }
-        if (c != null) {
+        for (Connection c : conns) {
             c.close("agent shutting down");
         }
         for (Entry e : entries) {
@@ -278,14 +383,55 @@ public final class ZdsServer implements AutoCloseable {
         final LinkedBlockingQueue<Op> queue = new LinkedBlockingQueue<>();
         volatile String closeReason;
         Thread thread;
+        /** From its hello: when the instance started (0: unknown, older than any that says). */
+        long startedMicros;
+        /** Requests queued or in flight, under the lock. */
+        int pending;
+        /** Its SnapshotSent was acked, under the lock. */
+        boolean snapshotAcked;
+        /** Told (or about to be told) Replaced, under the lock. */
+        boolean replacing;
+        /** Said hello and got requests. */
+        boolean served;
+        /** Pods whose Add it refused (uids), under the lock: no hand-over to it while any is left. */
+        final java.util.Set<String> refused = new java.util.LinkedHashSet<>();
+        boolean heldLogged;
 
         Connection(ZdsSocket socket, long id) {
             this.socket = socket;
             this.id = id;
         }
 
+        /** Under the lock. */
         void enqueue(Op op) {
+            pending++;
             queue.add(op);
+        }
+
+        boolean newerThan(Connection other) {
+            return startedMicros != other.startedMicros ? startedMicros > other.startedMicros : id > other.id;
+        }
+
+        /**
+         * The future of this connection's answer to an Add of {@code e}: the pod is served once any
+         * ztunnel has it; a refusal counts only from the current instance (an old one may be leaving).
+         */
+        CompletableFuture<Void> relayTo(Entry e) {
+            CompletableFuture<Void> answer = new CompletableFuture<>();
+            answer.whenComplete((v, failure) -> {
+                if (failure == null) {
+                    e.acked.complete(null);
+                    return;
+                }
+                boolean fromCurrent;
+                synchronized (lock) {
+                    fromCurrent = currentLocked() == this;
+                }
+                if (fromCurrent) {
+                    e.acked.completeExceptionally(failure);
+                }
+            });
+            return answer;
         }
 
         void close(String reason) {
@@ -300,7 +446,6 @@ public final class ZdsServer implements AutoCloseable {
         void run() {
             thread = Thread.currentThread();
             Op inFlight = null;
-            boolean registered = false;
             try {
                 ZdsPacket hello = receiveWithin(ackTimeout, "hello");
                 ZdsHello h = ZdsHello.parseFrom(hello.payload());
@@ -314,40 +459,43 @@ public final class ZdsServer implements AutoCloseable {
                     LOG.infof("ZDS connection %d: waiting until this agent has found its pods", id);
                     snapshotReady.get();
                 }
-                Connection old;
                 int replay;
+                int others;
                 synchronized (lock) {
                     if (closed) {
                         return;
                     }
-                    if (current != null && current.id > id) {
-                        // Two ztunnels said hello at once: the one that connected last is the live one.
-                        LOG.infof("ZDS connection %d closed: connection %d, accepted after it, is already active",
-                                id, current.id);
-                        metrics.zdsConnection("refused");
-                        return;
-                    }
-                    old = current;
-                    current = this;
-                    registered = true;
+                    startedMicros = h.getStartedUnixMicros();
+                    others = registered.size();
+                    registered.add(this);
+                    served = true;
                     replay = desired.size();
                     for (Entry e : desired.values()) {
-                        queue.add(requestFor(e, e.acked.isDone() ? new CompletableFuture<>() : e.acked));
+                        enqueue(requestFor(e, relayTo(e)));
                     }
-                    queue.add(new Op("snapshot_sent", WorkloadRequest.newBuilder()
-                            .setSnapshotSent(SnapshotSent.getDefaultInstance()).build(), null,
+                    enqueue(new Op("snapshot_sent", WorkloadRequest.newBuilder()
+                            .setSnapshotSent(SnapshotSent.newBuilder().setOtherZtunnels(others)).build(), null,
                             new CompletableFuture<>(), "SnapshotSent"));
                 }
-                if (old != null) {
-                    old.close("replaced by connection " + id);
-                }
                 metrics.zdsConnection("accepted");
-                LOG.infof("ztunnel connected over ZDS (connection %d, %s); sending the snapshot of %d pods", id,
-                        h.getVersion(), replay);
+                LOG.infof("ztunnel connected over ZDS (connection %d, %s, started %d us); sending the snapshot of %d"
+                        + " pods%s", id, h.getVersion(), startedMicros, replay,
+                        others == 0 ? "" : "; " + others + " other connection(s) served until the newest has it all");
                 while (true) {
-                    inFlight = queue.take();
+                    inFlight = queue.poll(IDLE_CHECK_MILLIS, TimeUnit.MILLISECONDS);
+                    if (inFlight == null) {
+                        // Nothing to send: notice a ztunnel that left meanwhile (its refused Adds go to another).
+                        if (socket.peerClosed()) {
+                            throw new EOFException("ZDS peer closed the connection");
+                        }
+                        continue;
+                    }
                     exchange(inFlight);
                     inFlight = null;
+                    synchronized (lock) {
+                        pending--;
+                        handOverLocked();
+                    }
                 }
             } catch (EOFException e) {
                 LOG.infof("ZDS connection %d: the ztunnel disconnected", id);
@@ -362,25 +510,44 @@ public final class ZdsServer implements AutoCloseable {
             } finally {
                 List<Op> lost = new ArrayList<>();
                 synchronized (lock) {
-                    if (registered && current == this) {
-                        current = null;
-                    }
+                    boolean wasCurrent = currentLocked() == this;
+                    registered.remove(this);
                     if (inFlight != null) {
                         lost.add(inFlight);
                     }
                     queue.drainTo(lost);
+                    pending = 0;
+                    if (!closed) {
+                        retryRefusedLocked();
+                        if (wasCurrent) {
+                            handOverLocked(); // a newer one leaving makes the next newest current
+                        }
+                    }
                 }
+                open.decrementAndGet();
                 for (Op op : lost) {
                     finishLost(op);
                 }
                 socket.close();
-                if (registered) {
+                if (served) {
                     metrics.zdsConnection("closed");
                 }
             }
         }
 
         private void exchange(Op op) throws IOException {
+            if (op.type().equals("replaced")) {
+                socket.send(op.request());
+                String error = WorkloadResponse.parseFrom(receiveWithin(ackTimeout, "ack of Replaced").payload())
+                        .getAck().getError();
+                metrics.zdsHandOver(error.isEmpty() ? "ok" : "rejected");
+                if (!error.isEmpty()) {
+                    LOG.warnf("ZDS connection %d answered Replaced with an error (%s): closing it anyway", id, error);
+                }
+                op.result().complete(null);
+                closeReason = "replaced: the newer ztunnel serves every pod";
+                throw new ClosedChannelException(); // its pods are the new instance's; nothing more to say
+            }
             if (op.carries() != null && op.type().equals("add")) {
                 socket.send(op.request(), op.carries().netns.fd());
             } else {
@@ -410,6 +577,20 @@ public final class ZdsServer implements AutoCloseable {
                 exchange(addRequest(e, op.result()));
                 return;
             }
+            if (error.isEmpty() && op.type().equals("snapshot_sent")) {
+                synchronized (lock) {
+                    snapshotAcked = true;
+                }
+            }
+            if (op.type().equals("add")) {
+                synchronized (lock) {
+                    if (error.isEmpty()) {
+                        refused.remove(op.carries().uid);
+                    } else {
+                        refused.add(op.carries().uid);
+                    }
+                }
+            }
             if (error.isEmpty()) {
                 LOG.infof("ZDS: %s acknowledged", op.what());
                 metrics.zdsRequest(op.type(), "ok");
@@ -427,6 +608,9 @@ public final class ZdsServer implements AutoCloseable {
         /** An unanswered request: an Add is sent again with the next snapshot; a Del is implied by it. */
         private void finishLost(Op op) {
             metrics.zdsRequest(op.type(), "lost");
+            if (op.type().equals("replaced") && !op.result().isDone()) {
+                metrics.zdsHandOver("lost"); // no ack in time: it is closed all the same
+            }
             if (op.type().equals("del") || op.type().equals("snapshot_sent")) {
                 op.result().complete(null);
             }

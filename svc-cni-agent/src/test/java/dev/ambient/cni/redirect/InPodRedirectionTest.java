@@ -84,7 +84,11 @@ class InPodRedirectionTest {
     void installIsIdempotentAndRemovalRestoresTheExactPreviousState() throws Exception {
         String before = TestNetworks.iptablesSave(POD);
         String routingBefore = routing();
+        TestNetworks.sh("ip", "netns", "exec", POD, "sysctl", "-qw", "net.ipv4.tcp_migrate_req=0").check();
         redirection.install(podNetns);
+        // The pod's own namespace, not the host's: a closing old ztunnel listener hands its queue over.
+        assertEquals("1", TestNetworks.sh("ip", "netns", "exec", POD, "sysctl", "-n", "net.ipv4.tcp_migrate_req")
+                .check().out().trim());
         String installed = TestNetworks.iptablesSave(POD);
         String routingInstalled = routing();
         // Replies to the ztunnel's transparent sockets: connmark from the ztunnel's looped-back packets,
@@ -537,5 +541,67 @@ class InPodRedirectionTest {
                 throw new RuntimeException(e);
             }
         });
+    }
+
+    /**
+     * What tcp_migrate_req is for: two listeners share 15006 in the pod (an old and a new ztunnel,
+     * SO_REUSEPORT), connections redirected there wait in both accept queues, and the old listener
+     * closes. With the setting every queued connection reaches the remaining listener; without it
+     * (checked first, so the test can fail) the old listener's queue is reset.
+     */
+    @Test
+    void aClosingListenerHandsItsQueuedConnectionsToTheOneBesideIt() throws Exception {
+        redirection.install(podNetns);
+        try {
+            TestNetworks.sh("ip", "netns", "exec", POD, "sysctl", "-qw", "net.ipv4.tcp_migrate_req=0").check();
+            int without = survivorsOfAListenerClosing();
+            assertTrue(without < 20, "without tcp_migrate_req the closed listener's queue is lost: " + without);
+            redirection.install(podNetns);
+            assertEquals(20, survivorsOfAListenerClosing(), "with it, every queued connection is accepted");
+        } finally {
+            redirection.remove(podNetns);
+        }
+    }
+
+    /** 20 connections from the peer, queued in two reuseport listeners; one closes; how many the other accepts. */
+    private static int survivorsOfAListenerClosing() throws Exception {
+        InetSocketAddress at = new InetSocketAddress("0.0.0.0", 15006);
+        NetworkNamespace pod = NetworkNamespace.open(podNetns);
+        NetworkNamespace peer = NetworkNamespace.open(TestNetworks.path(PEER));
+        java.util.List<java.nio.channels.SocketChannel> clients = new java.util.ArrayList<>();
+        try (pod; peer;
+                java.nio.channels.ServerSocketChannel old = pod.call(() -> reusePort(at));
+                java.nio.channels.ServerSocketChannel fresh = pod.call(() -> reusePort(at))) {
+            for (int i = 0; i < 20; i++) {
+                java.nio.channels.SocketChannel c = peer.call(java.nio.channels.SocketChannel::open);
+                clients.add(c);
+                c.connect(new InetSocketAddress(POD_IP, 8080)); // redirected to 15006; queued, not accepted
+            }
+            old.close();
+            fresh.configureBlocking(false);
+            int accepted = 0;
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(2);
+            while (System.nanoTime() < end && accepted < 20) {
+                java.nio.channels.SocketChannel a = fresh.accept();
+                if (a == null) {
+                    Thread.sleep(10);
+                } else {
+                    accepted++;
+                    a.close();
+                }
+            }
+            return accepted;
+        } finally {
+            for (java.nio.channels.SocketChannel c : clients) {
+                c.close();
+            }
+        }
+    }
+
+    private static java.nio.channels.ServerSocketChannel reusePort(InetSocketAddress at) throws java.io.IOException {
+        java.nio.channels.ServerSocketChannel s = java.nio.channels.ServerSocketChannel.open();
+        s.setOption(java.net.StandardSocketOptions.SO_REUSEPORT, true);
+        s.bind(at, 64);
+        return s;
     }
 }

@@ -128,15 +128,110 @@ class ZdsServerTest {
     }
 
     @Test
-    void aNewerZtunnelReplacesTheOlderConnection() throws Exception {
+    void aNewerZtunnelGetsEveryPodAndOnlyThenIsTheOlderToldReplaced() throws Exception {
         server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
-        try (ZdsTestClient old = ZdsTestClient.connect(server.socketPath()).autoAck(r -> "");
-                ZdsTestClient fresh = ZdsTestClient.connect(server.socketPath()).autoAck(r -> "")) {
-            waitFor(() -> fresh.snapshots == 1);
-            assertEquals(java.util.Set.of("uid-1"), fresh.workloads.keySet());
+        try (ZdsTestClient old = ZdsTestClient.connect(server.socketPath(), 1_000).autoAck(r -> "");
+                ZdsTestClient fresh = ZdsTestClient.connect(server.socketPath(), 2_000)) {
+            waitFor(() -> old.snapshots == 1);
+            // The new instance gets the full replay while the old one is still served.
+            ZdsTestClient.Received add = fresh.next();
+            assertEquals("uid-1", add.request().getAdd().getUid());
+            assertEquals(inode(pod1), add.netns());
+            assertEquals(2, server.connectedZtunnels());
+            CompletableFuture<Void> second = server.add("uid-2", info("two"), NetworkNamespace.open(pod2));
+            second.get(5, TimeUnit.SECONDS); // the old instance had it: the pod is served
+            fresh.ack("");
+            ZdsTestClient.Received snapshot = fresh.next();
+            assertEquals(1, snapshot.request().getSnapshotSent().getOtherZtunnels(), "it is taking over from one");
+            fresh.ack("");
+            // Not yet: an Add queued for the new instance is unanswered, so it does not serve every pod.
+            assertEquals("uid-2", fresh.next().request().getAdd().getUid());
+            Thread.sleep(300);
+            assertFalse(old.seen.stream().anyMatch(r -> r.request().hasReplaced()), "replaced too early");
+            fresh.ack("");
+            waitFor(() -> old.seen.stream().anyMatch(r -> r.request().hasReplaced()));
             assertThrows(EOFException.class, () -> old.socket().receive(), "the old connection was closed");
-            server.del("uid-1").get(5, TimeUnit.SECONDS);
-            waitFor(fresh.workloads::isEmpty);
+            waitFor(() -> server.connectedZtunnels() == 1);
+            assertEquals(1.0, registry.get("ambient_cni_zds_handovers_total").tag("outcome", "ok").counter().count());
+
+            // The new one alone gets what follows.
+            CompletableFuture<Void> del = server.del("uid-1");
+            assertEquals("uid-1", fresh.next().request().getDel().getUid());
+            fresh.ack("");
+            del.get(5, TimeUnit.SECONDS);
+
+            // An older instance that comes back (it lost its connection) is told Replaced after its replay.
+            try (ZdsTestClient stale = ZdsTestClient.connect(server.socketPath(), 500).autoAck(r -> "")) {
+                waitFor(() -> stale.seen.stream().anyMatch(r -> r.request().hasReplaced()));
+                assertEquals(1, stale.snapshots);
+            }
+        }
+    }
+
+    @Test
+    void aNewerZtunnelThatRefusesAPodDoesNotReplaceTheOlderUntilItLeaves() throws Exception {
+        server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
+        try (ZdsTestClient old = ZdsTestClient.connect(server.socketPath(), 1_000).autoAck(r -> "")) {
+            waitFor(() -> old.snapshots == 1);
+            // As when the old instance's listeners do not share their ports: the new one cannot bind.
+            try (ZdsTestClient fresh = ZdsTestClient.connect(server.socketPath(), 2_000)) {
+                assertEquals("uid-1", fresh.next().request().getAdd().getUid());
+                fresh.ack("cannot listen on 15008: Address already in use");
+                assertTrue(fresh.next().request().hasSnapshotSent());
+                fresh.ack("");
+                Thread.sleep(500);
+                assertFalse(old.seen.stream().anyMatch(r -> r.request().hasReplaced()),
+                        "the old one keeps serving the pod the new one could not take");
+                old.close(); // it goes away (its pod deleted): the new one is asked again at once
+                ZdsTestClient.Received retry = fresh.next();
+                assertEquals("uid-1", retry.request().getAdd().getUid());
+                assertEquals(inode(pod1), retry.netns());
+                fresh.ack("");
+            }
+        }
+    }
+
+    @Test
+    void aThirdConnectionIsRefusedWhileTwoAreOpen() throws Exception {
+        try (ZdsTestClient first = ZdsTestClient.connectRaw(server.socketPath());
+                ZdsTestClient second = ZdsTestClient.connectRaw(server.socketPath())) {
+            Thread.sleep(200); // both accepted (saying nothing yet)
+            try (ZdsTestClient third = ZdsTestClient.connectRaw(server.socketPath())) {
+                assertThrows(EOFException.class, () -> third.socket().receive());
+            }
+            assertEquals(1.0, registry.get("ambient_cni_zds_connections_total").tag("outcome", "refused").counter()
+                    .count());
+            first.close();
+            // A place is free again: a good ztunnel gets through.
+            waitFor(() -> {
+                try (ZdsTestClient z = ZdsTestClient.connect(server.socketPath(), 4_000)) {
+                    return z.next().request().hasSnapshotSent();
+                } catch (java.io.IOException e) {
+                    return false;
+                }
+            });
+        }
+    }
+
+    @Test
+    void anOldZtunnelThatNeverAnswersReplacedDoesNotHoldUpTheNewOne() throws Exception {
+        server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
+        try (ZdsTestClient old = ZdsTestClient.connect(server.socketPath(), 1_000)) {
+            assertEquals("uid-1", old.next().request().getAdd().getUid());
+            old.ack("");
+            assertTrue(old.next().request().hasSnapshotSent());
+            old.ack("");
+            try (ZdsTestClient fresh = ZdsTestClient.connect(server.socketPath(), 2_000).autoAck(r -> "")) {
+                assertTrue(old.next().request().hasReplaced());
+                long t0 = System.nanoTime();
+                // The old one stays silent; the new one is served all the same.
+                server.add("uid-2", info("two"), NetworkNamespace.open(pod2)).get(1, TimeUnit.SECONDS);
+                waitFor(() -> fresh.workloads.containsKey("uid-2"));
+                assertTrue(System.nanoTime() - t0 < 1_500_000_000L, "the new instance waited for the old one");
+                assertThrows(EOFException.class, () -> old.socket().receive(), "dropped at its ack timeout");
+                waitFor(() -> registry.find("ambient_cni_zds_handovers_total").tag("outcome", "lost").counter() != null);
+                assertEquals(1, server.connectedZtunnels());
+            }
         }
     }
 

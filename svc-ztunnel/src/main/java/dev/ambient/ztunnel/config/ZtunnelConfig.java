@@ -219,9 +219,20 @@ public interface ZtunnelConfig {
         @WithDefault("5s")
         Duration reconnectMaxBackoff();
 
-        /** After a Del, how long open connections of the pod may finish before they are closed. */
+        /**
+         * After a Del, how long open connections of the pod may finish before they are closed; also
+         * the hand-over deadline: how long a replaced ztunnel drains (see README, Hand-over).
+         */
         @WithDefault("30s")
         Duration drainTimeout();
+
+        /**
+         * Once a newer ztunnel replaced this one and its connections drained: exit (a plain process,
+         * the mesh in a box), or stay idle until stopped (false: a DaemonSet pod, which the rolling
+         * update deletes; had it exited, the kubelet would restart it).
+         */
+        @WithDefault("false")
+        boolean exitWhenReplaced();
 
         /** Threads that enter pod namespaces to create sockets (never the event loops). */
         @WithDefault("2")

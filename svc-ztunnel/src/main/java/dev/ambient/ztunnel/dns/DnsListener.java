@@ -62,7 +62,7 @@ public final class DnsListener implements AutoCloseable {
 
     /** Binds UDP and TCP on {@code address}; call it where the sockets must live (in-pod: inside the pod). */
     public void bind(InetSocketAddress address) {
-        udp = new Bootstrap().group(transport.group())
+        udp = transport.reusePortOn(new Bootstrap()).group(transport.group())
                 .channel(transport.isNative() ? EpollDatagramChannel.class : NioDatagramChannel.class)
                 .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(DnsMessage.MAX_UDP))
                 .option(ChannelOption.SO_REUSEADDR, true)

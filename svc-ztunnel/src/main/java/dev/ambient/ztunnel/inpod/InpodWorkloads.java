@@ -24,6 +24,8 @@ import dev.ambient.ztunnel.outbound.OutboundCaptureListener;
 import dev.ambient.ztunnel.outbound.OutboundProxy;
 import dev.ambient.ztunnel.outbound.OutboundRouter;
 import dev.ambient.ztunnel.state.WorkloadStore;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInitializer;
 import io.netty.handler.codec.http2.Http2FrameCodec;
@@ -79,8 +81,23 @@ public final class InpodWorkloads implements AutoCloseable {
         }
     }
 
+    /** Why a pod stops being served here: the agent's Del, or a newer ztunnel taking every pod over. */
+    enum Retirement {
+        DEL("del"),
+        HANDOVER("handover");
+
+        final String tag;
+
+        Retirement(String tag) {
+            this.tag = tag;
+        }
+    }
+
     private final Dataplane dp;
     private final Duration drainTimeout;
+    private final MeterRegistry registry;
+    /** Set once a newer instance took the pods over: nothing is enrolled here any more. */
+    private volatile boolean replaced;
     private final Map<String, InpodWorkload> pods = new ConcurrentHashMap<>();
     private final Set<InpodWorkload> draining = ConcurrentHashMap.newKeySet();
     private final SocketThreads socketThreads;
@@ -88,9 +105,10 @@ public final class InpodWorkloads implements AutoCloseable {
     private final SourceFallbacks sourceFallbacks;
     private volatile Runnable changed = () -> { };
 
-    public InpodWorkloads(Dataplane dp, Duration drainTimeout, SocketThreads socketThreads) {
+    public InpodWorkloads(Dataplane dp, Duration drainTimeout, SocketThreads socketThreads, MeterRegistry registry) {
         this.dp = dp;
         this.drainTimeout = drainTimeout;
+        this.registry = registry;
         this.socketThreads = socketThreads;
         this.sourceFallbacks = new SourceFallbacks(dp.inbound().metrics());
         this.drains = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -113,6 +131,10 @@ public final class InpodWorkloads implements AutoCloseable {
         if (uid.isEmpty()) {
             FileDescriptors.close(netnsFd);
             return "Add without a uid";
+        }
+        if (replaced) {
+            FileDescriptors.close(netnsFd);
+            return "this ztunnel was replaced by a newer one";
         }
         NetworkNamespace netns;
         try {
@@ -190,6 +212,8 @@ public final class InpodWorkloads implements AutoCloseable {
         SpiffeId id = WorkloadIdentity.of(pod.resolve(dp.store().current()), dp.trustDomain());
         pod.identity(id);
         PodNamespace sockets = pod.sockets();
+        // Listeners share their ports with a newer ztunnel's during a hand-over (see README, Hand-over).
+        Transport listening = dp.transport().reusingPorts();
         ConnectionPool pool = new ConnectionPool(dp.connector(), dp.transport().group(), dp.poolIdleTimeout());
         pod.pool(pool);
         // The pod's sockets leave with its own address: nothing to bind.
@@ -212,14 +236,14 @@ public final class InpodWorkloads implements AutoCloseable {
                 ch.pipeline().addLast(tls);
             }
         };
-        OutboundCaptureListener capture = new OutboundCaptureListener(dp.transport(), outbound,
+        OutboundCaptureListener capture = new OutboundCaptureListener(listening, outbound,
                 ip -> java.util.Optional.of(p.resolve(dp.store().current())), "pod " + pod.describe(), sockets::track);
-        InboundPlaintextListener plaintext = new InboundPlaintextListener(dp.transport(), dp.store(),
+        InboundPlaintextListener plaintext = new InboundPlaintextListener(listening, dp.store(),
                 dp.inbound().authorization(), dp.inbound().metrics(), dialer, dp.nodeName(), dp.trustDomain(),
                 dp.inbound().ownListeners(), (state, ip) -> p.ifAddressOf(state, ip), sockets::track);
         // The listening sockets must be born in the pod's namespace: this (ZDS) thread enters it.
         sockets.netns().call(() -> {
-            bind(pod, "hbone", dp.hbonePort(), a -> dp.transport().listen(a, tls.acceptGate(), hbone));
+            bind(pod, "hbone", dp.hbonePort(), a -> listening.listen(a, tls.acceptGate(), hbone));
             if (dp.outboundPort() > 0) {
                 bind(pod, "outbound", dp.outboundPort(), a -> {
                     capture.bind(a);
@@ -238,7 +262,7 @@ public final class InpodWorkloads implements AutoCloseable {
                 DnsProxy.Client client = dp.dns().client("pod " + pod.describe(),
                         () -> java.util.Optional.of(p.resolve(dp.store().current())), sockets);
                 for (String loopback : ipv6Loopback ? List.of(LOOPBACK, LOOPBACK_V6) : List.of(LOOPBACK)) {
-                    DnsListener dns = new DnsListener(dp.transport(), dp.dns(), ip -> client, sockets::track);
+                    DnsListener dns = new DnsListener(listening, dp.dns(), ip -> client, sockets::track);
                     InetSocketAddress at = new InetSocketAddress(loopback, dp.dnsPort());
                     try {
                         dns.bind(at);
@@ -287,20 +311,66 @@ public final class InpodWorkloads implements AutoCloseable {
             LOG.infof("inpod: Del of unknown uid %s: nothing to remove", uid);
             return "";
         }
-        draining.add(pod); // before it leaves pods: its certificate must stay wanted throughout
-        pods.remove(uid, pod);
-        pod.state(InpodWorkload.State.DRAINING);
-        pod.stopAccepting();
-        // Peers' pooled connections to this pod must not carry new streams in: only open ones finish.
-        pod.hboneConnections.forEach(InpodWorkloads::goAwayOrClose);
-        long deadline = System.nanoTime() + drainTimeout.toNanos();
-        LOG.infof("inpod: removed %s: no longer accepting (GOAWAY on %d HBONE connection(s), those still in their"
-                + " handshake closed); %d open connection(s)"
-                + " may finish within %s", pod.describe(), pod.hboneConnections.size(), pod.activeConnections(),
-                drainTimeout);
-        drainLater(pod, deadline);
+        retire(pod, Retirement.DEL, System.nanoTime() + drainTimeout.toNanos());
         changed.run();
         return "";
+    }
+
+    /**
+     * A newer ztunnel serves every pod now (its listeners are bound beside ours): stop accepting in
+     * every pod and drain what is open up to the drain timeout. Completes when the last pod is
+     * released. Nothing is enrolled here afterwards.
+     */
+    public java.util.concurrent.CompletableFuture<Void> handOver() {
+        replaced = true;
+        long deadline = System.nanoTime() + drainTimeout.toNanos();
+        int count = 0;
+        for (InpodWorkload pod : new ArrayList<>(pods.values())) {
+            retire(pod, Retirement.HANDOVER, deadline);
+            count++;
+        }
+        LOG.infof("inpod: hand-over: stopped accepting in %d pod(s); %d connection(s) open, drained within %s", count,
+                draining.stream().mapToInt(InpodWorkload::activeConnections).sum(), drainTimeout);
+        changed.run();
+        java.util.concurrent.CompletableFuture<Void> drained = new java.util.concurrent.CompletableFuture<>();
+        whenDrained(drained);
+        return drained;
+    }
+
+    private void whenDrained(java.util.concurrent.CompletableFuture<Void> drained) {
+        if (draining.isEmpty()) {
+            drained.complete(null);
+            return;
+        }
+        try {
+            drains.schedule(() -> whenDrained(drained), 100, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            drained.complete(null); // shutting down: close() released them
+        }
+    }
+
+    /** True once a newer ztunnel took the pods over. */
+    public boolean replaced() {
+        return replaced;
+    }
+
+    private void retire(InpodWorkload pod, Retirement why, long deadline) {
+        draining.add(pod); // before it leaves pods: its certificate must stay wanted throughout
+        pods.remove(pod.uid(), pod);
+        pod.state(InpodWorkload.State.DRAINING);
+        // With tcp_migrate_req set in the pod, connections still queued on a closing listener move to
+        // the newer instance's listener on the same port instead of being reset.
+        pod.stopAccepting();
+        // Peers' pooled connections to this pod must not carry new streams in: only open ones finish.
+        // On a Del, one still in its handshake is closed; on a hand-over it is told GOAWAY once it can
+        // be (a peer that was just accepted here must not see a failure).
+        pod.hboneConnections.forEach(why == Retirement.DEL ? InpodWorkloads::goAwayOrClose
+                : InpodWorkloads::goAwayOnceReady);
+        LOG.infof("inpod: %s %s: no longer accepting (GOAWAY on %d HBONE connection(s)%s); %d open connection(s)"
+                + " may finish within %s", why == Retirement.DEL ? "removed" : "handed over", pod.describe(),
+                pod.hboneConnections.size(), why == Retirement.DEL ? ", those still in their handshake closed" : "",
+                pod.activeConnections(), Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
+        drainLater(pod, deadline, why);
     }
 
     /**
@@ -318,11 +388,30 @@ public final class InpodWorkloads implements AutoCloseable {
         });
     }
 
-    private void drainLater(InpodWorkload pod, long deadline) {
+    /** A connection still in its TLS handshake gets its GOAWAY when the HTTP/2 codec is there (or it closes). */
+    private static void goAwayOnceReady(Channel ch) {
+        ch.eventLoop().execute(() -> {
+            if (!ch.isActive()) {
+                return;
+            }
+            if (ch.pipeline().get(Http2FrameCodec.class) == null) {
+                ch.eventLoop().schedule(() -> goAwayOnceReady(ch), 50, TimeUnit.MILLISECONDS);
+            } else {
+                HboneServerInitializer.goAway(ch);
+            }
+        });
+    }
+
+    private void drainLater(InpodWorkload pod, long deadline, Retirement why) {
         try {
             drains.schedule(() -> {
                 if (pod.activeConnections() == 0 || System.nanoTime() >= deadline) {
                     int cut = pod.activeConnections();
+                    if (cut > 0) {
+                        Counter.builder("ztunnel_inpod_drain_deadline_closed")
+                                .description("Connections still open at the drain deadline, closed then, by cause")
+                                .tag("cause", why.tag).register(registry).increment(cut);
+                    }
                     release(pod);
                     draining.remove(pod);
                     LOG.infof("inpod: %s released%s", pod.describe(),
@@ -330,7 +419,7 @@ public final class InpodWorkloads implements AutoCloseable {
                                     + " open connection(s)");
                     changed.run();
                 } else {
-                    drainLater(pod, deadline);
+                    drainLater(pod, deadline, why);
                 }
             }, 100, TimeUnit.MILLISECONDS);
         } catch (java.util.concurrent.RejectedExecutionException e) {

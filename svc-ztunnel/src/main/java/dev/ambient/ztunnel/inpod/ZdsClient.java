@@ -26,6 +26,10 @@ import org.jboss.logging.Logger;
  * one ack, in order. A broken connection is retried with exponential backoff and jitter; after
  * each (re)connect the agent replays its pods and sends SnapshotSent, and pods it did not name
  * are dropped.
+ *
+ * <p>Hand-over: the hello says when this instance started, so the agent knows the newest one. A
+ * Replaced request means a newer instance serves every pod: this one acks, stops accepting in every
+ * pod, drains up to the drain timeout ({@link #handedOver()} completes then) and never reconnects.
  */
 public final class ZdsClient implements AutoCloseable {
 
@@ -45,6 +49,11 @@ public final class ZdsClient implements AutoCloseable {
     /** Sticky: the agent's pods were known once; a later agent restart does not make us unready. */
     private volatile boolean everSynced;
     private volatile String lastError = "";
+    /** When this instance started, for the agent to tell the newest ztunnel on the node. */
+    private final long startedMicros;
+    /** A newer ztunnel took over: no reconnect. */
+    private volatile boolean replaced;
+    private final java.util.concurrent.CompletableFuture<Void> handedOver = new java.util.concurrent.CompletableFuture<>();
 
     public ZdsClient(Path socketPath, InpodWorkloads workloads, Duration initialBackoff, Duration maxBackoff,
             MeterRegistry registry) {
@@ -53,6 +62,8 @@ public final class ZdsClient implements AutoCloseable {
         this.initialBackoff = initialBackoff;
         this.maxBackoff = maxBackoff;
         this.registry = registry;
+        java.time.Instant now = java.time.Instant.now();
+        this.startedMicros = now.getEpochSecond() * 1_000_000 + now.getNano() / 1_000;
         this.thread = new Thread(this::run, "ztunnel-zds");
         this.thread.setDaemon(true);
     }
@@ -64,18 +75,21 @@ public final class ZdsClient implements AutoCloseable {
 
     private void run() {
         long backoff = initialBackoff.toMillis();
-        while (!closed) {
+        while (!closed && !replaced) {
             try (ZdsSocket s = ZdsSocket.connect(socketPath)) {
                 socket = s;
                 if (closed) {
                     return;
                 }
-                s.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).build());
+                s.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).setStartedUnixMicros(startedMicros).build());
                 connected = true;
                 connections.incrementAndGet();
                 backoff = initialBackoff.toMillis();
                 LOG.infof("zds: connected to the node agent at %s; waiting for its snapshot", socketPath);
                 serve(s);
+                if (replaced) {
+                    return;
+                }
             } catch (IOException e) {
                 if (closed) {
                     return;
@@ -100,7 +114,7 @@ public final class ZdsClient implements AutoCloseable {
     private void serve(ZdsSocket s) throws IOException {
         Set<String> named = new HashSet<>();
         boolean snapshotDone = false;
-        while (!closed) {
+        while (!closed && !replaced) {
             ZdsPacket packet = s.receive();
             int fd = packet.fd().orElse(-1);
             WorkloadRequest request;
@@ -113,6 +127,7 @@ public final class ZdsClient implements AutoCloseable {
             }
             String error;
             String type;
+            String replacedBecause = null;
             switch (request.getPayloadCase()) {
                 case ADD -> {
                     type = "add";
@@ -141,6 +156,12 @@ public final class ZdsClient implements AutoCloseable {
                 }
                 case SNAPSHOT_SENT -> {
                     type = "snapshot_sent";
+                    int others = request.getSnapshotSent().getOtherZtunnels();
+                    if (others > 0) {
+                        LOG.infof("zds: taking over from %d older ztunnel(s): they stop accepting once this"
+                                + " snapshot is acked", others);
+                        handOvers("new");
+                    }
                     var dropped = workloads.retainOnly(named);
                     snapshotDone = true;
                     snapshotReceived = true;
@@ -149,6 +170,11 @@ public final class ZdsClient implements AutoCloseable {
                             workloads.running(), dropped.size(), dropped);
                     error = "";
                 }
+                case REPLACED -> {
+                    type = "replaced";
+                    error = "";
+                    replacedBecause = request.getReplaced().getReason();
+                }
                 default -> {
                     type = "unknown";
                     error = "unknown WorkloadRequest (payload " + request.getPayloadCase() + ")";
@@ -156,7 +182,37 @@ public final class ZdsClient implements AutoCloseable {
             }
             FileDescriptors.close(fd); // an fd beside anything but an Add is not ours to keep
             ack(s, type, error);
+            if (replacedBecause != null) {
+                handOver(replacedBecause);
+            }
         }
+    }
+
+    /** After the ack of Replaced: every pod's listeners close now, their connections drain. */
+    private void handOver(String reason) {
+        replaced = true;
+        handOvers("old");
+        LOG.infof("zds: replaced by a newer ztunnel (%s): no longer accepting in any pod; draining", reason);
+        workloads.handOver().whenComplete((v, e) -> {
+            LOG.infof("zds: hand-over drained: this ztunnel serves nothing any more");
+            handedOver.complete(null);
+        });
+    }
+
+    private void handOvers(String role) {
+        Counter.builder("ztunnel_inpod_handovers")
+                .description("Hand-overs between ztunnel instances on this node, by this instance's role (old|new)")
+                .tag("role", role).register(registry).increment();
+    }
+
+    /** Completes once a newer ztunnel replaced this one and every connection drained (or hit the deadline). */
+    public java.util.concurrent.CompletableFuture<Void> handedOver() {
+        return handedOver.copy();
+    }
+
+    /** True once a newer ztunnel replaced this one (it drains, then serves nothing). */
+    public boolean replaced() {
+        return replaced;
     }
 
     private void ack(ZdsSocket s, String type, String error) throws IOException {

@@ -3,6 +3,7 @@ package dev.ambient.ztunnel.inpod;
 import dev.ambient.proto.zds.AddWorkload;
 import dev.ambient.proto.zds.DelWorkload;
 import dev.ambient.proto.zds.KeepWorkload;
+import dev.ambient.proto.zds.Replaced;
 import dev.ambient.proto.zds.SnapshotSent;
 import dev.ambient.proto.zds.WorkloadInfo;
 import dev.ambient.proto.zds.WorkloadRequest;
@@ -28,14 +29,31 @@ final class AgentSide implements AutoCloseable {
     private final Path path;
     private ZdsServerSocket server;
     private ZdsSocket connection;
+    /** The connection before the last {@link #acceptNewer()}: the instance being replaced. */
+    private ZdsSocket previous;
 
     AgentSide(Path path) throws IOException {
         this.path = path;
         this.server = ZdsServerSocket.bind(path);
     }
 
+    /** Waits for a second ztunnel (an upgrade) while the first stays connected; requests now go to the new one. */
+    ZdsHello acceptNewer() throws Exception {
+        previous = connection;
+        return acceptZtunnel();
+    }
+
+    /** Tells the instance connected before the last {@link #acceptNewer()} that it is replaced; its ack's error. */
+    String replacePrevious(String reason) throws Exception {
+        String error = request(previous, WorkloadRequest.newBuilder()
+                .setReplaced(Replaced.newBuilder().setReason(reason)).build(), -1);
+        previous.close();
+        previous = null;
+        return error;
+    }
+
     /** Waits for the ztunnel to connect and say hello. */
-    void acceptZtunnel() throws Exception {
+    ZdsHello acceptZtunnel() throws Exception {
         ZdsServerSocket s = server;
         connection = CompletableFuture.supplyAsync(() -> {
             try {
@@ -48,6 +66,7 @@ final class AgentSide implements AutoCloseable {
         if (hello.getVersion() != ZdsVersion.ZDS_V1) {
             throw new AssertionError("ztunnel said hello with " + hello.getVersion());
         }
+        return hello;
     }
 
     String add(String uid, String namespace, String name, String serviceAccount, Path netns) throws Exception {
@@ -86,17 +105,27 @@ final class AgentSide implements AutoCloseable {
     }
 
     String snapshotSent() throws Exception {
-        return request(WorkloadRequest.newBuilder().setSnapshotSent(SnapshotSent.getDefaultInstance()).build(), -1);
+        return snapshotSent(0);
+    }
+
+    /** SnapshotSent saying how many other ztunnels the agent serves (a hand-over when this one is newer). */
+    String snapshotSent(int otherZtunnels) throws Exception {
+        return request(WorkloadRequest.newBuilder().setSnapshotSent(SnapshotSent.newBuilder()
+                .setOtherZtunnels(otherZtunnels)).build(), -1);
     }
 
     /** Sends one request and returns the ack's error ("" = success). */
     private String request(WorkloadRequest request, int fd) throws Exception {
+        return request(connection, request, fd);
+    }
+
+    private static String request(ZdsSocket connection, WorkloadRequest request, int fd) throws Exception {
         if (fd >= 0) {
             connection.send(request, fd);
         } else {
             connection.send(request);
         }
-        WorkloadResponse response = WorkloadResponse.parseFrom(receive().payload());
+        WorkloadResponse response = WorkloadResponse.parseFrom(receive(connection).payload());
         if (!response.hasAck()) {
             throw new AssertionError("expected an ack, got " + response);
         }
@@ -104,7 +133,10 @@ final class AgentSide implements AutoCloseable {
     }
 
     private ZdsPacket receive() throws Exception {
-        ZdsSocket c = connection;
+        return receive(connection);
+    }
+
+    private static ZdsPacket receive(ZdsSocket c) throws Exception {
         return CompletableFuture.supplyAsync(() -> {
             try {
                 return c.receive();
@@ -122,6 +154,10 @@ final class AgentSide implements AutoCloseable {
 
     @Override
     public void close() {
+        if (previous != null) {
+            previous.close();
+            previous = null;
+        }
         if (connection != null) {
             connection.close();
             connection = null;
