@@ -7,7 +7,7 @@
 #   sudo integration-tests/bench/ztunnel-bench.sh
 #
 # Settings (environment; see README.md beside this file): ZBENCH_DURATION (10 s per timed run),
-# ZBENCH_IDLE_CONNS (1000), ZBENCH_WRK_THREADS (1), ZBENCH_XMX (256m), ZBENCH_THREADS (data-plane
+# ZBENCH_IDLE_CONNS (1000), ZBENCH_WRK_THREADS (1), ZBENCH_XMX (unset: the pod's sizing), ZBENCH_THREADS (data-plane
 # threads per ztunnel; default: the ztunnel's own), ZBENCH_ACCESS_LOG (INFO, or WARN),
 # ZBENCH_JVM_OPTS (extra JVM flags for both ztunnels), ZBENCH_QUIET_WAIT (30 s), ZBENCH_NS
 # (zbench), ZBENCH_JAVA_HOME, ZBENCH_KEEP=1 (keep the temp dir with the logs),
@@ -23,7 +23,7 @@ NS="${ZBENCH_NS:-zbench}"
 DUR="${ZBENCH_DURATION:-10}"
 IDLE_CONNS="${ZBENCH_IDLE_CONNS:-1000}"
 WRK_THREADS="${ZBENCH_WRK_THREADS:-1}"
-XMX="${ZBENCH_XMX:-256m}"
+XMX="${ZBENCH_XMX:-}"
 ACCESS_LOG="${ZBENCH_ACCESS_LOG:-INFO}"
 ROUNDS="${ZBENCH_ROUNDS:-2}"
 
@@ -180,13 +180,24 @@ start_bg holder bash -c "ulimit -n 65536 2>/dev/null || true; exec $python $here
 
 # ---------------------------------------------------------------------------------------------
 # Two ztunnels
-jvm_flags=(--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow "-Xmx$XMX")
+# The JVM as the DaemonSet runs it: its JAVA_OPTS (k8s/ztunnel/daemonset.yaml) without the image's
+# AOT cache, -XX:MaxRAM at the pod's memory limit (so MaxRAMPercentage sizes the heap as in the pod,
+# not from this machine's RAM), and the same environment (MALLOC_ARENA_MAX).
+daemonset="$repo/k8s/ztunnel/daemonset.yaml"
+pod_opts=$(awk '/name: JAVA_OPTS/ { getline; sub(/^ *value: */, ""); gsub(/"/, ""); print; exit }' "$daemonset")
+pod_limit=$(awk '/limits:/ { getline; if ($1 == "memory:") { print $2; exit } }' "$daemonset")
+pod_env=$(awk '/name: MALLOC_ARENA_MAX/ { getline; sub(/^ *value: */, ""); gsub(/"/, ""); print "MALLOC_ARENA_MAX=" $0; exit }' "$daemonset")
+[ -n "$pod_opts" ] && [ -n "$pod_limit" ] || die "cannot read JAVA_OPTS and the memory limit from $daemonset"
+read -r -a jvm_flags <<<"$(printf '%s\n' $pod_opts | grep -v '^-XX:AOTCache=' | tr '\n' ' ')"
+jvm_flags+=("-XX:MaxRAM=$(echo "$pod_limit" | sed 's/Mi$/m/; s/Gi$/g/')")
+[ -n "$XMX" ] && jvm_flags+=("-Xmx$XMX")
 read -r -a extra_jvm_flags <<<"${ZBENCH_JVM_OPTS:-}"
 jvm_flags+=("${extra_jvm_flags[@]}")
+read -r -a ztunnel_env <<<"${ZBENCH_ZTUNNEL_ENV-$pod_env}"
 ztunnel() { # node, node ip, admin port, outbound capture port
   local node="$1" ip="$2" admin="$3" capture="$4" extra=()
   [ -n "${ZBENCH_THREADS:-}" ] && extra+=("-Dztunnel.dataplane.threads=$ZBENCH_THREADS")
-  start_bg "ztunnel-$node" "$java_home/bin/java" "${jvm_flags[@]}" \
+  start_bg "ztunnel-$node" env "${ztunnel_env[@]}" "$java_home/bin/java" "${jvm_flags[@]}" \
     -Dztunnel.node-name="$node" -Dztunnel.node-ip="$ip" \
     -Dztunnel.local-config="$work/mesh.yaml" -Dztunnel.identity.ca-dir="$work/ca" \
     -Dztunnel.ports.hbone=15008 -Dztunnel.ports.outbound-capture="$capture" \
@@ -213,7 +224,8 @@ wait_ready() { # name, pid, url
 
 # node-a first: it creates the local root in the shared CA dir that node-b then reads.
 say "ztunnel jar: $jar_info"
-say "starting ztunnel node-a ($NODE_A, capture 127.0.0.1:15001) and node-b ($NODE_B), -Xmx$XMX"
+say "starting ztunnel node-a ($NODE_A, capture 127.0.0.1:15001) and node-b ($NODE_B)"
+echo "   JVM: ${jvm_flags[*]}; environment: ${ztunnel_env[*]:-none}"
 ztunnel node-a "$NODE_A" 15000 15001
 wait_ready ztunnel-node-a "$pid_ztunnel_node_a" "http://$NODE_A:15021/healthz/ready"
 ztunnel node-b "$NODE_B" 15100 0
@@ -341,7 +353,8 @@ iperf_run() { # path, label, extra args...; sets I_GBPS (receiver side), I_BYTES
   I_GBPS=nan I_BYTES=0
   before=$(ticks_of $pids)
   probe_start
-  if nx iperf3 -c "$target" -p 5201 -B "$bind" -t "$DUR" -J "$@" >"$out" 2>&1; then
+  # A run that has not ended 20 s after its time counts as failed (nan), not as a hung benchmark.
+  if nx timeout -s INT $((DUR + 20)) iperf3 -c "$target" -p 5201 -B "$bind" -t "$DUR" -J "$@" >"$out" 2>&1; then
     read -r I_GBPS I_BYTES < <("$python" -c 'import json,sys; d=json.load(open(sys.argv[1]))["end"]["sum_received"]; print("%.2f %d" % (d["bits_per_second"]/1e9, d["bytes"]))' "$out" 2>/dev/null || echo "nan 0")
   else
     echo "   iperf3 $label failed: $(tail -3 "$out" | tr '\n' ' ')" >&2
@@ -359,7 +372,7 @@ wrk_run() { # path, label, connections; sets W_RPS, W_REQ, W_P50, W_P99, W_TICKS
   W_RPS=nan W_REQ=nan W_P50=nan W_P99=nan
   before=$(ticks_of $pids)
   probe_start
-  nx wrk -t "$WRK_THREADS" -c "$conns" -d "${DUR}s" --latency "http://$(path_http "$path"):8080/100b.txt" >"$out" 2>&1 || true
+  nx timeout -s INT $((DUR + 20)) wrk -t "$WRK_THREADS" -c "$conns" -d "${DUR}s" --latency "http://$(path_http "$path"):8080/100b.txt" >"$out" 2>&1 || true
   probe_stop
   W_TICKS=$(ticks_since "$before" $pids)
   W_RPS=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
@@ -409,11 +422,11 @@ say "warm-up through both pairs until the JIT settles (rounds of wrk 3 s + iperf
 for round in 1 2 3 4; do
   probe_start
   nx wrk -t "$WRK_THREADS" -c 16 -d 3s "http://$SERVER:8080/100b.txt" >/dev/null 2>&1 || true
-  nx iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 >/dev/null 2>&1 || true
-  nx iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 -R >/dev/null 2>&1 || true
+  nx timeout -s INT 30 iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 >/dev/null 2>&1 || true
+  nx timeout -s INT 30 iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 -R >/dev/null 2>&1 || true
   if [ $round = 1 ]; then
     nx wrk -t "$WRK_THREADS" -c 16 -d 2s "http://$GO_CLIENT:8080/100b.txt" >/dev/null 2>&1 || true
-    nx iperf3 -c "$GO_CLIENT" -p 5201 -B "$DIRECT_CLIENT" -t 2 >/dev/null 2>&1 || true
+    nx timeout -s INT 30 iperf3 -c "$GO_CLIENT" -p 5201 -B "$DIRECT_CLIENT" -t 2 >/dev/null 2>&1 || true
   fi
   probe_stop
   echo "   round $round: JIT compiler threads used $JIT s of CPU"
@@ -587,7 +600,7 @@ What limits these numbers:
   real node. Through the tunnel every byte crosses 3 TCP connections, is encrypted and decrypted
   (TLS 1.3, BoringSSL via netty-tcnative when available) and framed as HTTP/2 DATA.
 - Each ztunnel runs $(grep -ho "[0-9]* data-plane threads ([a-z]*)" "$work/ztunnel-node-a.log" | head -1 || echo "its default data-plane threads"),
-  $($java_home/bin/java -version 2>&1 | head -1 | tr -d '"'), -Xmx$XMX, default GC. CPU figures are the whole
+  $($java_home/bin/java -version 2>&1 | head -1 | tr -d '"'), the DaemonSet's JVM options (printed above). CPU figures are the whole
   JVM (event loops, GC, JIT) from /proc/<pid>/stat at $CLK_TCK ticks/s, after a warm-up that waits for
   the JIT compilers to settle.
 - Access log: $ACCESS_LOG. One line per connection, when it closes; the keep-alive runs open at most
