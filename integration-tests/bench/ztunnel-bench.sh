@@ -53,7 +53,7 @@ isnum() { [[ "$1" =~ ^-?[0-9]+([.][0-9]+)?$ ]]; }
 # Prerequisites
 [ "$(id -u)" = 0 ] || die "needs root (network namespace, iptables)"
 missing=()
-for tool in ip:iproute2 iptables:iptables iperf3:iperf3 wrk:wrk nginx:nginx curl:curl; do
+for tool in ip:iproute2 iptables:iptables iperf3:iperf3 wrk:wrk nginx:nginx curl:curl openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
