@@ -439,6 +439,14 @@ OTHERS_ALL=() STEAL_ALL=() LOAD_ALL=()
 # back, in an order rotated every round, so a neighbour's build hits all three alike. Ratios are
 # taken within a round; the summary judges the median of the rounds.
 declare -A R
+pair_cost() { # key, name, "ticks of first ticks of second", per-function, amount, unit: stores the
+  # pair's CPU per amount in R[key,name] and each process's in R[key,name1] / R[key,name2]; sets cpu
+  local key="$1" name="$2" per="$4" amount="$5" t1 t2
+  read -r t1 t2 <<<"$3"
+  R[$key,$name]=$($per "$((t1 + t2))" "$amount")
+  R[$key,${name}1]=$($per "$t1" "$amount"); R[$key,${name}2]=$($per "$t2" "$amount")
+  cpu="${R[$key,$name]} $6 (${R[$key,${name}1]} / ${R[$key,${name}2]})"
+}
 PATHS=(direct ours go)
 say "$ROUNDS interleaved rounds: iperf3 one stream each way, wrk 100-byte keep-alive at 1 and 16 connections, ${DUR} s per run"
 printf '   %-5s %-5s %-6s %-38s %-40s %s\n' round test path result "proxy CPU (pair: first / second)" "others / load"
@@ -453,22 +461,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
           iperf_run "$path" "$path-$test-$r" "${extra[@]}"
           R[$test,$path,$r]=$I_GBPS
           result="$I_GBPS Gbit/s"
-          if [ "$path" != direct ]; then
-            read -r t1 t2 <<<"$I_TICKS"
-            R[$test,$path,$r,gb]=$(per_gb_s "$((t1 + t2))" "$I_BYTES")
-            R[$test,$path,$r,gb1]=$(per_gb_s "$t1" "$I_BYTES"); R[$test,$path,$r,gb2]=$(per_gb_s "$t2" "$I_BYTES")
-            cpu="${R[$test,$path,$r,gb]} s/GB (${R[$test,$path,$r,gb1]} / ${R[$test,$path,$r,gb2]})"
-          fi ;;
+          [ "$path" = direct ] || pair_cost "$test,$path,$r" gb "$I_TICKS" per_gb_s "$I_BYTES" s/GB ;;
         c1|c16)
           wrk_run "$path" "$path-$test-$r" "${test#c}"
           R[$test,$path,$r]=$W_RPS R[$test,$path,$r,p50]=$W_P50 R[$test,$path,$r,p99]=$W_P99
           result="$W_RPS req/s, p50 $W_P50 p99 $W_P99 us"
-          if [ "$path" != direct ]; then
-            read -r t1 t2 <<<"$W_TICKS"
-            R[$test,$path,$r,us]=$(per_req_us "$((t1 + t2))" "$W_REQ")
-            R[$test,$path,$r,us1]=$(per_req_us "$t1" "$W_REQ"); R[$test,$path,$r,us2]=$(per_req_us "$t2" "$W_REQ")
-            cpu="${R[$test,$path,$r,us]} us/req (${R[$test,$path,$r,us1]} / ${R[$test,$path,$r,us2]})"
-          fi ;;
+          [ "$path" = direct ] || pair_cost "$test,$path,$r" us "$W_TICKS" per_req_us "$W_REQ" us/req ;;
       esac
       printf '   %-5s %-5s %-6s %-38s %-40s %s\n' "$r" "$test" "$path" "$result" "$cpu" "$OTHERS% / $LOAD"
     done
