@@ -12,12 +12,21 @@
 # ZBENCH_JVM_OPTS (extra JVM flags for both ztunnels), ZBENCH_QUIET_WAIT (30 s), ZBENCH_NS
 # (zbench), ZBENCH_JAVA_HOME, ZBENCH_KEEP=1 (keep the temp dir with the logs),
 # ZBENCH_SETUP_ONLY=1 (set up, check the paths, then wait for Ctrl-C: for experiments),
-# ZBENCH_ROUNDS (2 interleaved rounds of direct, ztunnel pair, Go pair).
+# ZBENCH_ROUNDS (2 interleaved rounds of direct, ztunnel pair, Go pair), ZBENCH_AOT (1: the image's
+# aot-jar and a trained AOT cache; 0: fast-jar without), ZBENCH_AOT_DIR (where the cache is kept).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-jar="$repo/svc-ztunnel/target/quarkus-app/quarkus-run.jar"
+# ZBENCH_AOT=1 (default): the image's packaging and cache, the aot-jar app (target/image-build) with
+# an AOT cache trained as the image trains it; 0: the fast-jar app (target/quarkus-app), no cache.
+AOT="${ZBENCH_AOT:-1}"
+if [ "$AOT" = 1 ]; then
+  jar="$repo/svc-ztunnel/target/image-build/quarkus-app/quarkus-run.jar"
+else
+  jar="$repo/svc-ztunnel/target/quarkus-app/quarkus-run.jar"
+fi
+aot_dir="${ZBENCH_AOT_DIR:-$repo/integration-tests/target/zbench-aot}"   # the trained cache, kept between runs
 java_home="${ZBENCH_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 NS="${ZBENCH_NS:-zbench}"
 DUR="${ZBENCH_DURATION:-10}"
@@ -75,7 +84,7 @@ fi
 if [ ! -f "$jar" ]; then
   say "building svc-ztunnel (jar missing)"
   for attempt in 1 2 3; do
-    if (cd "$repo" && JAVA_HOME="$java_home" ./mvnw -B -q -o -pl shared-proto,svc-ztunnel -am package -DskipTests); then
+    if (cd "$repo" && JAVA_HOME="$java_home" ./mvnw -B -q -o -pl shared-proto,svc-ztunnel -am package -DskipTests -Dimages -Dnative.sources.skip=true); then
       break
     fi
     [ $attempt = 3 ] && die "build failed three times"
@@ -194,12 +203,14 @@ jvm_flags+=("-XX:MaxRAM=$(echo "$pod_limit" | sed 's/Mi$/m/; s/Gi$/g/')")
 read -r -a extra_jvm_flags <<<"${ZBENCH_JVM_OPTS:-}"
 jvm_flags+=("${extra_jvm_flags[@]}")
 read -r -a ztunnel_env <<<"${ZBENCH_ZTUNNEL_ENV-$pod_env}"
-ztunnel() { # node, node ip, admin port, outbound capture port
-  local node="$1" ip="$2" admin="$3" capture="$4" extra=()
+ztunnel() { # node, node ip, admin port, outbound capture port [, ca dir [, JVM flags...]]
+  local node="$1" ip="$2" admin="$3" capture="$4" ca="${5:-$work/ca}" extra=()
+  shift 4; [ $# -gt 0 ] && shift
+  extra+=("$@")
   [ -n "${ZBENCH_THREADS:-}" ] && extra+=("-Dztunnel.dataplane.threads=$ZBENCH_THREADS")
   start_bg "ztunnel-$node" env "${ztunnel_env[@]}" "$java_home/bin/java" "${jvm_flags[@]}" \
-    -Dztunnel.node-name="$node" -Dztunnel.node-ip="$ip" \
-    -Dztunnel.local-config="$work/mesh.yaml" -Dztunnel.identity.ca-dir="$work/ca" \
+    -Dztunnel.node-name="${node%-training}" -Dztunnel.node-ip="$ip" \
+    -Dztunnel.local-config="$work/mesh.yaml" -Dztunnel.identity.ca-dir="$ca" \
     -Dztunnel.ports.hbone=15008 -Dztunnel.ports.outbound-capture="$capture" \
     -Dztunnel.ports.inbound-plaintext=0 -Dztunnel.ports.capture-address=127.0.0.1 \
     -Dztunnel.ports.socks5=0 -Dztunnel.ports.admin="$admin" \
@@ -222,8 +233,36 @@ wait_ready() { # name, pid, url
   echo "$1 not ready after 60 s; last lines of its log:" >&2; tail -30 "$work/$1.log" >&2; return 1
 }
 
+# The AOT cache as the image makes it (native-images/images/build.sh): one training run with the
+# pods' options and -XX:AOTCacheOutput, brought to ready, probed and scraped, then stopped (the JVM
+# writes the cache at exit). Trained once per jar and flags, kept in $aot_dir.
+if [ "$AOT" = 1 ]; then
+  aot="$aot_dir/app.aot"
+  aot_key="$(cat "$work/quarkus-app/quarkus-run.jar" "$work"/quarkus-app/app/*.jar "$work"/quarkus-app/lib/main/dev.ambient* 2>/dev/null | sha256sum | cut -c1-16) ${jvm_flags[*]} ${ztunnel_env[*]}"
+  if [ -s "$aot" ] && [ "$(cat "$aot_dir/key" 2>/dev/null)" = "$aot_key" ]; then
+    say "AOT cache: $aot (trained $(date -u -r "$aot" +%Y-%m-%dT%H:%M:%SZ) for this jar and these flags)"
+  else
+    mkdir -p "$aot_dir"; rm -f "$aot" "$aot_dir/key"
+    say "AOT cache: training run of node-a's ztunnel, as the image's (ready, probes, scrape, stop) -> $aot"
+    t0=$SECONDS
+    ztunnel node-a-training "$NODE_A" 15000 15001 "$work/ca-training" "-XX:AOTCacheOutput=$aot"
+    wait_ready ztunnel-node-a-training "$pid_ztunnel_node_a_training" "http://$NODE_A:15021/healthz/ready"
+    for _ in 1 2 3; do
+      nx curl -fsS -o /dev/null "http://$NODE_A:15021/healthz/ready" || true
+      nx curl -fsS -o /dev/null "http://$NODE_A:15021/healthz/live" || true
+      nx curl -fsS -o /dev/null "http://$NODE_A:15020/metrics" || true
+    done
+    kill -TERM "$pid_ztunnel_node_a_training"
+    wait "$pid_ztunnel_node_a_training" || true
+    [ -s "$aot" ] || { tail -20 "$work/ztunnel-node-a-training.log" >&2; die "the training run wrote no AOT cache"; }
+    echo "$aot_key" >"$aot_dir/key"
+    say "AOT cache trained in $((SECONDS - t0)) s ($(du -m "$aot" | cut -f1) MB)"
+  fi
+  jvm_flags+=("-XX:AOTCache=$aot")
+fi
+
 # node-a first: it creates the local root in the shared CA dir that node-b then reads.
-say "ztunnel jar: $jar_info"
+say "ztunnel jar: $jar_info$([ "$AOT" = 1 ] && echo ', aot-jar with the AOT cache' || echo ', fast-jar without AOT cache (ZBENCH_AOT=0)')"
 say "starting ztunnel node-a ($NODE_A, capture 127.0.0.1:15001) and node-b ($NODE_B)"
 echo "   JVM: ${jvm_flags[*]}; environment: ${ztunnel_env[*]:-none}"
 ztunnel node-a "$NODE_A" 15000 15001
@@ -233,7 +272,7 @@ wait_ready ztunnel-node-b "$pid_ztunnel_node_b" "http://$NODE_B:15021/healthz/re
 ZA=$pid_ztunnel_node_a
 ZB=$pid_ztunnel_node_b
 for p in $ZA $ZB; do [ "$(cat /proc/$p/comm)" = java ] || die "pid $p is not the ztunnel JVM"; done
-grep -h "data-plane threads" "$work"/ztunnel-node-*.log | sed 's/^.*ztunnel for/   ztunnel for/' || true
+grep -h "data-plane threads" "$work"/ztunnel-node-[ab].log | sed 's/^.*ztunnel for/   ztunnel for/' || true
 
 # ---------------------------------------------------------------------------------------------
 # The Go pair: the same kind of certificates as the ztunnels' (ECDSA P-256, SPIFFE URI, signed
@@ -577,6 +616,7 @@ row "added p50 latency, 1 connection, ours" "${M[c1,ours,@,add]} us (Go ${M[c1,g
 row "CPU per request, 16 conns, ours (a + b)" "${M[c16,ours,@,us]} us (a ${M[c16,ours,@,us1]}, b ${M[c16,ours,@,us2]}; Go ${M[c16,go,@,us]})" "-" "info"
 row "CPU per request, node-a (16 conns)" "${M[c16,ours,@,us1]} us" "<= 60 us" "$(verdict "${M[c16,ours,@,us1]}" '<=' 60)"
 row "CPU per request, node-b (16 conns)" "${M[c16,ours,@,us2]} us" "<= 60 us" "$(verdict "${M[c16,ours,@,us2]}" '<=' 60)"
+row "packaging" "$([ "$AOT" = 1 ] && echo "aot-jar + AOT cache (as the image)" || echo "fast-jar, no AOT cache (ZBENCH_AOT=0)")" "-" "info"
 row "RSS idle before load, node-a / node-b" "$(mb "$rss_start_a") / $(mb "$rss_start_b") MB" "-" "info"
 row "RSS idle after load, node-a" "$(mb "$rss_idle_a") MB" "<= 100 MB" "$(verdict "$(mb "$rss_idle_a")" '<=' 100)"
 row "RSS idle after load, node-b" "$(mb "$rss_idle_b") MB" "<= 100 MB" "$(verdict "$(mb "$rss_idle_b")" '<=' 100)"
