@@ -7,23 +7,34 @@
 #   sudo integration-tests/bench/ztunnel-bench.sh
 #
 # Settings (environment; see README.md beside this file): ZBENCH_DURATION (10 s per timed run),
-# ZBENCH_IDLE_CONNS (1000), ZBENCH_WRK_THREADS (1), ZBENCH_XMX (256m), ZBENCH_THREADS (data-plane
+# ZBENCH_IDLE_CONNS (1000), ZBENCH_WRK_THREADS (1), ZBENCH_XMX (unset: the pod's sizing), ZBENCH_THREADS (data-plane
 # threads per ztunnel; default: the ztunnel's own), ZBENCH_ACCESS_LOG (INFO, or WARN),
 # ZBENCH_JVM_OPTS (extra JVM flags for both ztunnels), ZBENCH_QUIET_WAIT (30 s), ZBENCH_NS
 # (zbench), ZBENCH_JAVA_HOME, ZBENCH_KEEP=1 (keep the temp dir with the logs),
-# ZBENCH_SETUP_ONLY=1 (set up, check the paths, then wait for Ctrl-C: for experiments).
+# ZBENCH_SETUP_ONLY=1 (set up, check the paths, then wait for Ctrl-C: for experiments),
+# ZBENCH_ROUNDS (2 interleaved rounds of direct, ztunnel pair, Go pair), ZBENCH_AOT (1: the image's
+# aot-jar and a trained AOT cache; 0: fast-jar without), ZBENCH_AOT_DIR (where the cache is kept).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-jar="$repo/svc-ztunnel/target/quarkus-app/quarkus-run.jar"
+# ZBENCH_AOT=1 (default): the image's packaging and cache, the aot-jar app (target/image-build) with
+# an AOT cache trained as the image trains it; 0: the fast-jar app (target/quarkus-app), no cache.
+AOT="${ZBENCH_AOT:-1}"
+if [ "$AOT" = 1 ]; then
+  jar="$repo/svc-ztunnel/target/image-build/quarkus-app/quarkus-run.jar"
+else
+  jar="$repo/svc-ztunnel/target/quarkus-app/quarkus-run.jar"
+fi
+aot_dir="${ZBENCH_AOT_DIR:-$repo/integration-tests/target/zbench-aot}"   # the trained cache, kept between runs
 java_home="${ZBENCH_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 NS="${ZBENCH_NS:-zbench}"
 DUR="${ZBENCH_DURATION:-10}"
 IDLE_CONNS="${ZBENCH_IDLE_CONNS:-1000}"
 WRK_THREADS="${ZBENCH_WRK_THREADS:-1}"
-XMX="${ZBENCH_XMX:-256m}"
+XMX="${ZBENCH_XMX:-}"
 ACCESS_LOG="${ZBENCH_ACCESS_LOG:-INFO}"
+ROUNDS="${ZBENCH_ROUNDS:-2}"
 
 # Addresses, all inside the namespace. Routes with a source hint make unbound clients (wrk, curl)
 # pick the right source: 127.0.20.0/24 is reached from the client workload 127.0.10.1 (captured,
@@ -35,6 +46,8 @@ SERVER=127.0.20.1          # workload on node-b: nginx :8080, iperf3 :5201, idle
 DIRECT_CLIENT=127.0.11.1   # not a workload, never captured
 DIRECT_SERVER=127.0.21.1   # same nginx, reached directly
 MARK=1337                  # the ztunnels' default socket mark (ztunnel.dataplane.socket-mark)
+GO_SERVER_NODE=127.0.0.5   # the Go pair's server peer (:15008); it dials targets from this address
+GO_CLIENT=127.0.30.1       # the Go pair's client peer: :8080 and :5201 lead to SERVER's through it
 
 python=/usr/bin/python3
 [ -x "$python" ] || python="$(command -v python3)"
@@ -49,7 +62,7 @@ isnum() { [[ "$1" =~ ^-?[0-9]+([.][0-9]+)?$ ]]; }
 # Prerequisites
 [ "$(id -u)" = 0 ] || die "needs root (network namespace, iptables)"
 missing=()
-for tool in ip:iproute2 iptables:iptables iperf3:iperf3 wrk:wrk nginx:nginx curl:curl; do
+for tool in ip:iproute2 iptables:iptables iperf3:iperf3 wrk:wrk nginx:nginx curl:curl openssl:openssl; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -57,13 +70,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# The Go pair (gohbone/main.go) is built from Debian's Go and x/net, offline, in GOPATH mode.
+GO_PACKAGES="golang-go golang-golang-x-net-dev"
+if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/golang.org/x/net/http2 ]; then
+  say "the Go HBONE pair needs: apt-get install -y $GO_PACKAGES (installing)"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $GO_PACKAGES >/dev/null \
+    || die "could not install Go; run: apt-get install -y $GO_PACKAGES"
+fi
 [ -n "$python" ] || die "needs python3"
 [ -x "$java_home/bin/java" ] || die "no Java 25 at $java_home (set ZBENCH_JAVA_HOME)"
 
 if [ ! -f "$jar" ]; then
   say "building svc-ztunnel (jar missing)"
   for attempt in 1 2 3; do
-    if (cd "$repo" && JAVA_HOME="$java_home" ./mvnw -B -q -o -pl shared-proto,svc-ztunnel -am package -DskipTests); then
+    if (cd "$repo" && JAVA_HOME="$java_home" ./mvnw -B -q -o -pl shared-proto,svc-ztunnel -am package -DskipTests -Dimages -Dnative.sources.skip=true); then
       break
     fi
     [ $attempt = 3 ] && die "build failed three times"
@@ -168,15 +189,28 @@ start_bg holder bash -c "ulimit -n 65536 2>/dev/null || true; exec $python $here
 
 # ---------------------------------------------------------------------------------------------
 # Two ztunnels
-jvm_flags=(--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow "-Xmx$XMX")
+# The JVM as the DaemonSet runs it: its JAVA_OPTS (k8s/ztunnel/daemonset.yaml) without the image's
+# AOT cache, -XX:MaxRAM at the pod's memory limit (so MaxRAMPercentage sizes the heap as in the pod,
+# not from this machine's RAM), and the same environment (MALLOC_ARENA_MAX).
+daemonset="$repo/k8s/ztunnel/daemonset.yaml"
+pod_opts=$(awk '/name: JAVA_OPTS/ { getline; sub(/^ *value: */, ""); gsub(/"/, ""); print; exit }' "$daemonset")
+pod_limit=$(awk '/limits:/ { getline; if ($1 == "memory:") { print $2; exit } }' "$daemonset")
+pod_env=$(awk '/name: MALLOC_ARENA_MAX/ { getline; sub(/^ *value: */, ""); gsub(/"/, ""); print "MALLOC_ARENA_MAX=" $0; exit }' "$daemonset")
+[ -n "$pod_opts" ] && [ -n "$pod_limit" ] || die "cannot read JAVA_OPTS and the memory limit from $daemonset"
+read -r -a jvm_flags <<<"$(printf '%s\n' $pod_opts | grep -v '^-XX:AOTCache=' | tr '\n' ' ')"
+jvm_flags+=("-XX:MaxRAM=$(echo "$pod_limit" | sed 's/Mi$/m/; s/Gi$/g/')")
+[ -n "$XMX" ] && jvm_flags+=("-Xmx$XMX")
 read -r -a extra_jvm_flags <<<"${ZBENCH_JVM_OPTS:-}"
 jvm_flags+=("${extra_jvm_flags[@]}")
-ztunnel() { # node, node ip, admin port, outbound capture port
-  local node="$1" ip="$2" admin="$3" capture="$4" extra=()
+read -r -a ztunnel_env <<<"${ZBENCH_ZTUNNEL_ENV-$pod_env}"
+ztunnel() { # node, node ip, admin port, outbound capture port [, ca dir [, JVM flags...]]
+  local node="$1" ip="$2" admin="$3" capture="$4" ca="${5:-$work/ca}" extra=()
+  shift 4; [ $# -gt 0 ] && shift
+  extra+=("$@")
   [ -n "${ZBENCH_THREADS:-}" ] && extra+=("-Dztunnel.dataplane.threads=$ZBENCH_THREADS")
-  start_bg "ztunnel-$node" "$java_home/bin/java" "${jvm_flags[@]}" \
-    -Dztunnel.node-name="$node" -Dztunnel.node-ip="$ip" \
-    -Dztunnel.local-config="$work/mesh.yaml" -Dztunnel.identity.ca-dir="$work/ca" \
+  start_bg "ztunnel-$node" env "${ztunnel_env[@]}" "$java_home/bin/java" "${jvm_flags[@]}" \
+    -Dztunnel.node-name="${node%-training}" -Dztunnel.node-ip="$ip" \
+    -Dztunnel.local-config="$work/mesh.yaml" -Dztunnel.identity.ca-dir="$ca" \
     -Dztunnel.ports.hbone=15008 -Dztunnel.ports.outbound-capture="$capture" \
     -Dztunnel.ports.inbound-plaintext=0 -Dztunnel.ports.capture-address=127.0.0.1 \
     -Dztunnel.ports.socks5=0 -Dztunnel.ports.admin="$admin" \
@@ -199,9 +233,38 @@ wait_ready() { # name, pid, url
   echo "$1 not ready after 60 s; last lines of its log:" >&2; tail -30 "$work/$1.log" >&2; return 1
 }
 
+# The AOT cache as the image makes it (native-images/images/build.sh): one training run with the
+# pods' options and -XX:AOTCacheOutput, brought to ready, probed and scraped, then stopped (the JVM
+# writes the cache at exit). Trained once per jar and flags, kept in $aot_dir.
+if [ "$AOT" = 1 ]; then
+  aot="$aot_dir/app.aot"
+  aot_key="$(cat "$work/quarkus-app/quarkus-run.jar" "$work"/quarkus-app/app/*.jar "$work"/quarkus-app/lib/main/dev.ambient* 2>/dev/null | sha256sum | cut -c1-16) ${jvm_flags[*]} ${ztunnel_env[*]}"
+  if [ -s "$aot" ] && [ "$(cat "$aot_dir/key" 2>/dev/null)" = "$aot_key" ]; then
+    say "AOT cache: $aot (trained $(date -u -r "$aot" +%Y-%m-%dT%H:%M:%SZ) for this jar and these flags)"
+  else
+    mkdir -p "$aot_dir"; rm -f "$aot" "$aot_dir/key"
+    say "AOT cache: training run of node-a's ztunnel, as the image's (ready, probes, scrape, stop) -> $aot"
+    t0=$SECONDS
+    ztunnel node-a-training "$NODE_A" 15000 15001 "$work/ca-training" "-XX:AOTCacheOutput=$aot"
+    wait_ready ztunnel-node-a-training "$pid_ztunnel_node_a_training" "http://$NODE_A:15021/healthz/ready"
+    for _ in 1 2 3; do
+      nx curl -fsS -o /dev/null "http://$NODE_A:15021/healthz/ready" || true
+      nx curl -fsS -o /dev/null "http://$NODE_A:15021/healthz/live" || true
+      nx curl -fsS -o /dev/null "http://$NODE_A:15020/metrics" || true
+    done
+    kill -TERM "$pid_ztunnel_node_a_training"
+    wait "$pid_ztunnel_node_a_training" || true
+    [ -s "$aot" ] || { tail -20 "$work/ztunnel-node-a-training.log" >&2; die "the training run wrote no AOT cache"; }
+    echo "$aot_key" >"$aot_dir/key"
+    say "AOT cache trained in $((SECONDS - t0)) s ($(du -m "$aot" | cut -f1) MB)"
+  fi
+  jvm_flags+=("-XX:AOTCache=$aot")
+fi
+
 # node-a first: it creates the local root in the shared CA dir that node-b then reads.
-say "ztunnel jar: $jar_info"
-say "starting ztunnel node-a ($NODE_A, capture 127.0.0.1:15001) and node-b ($NODE_B), -Xmx$XMX"
+say "ztunnel jar: $jar_info$([ "$AOT" = 1 ] && echo ', aot-jar with the AOT cache' || echo ', fast-jar without AOT cache (ZBENCH_AOT=0)')"
+say "starting ztunnel node-a ($NODE_A, capture 127.0.0.1:15001) and node-b ($NODE_B)"
+echo "   JVM: ${jvm_flags[*]}; environment: ${ztunnel_env[*]:-none}"
 ztunnel node-a "$NODE_A" 15000 15001
 wait_ready ztunnel-node-a "$pid_ztunnel_node_a" "http://$NODE_A:15021/healthz/ready"
 ztunnel node-b "$NODE_B" 15100 0
@@ -209,7 +272,29 @@ wait_ready ztunnel-node-b "$pid_ztunnel_node_b" "http://$NODE_B:15021/healthz/re
 ZA=$pid_ztunnel_node_a
 ZB=$pid_ztunnel_node_b
 for p in $ZA $ZB; do [ "$(cat /proc/$p/comm)" = java ] || die "pid $p is not the ztunnel JVM"; done
-grep -h "data-plane threads" "$work"/ztunnel-node-*.log | sed 's/^.*ztunnel for/   ztunnel for/' || true
+grep -h "data-plane threads" "$work"/ztunnel-node-[ab].log | sed 's/^.*ztunnel for/   ztunnel for/' || true
+
+# ---------------------------------------------------------------------------------------------
+# The Go pair: the same kind of certificates as the ztunnels' (ECDSA P-256, SPIFFE URI, signed
+# by the local root node-a made), HTTP/2 CONNECT over mutual TLS 1.3 with Go's x/net/http2.
+say "building and starting the Go HBONE pair (client $GO_CLIENT :8080/:5201, server $GO_SERVER_NODE:15008)"
+mkdir -p "$work/go"
+(cd "$here/gohbone" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOTOOLCHAIN=local \
+  GOCACHE="$work/go/cache" go build -o "$work/go/gohbone" main.go) || die "building gohbone failed"
+go_cert() { # name, service account
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/O=bench" \
+    -keyout "$work/go/$1.key" -out "$work/go/$1.csr" 2>/dev/null
+  printf 'subjectAltName=critical,URI:spiffe://cluster.local/ns/bench/sa/%s\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n' "$2" >"$work/go/$1.ext"
+  openssl x509 -req -in "$work/go/$1.csr" -CA "$work/ca/root-cert.pem" -CAkey "$work/ca/ca-key.pem" \
+    -CAcreateserial -days 1 -sha256 -extfile "$work/go/$1.ext" -out "$work/go/$1.pem" 2>/dev/null
+}
+go_cert client bench-client && go_cert server bench-server || die "could not sign the Go pair's certificates"
+go_tls() { echo -cert "$work/go/$1.pem" -key "$work/go/$1.key" -ca "$work/ca/root-cert.pem"; }
+start_bg go-server "$work/go/gohbone" server -listen "$GO_SERVER_NODE:15008" -source "$GO_SERVER_NODE" $(go_tls server)
+start_bg go-client "$work/go/gohbone" client -peer "$GO_SERVER_NODE:15008" $(go_tls client) \
+  "$GO_CLIENT:8080=$SERVER:8080" "$GO_CLIENT:5201=$SERVER:5201"
+GA=$pid_go_client GB=$pid_go_server
+for _ in $(seq 1 40); do grep -q "client ready" "$work/go-client.log" && grep -q "server ready" "$work/go-server.log" && break; sleep 0.1; done
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
@@ -246,12 +331,19 @@ else
   echo "   direct: 100 bytes, not captured; tunnel: 100 bytes, captured (access log is $ACCESS_LOG: not checked)"
 fi
 
+before=$(redirected)
+body=$(nx curl -fsS --max-time 5 "http://$GO_CLIENT:8080/100b.txt" | wc -c)
+[ "$body" = 100 ] || die "request through the Go pair failed (got $body bytes); see $work/go-*.log"
+[ "$(redirected)" = "$before" ] || die "the request through the Go pair was captured; it must not be"
+echo "   Go pair: 100 bytes, not captured"
+
 if [ "${ZBENCH_SETUP_ONLY:-0}" = 1 ]; then
   say "set up; holding until interrupted (Ctrl-C or kill -TERM $$). Try, e.g.:"
   echo "   ip netns exec $NS iperf3 -c $SERVER -B $CLIENT        # tunnelled"
   echo "   ip netns exec $NS wrk -c1 -d5s --latency http://$SERVER:8080/100b.txt   # tunnelled"
   echo "   ip netns exec $NS wrk -c1 -d5s --latency http://$DIRECT_SERVER:8080/100b.txt   # direct"
-  echo "   logs: $work (ztunnel pids: node-a $ZA, node-b $ZB)"
+  echo "   ip netns exec $NS wrk -c1 -d5s --latency http://$GO_CLIENT:8080/100b.txt   # Go pair"
+  echo "   logs: $work (ztunnel pids: node-a $ZA, node-b $ZB; Go pair: client $GA, server $GB)"
   sleep infinity &
   pids+=($!)
   wait $! || true
@@ -263,7 +355,7 @@ fi
 PROBE=(0 0 0 0 0)
 probe() { "$python" "$here/cpu_probe.py" "$NS" "$$"; }
 probe_start() { read -r -a PROBE <<<"$(probe)"; }
-probe_stop() { # sets OTHERS (% of the machine used outside the benchmark), STEAL (%), JIT (s)
+probe_stop() { # sets OTHERS (% of the machine used outside the benchmark), STEAL (%), JIT (s), LOAD
   local now
   read -r -a now <<<"$(probe)"
   local total=$((now[0] - PROBE[0])) busy=$((now[1] - PROBE[1])) ours=$((now[2] - PROBE[2]))
@@ -275,36 +367,53 @@ probe_stop() { # sets OTHERS (% of the machine used outside the benchmark), STEA
     OTHERS=nan STEAL=nan
   fi
   JIT=$(calc "$jit / $CLK_TCK" .2f)
-  OTHERS_ALL+=("$OTHERS"); STEAL_ALL+=("$STEAL")
+  LOAD=$(cut -d' ' -f1 /proc/loadavg)
+  OTHERS_ALL+=("$OTHERS"); STEAL_ALL+=("$STEAL"); LOAD_ALL+=("$LOAD")
 }
-OTHERS_ALL=() STEAL_ALL=()
+OTHERS_ALL=() STEAL_ALL=() LOAD_ALL=()
 
-iperf_run() { # label, client bind, extra args...; sets I_GBPS (receiver side), I_BYTES, I_CPU_A/B (ticks)
-  local label="$1" bind="$2"; shift 2
-  local out="$work/iperf-$label.json" a0 b0
+# The three paths. Each proxy pair is two processes whose CPU is read from /proc/<pid>/stat.
+path_pids() { case "$1" in ours) echo "$ZA $ZB" ;; go) echo "$GA $GB" ;; *) echo "" ;; esac; }
+path_http() { case "$1" in ours) echo "$SERVER" ;; go) echo "$GO_CLIENT" ;; *) echo "$DIRECT_SERVER" ;; esac; }
+path_iperf() { case "$1" in ours) echo "$SERVER $CLIENT" ;; go) echo "$GO_CLIENT $DIRECT_CLIENT" ;; *) echo "$SERVER $DIRECT_CLIENT" ;; esac; }
+ticks_of() { local p out=(); for p in "$@"; do out+=("$(cpu_ticks "$p")"); done; echo "${out[@]:-}"; }
+ticks_since() { # "before ticks" pids... -> "delta per pid"
+  local -a before=($1); shift
+  local i=0 p out=()
+  for p in "$@"; do out+=($(( $(cpu_ticks "$p") - before[i] ))); i=$((i + 1)); done
+  echo "${out[@]:-}"
+}
+
+iperf_run() { # path, label, extra args...; sets I_GBPS (receiver side), I_BYTES, I_TICKS (per pid)
+  local path="$1" label="$2"; shift 2
+  local out="$work/iperf-$label.json" pids before target bind
+  read -r target bind <<<"$(path_iperf "$path")"
+  pids=$(path_pids "$path")
   I_GBPS=nan I_BYTES=0
-  a0=$(cpu_ticks "$ZA"); b0=$(cpu_ticks "$ZB")
+  before=$(ticks_of $pids)
   probe_start
-  if nx iperf3 -c "$SERVER" -p 5201 -B "$bind" -t "$DUR" -J "$@" >"$out" 2>&1; then
+  # A run that has not ended 20 s after its time counts as failed (nan), not as a hung benchmark.
+  if nx timeout -s INT $((DUR + 20)) iperf3 -c "$target" -p 5201 -B "$bind" -t "$DUR" -J "$@" >"$out" 2>&1; then
     read -r I_GBPS I_BYTES < <("$python" -c 'import json,sys; d=json.load(open(sys.argv[1]))["end"]["sum_received"]; print("%.2f %d" % (d["bits_per_second"]/1e9, d["bytes"]))' "$out" 2>/dev/null || echo "nan 0")
   else
     echo "   iperf3 $label failed: $(tail -3 "$out" | tr '\n' ' ')" >&2
   fi
   probe_stop
-  I_CPU_A=$(($(cpu_ticks "$ZA") - a0)); I_CPU_B=$(($(cpu_ticks "$ZB") - b0))
+  I_TICKS=$(ticks_since "$before" $pids)
 }
 
 to_us() { # wrk latency "29.00us" / "1.20ms" / "1.00s" -> microseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /s$/) m = 1000000; else { print "nan"; exit }; printf "%.1f", n * m }'
 }
-wrk_run() { # label, host, connections, duration; sets W_RPS, W_REQ, W_P50, W_P99, W_CPU_A/B (ticks)
-  local label="$1" host="$2" conns="$3" dur="$4" out="$work/wrk-$1.txt" a0 b0
+wrk_run() { # path, label, connections; sets W_RPS, W_REQ, W_P50, W_P99, W_TICKS (per pid)
+  local path="$1" label="$2" conns="$3" out="$work/wrk-$2.txt" pids before
+  pids=$(path_pids "$path")
   W_RPS=nan W_REQ=nan W_P50=nan W_P99=nan
-  a0=$(cpu_ticks "$ZA"); b0=$(cpu_ticks "$ZB")
+  before=$(ticks_of $pids)
   probe_start
-  nx wrk -t "$WRK_THREADS" -c "$conns" -d "${dur}s" --latency "http://$host:8080/100b.txt" >"$out" 2>&1 || true
+  nx timeout -s INT $((DUR + 20)) wrk -t "$WRK_THREADS" -c "$conns" -d "${DUR}s" --latency "http://$(path_http "$path"):8080/100b.txt" >"$out" 2>&1 || true
   probe_stop
-  W_CPU_A=$(($(cpu_ticks "$ZA") - a0)); W_CPU_B=$(($(cpu_ticks "$ZB") - b0))
+  W_TICKS=$(ticks_since "$before" $pids)
   W_RPS=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   W_REQ=$(awk '/ requests in / { print $1 }' "$out")
   W_P50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
@@ -320,6 +429,12 @@ per_req_us() { # ticks, requests
 per_gb_s() { # ticks, bytes -> CPU seconds per GB (10^9 bytes)
   [ "$2" -gt 0 ] && calc "$1 / $CLK_TCK / ($2 / 1e9)" .2f || echo nan
 }
+median() { # numbers (non-numbers ignored) -> median, or nan
+  printf '%s\n' "$@" | grep -E '^-?[0-9]+([.][0-9]+)?$' | sort -g \
+    | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+div() { isnum "$1" && isnum "$2" && awk -v a="$1" -v b="$2" 'BEGIN { exit !(b != 0) }' && calc "$1 / $2" .2f || echo nan; }
+sub() { isnum "$1" && isnum "$2" && calc "$1 - $2" .1f || echo nan; }
 
 # ---------------------------------------------------------------------------------------------
 # Wait (a little) for a quiet machine: other users' builds distort every number on 2 cores
@@ -327,13 +442,13 @@ QUIET_WAIT="${ZBENCH_QUIET_WAIT:-30}"
 t0=$SECONDS
 while :; do
   probe_start; sleep 2; probe_stop
-  OTHERS_ALL=() STEAL_ALL=()
+  OTHERS_ALL=() STEAL_ALL=() LOAD_ALL=()
   if [ "$OTHERS" != nan ] && [ "$OTHERS" -le 15 ]; then
-    say "machine is quiet enough: other processes use $OTHERS% of its CPU"
+    say "machine is quiet enough: other processes use $OTHERS% of its CPU (load average $LOAD)"
     break
   fi
   if [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ]; then
-    say "WARNING: other processes use $OTHERS% of the machine's CPU (waited ${QUIET_WAIT} s); results will be disturbed"
+    say "WARNING: other processes use $OTHERS% of the machine's CPU (waited ${QUIET_WAIT} s, load average $LOAD); results will be disturbed"
     ps -eo pcpu,etimes,comm --sort=-pcpu | awk 'NR > 1 && NR <= 4 { printf "     %s%% %s (running %s s)\n", $1, $3, $2 }'
     break
   fi
@@ -342,52 +457,90 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # Warm-up: until the JIT compilers of both ztunnels have settled (at most 4 rounds)
-say "warm-up through the tunnel until the JIT settles (rounds of wrk 3 s + iperf3 3 s each way)"
+say "warm-up through both pairs until the JIT settles (rounds of wrk 3 s + iperf3 3 s each way)"
 for round in 1 2 3 4; do
   probe_start
   nx wrk -t "$WRK_THREADS" -c 16 -d 3s "http://$SERVER:8080/100b.txt" >/dev/null 2>&1 || true
-  nx iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 >/dev/null 2>&1 || true
-  nx iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 -R >/dev/null 2>&1 || true
+  nx timeout -s INT 30 iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 >/dev/null 2>&1 || true
+  nx timeout -s INT 30 iperf3 -c "$SERVER" -p 5201 -B "$CLIENT" -t 3 -R >/dev/null 2>&1 || true
+  if [ $round = 1 ]; then
+    nx wrk -t "$WRK_THREADS" -c 16 -d 2s "http://$GO_CLIENT:8080/100b.txt" >/dev/null 2>&1 || true
+    nx timeout -s INT 30 iperf3 -c "$GO_CLIENT" -p 5201 -B "$DIRECT_CLIENT" -t 2 >/dev/null 2>&1 || true
+  fi
   probe_stop
   echo "   round $round: JIT compiler threads used $JIT s of CPU"
   isnum "$JIT" && awk -v j="$JIT" 'BEGIN { exit !(j < 0.5) }' && break
 done
-OTHERS_ALL=() STEAL_ALL=()
+OTHERS_ALL=() STEAL_ALL=() LOAD_ALL=()
 
 # ---------------------------------------------------------------------------------------------
-say "iperf3, one stream, ${DUR} s each (Gbit/s at the receiver; 'others' = CPU used outside the benchmark)"
-iperf_run direct-up "$DIRECT_CLIENT"
-up_direct=$I_GBPS
-echo "   direct  client->server  $up_direct   (others $OTHERS%)"
-iperf_run tunnel-up "$CLIENT"
-up_tunnel=$I_GBPS up_gb_a=$(per_gb_s "$I_CPU_A" "$I_BYTES") up_gb_b=$(per_gb_s "$I_CPU_B" "$I_BYTES")
-echo "   tunnel  client->server  $up_tunnel   (others $OTHERS%; ztunnel CPU per GB: node-a $up_gb_a s, node-b $up_gb_b s)"
-iperf_run direct-down "$DIRECT_CLIENT" -R
-down_direct=$I_GBPS
-echo "   direct  server->client  $down_direct   (others $OTHERS%)"
-iperf_run tunnel-down "$CLIENT" -R
-down_tunnel=$I_GBPS down_gb_a=$(per_gb_s "$I_CPU_A" "$I_BYTES") down_gb_b=$(per_gb_s "$I_CPU_B" "$I_BYTES")
-echo "   tunnel  server->client  $down_tunnel   (others $OTHERS%; ztunnel CPU per GB: node-a $down_gb_a s, node-b $down_gb_b s)"
+# Interleaved rounds: each test runs direct, through our pair and through the Go pair back to
+# back, in an order rotated every round, so a neighbour's build hits all three alike. Ratios are
+# taken within a round; the summary judges the median of the rounds.
+declare -A R
+pair_cost() { # key, name, "ticks of first ticks of second", per-function, amount, unit: stores the
+  # pair's CPU per amount in R[key,name] and each process's in R[key,name1] / R[key,name2]; sets cpu
+  local key="$1" name="$2" per="$4" amount="$5" t1 t2
+  read -r t1 t2 <<<"$3"
+  R[$key,$name]=$($per "$((t1 + t2))" "$amount")
+  R[$key,${name}1]=$($per "$t1" "$amount"); R[$key,${name}2]=$($per "$t2" "$amount")
+  cpu="${R[$key,$name]} $6 (${R[$key,${name}1]} / ${R[$key,${name}2]})"
+}
+PATHS=(direct ours go)
+say "$ROUNDS interleaved rounds: iperf3 one stream each way, wrk 100-byte keep-alive at 1 and 16 connections, ${DUR} s per run"
+printf '   %-5s %-5s %-6s %-38s %-40s %s\n' round test path result "proxy CPU (pair: first / second)" "others / load"
+for ((r = 1; r <= ROUNDS; r++)); do
+  order=("${PATHS[@]:$(( (r - 1) % 3 ))}" "${PATHS[@]:0:$(( (r - 1) % 3 ))}")
+  for test in up down c1 c16; do
+    for path in "${order[@]}"; do
+      cpu=""
+      case $test in
+        up|down)
+          extra=(); [ $test = down ] && extra=(-R)
+          iperf_run "$path" "$path-$test-$r" "${extra[@]}"
+          R[$test,$path,$r]=$I_GBPS
+          result="$I_GBPS Gbit/s"
+          [ "$path" = direct ] || pair_cost "$test,$path,$r" gb "$I_TICKS" per_gb_s "$I_BYTES" s/GB ;;
+        c1|c16)
+          wrk_run "$path" "$path-$test-$r" "${test#c}"
+          R[$test,$path,$r]=$W_RPS R[$test,$path,$r,p50]=$W_P50 R[$test,$path,$r,p99]=$W_P99
+          result="$W_RPS req/s, p50 $W_P50 p99 $W_P99 us"
+          [ "$path" = direct ] || pair_cost "$test,$path,$r" us "$W_TICKS" per_req_us "$W_REQ" us/req ;;
+      esac
+      printf '   %-5s %-5s %-6s %-38s %-40s %s\n' "$r" "$test" "$path" "$result" "$cpu" "$OTHERS% / $LOAD"
+    done
+  done
+done
 
-say "wrk, HTTP/1.1 keep-alive, 100-byte file, ${DUR} s each, $WRK_THREADS wrk thread(s)"
-printf '   %-8s %5s %10s %10s %10s %8s  %s\n' path conns req/s p50_us p99_us others "ztunnel CPU per request (us)"
-wrk_line() { printf '   %-8s %5s %10s %10s %10s %7s%%  %s\n' "$@"; }
-wrk_run direct-c1 "$DIRECT_SERVER" 1 "$DUR"
-d1_rps=$W_RPS d1_p50=$W_P50 d1_p99=$W_P99
-wrk_line direct 1 "$d1_rps" "$d1_p50" "$d1_p99" "$OTHERS" ""
-wrk_run tunnel-c1 "$SERVER" 1 "$DUR"
-t1_rps=$W_RPS t1_p50=$W_P50 t1_p99=$W_P99
-t1_cpu_a=$(per_req_us "$W_CPU_A" "$W_REQ") t1_cpu_b=$(per_req_us "$W_CPU_B" "$W_REQ")
-wrk_line tunnel 1 "$t1_rps" "$t1_p50" "$t1_p99" "$OTHERS" "node-a $t1_cpu_a, node-b $t1_cpu_b"
-wrk_run direct-c16 "$DIRECT_SERVER" 16 "$DUR"
-d16_rps=$W_RPS d16_p50=$W_P50 d16_p99=$W_P99
-wrk_line direct 16 "$d16_rps" "$d16_p50" "$d16_p99" "$OTHERS" ""
-wrk_run tunnel-c16 "$SERVER" 16 "$DUR"
-t16_rps=$W_RPS t16_p50=$W_P50 t16_p99=$W_P99 t16_req=$W_REQ
-cpu_a=$(per_req_us "$W_CPU_A" "$W_REQ") cpu_b=$(per_req_us "$W_CPU_B" "$W_REQ")
-wrk_line tunnel 16 "$t16_rps" "$t16_p50" "$t16_p99" "$OTHERS" "node-a $cpu_a, node-b $cpu_b"
-echo "   (16-connection tunnel run: $t16_req requests; node-a used $(calc "$W_CPU_A / $CLK_TCK" .2f) s," \
-  "node-b $(calc "$W_CPU_B / $CLK_TCK" .2f) s of CPU, from /proc/<pid>/stat utime+stime)"
+# Per-round figures and ratios, then medians over the rounds
+med() { # key pattern with @ for the round
+  local vals=() r
+  for ((r = 1; r <= ROUNDS; r++)); do vals+=("${R[${1//@/$r}]:-nan}"); done
+  median "${vals[@]}"
+}
+declare -A M
+for ((r = 1; r <= ROUNDS; r++)); do
+  for t in up down; do
+    R[$t,od,$r]=$(div "${R[$t,ours,$r]}" "${R[$t,direct,$r]}")
+    R[$t,gd,$r]=$(div "${R[$t,go,$r]}" "${R[$t,direct,$r]}")
+    R[$t,og,$r]=$(div "${R[$t,ours,$r]}" "${R[$t,go,$r]}")
+    R[$t,gbr,$r]=$(div "${R[$t,ours,$r,gb]:-nan}" "${R[$t,go,$r,gb]:-nan}")
+  done
+  R[c1,ours,$r,add]=$(sub "${R[c1,ours,$r,p50]}" "${R[c1,direct,$r,p50]}")
+  R[c1,go,$r,add]=$(sub "${R[c1,go,$r,p50]}" "${R[c1,direct,$r,p50]}")
+  R[c16,og,$r]=$(div "${R[c16,ours,$r]}" "${R[c16,go,$r]}")
+  echo "   round $r ratios: ours/direct up ${R[up,od,$r]} down ${R[down,od,$r]}; ours/Go up ${R[up,og,$r]} down ${R[down,og,$r]};" \
+    "CPU per GB ours/Go up ${R[up,gbr,$r]} down ${R[down,gbr,$r]}; added p50 ours ${R[c1,ours,$r,add]} us, Go ${R[c1,go,$r,add]} us"
+done
+for key in up,direct,@ up,ours,@ up,go,@ down,direct,@ down,ours,@ down,go,@ up,od,@ down,od,@ up,gd,@ down,gd,@ \
+  up,og,@ down,og,@ up,gbr,@ down,gbr,@ up,ours,@,gb up,go,@,gb down,ours,@,gb down,go,@,gb \
+  up,ours,@,gb1 up,ours,@,gb2 down,ours,@,gb1 down,ours,@,gb2 \
+  c1,direct,@ c1,ours,@ c1,go,@ c16,direct,@ c16,ours,@ c16,go,@ c16,og,@ \
+  c1,direct,@,p50 c1,ours,@,p50 c1,go,@,p50 c1,direct,@,p99 c1,ours,@,p99 c1,go,@,p99 \
+  c16,direct,@,p50 c16,ours,@,p50 c16,go,@,p50 c16,direct,@,p99 c16,ours,@,p99 c16,go,@,p99 \
+  c1,ours,@,add c1,go,@,add c16,ours,@,us c16,ours,@,us1 c16,ours,@,us2 c16,go,@,us c1,ours,@,us; do
+  M[$key]=$(med "$key")
+done
 
 # ---------------------------------------------------------------------------------------------
 say "memory: RSS idle, then with $IDLE_CONNS idle tunnelled connections held open"
@@ -424,6 +577,7 @@ fi
 mb() { calc "$1 / 1024"; }
 echo "   node-a RSS: after start $(mb "$rss_start_a") MB, idle after load $(mb "$rss_idle_a") MB, with connections $(mb "$rss_held_a") MB"
 echo "   node-b RSS: after start $(mb "$rss_start_b") MB, idle after load $(mb "$rss_idle_b") MB, with connections $(mb "$rss_held_b") MB"
+echo "   Go pair RSS now: client $(mb "$(rss_kb "$GA")") MB, server $(mb "$(rss_kb "$GB")") MB"
 
 # ---------------------------------------------------------------------------------------------
 # Summary
@@ -431,41 +585,45 @@ verdict() { # value, op, goal
   isnum "$1" || { echo MISS; return; }
   awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN { ok = (op == ">=") ? (v >= g) : (v <= g); print ok ? "PASS" : "MISS" }'
 }
-ratio() { isnum "$1" && isnum "$2" && calc "100 * $1 / $2" .0f || echo nan; }
-added() { isnum "$1" && isnum "$2" && calc "$1 - $2" .1f || echo nan; }
-up_ratio=$(ratio "$up_tunnel" "$up_direct")
-down_ratio=$(ratio "$down_tunnel" "$down_direct")
-added_p50=$(added "$t1_p50" "$d1_p50")
-added_p99=$(added "$t1_p99" "$d1_p99")
+pct() { isnum "$1" && calc "100 * $1" .0f || echo nan; }
 others_max=$(printf '%s\n' "${OTHERS_ALL[@]}" | grep -E '^[0-9]+$' | sort -n | tail -1 || true)
 others_avg=$(printf '%s\n' "${OTHERS_ALL[@]}" | awk '/^[0-9]+$/ { s += $1; n++ } END { printf "%.0f", n ? s / n : 0 }')
 steal_max=$(printf '%s\n' "${STEAL_ALL[@]}" | grep -E '^[0-9]+$' | sort -n | tail -1 || true)
+load_range=$(printf '%s\n' "${LOAD_ALL[@]}" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }')
 
 echo
-say "results ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, kernel $(uname -r))"
-row() { printf '%-46s %-32s %-10s %s\n' "$@"; }
+say "results ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, kernel $(uname -r); medians of $ROUNDS interleaved rounds; load average $load_range)"
+row() { printf '%-46s %-40s %-10s %s\n' "$@"; }
 row "measure" "measured" "goal" "verdict"
-row "---------------------------------------------" "-------------------------------" "---------" "-------"
-row "throughput client->server, tunnel/direct" "$up_tunnel / $up_direct Gbit/s = $up_ratio%" ">= 40%" "$(verdict "$up_ratio" '>=' 40)"
-row "throughput server->client (-R), tunnel/direct" "$down_tunnel / $down_direct Gbit/s = $down_ratio%" ">= 40%" "$(verdict "$down_ratio" '>=' 40)"
-per_core() { isnum "$1" && calc "8 / $1" .1f || echo nan; }
-row "ztunnel CPU s per GB tunnelled (up / down)" "a $up_gb_a / $down_gb_a, b $up_gb_b / $down_gb_b" "-" "info"
-row "  = Gbit/s one ztunnel core carries (up/down)" "a $(per_core "$up_gb_a") / $(per_core "$down_gb_a"), b $(per_core "$up_gb_b") / $(per_core "$down_gb_b")" "-" "info"
-row "requests/s, 1 connection, tunnel / direct" "$t1_rps / $d1_rps" "-" "info"
-row "requests/s, 16 connections, tunnel / direct" "$t16_rps / $d16_rps" "-" "info"
-row "p50 / p99, 1 conn, direct (us)" "$d1_p50 / $d1_p99" "-" "info"
-row "p50 / p99, 1 conn, tunnel (us)" "$t1_p50 / $t1_p99" "-" "info"
-row "p50 / p99, 16 conns, direct (us)" "$d16_p50 / $d16_p99" "-" "info"
-row "p50 / p99, 16 conns, tunnel (us)" "$t16_p50 / $t16_p99" "-" "info"
-row "added p50 latency, 1 connection" "$added_p50 us (p99: $added_p99 us)" "<= 100 us" "$(verdict "$added_p50" '<=' 100)"
-row "CPU per request, node-a (16 conns)" "$cpu_a us (1 conn: $t1_cpu_a us)" "<= 60 us" "$(verdict "$cpu_a" '<=' 60)"
-row "CPU per request, node-b (16 conns)" "$cpu_b us (1 conn: $t1_cpu_b us)" "<= 60 us" "$(verdict "$cpu_b" '<=' 60)"
-row "RSS idle, node-a / node-b (after load)" "$(mb "$rss_idle_a") / $(mb "$rss_idle_b") MB" "-" "info"
+row "---------------------------------------------" "---------------------------------------" "---------" "-------"
+row "Gbit/s up: direct / ours / Go" "${M[up,direct,@]} / ${M[up,ours,@]} / ${M[up,go,@]}" "-" "info"
+row "Gbit/s down (-R): direct / ours / Go" "${M[down,direct,@]} / ${M[down,ours,@]} / ${M[down,go,@]}" "-" "info"
+row "throughput up, ours/direct" "$(pct "${M[up,od,@]}")% (Go/direct $(pct "${M[up,gd,@]}")%)" ">= 40%" "$(verdict "$(pct "${M[up,od,@]}")" '>=' 40)"
+row "throughput down, ours/direct" "$(pct "${M[down,od,@]}")% (Go/direct $(pct "${M[down,gd,@]}")%)" ">= 40%" "$(verdict "$(pct "${M[down,od,@]}")" '>=' 40)"
+row "throughput up, ours/Go" "${M[up,og,@]}x" ">= 2x" "$(verdict "${M[up,og,@]}" '>=' 2)"
+row "throughput down, ours/Go" "${M[down,og,@]}x" ">= 2x" "$(verdict "${M[down,og,@]}" '>=' 2)"
+row "pair CPU s per GB up: ours / Go" "${M[up,ours,@,gb]} / ${M[up,go,@,gb]} (a ${M[up,ours,@,gb1]}, b ${M[up,ours,@,gb2]})" "-" "info"
+row "pair CPU s per GB down: ours / Go" "${M[down,ours,@,gb]} / ${M[down,go,@,gb]} (a ${M[down,ours,@,gb1]}, b ${M[down,ours,@,gb2]})" "-" "info"
+row "CPU per GB up, ours/Go" "${M[up,gbr,@]}x" "<= 0.5x" "$(verdict "${M[up,gbr,@]}" '<=' 0.5)"
+row "CPU per GB down, ours/Go" "${M[down,gbr,@]}x" "<= 0.5x" "$(verdict "${M[down,gbr,@]}" '<=' 0.5)"
+row "req/s 1 conn: direct / ours / Go" "${M[c1,direct,@]} / ${M[c1,ours,@]} / ${M[c1,go,@]}" "-" "info"
+row "req/s 16 conns: direct / ours / Go" "${M[c16,direct,@]} / ${M[c16,ours,@]} / ${M[c16,go,@]} (ours/Go ${M[c16,og,@]}x)" "-" "info"
+row "p50 / p99 1 conn (us): direct" "${M[c1,direct,@,p50]} / ${M[c1,direct,@,p99]}" "-" "info"
+row "p50 / p99 1 conn (us): ours / Go" "${M[c1,ours,@,p50]} / ${M[c1,ours,@,p99]}; ${M[c1,go,@,p50]} / ${M[c1,go,@,p99]}" "-" "info"
+row "p50 / p99 16 conns (us): direct" "${M[c16,direct,@,p50]} / ${M[c16,direct,@,p99]}" "-" "info"
+row "p50 / p99 16 conns (us): ours / Go" "${M[c16,ours,@,p50]} / ${M[c16,ours,@,p99]}; ${M[c16,go,@,p50]} / ${M[c16,go,@,p99]}" "-" "info"
+row "added p50 latency, 1 connection, ours" "${M[c1,ours,@,add]} us (Go ${M[c1,go,@,add]} us)" "<= 50 us" "$(verdict "${M[c1,ours,@,add]}" '<=' 50)"
+row "CPU per request, 16 conns, ours (a + b)" "${M[c16,ours,@,us]} us (a ${M[c16,ours,@,us1]}, b ${M[c16,ours,@,us2]}; Go ${M[c16,go,@,us]})" "-" "info"
+row "CPU per request, node-a (16 conns)" "${M[c16,ours,@,us1]} us" "<= 60 us" "$(verdict "${M[c16,ours,@,us1]}" '<=' 60)"
+row "CPU per request, node-b (16 conns)" "${M[c16,ours,@,us2]} us" "<= 60 us" "$(verdict "${M[c16,ours,@,us2]}" '<=' 60)"
+row "packaging" "$([ "$AOT" = 1 ] && echo "aot-jar + AOT cache (as the image)" || echo "fast-jar, no AOT cache (ZBENCH_AOT=0)")" "-" "info"
+row "RSS idle before load, node-a / node-b" "$(mb "$rss_start_a") / $(mb "$rss_start_b") MB" "-" "info"
+row "RSS idle after load, node-a" "$(mb "$rss_idle_a") MB" "<= 100 MB" "$(verdict "$(mb "$rss_idle_a")" '<=' 100)"
+row "RSS idle after load, node-b" "$(mb "$rss_idle_b") MB" "<= 100 MB" "$(verdict "$(mb "$rss_idle_b")" '<=' 100)"
 row "RSS growth per 1,000 idle conns, node-a" "$grow_a MB" "<= 20 MB" "$(verdict "$grow_a" '<=' 20)"
 row "RSS growth per 1,000 idle conns, node-b" "$grow_b MB" "<= 20 MB" "$(verdict "$grow_b" '<=' 20)"
 row "CPU used by others during timed runs" "avg ${others_avg}%, max ${others_max:-?}% (steal max ${steal_max:-?}%)" "~0%" \
   "$( [ "${others_max:-100}" -le 10 ] && echo quiet || echo DISTURBED)"
-
 cat <<MSG
 
 What limits these numbers:
@@ -480,12 +638,16 @@ What limits these numbers:
   real node. Through the tunnel every byte crosses 3 TCP connections, is encrypted and decrypted
   (TLS 1.3, BoringSSL via netty-tcnative when available) and framed as HTTP/2 DATA.
 - Each ztunnel runs $(grep -ho "[0-9]* data-plane threads ([a-z]*)" "$work/ztunnel-node-a.log" | head -1 || echo "its default data-plane threads"),
-  $($java_home/bin/java -version 2>&1 | head -1 | tr -d '"'), -Xmx$XMX, default GC. CPU figures are the whole
+  $($java_home/bin/java -version 2>&1 | head -1 | tr -d '"'), the DaemonSet's JVM options (printed above). CPU figures are the whole
   JVM (event loops, GC, JIT) from /proc/<pid>/stat at $CLK_TCK ticks/s, after a warm-up that waits for
   the JIT compilers to settle.
 - Access log: $ACCESS_LOG. One line per connection, when it closes; the keep-alive runs open at most
   17 connections, so it costs nothing measurable (ZBENCH_ACCESS_LOG=WARN turns it off).
 - RSS growth is measured after the load runs, when heap and Netty's buffer pools have already
   grown; the 1,000 connections share ~$(( (IDLE_CONNS + 99) / 100 )) pooled HBONE connections (100 streams each).
-- One run, no repetitions: on this machine expect +-10% between quiet runs, far more when disturbed.
+- The Go pair (gohbone/main.go, Go $(go version | awk '{ print $3 }'), Debian's x/net/http2) does what the ztunnels
+  do on the wire (mutual TLS 1.3, HTTP/2 CONNECT, 1 MiB frames, 4 MiB stream windows) without
+  policy, capture, metrics or access log: a yardstick, not a ztunnel.
+- $ROUNDS interleaved rounds (ZBENCH_ROUNDS); ratios within each round, medians judged. On this
+  machine expect +-10% between quiet runs, far more when disturbed.
 MSG

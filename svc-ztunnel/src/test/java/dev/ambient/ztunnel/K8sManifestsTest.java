@@ -179,6 +179,7 @@ class K8sManifestsTest {
         String javaOpts = value(env, "JAVA_OPTS");
         assertTrue(javaOpts.contains("-XX:MaxRAMPercentage=40"), javaOpts);
         assertTrue(javaOpts.contains("--enable-native-access=ALL-UNNAMED"), javaOpts);
+        assertEquals("2", value(env, "MALLOC_ARENA_MAX"), "two glibc arenas, not one per thread");
 
         JsonNode resources = container().path("resources");
         assertEquals("200m", resources.at("/requests/cpu").asText());
