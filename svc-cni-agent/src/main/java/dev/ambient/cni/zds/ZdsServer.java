@@ -473,8 +473,10 @@ public final class ZdsServer implements AutoCloseable {
                     for (Entry e : desired.values()) {
                         enqueue(requestFor(e, relayTo(e)));
                     }
+                    // other_ztunnels is counted when it is sent (see exchange): an older instance that
+                    // connected at the same time may say hello after this one.
                     enqueue(new Op("snapshot_sent", WorkloadRequest.newBuilder()
-                            .setSnapshotSent(SnapshotSent.newBuilder().setOtherZtunnels(others)).build(), null,
+                            .setSnapshotSent(SnapshotSent.getDefaultInstance()).build(), null,
                             new CompletableFuture<>(), "SnapshotSent"));
                 }
                 metrics.zdsConnection("accepted");
@@ -550,6 +552,9 @@ public final class ZdsServer implements AutoCloseable {
             }
             if (op.carries() != null && op.type().equals("add")) {
                 socket.send(op.request(), op.carries().netns.fd());
+            } else if (op.type().equals("snapshot_sent")) {
+                socket.send(WorkloadRequest.newBuilder().setSnapshotSent(SnapshotSent.newBuilder()
+                        .setOtherZtunnels(olderServed())).build());
             } else {
                 socket.send(op.request());
             }
@@ -602,6 +607,13 @@ public final class ZdsServer implements AutoCloseable {
             }
             if (op.carries() != null) {
                 release(op.carries());
+            }
+        }
+
+        /** The older instances served now: the ones this connection takes over from if it is the newest. */
+        private int olderServed() {
+            synchronized (lock) {
+                return (int) registered.stream().filter(c -> c != this && newerThan(c)).count();
             }
         }
 

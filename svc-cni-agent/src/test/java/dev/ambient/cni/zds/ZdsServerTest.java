@@ -132,6 +132,7 @@ class ZdsServerTest {
         server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
         try (ZdsTestClient old = ZdsTestClient.connect(server.socketPath(), 1_000).autoAck(r -> "");
                 ZdsTestClient fresh = ZdsTestClient.connect(server.socketPath(), 2_000)) {
+            // Both connect at once (as after an agent restart mid-hand-over): either hello may be read first.
             waitFor(() -> old.snapshots == 1);
             // The new instance gets the full replay while the old one is still served.
             ZdsTestClient.Received add = fresh.next();
@@ -164,6 +165,8 @@ class ZdsServerTest {
             try (ZdsTestClient stale = ZdsTestClient.connect(server.socketPath(), 500).autoAck(r -> "")) {
                 waitFor(() -> stale.seen.stream().anyMatch(r -> r.request().hasReplaced()));
                 assertEquals(1, stale.snapshots);
+                assertEquals(0, stale.seen.stream().filter(r -> r.request().hasSnapshotSent()).findFirst().orElseThrow()
+                        .request().getSnapshotSent().getOtherZtunnels(), "it takes over from nobody: it is the older");
             }
         }
     }
