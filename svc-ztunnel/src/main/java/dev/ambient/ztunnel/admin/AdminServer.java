@@ -125,6 +125,7 @@ public class AdminServer {
                         .put("identity", p.identity() == null ? null : p.identity().uri())
                         .put("netns", p.netns())
                         .put("state", p.state().name())
+                        .put("replyRouting", p.replyRouting())
                         .put("activeConnections", p.activeConnections())
                         .put("pooledConnections", p.pooledConnections())
                         .put("added", p.added().toString());

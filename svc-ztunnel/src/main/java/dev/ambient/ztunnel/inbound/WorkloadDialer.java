@@ -46,18 +46,19 @@ public final class WorkloadDialer {
 
     private final Transport transport;
     private final boolean preserveSourceIp;
-    private final boolean transparent;
+    /** In-pod: whether the agent installs the pod's reply routing now (its latest Add said so). */
+    private final java.util.function.BooleanSupplier transparent;
     private final int connectTimeoutMillis;
     private final int socketMark;
     private final SocketNamespace netns;
     private final SourceFallbacks fallbacks;
 
     public WorkloadDialer(Transport transport, boolean preserveSourceIp, int connectTimeoutMillis, int socketMark) {
-        this(transport, preserveSourceIp, connectTimeoutMillis, socketMark, SocketNamespace.HOST, false, null);
+        this(transport, preserveSourceIp, connectTimeoutMillis, socketMark, SocketNamespace.HOST, () -> false, null);
     }
 
     private WorkloadDialer(Transport transport, boolean preserveSourceIp, int connectTimeoutMillis, int socketMark,
-            SocketNamespace netns, boolean transparent, SourceFallbacks fallbacks) {
+            SocketNamespace netns, java.util.function.BooleanSupplier transparent, SourceFallbacks fallbacks) {
         this.transport = transport;
         this.preserveSourceIp = preserveSourceIp;
         this.connectTimeoutMillis = connectTimeoutMillis;
@@ -68,13 +69,17 @@ public final class WorkloadDialer {
     }
 
     /**
-     * In a pod's namespace: with {@code preserveSourceIp}, from the client's address (IP_TRANSPARENT);
-     * where that cannot be bound, from the pod's own, reported to {@code fallbacks}.
+     * In a pod's namespace: with {@code preserveSourceIp} and while {@code replyRouting} says the agent
+     * installs the pod's reply routing, from the client's address (IP_TRANSPARENT); where that cannot
+     * be bound, from the pod's own, reported to {@code fallbacks}. Without reply routing, from the
+     * pod's own address (not a fallback: the application's replies would not come back).
      */
-    public static WorkloadDialer inPod(Transport transport, boolean preserveSourceIp, int connectTimeoutMillis,
-            int socketMark, SocketNamespace netns, SourceFallbacks fallbacks) {
+    public static WorkloadDialer inPod(Transport transport, boolean preserveSourceIp,
+            java.util.function.BooleanSupplier replyRouting, int connectTimeoutMillis, int socketMark,
+            SocketNamespace netns, SourceFallbacks fallbacks) {
+        boolean possible = preserveSourceIp && transport.isNative();
         return new WorkloadDialer(transport, preserveSourceIp, connectTimeoutMillis, socketMark, netns,
-                preserveSourceIp && transport.isNative(), fallbacks);
+                () -> possible && replyRouting.getAsBoolean(), fallbacks);
     }
 
     /**
@@ -91,7 +96,7 @@ public final class WorkloadDialer {
         if (keepsSource(preserveSourceIp, client, target)) {
             return new Source.Local(client.getAddress());
         }
-        if (!transparent || client == null) {
+        if (!transparent.getAsBoolean() || client == null) {
             return new Source.Own();
         }
         InetAddress ip = client.getAddress();

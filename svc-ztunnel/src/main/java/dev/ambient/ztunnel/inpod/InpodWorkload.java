@@ -56,6 +56,8 @@ public final class InpodWorkload {
     private volatile String error = "";
     /** The last resolution, reused while the state snapshot is the same object. */
     private volatile Resolved resolved;
+    /** The agent's latest Add said it installs reply routing here: the application may see the client's address. */
+    private volatile boolean replyRouting;
 
     private record Resolved(StateSnapshot state, Workload workload) {
     }
@@ -106,6 +108,15 @@ public final class InpodWorkload {
 
     public String uid() {
         return uid;
+    }
+
+    /** Whether the agent installs reply routing for transparent sockets in this pod (its latest Add said so). */
+    public boolean replyRouting() {
+        return replyRouting;
+    }
+
+    void replyRouting(boolean replyRouting) {
+        this.replyRouting = replyRouting;
     }
 
     public WorkloadInfo info() {

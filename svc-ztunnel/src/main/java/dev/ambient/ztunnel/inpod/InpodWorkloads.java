@@ -126,8 +126,11 @@ public final class InpodWorkloads implements AutoCloseable {
     /**
      * Enrols a pod: takes ownership of {@code netnsFd} (closed here on any failure), opens the
      * pod's listeners inside its namespace. Called on the ZDS thread, which enters the namespace.
+     *
+     * @param replyRouting the agent installs reply routing in the pod (the Add's {@code reply_routing}):
+     *     only then does the application see the client's address, else the pod's own
      */
-    public String add(String uid, WorkloadInfo info, int netnsFd) {
+    public String add(String uid, WorkloadInfo info, int netnsFd, boolean replyRouting) {
         if (uid.isEmpty()) {
             FileDescriptors.close(netnsFd);
             return "Add without a uid";
@@ -150,8 +153,10 @@ public final class InpodWorkloads implements AutoCloseable {
         if (existing != null) {
             if (existing.sockets().netns().inode() == netns.inode()) {
                 // A replay after a reconnect: we already serve this namespace; the duplicate fd goes.
+                // Its reply routing is as this Add says (an agent upgraded or downgraded meanwhile).
                 netns.close();
                 LOG.infof("inpod: %s already enrolled; Add is a no-op", existing.describe());
+                sourceMode(existing, replyRouting);
                 return "";
             }
             // Same pod, new sandbox (its namespace was re-created): the old one is finished.
@@ -166,6 +171,7 @@ public final class InpodWorkloads implements AutoCloseable {
             PodNamespace sockets = new PodNamespace(netns, "pod " + info.getNamespace() + "/" + info.getName(),
                     socketThreads);
             pod = new InpodWorkload(uid, info, dp.nodeName(), sockets, addresses);
+            sourceMode(pod, replyRouting);
             start(pod, ipv6Loopback);
             pods.put(uid, pod);
             awaitCertificate(pod);
@@ -185,6 +191,27 @@ public final class InpodWorkloads implements AutoCloseable {
                 netns.close();
             }
             return why;
+        }
+    }
+
+    /**
+     * Sets whether the pod's application sees the client's address, and says so once per pod (and
+     * on a change) when the agent installs no reply routing: a transparent connection's replies
+     * would leave through the pod's interface and time out, so it gets the pod's own address.
+     */
+    private void sourceMode(InpodWorkload pod, boolean replyRouting) {
+        boolean fresh = pod.state() == InpodWorkload.State.STARTING;
+        boolean changed = !fresh && pod.replyRouting() != replyRouting;
+        pod.replyRouting(replyRouting);
+        if (!dp.preserveSourceIp()) {
+            return; // the pod's own address either way
+        }
+        if (!replyRouting && (fresh || changed)) {
+            LOG.infof("inpod: %s: the node agent does not say it installs reply routing there (an agent older than"
+                    + " this ztunnel): its application sees connections from the pod's own address", pod.describe());
+        } else if (changed) {
+            LOG.infof("inpod: %s: the node agent installs reply routing there now: its application sees the client's"
+                    + " address", pod.describe());
         }
     }
 
@@ -222,8 +249,8 @@ public final class InpodWorkloads implements AutoCloseable {
                 false, sockets).resolvingWith(dp.resolver());
         // The application sees the client's address: a transparent socket in the pod, answered through
         // the node agent's reply routing.
-        WorkloadDialer dialer = WorkloadDialer.inPod(dp.transport(), dp.preserveSourceIp(), dp.connectTimeoutMillis(),
-                dp.socketMark(), sockets, sourceFallbacks);
+        WorkloadDialer dialer = WorkloadDialer.inPod(dp.transport(), dp.preserveSourceIp(), p::replyRouting,
+                dp.connectTimeoutMillis(), dp.socketMark(), sockets, sourceFallbacks);
         InboundHandler handler = new InboundHandler(pod.uid(), s -> java.util.Optional.of(p.resolve(s)), id,
                 dp.inbound(), dialer);
         HboneServerInitializer tls = new HboneServerInitializer(

@@ -135,7 +135,7 @@ public final class ZdsClient implements AutoCloseable {
                     if (fd < 0) {
                         error = "Add of " + add.getUid() + " carries no network namespace fd";
                     } else {
-                        error = workloads.add(add.getUid(), add.getWorkloadInfo(), fd);
+                        error = workloads.add(add.getUid(), add.getWorkloadInfo(), fd, add.getReplyRouting());
                         fd = -1; // owned (and closed on failure) by add
                     }
                     if (error.isEmpty() && !snapshotDone) {

@@ -69,12 +69,24 @@ final class AgentSide implements AutoCloseable {
         return hello;
     }
 
+    /** An Add as today's agent sends it: it installs the pod's reply routing. */
     String add(String uid, String namespace, String name, String serviceAccount, Path netns) throws Exception {
+        return add(uid, namespace, name, serviceAccount, netns, true);
+    }
+
+    /** An Add from an agent older than reply routing: {@code reply_routing} unset. */
+    String addFromOldAgent(String uid, String namespace, String name, String serviceAccount, Path netns)
+            throws Exception {
+        return add(uid, namespace, name, serviceAccount, netns, false);
+    }
+
+    private String add(String uid, String namespace, String name, String serviceAccount, Path netns,
+            boolean replyRouting) throws Exception {
         int fd = FileDescriptors.openReadOnly(netns);
         try {
             return request(WorkloadRequest.newBuilder().setAdd(AddWorkload.newBuilder().setUid(uid)
                     .setWorkloadInfo(WorkloadInfo.newBuilder().setName(name).setNamespace(namespace)
-                            .setServiceAccount(serviceAccount))).build(), fd);
+                            .setServiceAccount(serviceAccount)).setReplyRouting(replyRouting)).build(), fd);
         } finally {
             FileDescriptors.close(fd); // the receiver got its own copy
         }

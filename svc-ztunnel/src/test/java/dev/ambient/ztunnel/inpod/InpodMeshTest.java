@@ -283,6 +283,58 @@ class InpodMeshTest {
         }
     }
 
+    /**
+     * A ztunnel newer than the node agent (upgraded first): the old agent installs no reply routing in
+     * its pods and its Add does not say {@code reply_routing}. The application then sees the pod's own
+     * address and the connection works, with one info line for the pod and no fallback counted; a
+     * Keep leaves it so. Before, the ztunnel bound the client's address anyway, the application's
+     * reply left through eth0 and every connection timed out. Once an upgraded agent's Add of the same
+ * sandbox says it installs reply routing: the client's address.
+     */
+    @Test
+    @Order(42) // after the config dump's count of Adds
+    void anAddFromAnAgentWithoutReplyRoutingGetsThePodsOwnAddressAndWorks() throws Exception {
+        Path appLog = dir.resolve("peer-address-old-agent.log");
+        Process app = PodNetwork.servePeerAddress("b", 8081, appLog);
+        double fallbacksBefore = sourceFallbacks();
+        boolean routingRemoved = false;
+        try {
+            // As an old agent leaves pod b: its capture rules, no reply routing.
+            assertEquals("", agent.del(UID_B));
+            PodNetwork.sh("ip netns exec zpod-b sh -c 'ip rule del fwmark 0x111/0xfff lookup 100 pref 32764;"
+                    + " ip route del local 0.0.0.0/0 dev lo table 100'");
+            routingRemoved = true;
+            try (LogCapture info = new LogCapture("dev.ambient.ztunnel.inpod.InpodWorkloads")) {
+                assertEquals("", agent.addFromOldAgent(UID_B, "shop", "pod-b", "server", PodNetwork.netnsPath("b")));
+                PodNetwork.Result r = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+                assertEquals(IP_B, r.output().trim(), "delivered, from b's own address: " + r);
+                String line = info.await("the pod's line", l -> l.contains("pod-b") && l.contains("reply routing"));
+                assertTrue(line.contains("own address"), line);
+            }
+            assertFalse(podDump(UID_B).get("replyRouting").asBoolean(), "the config dump says so too");
+            assertEquals("", agent.keep(UID_B));
+            PodNetwork.Result kept = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+            assertEquals(IP_B, kept.output().trim(), "Keep keeps the pod's own address: " + kept);
+            assertEquals(fallbacksBefore, sourceFallbacks(), "not a fallback: nothing failed");
+
+            // The agent is upgraded: it installs the reply routing and its Add (of the same sandbox) says so.
+            PodNetwork.sh("ip netns exec zpod-b sh -c '" + PodNetwork.REPLY_ROUTING + "'");
+            routingRemoved = false;
+            assertEquals("", agent.add(UID_B, "shop", "pod-b", "server", PodNetwork.netnsPath("b")));
+            PodNetwork.Result again = PodNetwork.curl("a", "http://" + IP_B + ":8081/");
+            assertEquals(IP_A, again.output().trim(), "the client's address again: " + again);
+            assertTrue(podDump(UID_B).get("replyRouting").asBoolean());
+        } finally {
+            app.destroyForcibly();
+            if (routingRemoved) { // leave b as the later tests expect it
+                PodNetwork.sh("ip netns exec zpod-b sh -c '" + PodNetwork.REPLY_ROUTING + "'");
+                agent.del(UID_B);
+                agent.add(UID_B, "shop", "pod-b", "server", PodNetwork.netnsPath("b"));
+            }
+            await(() -> node.inpod().orElseThrow().drainingNow().isEmpty(), "b's earlier sandboxes drained");
+        }
+    }
+
     /** Runs {@code action} once on each of the node's socket threads (each holds one until all are reached). */
     static void onEverySocketThread(Runnable action) throws Exception {
         SocketThreads threads = node.inpod().orElseThrow().socketThreads();
@@ -319,6 +371,16 @@ class InpodMeshTest {
         } catch (java.io.IOException e) {
             return List.of();
         }
+    }
+
+    /** The running pod's entry in the config dump's inpod section. */
+    static JsonNode podDump(String uid) {
+        for (JsonNode p : AdminServer.configDump(node).get("inpod").get("workloads")) {
+            if (p.get("uid").asText().equals(uid) && p.get("state").asText().equals("RUNNING")) {
+                return p;
+            }
+        }
+        throw new AssertionError("no running pod " + uid + " in the config dump");
     }
 
     static double sourceFallbacks() {
