@@ -246,10 +246,14 @@ public final class ZdsServer implements AutoCloseable {
         return addRequest(e, result);
     }
 
-    /** An Add carrying the pod's netns; the caller holds a use of it. */
+    /**
+     * An Add carrying the pod's netns; the caller holds a use of it. It says reply routing: every pod
+     * this agent enrols gets it with its rules (InPodRedirection, once the Add is acked), so the
+     * ztunnel may connect to the application from the client's address.
+     */
     private static Op addRequest(Entry e, CompletableFuture<Void> result) {
         return new Op("add", WorkloadRequest.newBuilder().setAdd(AddWorkload.newBuilder().setUid(e.uid)
-                .setWorkloadInfo(e.info)).build(), e, result, "Add " + e.name());
+                .setWorkloadInfo(e.info).setReplyRouting(true)).build(), e, result, "Add " + e.name());
     }
 
     private void release(Entry e) {

@@ -86,6 +86,7 @@ class ZdsServerTest {
             assertEquals("one", add.request().getAdd().getWorkloadInfo().getName());
             assertEquals("sa-one", add.request().getAdd().getWorkloadInfo().getServiceAccount());
             assertEquals(inode(pod1), add.netns(), "the fd refers to the pod's network namespace");
+            assertTrue(add.request().getAdd().getReplyRouting(), "the agent installs the pod's reply routing");
             assertFalse(first.isDone(), "done only when acked");
             z.ack("");
             first.get(5, TimeUnit.SECONDS);
