@@ -6,7 +6,8 @@ usage: podplan.py SAMPLES_DIR STATE_DIR MESHBOX_DIR NODE...   (NODE as name=10.4
 
 Every Pod (and every replica of a Deployment) becomes one line `pod` with its processes (`run`) and
 readiness (`ready`) when the box can run it on this host, else one `skip` line with the reason:
-  pod   NAME NAMESPACE NODE|- IP UID ROLE SERVICEACCOUNT GATEWAY|-   (ROLE: app, waypoint, outside)
+  pod   NAME NAMESPACE NODE|- IP UID ROLE SERVICEACCOUNT GATEWAY|- IP6|-   (ROLE: app, waypoint, outside;
+        IP6: the IPv6 address of status.podIPs, in fd00:44::/32, for a dual-stack pod)
   run   NAME PROCESS COMMAND       (COMMAND shell-quoted, run inside the pod's network namespace)
   ready NAME URL                   (asked from inside the pod until it answers)
   skip  NAMESPACE/NAME REASON
@@ -35,6 +36,7 @@ RESOLVER = ANNOTATION + "resolver"   # "true" on an outside pod: it runs the box
 GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
 REPLICAS_FILE = "meshbox-replicas.yaml"
 BOX_NETWORK = ipaddress.IPv4Network("10.44.0.0/16")
+BOX_NETWORK6 = ipaddress.IPv6Network("fd00:44::/32")   # a dual-stack pod's IPv6 address (ULA)
 
 
 def documents(directory):
@@ -86,6 +88,28 @@ def box_address(value):
         return None
     return str(ip) if ip in BOX_NETWORK and ip not in (BOX_NETWORK.network_address, BOX_NETWORK.broadcast_address) \
         else None
+
+
+def box_address6(value):
+    """An IPv6 address of the box's network fd00:44::/32 a pod may have (compressed), else None."""
+    try:
+        ip = ipaddress.IPv6Address(str(value))
+    except ValueError:
+        return None
+    return str(ip) if ip in BOX_NETWORK6 and ip != BOX_NETWORK6.network_address else None
+
+
+def pod_ip6(status, ip):
+    """The IPv6 address of status.podIPs ('-' for none), or an error: podIPs, when given, are the
+    podIP first and at most one IPv6 address of the box's network."""
+    listed = [str(mapping(e).get("ip") or "") for e in status.get("podIPs") or []]
+    if not listed:
+        return "-"
+    if listed[0] != ip or len(listed) > 2:
+        return None
+    if len(listed) == 1:
+        return "-"
+    return box_address6(listed[1]) if box_address6(listed[1]) == listed[1] else None
 
 
 def replicas(deployments, nodes, previous, taken):
@@ -193,6 +217,12 @@ def plan_pod(pod, ctx):
             " (a Deployment gets addresses assigned)" if not ip else "")
     if ip in ctx["ips"]:
         return f"status.podIP {ip} is taken by {ctx['ips'][ip]}"
+    ip6 = pod_ip6(status, ip)
+    if ip6 is None or ip6 in ctx["reserved"]:
+        return (f"status.podIPs must be [{ip}] and at most one IPv6 address of the box's network"
+                f" {BOX_NETWORK6} (written compressed, e.g. fd00:44:1::10)")
+    if ip6 in ctx["ips"]:
+        return f"status.podIPs' {ip6} is taken by {ctx['ips'][ip6]}"
     if not outside and node not in ctx["nodes"]:
         return (f"spec.nodeName '{node}' is not one of the box's nodes ({', '.join(sorted(ctx['nodes']))});"
                 f" or annotate {OUTSIDE}: \"true\" for a host beyond the nodes")
@@ -237,10 +267,12 @@ def plan_pod(pod, ctx):
         return "spec.serviceAccountName must be a DNS label"
     ctx["names"][name] = where
     ctx["ips"][ip] = where
+    if ip6 != "-":
+        ctx["ips"][ip6] = where
     if role == "waypoint":
         ctx["waypoint_pods"][ip] = (name, node)
     lines = [f"pod\t{name}\t{ns}\t{node if not outside else '-'}\t{ip}\t{uid}\t{role}\t{sa}\t"
-             f"{ns + '/' + gateway if gateway else '-'}"]
+             f"{ns + '/' + gateway if gateway else '-'}\t{ip6}"]
     lines += [f"run\t{name}\t{p}\t{cmd}" for p, cmd in runs]
     lines += [f"ready\t{name}\t{url}" for url in ready]
     if outside and str(annotations.get(RESOLVER, "")).lower() == "true":
@@ -278,7 +310,7 @@ def main():
         os.remove(replicas_path)
 
     ctx = {"nodes": nodes, "waypoints": waypoints, "state": state, "meshbox": meshbox_dir, "names": {}, "ips": {}, "waypoint_pods": {},
-           "reserved": {"10.44.0.1", "10.44.0.20", "10.44.0.21", "10.44.0.30"}}
+           "reserved": {"10.44.0.1", "10.44.0.20", "10.44.0.21", "10.44.0.30", "fd00:44::1"}}
     for pod in pods + generated:
         name, ns, _, _ = meta(pod)
         try:

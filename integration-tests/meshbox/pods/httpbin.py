@@ -9,6 +9,7 @@ anything else    "hello from <pod>: <path>"
 """
 import json
 import os
+import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,9 +40,13 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = do_GET
 
     def log_message(self, fmt, *args):
-        sys.stderr.write("%s %s\n" % (self.client_address[0], fmt % args))
+        client = self.client_address[0]
+        sys.stderr.write("%s %s\n" % (client[7:] if client.startswith("::ffff:") else client, fmt % args))
 
 
 if __name__ == "__main__":
     ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1]) if len(sys.argv) > 1 else 8080), Handler).serve_forever()
+    host = sys.argv[2] if len(sys.argv) > 2 else "0.0.0.0"   # "::": both families (a dual-stack pod)
+    if ":" in host:
+        ThreadingHTTPServer.address_family = socket.AF_INET6   # IPV6_V6ONLY is off by default on Linux
+    ThreadingHTTPServer((host, int(sys.argv[1]) if len(sys.argv) > 1 else 8080), Handler).serve_forever()

@@ -868,6 +868,41 @@ class MeshInABoxIT {
         assertTrue(reachesHttpbin("sleep"));
     }
 
+    /**
+     * samples/dual-stack.yaml: sleep (node-a, fd00:44:1::10) reaches echo6 (node-b, fd00:44:2::60)
+     * by its IPv6 address through both ztunnels over HBONE, and echo6's IPv6 ipBlocks ALLOW lets
+     * only sleep's IPv6 address in: client6 (node-a, fd00:44:1::61) is refused.
+     */
+    @Test
+    @Order(16)
+    void aDualStackPodReachesAPodOnTheOtherNodeOverIpv6AndAnIpv6IpBlockDecides() throws Exception {
+        String path = "/ipv6-" + System.nanoTime();
+        Result r = curl("sleep", "-g", "http://[fd00:44:2::60]:8080" + path);
+        assertTrue(r.out().startsWith("hello from echo6"), r.out());
+        Path echoLog = STATE.resolve("logs/pod-echo6.log");
+        await("echo6's log line for " + path, () -> Files.readString(echoLog).contains(path));
+        String line = Files.readString(echoLog).lines().filter(l -> l.contains(path)).findFirst().orElseThrow();
+        assertTrue(line.startsWith("fd00:44:1::10 "), "echo6 saw sleep's IPv6 address: " + line);
+        // node-b's ztunnel took it in over HBONE, from sleep's IPv6 address and identity.
+        Path ztunnelB = STATE.resolve("logs/ztunnel-node-b.log");
+        await("node-b's access log of sleep's IPv6 connection", () -> Files.readString(ztunnelB).lines().anyMatch(l ->
+                l.contains("src=[fd00:44:1::10]:") && l.contains("dst=[fd00:44:2::60]:8080")
+                        && l.contains("src_identity=spiffe://cluster.local/ns/default/sa/sleep") && l.contains("via=hbone")));
+        String metrics = get("http://127.0.0.3:15020/metrics");
+        assertTrue(metrics.lines().anyMatch(l -> l.startsWith("istio_tcp_connections_opened_total{")
+                && l.contains("destination_workload=\"echo6\"") && l.contains("source_workload=\"sleep\"")
+                && l.contains("connection_security_policy=\"mutual_tls\"") && !l.endsWith(" 0.0")),
+                "node-b's metrics:\n" + metrics);
+
+        // client6 has a mesh identity too, but its IPv6 address is not in the ipBlocks.
+        Result denied = curl("client6", "-g", "http://[fd00:44:2::60]:8080/");
+        assertFalse(denied.out().contains("hello from echo6"), denied.out());
+        await("node-b's access log of client6's refused connection", () -> Files.readString(ztunnelB).lines().anyMatch(l ->
+                l.contains("src=[fd00:44:1::61]:") && l.contains("dst=[fd00:44:2::60]:8080") && !l.contains("outcome=success")));
+        // and sleep still gets through after it
+        assertTrue(curl("sleep", "-g", "http://[fd00:44:2::60]:8080/").out().startsWith("hello from echo6"));
+    }
+
     @Test
     @Order(20)
     void noConnectionMakesAZtunnelDialItself() throws Exception {
