@@ -172,9 +172,13 @@ public final class InpodWorkloads implements AutoCloseable {
                     socketThreads);
             pod = new InpodWorkload(uid, info, dp.nodeName(), sockets, addresses);
             sourceMode(pod, replyRouting);
-            start(pod, ipv6Loopback);
+            pod.identity(WorkloadIdentity.of(pod.resolve(dp.store().current()), dp.trustDomain()));
             pods.put(uid, pod);
+            // The certificate before the listeners: in a hand-over they join the old instance's
+            // (SO_REUSEPORT) and the kernel gives them connections at once, which a listener without
+            // its certificate could only refuse.
             awaitCertificate(pod);
+            start(pod, ipv6Loopback);
             pod.state(InpodWorkload.State.RUNNING);
             LOG.infof("inpod: enrolled %s in %s, addresses %s, identity %s, listening on %s", pod.describe(),
                     netns.describe(), addresses, pod.identity(), pod.listeners().stream()
@@ -236,8 +240,7 @@ public final class InpodWorkloads implements AutoCloseable {
 
     private void start(InpodWorkload pod, boolean ipv6Loopback) throws Exception {
         InpodWorkload p = pod;
-        SpiffeId id = WorkloadIdentity.of(pod.resolve(dp.store().current()), dp.trustDomain());
-        pod.identity(id);
+        SpiffeId id = pod.identity();
         PodNamespace sockets = pod.sockets();
         // Listeners share their ports with a newer ztunnel's during a hand-over (see README, Hand-over).
         Transport listening = dp.transport().reusingPorts();
