@@ -616,15 +616,8 @@ class MeshInABoxIT {
 
     /** {@code count} requests from {@code pod} to httpbin-v1, 50 ms apart, in the background: one status code a line. */
     static CompletableFuture<Result> requestsToHttpbin(String pod, int count) {
-        return CompletableFuture.supplyAsync(() -> {
-            try {
-                return run(List.of(MESHBOX.toString(), "exec", pod, "sh", "-c", "for i in $(seq " + count
-                        + "); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 3 " + HTTPBIN_V1
-                        + "; sleep 0.05; done"), Duration.ofSeconds(120));
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
-        });
+        return inBackground(List.of(MESHBOX.toString(), "exec", pod, "sh", "-c", "for i in $(seq " + count
+                + "); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 3 " + HTTPBIN_V1 + "; sleep 0.05; done"));
     }
 
     @Test
