@@ -5,6 +5,7 @@ GET /            "hello from <pod>"
 GET /headers     the request headers as JSON (to see what the mesh added: traceparent, ...)
 GET /status/<n>  answers with status n
 GET /delay/<s>   answers after s seconds (timeouts)
+GET /stream/<n>  n lines, one a second (a long-lived connection that carries data all along)
 anything else    "hello from <pod>: <path>"
 """
 import json
@@ -29,6 +30,8 @@ class Handler(BaseHTTPRequestHandler):
             status = int(path.rsplit("/", 1)[1])
         elif path.startswith("/delay/"):
             time.sleep(float(path.rsplit("/", 1)[1]))
+        elif path.startswith("/stream/"):
+            return self.stream(int(path.rsplit("/", 1)[1]))
         data = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", kind)
@@ -36,6 +39,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Pod", POD)
         self.end_headers()
         self.wfile.write(data)
+
+    def stream(self, lines):
+        line = lambda i: f"{POD} line {i:06d}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(sum(len(line(i)) for i in range(1, lines + 1))))
+        self.send_header("X-Pod", POD)
+        self.end_headers()
+        for i in range(1, lines + 1):
+            self.wfile.write(line(i))
+            self.wfile.flush()
+            if i < lines:
+                time.sleep(1)
 
     do_POST = do_GET
 

@@ -616,15 +616,8 @@ class MeshInABoxIT {
 
     /** {@code count} requests from {@code pod} to httpbin-v1, 50 ms apart, in the background: one status code a line. */
     static CompletableFuture<Result> requestsToHttpbin(String pod, int count) {
-        return CompletableFuture.supplyAsync(() -> {
-            try {
-                return run(List.of(MESHBOX.toString(), "exec", pod, "sh", "-c", "for i in $(seq " + count
-                        + "); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 3 " + HTTPBIN_V1
-                        + "; sleep 0.05; done"), Duration.ofSeconds(120));
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
-        });
+        return inBackground(List.of(MESHBOX.toString(), "exec", pod, "sh", "-c", "for i in $(seq " + count
+                + "); do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 3 " + HTTPBIN_V1 + "; sleep 0.05; done"));
     }
 
     @Test
@@ -974,6 +967,119 @@ class MeshInABoxIT {
         } catch (IOException e) {
             return -1;
         }
+    }
+
+    /**
+     * Issue 18: {@code meshbox upgrade ztunnel-node-a} runs a second ztunnel for node-a beside the
+     * first (in-pod hand-over over ZDS); the old one drains and exits. Meanwhile sleep (node-a) sends
+     * a request on a new connection after another to a pod of node-a and to one of node-b, and holds
+     * one streaming response from each, shorter than the drain deadline: no request fails, both
+     * streams arrive whole, the new process serves (its own metrics count the connections), the old
+     * one is gone and the box's bookkeeping names the new one. Last before down: node-a's ztunnel then
+     * answers on its second addresses.
+     */
+    @Test
+    @Order(30)
+    void aZtunnelUpgradeRefusesNoRequestAndKeepsTheStream() throws Exception {
+        Path app = SAMPLES.resolve("upgrade-echo.yaml");
+        Files.writeString(app, """
+                apiVersion: v1
+                kind: Pod
+                metadata:
+                  name: echo-a
+                  namespace: default
+                  annotations: {meshbox.ambient.dev/command: pods/httpbin.py 8080}
+                spec:
+                  nodeName: node-a
+                  serviceAccountName: echo
+                  containers: [{name: echo, image: echo, readinessProbe: {httpGet: {path: /, port: 8080}}}]
+                status:
+                  phase: Running
+                  podIP: 10.44.1.41
+                  conditions: [{type: Ready, status: "True"}]
+                """);
+        String nodeA = "http://10.44.1.41:8080/";
+        await("echo-a (node-a) answers sleep through the mesh",
+                () -> curl("sleep", "--max-time", "3", nodeA).out().equals("hello from echo-a\n"));
+        long oldPid = pid("ztunnel-node-a");
+        Path stop = STATE.resolve("upgrade-loop.stop");
+        Files.deleteIfExists(stop);
+
+        CompletableFuture<Result> loopA = requestLoop("sleep", nodeA, stop);
+        CompletableFuture<Result> loopB = requestLoop("sleep", HTTPBIN_V1, stop);
+        // Streams of 25 s: started before the new ztunnel exists, they outlast its start and end within
+        // the old one's 30 s drain (the box's ztunnel.inpod.drain-timeout).
+        CompletableFuture<Result> streamA = stream("sleep", nodeA + "stream/25");
+        CompletableFuture<Result> streamB = stream("sleep", HTTPBIN_V1 + "stream/25");
+        Thread.sleep(2_000);
+        long started = System.nanoTime();
+        Result upgrade = meshbox("upgrade", "ztunnel-node-a");
+        long tookMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started);
+        Thread.sleep(2_000);   // the loops carry on a little after the old process left
+        Files.writeString(stop, "");
+        List<String> codesA = loopA.get(2, TimeUnit.MINUTES).out().lines().toList();
+        List<String> codesB = loopB.get(2, TimeUnit.MINUTES).out().lines().toList();
+        Result a = streamA.get(2, TimeUnit.MINUTES);
+        Result b = streamB.get(2, TimeUnit.MINUTES);
+        Files.delete(app);
+        String failures = "requests failed to node-a " + codesA.stream().filter(c -> !"200".equals(c)).count() + "/"
+                + codesA.size() + ", to node-b " + codesB.stream().filter(c -> !"200".equals(c)).count() + "/"
+                + codesB.size() + "; the command took " + tookMs + " ms";
+        System.out.println("upgrade of ztunnel-node-a under load: " + failures);
+
+        assertEquals(0, upgrade.exit(), "meshbox upgrade ztunnel-node-a (" + failures + "):\n" + upgrade.out());
+        assertTrue(codesA.size() >= 20 && codesB.size() >= 20, "the loops ran all along: " + failures);
+        assertStreamWhole(a, "echo-a");
+        assertStreamWhole(b, "httpbin-v1");
+        assertFalse(ProcessHandle.of(oldPid).map(ProcessHandle::isAlive).orElse(false), "the old ztunnel exited");
+        long newPid = pid("ztunnel-node-a");
+        assertNotEquals(oldPid, newPid, "the box's pid file names the new ztunnel");
+        assertTrue(ProcessHandle.of(newPid).map(ProcessHandle::isAlive).orElse(false), "the new ztunnel runs");
+        assertTrue(meshbox("status").out().contains("ztunnel-node-a: running"));
+        // node-a's second addresses (meshbox's nodes): metrics on 127.0.0.12, admin on 127.0.0.1:15050.
+        assertTrue(ready("http://127.0.0.12:15021/healthz/ready"), "the new ztunnel is ready");
+        String metrics = get("http://127.0.0.12:15020/metrics");
+        assertTrue(metrics.lines().anyMatch(l -> l.startsWith("ztunnel_inpod_handovers_total{") && l.contains("role=\"new\"")
+                && !l.endsWith(" 0.0")), "it took the pods over from the old one:\n" + metrics);
+        double opened = metrics.lines().filter(l -> l.startsWith("istio_tcp_connections_opened_total{"))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).sum();
+        assertTrue(opened >= 10, "the new ztunnel carried the loops' new connections (" + opened + ")");
+        assertTrue(get("http://127.0.0.1:15050/config_dump").contains("\"sleep\""), "its admin port serves node-a's pods");
+        Files.deleteIfExists(stop);
+        await("echo-a deleted", () -> !netns().contains("mbox-echo-a"));
+        assertTrue(reachesHttpbin("sleep"), "sleep still reaches httpbin after the upgrade");
+        // Last, so that a failed request does not hide whether the rest of the hand-over held.
+        assertTrue(codesA.stream().allMatch("200"::equals) && codesB.stream().allMatch("200"::equals), failures
+                + "\nnode-a: " + codesA + "\nnode-b: " + codesB);
+    }
+
+    /** From {@code pod}, one request after another to {@code url}, each on a new connection, until {@code stop} exists: a status code a line. */
+    static CompletableFuture<Result> requestLoop(String pod, String url, Path stop) {
+        return inBackground(List.of(MESHBOX.toString(), "exec", pod, "sh", "-c", "while [ ! -e " + stop
+                + " ]; do curl -s -o /dev/null -w '%{http_code}\\n' --max-time 5 " + url + "; sleep 0.1; done"));
+    }
+
+    /** From {@code pod}, one long response (pods/httpbin.py's /stream/N: a line a second). */
+    static CompletableFuture<Result> stream(String pod, String url) {
+        return inBackground(List.of(MESHBOX.toString(), "exec", pod, "curl", "-sS", "--max-time", "60", url));
+    }
+
+    /** On a thread of its own: the common pool has one thread on two cores, and these must run at once. */
+    static CompletableFuture<Result> inBackground(List<String> command) {
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return run(command, Duration.ofSeconds(150));
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }, r -> Thread.ofPlatform().daemon().start(r));
+    }
+
+    static void assertStreamWhole(Result stream, String pod) {
+        List<String> lines = stream.out().lines().toList();
+        assertEquals(0, stream.exit(), "the stream from " + pod + " ended cleanly: " + stream.out());
+        assertEquals(25, lines.size(), stream.out());
+        assertEquals(pod + " line 000025", lines.getLast(), stream.out());
     }
 
     @Test
