@@ -90,6 +90,8 @@ public final class InPodRedirection {
     private final Path ipv6Sysctl;
     /** Set once the IPv4-only node has been said in the log. */
     private final AtomicBoolean ipv4OnlyLogged = new AtomicBoolean();
+    /** Set once a pod's tcp_migrate_req could not be set (said once in the log). */
+    private final AtomicBoolean migrateWarned = new AtomicBoolean();
 
     public InPodRedirection(RedirectSettings settings, NetnsCommand command) {
         this(settings, command, Family.IPV6, Path.of("/proc/sys/net/ipv6"));
@@ -303,22 +305,24 @@ public final class InPodRedirection {
 
     /**
      * Sets tcp_migrate_req in the pod's namespace, from a thread that enters it (net sysctls are
-     * those of the opening thread's namespace). A kernel without it (before 5.14) only logs: a
-     * hand-over there may reset connections queued on the old listeners.
+     * those of the opening thread's namespace). Best effort: without it a hand-over may reset the
+     * few connections queued on the old listeners at the moment they close, which is no reason to
+     * refuse a pod. A kernel without it (before 5.14), or a /proc/sys the agent cannot write (a
+     * container that is not privileged: read-only), is said once in the log.
      */
-    private static void migrateQueuedConnections(Path netns) throws IOException {
-        try (dev.ambient.net.NetworkNamespace ns = dev.ambient.net.NetworkNamespace.open(netns)) {
+    private void migrateQueuedConnections(Path netns) {
+        try (NetworkNamespace ns = NetworkNamespace.open(netns)) {
             ns.call(() -> {
-                java.nio.file.Files.writeString(MIGRATE_REQ, "1");
+                Files.writeString(MIGRATE_REQ, "1");
                 return null;
             });
-        } catch (java.nio.file.NoSuchFileException e) {
-            LOG.warnf("%s: this kernel has no tcp_migrate_req; a ztunnel hand-over may reset queued connections",
-                    netns);
-        } catch (IOException e) {
-            throw e;
         } catch (Exception e) {
-            throw new IOException("cannot set tcp_migrate_req in " + netns + ": " + e.getMessage(), e);
+            if (migrateWarned.compareAndSet(false, true)) {
+                LOG.warnf("cannot set tcp_migrate_req in pod namespaces (first: %s: %s); a ztunnel hand-over may"
+                        + " reset connections queued on the old instance's listeners (a privileged agent can set it)",
+                        netns, e instanceof java.nio.file.NoSuchFileException ? "this kernel has no " + MIGRATE_REQ
+                                : e.toString());
+            }
         }
     }
 
