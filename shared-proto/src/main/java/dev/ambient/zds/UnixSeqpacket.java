@@ -35,6 +35,9 @@ final class UnixSeqpacket {
     static final int MSG_NOSIGNAL = 0x4000;
     static final int MSG_CMSG_CLOEXEC = 0x40000000;
     static final int SHUT_RDWR = 2;
+    static final int SO_PEERCRED = 17;
+    /** sizeof(struct ucred): pid_t pid, uid_t uid, gid_t gid. */
+    static final int UCRED_SIZE = 12;
     static final int EINTR = 4;
     static final int O_RDONLY = 0;
     static final int O_CLOEXEC = 0x80000;
@@ -54,7 +57,7 @@ final class UnixSeqpacket {
             MSG_CONTROL = 32, MSG_CONTROLLEN = 40, MSG_FLAGS = 48, MSGHDR_SIZE = 56;
 
     private static final MethodHandle SOCKET, BIND, LISTEN, ACCEPT4, CONNECT, SENDMSG, RECVMSG,
-            SHUTDOWN, CLOSE, OPEN;
+            SHUTDOWN, CLOSE, OPEN, GETSOCKOPT, GETEUID;
 
     static {
         Linker linker = Linker.nativeLinker();
@@ -70,6 +73,9 @@ final class UnixSeqpacket {
         SHUTDOWN = handle(linker, "shutdown", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), errno);
         CLOSE = handle(linker, "close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), errno);
         OPEN = handle(linker, "open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT), errno);
+        GETSOCKOPT = handle(linker, "getsockopt",
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS), errno);
+        GETEUID = handle(linker, "geteuid", FunctionDescriptor.of(JAVA_INT));
     }
 
     private static MethodHandle handle(Linker linker, String name, FunctionDescriptor fd, Linker.Option... opts) {
@@ -364,6 +370,45 @@ final class UnixSeqpacket {
                 }
             }
         } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * SO_PEERCRED: who the peer was when it called connect() (client side: when the server called
+     * listen()), as the kernel recorded it; ids are those of this process's user and pid namespaces
+     * (an unmapped uid reads as the overflow uid, a pid outside our namespace as 0).
+     */
+    static PeerCredentials peerCredentials(int fd) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment st = captureState(arena);
+            MemorySegment ucred = arena.allocate(UCRED_SIZE, 4);
+            MemorySegment len = arena.allocate(JAVA_INT);
+            len.set(JAVA_INT, 0, UCRED_SIZE);
+            int rc = (int) GETSOCKOPT.invokeExact(st, fd, SOL_SOCKET, SO_PEERCRED, ucred, len);
+            if (rc != 0) {
+                throw failure("getsockopt(SO_PEERCRED)", errno(st));
+            }
+            if (len.get(JAVA_INT, 0) != UCRED_SIZE) {
+                throw new IOException("getsockopt(SO_PEERCRED) returned " + len.get(JAVA_INT, 0) + " bytes, not "
+                        + UCRED_SIZE);
+            }
+            return new PeerCredentials(ucred.get(JAVA_INT, 0), Integer.toUnsignedLong(ucred.get(JAVA_INT, 4)),
+                    Integer.toUnsignedLong(ucred.get(JAVA_INT, 8)));
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** This process's effective uid. */
+    static long geteuid() {
+        try {
+            return Integer.toUnsignedLong((int) GETEUID.invokeExact());
+        } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
             throw new IllegalStateException(t);

@@ -9,7 +9,10 @@ import java.nio.file.attribute.PosixFilePermissions;
 
 /**
  * The listening end of ZDS (the node agent binds, the ztunnel connects). The socket file is
- * mode 0600: whoever can connect may be handed pod network namespaces.
+ * mode 0600: whoever can connect may be handed pod network namespaces. Its directory must be
+ * writable by nobody but root and this process's user: whoever can write there can put their own
+ * socket in its place, and every ztunnel that connects then talks to them. Who connected is still
+ * checked ({@link AllowedPeers}): the mode does not stop a process with CAP_DAC_OVERRIDE.
  */
 public final class ZdsServerSocket implements AutoCloseable {
 
@@ -25,7 +28,10 @@ public final class ZdsServerSocket implements AutoCloseable {
     public static ZdsServerSocket bind(Path path) throws IOException {
         Path parent = path.toAbsolutePath().getParent();
         if (parent != null) {
-            Files.createDirectories(parent);
+            // rwxr-xr-x: only we may add or replace names in it (the umask may take more, never add).
+            Files.createDirectories(parent, PosixFilePermissions.asFileAttribute(
+                    PosixFilePermissions.fromString("rwxr-xr-x")));
+            requireSafeDirectory(parent);
         }
         if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
             if (!isSocket(path)) {
@@ -44,6 +50,26 @@ public final class ZdsServerSocket implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             UnixSeqpacket.close(s);
             throw e;
+        }
+    }
+
+    /** Refuses a directory others could write to (replace our socket, or squat its name). */
+    private static void requireSafeDirectory(Path dir) throws IOException {
+        int mode = (Integer) Files.getAttribute(dir, "unix:mode");
+        long owner = Integer.toUnsignedLong((Integer) Files.getAttribute(dir, "unix:uid"));
+        long gid = Integer.toUnsignedLong((Integer) Files.getAttribute(dir, "unix:gid"));
+        long self = UnixSeqpacket.geteuid();
+        String problem = null;
+        if ((mode & 0002) != 0) {
+            problem = "it is world-writable (mode " + Integer.toOctalString(mode & 07777) + ")";
+        } else if ((mode & 0020) != 0 && gid != 0) {
+            problem = "it is writable by group " + gid + " (mode " + Integer.toOctalString(mode & 07777) + ")";
+        } else if (owner != 0 && owner != self) {
+            problem = "it belongs to uid " + owner + ", neither root nor this process (uid " + self + ")";
+        }
+        if (problem != null) {
+            throw new IOException("refusing to put the ZDS socket in " + dir + ": " + problem
+                    + "; whoever can write there can replace the socket");
         }
     }
 

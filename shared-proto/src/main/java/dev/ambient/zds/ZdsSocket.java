@@ -106,6 +106,19 @@ public final class ZdsSocket implements AutoCloseable {
         }
     }
 
+    /**
+     * Who is at the other end (SO_PEERCRED), as the kernel recorded it at connect/listen time; see
+     * {@link AllowedPeers}.
+     */
+    public PeerCredentials peerCredentials() throws IOException {
+        int s = fd.acquire();
+        try {
+            return UnixSeqpacket.peerCredentials(s);
+        } finally {
+            fd.release();
+        }
+    }
+
     /** Idempotent; wakes a thread blocked in {@link #receive()}. */
     @Override
     public void close() {
