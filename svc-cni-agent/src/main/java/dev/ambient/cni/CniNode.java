@@ -11,6 +11,7 @@ import dev.ambient.cni.redirect.InPodRedirection;
 import dev.ambient.cni.redirect.NetnsCommand;
 import dev.ambient.cni.redirect.RedirectSettings;
 import dev.ambient.cni.zds.ZdsServer;
+import dev.ambient.zds.AllowedPeers;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -27,16 +28,18 @@ public final class CniNode implements AutoCloseable {
     /**
      * @param probeSnatNetns the node's network namespace, where probes to enrolled pods are SNATed
      *     to the probe source; null: not done by the agent
+     * @param zdsPeers the uids a ztunnel may connect to the ZDS socket as
      */
     public record Settings(String node, Path zdsSocket, Path pluginSocket, Duration ztunnelWait, Duration ackTimeout,
             Duration lookupTimeout, Duration resyncInterval, List<Path> netnsDirs, Path procDir, RedirectSettings redirect,
-            Path probeSnatNetns) {
+            Path probeSnatNetns, AllowedPeers zdsPeers) {
 
         /** Sockets in {@code socketDir}; no probe SNAT (tests must not touch the machine's own nat table). */
         public static Settings of(String node, Path socketDir) {
             return new Settings(node, socketDir.resolve("ztunnel.sock"), socketDir.resolve("cni-plugin.sock"),
                     Duration.ofSeconds(30), Duration.ofSeconds(10), Duration.ofSeconds(5), Duration.ofSeconds(5),
-                    List.of(Path.of("/var/run/netns")), Path.of("/proc"), RedirectSettings.defaults(), null);
+                    List.of(Path.of("/var/run/netns")), Path.of("/proc"), RedirectSettings.defaults(), null,
+                    AllowedPeers.rootOnly());
         }
 
         /** The chain of deadlines around a CNI ADD these settings make; refuses ones that disagree. */
@@ -46,17 +49,17 @@ public final class CniNode implements AutoCloseable {
 
         public Settings withZtunnelWait(Duration d) {
             return new Settings(node, zdsSocket, pluginSocket, d, ackTimeout, lookupTimeout, resyncInterval, netnsDirs, procDir,
-                    redirect, probeSnatNetns);
+                    redirect, probeSnatNetns, zdsPeers);
         }
 
         public Settings withResyncInterval(Duration d) {
             return new Settings(node, zdsSocket, pluginSocket, ztunnelWait, ackTimeout, lookupTimeout, d, netnsDirs, procDir,
-                    redirect, probeSnatNetns);
+                    redirect, probeSnatNetns, zdsPeers);
         }
 
         public Settings withProbeSnatIn(Path hostNetns) {
             return new Settings(node, zdsSocket, pluginSocket, ztunnelWait, ackTimeout, lookupTimeout, resyncInterval,
-                    netnsDirs, procDir, redirect, hostNetns);
+                    netnsDirs, procDir, redirect, hostNetns, zdsPeers);
         }
     }
 
@@ -68,7 +71,7 @@ public final class CniNode implements AutoCloseable {
     public CniNode(Settings s, PodSource source, MeterRegistry registry) {
         this.settings = s;
         CniMetrics metrics = new CniMetrics(registry);
-        this.zds = new ZdsServer(s.zdsSocket(), s.ackTimeout(), metrics);
+        this.zds = new ZdsServer(s.zdsSocket(), s.ackTimeout(), metrics, s.zdsPeers());
         NetnsCommand command = new NetnsCommand(Duration.ofSeconds(20));
         InPodRedirection redirection = new InPodRedirection(s.redirect(), command);
         HostProbeSnat probeSnat = s.probeSnatNetns() == null ? null

@@ -6,6 +6,7 @@ import dev.ambient.cni.pods.DirectoryPodSource;
 import dev.ambient.cni.pods.KubernetesPodSource;
 import dev.ambient.cni.pods.PodSource;
 import dev.ambient.cni.redirect.RedirectSettings;
+import dev.ambient.zds.AllowedPeers;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.ShutdownEvent;
@@ -55,7 +56,8 @@ public class NodeAgent {
                 config.netnsDirs(), config.procDir(), new RedirectSettings(r.outboundPort(), r.inboundPort(), r.hbonePort(), r.mark(),
                         r.probeSource(), r.dnsPort(), r.replyMark(), r.replyMarkMask(), r.replyTable()),
                 // The agent runs on the host network: its own namespace is the node's.
-                r.probeSnat() ? java.nio.file.Path.of("/proc/" + ProcessHandle.current().pid() + "/ns/net") : null);
+                r.probeSnat() ? java.nio.file.Path.of("/proc/" + ProcessHandle.current().pid() + "/ns/net") : null,
+                AllowedPeers.of(config.zdsAllowedUids()));
         s.deadlines().requireNested();
         node = new CniNode(s, source, registry).start();
         LOG.infof("cni-agent for node %s: pods from %s, ZDS on %s, plugin socket %s", config.nodeName(),

@@ -30,6 +30,13 @@ public interface CniConfig {
     @WithDefault("/var/run/ztunnel/ztunnel.sock")
     Path zdsSocket();
 
+    /**
+     * The uids a process connecting to the ZDS socket may have (SO_PEERCRED): any other is closed at
+     * accept, before it is handed a pod's network namespace or can replace the ztunnel.
+     */
+    @WithDefault("0")
+    List<Long> zdsAllowedUids();
+
     /** The socket the CNI plugin asks (must match the plugin's agent_socket). */
     @WithDefault("/var/run/ambient/cni-plugin.sock")
     Path pluginSocket();

@@ -41,6 +41,13 @@ public final class CniMetrics {
         Counter.builder("ambient_cni_zds_handovers_total").tag("outcome", outcome).register(registry).increment();
     }
 
+    /** A ZDS peer closed at accept for who it is (SO_PEERCRED): reason uid|no_credentials. */
+    public void zdsRefused(String reason) {
+        Counter.builder("ambient_cni_zds_refused_total").tag("reason", reason)
+                .description("ZDS connections closed at accept: the process is not an allowed ztunnel")
+                .register(registry).increment();
+    }
+
     public void zdsConnection(String outcome) {
         Counter.builder("ambient_cni_zds_connections_total").tag("outcome", outcome).register(registry).increment();
     }

@@ -12,7 +12,9 @@ import dev.ambient.proto.zds.WorkloadRequest;
 import dev.ambient.proto.zds.WorkloadResponse;
 import dev.ambient.proto.zds.ZdsHello;
 import dev.ambient.proto.zds.ZdsVersion;
+import dev.ambient.zds.AllowedPeers;
 import dev.ambient.zds.FileDescriptors;
+import dev.ambient.zds.PeerCheck;
 import dev.ambient.zds.ZdsPacket;
 import dev.ambient.zds.ZdsServerSocket;
 import dev.ambient.zds.ZdsSocket;
@@ -56,8 +58,8 @@ public final class ZdsServer implements AutoCloseable {
 
     private static final Logger LOG = Logger.getLogger(ZdsServer.class);
     /**
-     * Connections served at once, said hello or not: an old and a new ztunnel. The socket's mode is
-     * the first guard against other local processes; this bounds threads and replays if one gets in.
+     * Connections served at once, said hello or not: an old and a new ztunnel. Only peers of an
+     * allowed uid count (others are closed at accept); this bounds threads and replays.
      */
     public static final int MAX_CONNECTIONS = 2;
     /** How often an idle connection checks that its ztunnel is still there. */
@@ -66,6 +68,8 @@ public final class ZdsServer implements AutoCloseable {
     private final Path socketPath;
     private final Duration ackTimeout;
     private final CniMetrics metrics;
+    /** Who may be a ztunnel: checked at accept (SO_PEERCRED), before anything is read or sent. */
+    private final AllowedPeers peers;
     private final ScheduledExecutorService watchdog;
     private final Object lock = new Object();
     private final Map<String, Entry> desired = new LinkedHashMap<>();
@@ -105,12 +109,14 @@ public final class ZdsServer implements AutoCloseable {
             String what) {
     }
 
-    public ZdsServer(Path socketPath, Duration ackTimeout, CniMetrics metrics) {
-        this(socketPath, ackTimeout, metrics, MAX_CONNECTIONS);
+    public ZdsServer(Path socketPath, Duration ackTimeout, CniMetrics metrics, AllowedPeers peers) {
+        this(socketPath, ackTimeout, metrics, peers, MAX_CONNECTIONS);
     }
 
-    public ZdsServer(Path socketPath, Duration ackTimeout, CniMetrics metrics, int maxConnections) {
+    public ZdsServer(Path socketPath, Duration ackTimeout, CniMetrics metrics, AllowedPeers peers,
+            int maxConnections) {
         this.maxConnections = maxConnections;
+        this.peers = peers;
         this.socketPath = socketPath;
         this.ackTimeout = ackTimeout;
         this.metrics = metrics;
@@ -122,7 +128,7 @@ public final class ZdsServer implements AutoCloseable {
 
     public void start() throws IOException {
         server = ZdsServerSocket.bind(socketPath);
-        LOG.infof("ZDS listening on %s", socketPath);
+        LOG.infof("ZDS listening on %s (ztunnels of uid %s)", socketPath, peers);
         Thread.ofPlatform().daemon().name("zds-accept").start(this::acceptLoop);
     }
 
@@ -145,6 +151,14 @@ public final class ZdsServer implements AutoCloseable {
             try {
                 ZdsSocket s = server.accept();
                 long id = connections.incrementAndGet();
+                // Before a hello is read or anything sent, and before it takes one of the places: a
+                // process that is not the ztunnel must get no netns and make no ztunnel Replaced.
+                if (peers.check(s) instanceof PeerCheck.Refused refused) {
+                    LOG.warnf("ZDS connection %d refused: %s", id, refused.detail());
+                    metrics.zdsRefused(refused.reason());
+                    s.close();
+                    continue;
+                }
                 if (open.incrementAndGet() > maxConnections) {
                     open.decrementAndGet();
                     LOG.warnf("ZDS connection %d refused: %d connections are open already (at most %d: an old and"

@@ -4,20 +4,26 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.ambient.cni.TestNetworks;
 import dev.ambient.cni.ZdsTestClient;
 import dev.ambient.cni.metrics.CniMetrics;
 import dev.ambient.net.NetworkNamespace;
+import dev.ambient.proto.zds.Ack;
 import dev.ambient.proto.zds.WorkloadInfo;
 import dev.ambient.proto.zds.WorkloadRequest;
+import dev.ambient.proto.zds.WorkloadResponse;
 import dev.ambient.proto.zds.ZdsHello;
 import dev.ambient.proto.zds.ZdsVersion;
+import dev.ambient.zds.AllowedPeers;
+import dev.ambient.zds.OtherUidPeer;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.EOFException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -56,7 +62,8 @@ class ZdsServerTest {
 
     @BeforeEach
     void start() throws Exception {
-        server = new ZdsServer(dir.resolve("ztunnel.sock"), Duration.ofSeconds(2), new CniMetrics(registry));
+        server = new ZdsServer(dir.resolve("ztunnel.sock"), Duration.ofSeconds(2), new CniMetrics(registry),
+                AllowedPeers.rootOnly());
         server.start();
         server.markSnapshotReady();
     }
@@ -236,6 +243,37 @@ class ZdsServerTest {
                 waitFor(() -> registry.find("ambient_cni_zds_handovers_total").tag("outcome", "lost").counter() != null);
                 assertEquals(1, server.connectedZtunnels());
             }
+        }
+    }
+
+    @Test
+    void aProcessOfAnotherUidGetsNoNetnsAndReplacesNobody() throws Exception {
+        assumeTrue(OtherUidPeer.available(), "needs root, setpriv and /usr/bin/python3");
+        server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
+        try (ZdsTestClient real = ZdsTestClient.connect(server.socketPath(), 1_000).autoAck(r -> "")) {
+            waitFor(() -> real.snapshots == 1);
+            // Not root, but past the socket file's mode (CAP_DAC_OVERRIDE); it says it started later than
+            // the real ztunnel and answers every request as a ztunnel would.
+            byte[] laterHello = ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).setStartedUnixMicros(2_000)
+                    .build().toByteArray();
+            byte[] ack = WorkloadResponse.newBuilder().setAck(Ack.getDefaultInstance()).build().toByteArray();
+            Map<String, String> hostile;
+            try (OtherUidPeer peer = OtherUidPeer.client(server.socketPath(), laterHello, ack, Duration.ofSeconds(4))) {
+                hostile = peer.report();
+            }
+            assertEquals("true", hostile.get("connected"), hostile.get("output"));
+            assertEquals("0", hostile.get("packets"), "no request reached it: " + hostile.get("output"));
+            assertEquals("0", hostile.get("fds"), "no network namespace reached it");
+            assertEquals("true", hostile.get("eof"), "closed at once, not left to time out");
+            assertFalse(real.seen.stream().anyMatch(r -> r.request().hasReplaced()), "the real ztunnel was replaced");
+            assertEquals(1, server.connectedZtunnels());
+            assertEquals(1.0, registry.get("ambient_cni_zds_refused_total").tag("reason", "uid").counter().count());
+            assertEquals(null, registry.find("ambient_cni_zds_connections_total").tag("outcome", "refused").counter(),
+                    "it never took one of the two places");
+
+            // The real ztunnel keeps being served.
+            server.add("uid-2", info("two"), NetworkNamespace.open(pod2)).get(5, TimeUnit.SECONDS);
+            assertEquals(inode(pod2), real.workloads.get("uid-2"));
         }
     }
 
