@@ -49,7 +49,7 @@ standalone_args() { # service: the service's arguments (paths inside the contain
     xds-for-control-plane) echo "-Dxds.source=directory -Dxds.directory=/samples -Dxds.waypoint.enabled=false $cp_client_tls -Dquarkus.http.port=15921 -Dquarkus.management.port=15914" ;;
     ztunnel) echo "-Dztunnel.node-name=standalone -Dztunnel.node-ip=127.0.0.1 -Dztunnel.local-config=/state/mesh.yaml -Dztunnel.identity.source=local -Dztunnel.identity.ca-dir=/tmp/ca" ;;
     waypoint) echo "-Dwaypoint.gateway=default/waypoint -Dwaypoint.xds-address=127.0.0.1:15010 -Dwaypoint.xds-server-name=xds.istio-system.svc -Dwaypoint.identity.root-cert-file=/cp/ca/root-cert.pem -Dwaypoint.identity.token-file=/cp/waypoint.token -Dwaypoint.identity.source=local -Dwaypoint.identity.ca-dir=/tmp/ca -Dwaypoint.drain-minimum=0s -Dwaypoint.drain-timeout=1s" ;;
-    cni-agent) echo "-Dcni.node-name=standalone -Dcni.source=directory -Dcni.directory=/samples -Dcni.zds-socket=/tmp/ztunnel.sock -Dcni.plugin-socket=/tmp/cni.sock" ;;
+    cni-agent) echo "-Dcni.node-name=standalone -Dcni.source=directory -Dcni.directory=/samples -Dcni.zds-socket=/tmp/zds/ztunnel.sock -Dcni.plugin-socket=/tmp/cni.sock" ;;  # the agent makes /tmp/zds 0755: it refuses a world-writable directory (/tmp) for the ZDS socket
   esac
 }
 
