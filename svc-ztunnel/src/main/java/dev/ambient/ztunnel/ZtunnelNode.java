@@ -6,6 +6,7 @@ import dev.ambient.hbone.HboneAdmission;
 import dev.ambient.hbone.HboneConnector;
 import dev.ambient.hbone.HboneSettings;
 import dev.ambient.net.Transport;
+import dev.ambient.zds.AllowedPeers;
 import dev.ambient.ztunnel.config.ZtunnelConfig;
 import dev.ambient.ztunnel.dns.DnsCache;
 import dev.ambient.ztunnel.dns.DnsListener;
@@ -237,7 +238,8 @@ public final class ZtunnelNode implements AutoCloseable {
         Gauge.builder("ztunnel_inpod_workloads", inpod, InpodWorkloads::running)
                 .description("Pods enrolled over ZDS and served from inside their network namespaces")
                 .register(registry);
-        zds = new ZdsClient(ip.zdsSocket(), inpod, ip.reconnectInitialBackoff(), ip.reconnectMaxBackoff(), registry);
+        zds = new ZdsClient(ip.zdsSocket(), AllowedPeers.of(ip.zdsAllowedUids()), inpod, ip.reconnectInitialBackoff(),
+                ip.reconnectMaxBackoff(), registry);
         Gauge.builder("ztunnel_zds_connected", zds, z -> z.connected() ? 1 : 0)
                 .description("1 while connected to the node agent's ZDS socket").register(registry);
         zds.start();

@@ -4,6 +4,7 @@ import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.OptionalInt;
 
@@ -211,6 +212,13 @@ public interface ZtunnelConfig {
         /** The node agent's ZDS socket (unix SOCK_SEQPACKET), shared through a host path. */
         @WithDefault("/var/run/ztunnel/ztunnel.sock")
         Path zdsSocket();
+
+        /**
+         * The uids the node agent may run as: a server at the ZDS socket of any other uid (SO_PEERCRED)
+         * is left before anything is said or read, and tried again later.
+         */
+        @WithDefault("0")
+        List<Long> zdsAllowedUids();
 
         /** First wait before reconnecting to the agent; doubles up to the maximum. */
         @WithDefault("100ms")

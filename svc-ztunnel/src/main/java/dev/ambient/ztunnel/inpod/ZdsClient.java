@@ -6,7 +6,9 @@ import dev.ambient.proto.zds.WorkloadRequest;
 import dev.ambient.proto.zds.WorkloadResponse;
 import dev.ambient.proto.zds.ZdsHello;
 import dev.ambient.proto.zds.ZdsVersion;
+import dev.ambient.zds.AllowedPeers;
 import dev.ambient.zds.FileDescriptors;
+import dev.ambient.zds.PeerCheck;
 import dev.ambient.zds.ZdsPacket;
 import dev.ambient.zds.ZdsSocket;
 import io.micrometer.core.instrument.Counter;
@@ -27,6 +29,11 @@ import org.jboss.logging.Logger;
  * each (re)connect the agent replays its pods and sends SnapshotSent, and pods it did not name
  * are dropped.
  *
+ * <p>Before it says or reads anything on a connection, it asks the kernel who listens
+ * (SO_PEERCRED): a server whose uid is not an allowed agent's is not believed (it would choose the
+ * namespaces this ztunnel serves pods' certificates in); it is left, logged, and tried again later as
+ * when no agent listens.
+ *
  * <p>Hand-over: the hello says when this instance started, so the agent knows the newest one. A
  * Replaced request means a newer instance serves every pod: this one acks, stops accepting in every
  * pod, drains up to the drain timeout ({@link #handedOver()} completes then) and never reconnects.
@@ -36,6 +43,8 @@ public final class ZdsClient implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(ZdsClient.class);
 
     private final Path socketPath;
+    /** The uids the node agent may run as. */
+    private final AllowedPeers agents;
     private final InpodWorkloads workloads;
     private final Duration initialBackoff;
     private final Duration maxBackoff;
@@ -55,9 +64,10 @@ public final class ZdsClient implements AutoCloseable {
     private volatile boolean replaced;
     private final java.util.concurrent.CompletableFuture<Void> handedOver = new java.util.concurrent.CompletableFuture<>();
 
-    public ZdsClient(Path socketPath, InpodWorkloads workloads, Duration initialBackoff, Duration maxBackoff,
-            MeterRegistry registry) {
+    public ZdsClient(Path socketPath, AllowedPeers agents, InpodWorkloads workloads, Duration initialBackoff,
+            Duration maxBackoff, MeterRegistry registry) {
         this.socketPath = socketPath;
+        this.agents = agents;
         this.workloads = workloads;
         this.initialBackoff = initialBackoff;
         this.maxBackoff = maxBackoff;
@@ -81,14 +91,19 @@ public final class ZdsClient implements AutoCloseable {
                 if (closed) {
                     return;
                 }
-                s.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).setStartedUnixMicros(startedMicros).build());
-                connected = true;
-                connections.incrementAndGet();
-                backoff = initialBackoff.toMillis();
-                LOG.infof("zds: connected to the node agent at %s; waiting for its snapshot", socketPath);
-                serve(s);
-                if (replaced) {
-                    return;
+                if (agents.check(s) instanceof PeerCheck.Refused refused) {
+                    refuse(refused, backoff);
+                } else {
+                    s.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).setStartedUnixMicros(startedMicros)
+                            .build());
+                    connected = true;
+                    connections.incrementAndGet();
+                    backoff = initialBackoff.toMillis();
+                    LOG.infof("zds: connected to the node agent at %s; waiting for its snapshot", socketPath);
+                    serve(s);
+                    if (replaced) {
+                        return;
+                    }
                 }
             } catch (IOException e) {
                 if (closed) {
@@ -108,6 +123,16 @@ public final class ZdsClient implements AutoCloseable {
             sleep(backoff + ThreadLocalRandom.current().nextLong(backoff / 4 + 1));
             backoff = Math.min(backoff * 2, maxBackoff.toMillis());
         }
+    }
+
+    /** Not the node agent: nothing is said or read; the caller closes and tries again after {@code backoff}. */
+    private void refuse(PeerCheck.Refused refused, long backoff) {
+        lastError = "not the node agent at " + socketPath + ": " + refused.detail();
+        LOG.warnf("zds: refusing the ZDS server at %s: %s; disconnected, retrying in %d ms", socketPath,
+                refused.detail(), backoff);
+        Counter.builder("ztunnel_zds_refused_total")
+                .description("ZDS servers left at once for who they are (SO_PEERCRED): not an allowed node agent")
+                .tag("reason", refused.reason()).register(registry).increment();
     }
 
     /** One connection: requests until it breaks. */
