@@ -15,6 +15,7 @@ import dev.ambient.proto.zds.ZdsVersion;
 import dev.ambient.zds.AllowedPeers;
 import dev.ambient.zds.FileDescriptors;
 import dev.ambient.zds.PeerCheck;
+import dev.ambient.zds.PeerCredentials;
 import dev.ambient.zds.ZdsPacket;
 import dev.ambient.zds.ZdsServerSocket;
 import dev.ambient.zds.ZdsSocket;
@@ -153,11 +154,15 @@ public final class ZdsServer implements AutoCloseable {
                 long id = connections.incrementAndGet();
                 // Before a hello is read or anything sent, and before it takes one of the places: a
                 // process that is not the ztunnel must get no netns and make no ztunnel Replaced.
-                if (peers.check(s) instanceof PeerCheck.Refused refused) {
-                    LOG.warnf("ZDS connection %d refused: %s", id, refused.detail());
-                    metrics.zdsRefused(refused.reason());
-                    s.close();
-                    continue;
+                PeerCredentials peer;
+                switch (peers.check(s)) {
+                    case PeerCheck.Refused refused -> {
+                        LOG.warnf("ZDS connection %d refused: %s", id, refused.detail());
+                        metrics.zdsRefused(refused.reason());
+                        s.close();
+                        continue;
+                    }
+                    case PeerCheck.Admitted admitted -> peer = admitted.peer();
                 }
                 if (open.incrementAndGet() > maxConnections) {
                     open.decrementAndGet();
@@ -167,7 +172,7 @@ public final class ZdsServer implements AutoCloseable {
                     s.close();
                     continue;
                 }
-                Connection c = new Connection(s, id);
+                Connection c = new Connection(s, id, peer);
                 Thread.ofPlatform().daemon().name("zds-conn-" + c.id).start(c::run);
             } catch (IOException e) {
                 if (!closed) {
@@ -398,6 +403,8 @@ public final class ZdsServer implements AutoCloseable {
     private final class Connection {
         final ZdsSocket socket;
         final long id;
+        /** The process at the other end (SO_PEERCRED), for the log. */
+        final PeerCredentials peer;
         final LinkedBlockingQueue<Op> queue = new LinkedBlockingQueue<>();
         volatile String closeReason;
         Thread thread;
@@ -415,9 +422,10 @@ public final class ZdsServer implements AutoCloseable {
         final java.util.Set<String> refused = new java.util.LinkedHashSet<>();
         boolean heldLogged;
 
-        Connection(ZdsSocket socket, long id) {
+        Connection(ZdsSocket socket, long id, PeerCredentials peer) {
             this.socket = socket;
             this.id = id;
+            this.peer = peer;
         }
 
         /** Under the lock. */
@@ -498,8 +506,8 @@ public final class ZdsServer implements AutoCloseable {
                             new CompletableFuture<>(), "SnapshotSent"));
                 }
                 metrics.zdsConnection("accepted");
-                LOG.infof("ztunnel connected over ZDS (connection %d, %s, started %d us); sending the snapshot of %d"
-                        + " pods%s", id, h.getVersion(), startedMicros, replay,
+                LOG.infof("ztunnel connected over ZDS (connection %d, %s, %s, started %d us); sending the snapshot of"
+                        + " %d pods%s", id, peer, h.getVersion(), startedMicros, replay,
                         others == 0 ? "" : "; " + others + " other connection(s) served until the newest has it all");
                 while (true) {
                     inFlight = queue.poll(IDLE_CHECK_MILLIS, TimeUnit.MILLISECONDS);

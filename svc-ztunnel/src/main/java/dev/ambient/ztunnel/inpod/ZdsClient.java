@@ -91,18 +91,20 @@ public final class ZdsClient implements AutoCloseable {
                 if (closed) {
                     return;
                 }
-                if (agents.check(s) instanceof PeerCheck.Refused refused) {
-                    refuse(refused, backoff);
-                } else {
-                    s.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).setStartedUnixMicros(startedMicros)
-                            .build());
-                    connected = true;
-                    connections.incrementAndGet();
-                    backoff = initialBackoff.toMillis();
-                    LOG.infof("zds: connected to the node agent at %s; waiting for its snapshot", socketPath);
-                    serve(s);
-                    if (replaced) {
-                        return;
+                switch (agents.check(s)) {
+                    case PeerCheck.Refused refused -> refuse(refused, backoff);
+                    case PeerCheck.Admitted agent -> {
+                        s.send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).setStartedUnixMicros(startedMicros)
+                                .build());
+                        connected = true;
+                        connections.incrementAndGet();
+                        backoff = initialBackoff.toMillis();
+                        LOG.infof("zds: connected to the node agent at %s (%s); waiting for its snapshot", socketPath,
+                                agent.peer());
+                        serve(s);
+                        if (replaced) {
+                            return;
+                        }
                     }
                 }
             } catch (IOException e) {
