@@ -278,6 +278,31 @@ class ZdsServerTest {
     }
 
     @Test
+    void processesOfAnotherUidTakeNeitherOfTheTwoPlaces() throws Exception {
+        assumeTrue(OtherUidPeer.available(), "needs root, setpriv and /usr/bin/python3");
+        server.add("uid-1", info("one"), NetworkNamespace.open(pod1));
+        byte[] hello = ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_V1).setStartedUnixMicros(2_000).build()
+                .toByteArray();
+        byte[] ack = WorkloadResponse.newBuilder().setAck(Ack.getDefaultInstance()).build().toByteArray();
+        // Two of them connect first and stay, answering like ztunnels, as if to hold both places.
+        try (OtherUidPeer a = OtherUidPeer.client(server.socketPath(), hello, ack, Duration.ofSeconds(8));
+                OtherUidPeer b = OtherUidPeer.client(server.socketPath(), hello, ack, Duration.ofSeconds(8))) {
+            a.await("connected=true");
+            b.await("connected=true");
+            try (ZdsTestClient real = ZdsTestClient.connect(server.socketPath(), 1_000).autoAck(r -> "")) {
+                waitFor(() -> real.snapshots == 1);
+                assertEquals(inode(pod1), real.workloads.get("uid-1"), "the real ztunnel is served");
+            }
+            for (OtherUidPeer peer : java.util.List.of(a, b)) {
+                Map<String, String> report = peer.report();
+                assertEquals("0", report.get("packets"), report.get("output"));
+            }
+        }
+        assertEquals(2.0, registry.get("ambient_cni_zds_refused_total").tag("reason", "uid").counter().count());
+        assertEquals(null, registry.find("ambient_cni_zds_connections_total").tag("outcome", "refused").counter());
+    }
+
+    @Test
     void aWrongHelloOrAMissingAckEndsTheConnection() throws Exception {
         try (ZdsTestClient z = ZdsTestClient.connectRaw(server.socketPath())) {
             z.socket().send(ZdsHello.newBuilder().setVersion(ZdsVersion.ZDS_VERSION_UNSPECIFIED).build().toBuilder()
