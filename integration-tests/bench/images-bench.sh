@@ -62,8 +62,12 @@ run_once() { # service image name log [java_opts]
   case "$memory" in
     none) ;; manifest) limit=(--memory "$(manifest_memory "$s")") ;; *) limit=(--memory "$memory") ;;
   esac
+  # The manifest's environment besides JAVA_OPTS (the ztunnel's MALLOC_ARENA_MAX and its own
+  # JDK_JAVA_OPTIONS, with which -XX:AOTMode=on must still find the cache usable).
+  local envs=() kv
+  while IFS= read -r kv; do envs+=(-e "$kv"); done < <(pod_env "$s")
   t0=$(now_ms)
-  standalone_start "$s" "$image" "$name" "$out/state/$name" "$opts" "${limit[@]}"
+  standalone_start "$s" "$image" "$name" "$out/state/$name" "$opts" "${limit[@]}" "${envs[@]}"
   ready_ms=0 rss_mib=0
   deadline=$((t0 + 60000))
   pid="$container_pid"   # the JVM: run-java execs it

@@ -13,7 +13,8 @@
 # (zbench), ZBENCH_JAVA_HOME, ZBENCH_KEEP=1 (keep the temp dir with the logs),
 # ZBENCH_SETUP_ONLY=1 (set up, check the paths, then wait for Ctrl-C: for experiments),
 # ZBENCH_ROUNDS (2 interleaved rounds of direct, ztunnel pair, Go pair), ZBENCH_AOT (1: the image's
-# aot-jar and a trained AOT cache; 0: fast-jar without), ZBENCH_AOT_DIR (where the cache is kept).
+# aot-jar and a trained AOT cache; 0: fast-jar without), ZBENCH_AOT_DIR (where the cache is kept),
+# ZBENCH_JDK_JAVA_OPTIONS (the ztunnel's own JVM options; default: the DaemonSet's JDK_JAVA_OPTIONS).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -196,6 +197,11 @@ daemonset="$repo/k8s/ztunnel/daemonset.yaml"
 pod_opts=$(awk '/name: JAVA_OPTS/ { getline; sub(/^ *value: */, ""); gsub(/"/, ""); print; exit }' "$daemonset")
 pod_limit=$(awk '/limits:/ { getline; if ($1 == "memory:") { print $2; exit } }' "$daemonset")
 pod_env=$(awk '/name: MALLOC_ARENA_MAX/ { getline; sub(/^ *value: */, ""); gsub(/"/, ""); print "MALLOC_ARENA_MAX=" $0; exit }' "$daemonset")
+# The ztunnel's own JVM options (JDK_JAVA_OPTIONS, read by the java launcher before JAVA_OPTS: memory
+# and thread sizing that leaves the image's cache valid): given to the runs, not to the training,
+# as the image is trained with JAVA_OPTS alone (native-images/images/build.sh).
+pod_own=$(awk '/name: JDK_JAVA_OPTIONS/ { getline; sub(/^ *value: */, ""); gsub(/"/, ""); print; exit }' "$daemonset")
+own_opts="${ZBENCH_JDK_JAVA_OPTIONS-$pod_own}"
 [ -n "$pod_opts" ] && [ -n "$pod_limit" ] || die "cannot read JAVA_OPTS and the memory limit from $daemonset"
 read -r -a jvm_flags <<<"$(printf '%s\n' $pod_opts | grep -v '^-XX:AOTCache=' | tr '\n' ' ')"
 jvm_flags+=("-XX:MaxRAM=$(echo "$pod_limit" | sed 's/Mi$/m/; s/Gi$/g/')")
@@ -208,7 +214,9 @@ ztunnel() { # node, node ip, admin port, outbound capture port [, ca dir [, JVM 
   shift 4; [ $# -gt 0 ] && shift
   extra+=("$@")
   [ -n "${ZBENCH_THREADS:-}" ] && extra+=("-Dztunnel.dataplane.threads=$ZBENCH_THREADS")
-  start_bg "ztunnel-$node" env "${ztunnel_env[@]}" "$java_home/bin/java" "${jvm_flags[@]}" \
+  local own=()
+  [ "$node" = "${node%-training}" ] && [ -n "$own_opts" ] && own=("JDK_JAVA_OPTIONS=$own_opts")
+  start_bg "ztunnel-$node" env -u JDK_JAVA_OPTIONS "${ztunnel_env[@]}" "${own[@]}" "$java_home/bin/java" "${jvm_flags[@]}" \
     -Dztunnel.node-name="${node%-training}" -Dztunnel.node-ip="$ip" \
     -Dztunnel.local-config="$work/mesh.yaml" -Dztunnel.identity.ca-dir="$ca" \
     -Dztunnel.ports.hbone=15008 -Dztunnel.ports.outbound-capture="$capture" \
@@ -264,7 +272,7 @@ fi
 # node-a first: it creates the local root in the shared CA dir that node-b then reads.
 say "ztunnel jar: $jar_info$([ "$AOT" = 1 ] && echo ', aot-jar with the AOT cache' || echo ', fast-jar without AOT cache (ZBENCH_AOT=0)')"
 say "starting ztunnel node-a ($NODE_A, capture 127.0.0.1:15001) and node-b ($NODE_B)"
-echo "   JVM: ${jvm_flags[*]}; environment: ${ztunnel_env[*]:-none}"
+echo "   JVM: ${jvm_flags[*]}; environment: ${ztunnel_env[*]:-none}${own_opts:+; JDK_JAVA_OPTIONS=$own_opts (not in the training)}"
 ztunnel node-a "$NODE_A" 15000 15001
 wait_ready ztunnel-node-a "$pid_ztunnel_node_a" "http://$NODE_A:15021/healthz/ready"
 ztunnel node-b "$NODE_B" 15100 0

@@ -23,6 +23,22 @@
 
 samples_dir="${samples_dir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../integration-tests/meshbox/samples" && pwd)}"
 
+# pod_env SERVICE: the environment the service's manifest sets besides JAVA_OPTS (the image's), one
+# NAME=VALUE a line: the ztunnel's MALLOC_ARENA_MAX and its own JVM options (JDK_JAVA_OPTIONS, read
+# by the java launcher: sizes that leave the AOT cache valid, native-images K8sJvmOptionsTest). The
+# mesh in a box (--images) starts the ztunnel with them; a training run does not (build.sh trains
+# with JAVA_OPTS alone, as ServiceJvmOptionsTest shows is enough).
+pod_env() { # service
+  local manifest name
+  case "$1" in
+    ztunnel) manifest="$(dirname "${BASH_SOURCE[0]}")/../../k8s/ztunnel/daemonset.yaml" ;;
+    *) return 0 ;;
+  esac
+  for name in MALLOC_ARENA_MAX JDK_JAVA_OPTIONS; do
+    awk -v n="$name" '$0 ~ "name: " n "$" { getline; sub(/^ *value: */, ""); gsub(/"/, ""); print n "=" $0; exit }' "$manifest"
+  done
+}
+
 # The pods' options (also the mesh in a box's, --images): no capability beyond what the manifests
 # in k8s/ grant, read-only root, /tmp in memory (the manifests' emptyDir).
 pod_opts() { # service
