@@ -62,7 +62,7 @@ for m in svc-xds svc-ztunnel svc-waypoint; do
     (cd "$repo" && JAVA_HOME="$java_home" ./mvnw -B -q -o -pl "$m" -am package -DskipTests) || die "build of $m failed"
   fi
 done
-if ip netns list | grep -qw "^$NS"; then
+if ip netns list | awk '{ print $1 }' | grep -qxF "$NS"; then
   [ -z "$(ip netns pids "$NS" 2>/dev/null)" ] || die "network namespace $NS exists with processes in it (WPBENCH_NS)"
   ip netns del "$NS"
 fi

@@ -94,7 +94,7 @@ if [ ! -f "$jar" ]; then
   done
 fi
 
-if ip netns list | grep -qw "^$NS"; then
+if ip netns list | awk '{ print $1 }' | grep -qxF "$NS"; then
   if [ -z "$(ip netns pids "$NS" 2>/dev/null)" ]; then
     ip netns del "$NS"   # left over from an interrupted run, nothing inside
   else

@@ -12,7 +12,9 @@ out="${1:?usage: ztunnel-profile.sh OUTDIR}"; mkdir -p "$out"
 NS="${ZBENCH_NS:-zbench}"
 J="${ZBENCH_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin"
 command -v perf >/dev/null || { echo "needs perf: apt-get install -y linux-perf" >&2; exit 1; }
-read -r ZA ZB < <(ip netns pids "$NS" | while read -r p; do [ "$(cat "/proc/$p/comm")" = java ] && echo "$p"; done | sort -n | tr '\n' ' ')
+# The two JVMs in the namespace, oldest first (node-a, then node-b). `|| true`: the loop's last test
+# fails for the Go peers, and read must see a newline, or set -e ends the script without a word.
+read -r ZA ZB < <({ ip netns pids "$NS" | while read -r p; do [ "$(cat "/proc/$p/comm")" = java ] && echo "$p"; done || true; } | sort -n | tr '\n' ' '; echo)
 [ -n "${ZB:-}" ] || { echo "no ztunnel JVMs in netns $NS: start ztunnel-bench.sh with ZBENCH_SETUP_ONLY=1" >&2; exit 1; }
 echo "node-a $ZA, node-b $ZB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm-up: the JIT must be done before sampling.

@@ -1,6 +1,7 @@
 package dev.ambient.hbone;
 
 import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.handler.codec.http2.Http2Headers;
 import io.netty.handler.codec.http2.Http2StreamChannel;
@@ -21,6 +22,11 @@ import org.jboss.logging.Logger;
  * Multiplexes CONNECT streams over few mutual-TLS HTTP/2 connections: one connection per key
  * until the server's stream limit, then another; connections idle past the timeout are closed.
  * Streams waiting for a connection being dialled ride on it rather than each dialling their own.
+ *
+ * <p>A caller that names its event loop gets a connection served by that loop (one is dialled on
+ * it if none has room), as Envoy keeps a pool per worker: the client socket and the connection
+ * carrying its stream then share one thread, and no read or write of the relay crosses threads.
+ * That costs at most one connection per key per loop.
  */
 public final class ConnectionPool implements AutoCloseable {
 
@@ -29,7 +35,7 @@ public final class ConnectionPool implements AutoCloseable {
     private final HboneConnector connector;
     private final EventLoopGroup loops;
     private final Duration idleTimeout;
-    private final Map<PoolKey, Slot> slots = new ConcurrentHashMap<>();
+    private final Map<SlotKey, Slot> slots = new ConcurrentHashMap<>();
     private final java.util.concurrent.ScheduledFuture<?> reaper;
     /** Once closed, nothing is dialled and a dial that completes late is closed, not pooled. */
     private volatile boolean closed;
@@ -42,6 +48,10 @@ public final class ConnectionPool implements AutoCloseable {
         Dialing(Future<HboneClientConnection> connect) {
             this.connect = connect;
         }
+    }
+
+    /** A key's connections on one event loop, or on any (loop null). */
+    private record SlotKey(PoolKey key, EventLoop loop) {
     }
 
     private static final class Slot {
@@ -65,16 +75,28 @@ public final class ConnectionPool implements AutoCloseable {
      */
     public Future<Http2StreamChannel> open(PoolKey key, SslContext tls, Http2Headers connect,
             Consumer<Bootstrap> customizer) {
+        return open(key, tls, connect, customizer, null);
+    }
+
+    /**
+     * As {@link #open(PoolKey, SslContext, Http2Headers, Consumer)}, on a connection served by
+     * {@code loop} (the caller's socket's loop) if it is one of this pool's loops; null: any.
+     */
+    public Future<Http2StreamChannel> open(PoolKey key, SslContext tls, Http2Headers connect,
+            Consumer<Bootstrap> customizer, EventLoop loop) {
         if (closed) {
             return loops.next().<Http2StreamChannel>newPromise()
                     .setFailure(new IllegalStateException("connection pool closed"));
         }
+        // Only a loop of our own group can serve our connections (an epoll channel needs an epoll loop).
+        SlotKey slotKey = new SlotKey(key, loop != null && loop.parent() == loops ? loop : null);
+        EventLoop dialLoop = slotKey.loop() != null ? slotKey.loop() : loops.next();
         Slot slot;
         Dialing ride = null;
         for (;;) {
-            slot = slots.computeIfAbsent(key, k -> new Slot());
+            slot = slots.computeIfAbsent(slotKey, k -> new Slot());
             synchronized (slot) {
-                if (slots.get(key) != slot) {
+                if (slots.get(slotKey) != slot) {
                     continue; // reaped between lookup and lock
                 }
                 slot.open.removeIf(c -> !c.isUsable());
@@ -91,7 +113,7 @@ public final class ConnectionPool implements AutoCloseable {
                     }
                 }
                 if (ride == null) {
-                    ride = new Dialing(connector.connect(key.destination(), tls, key.expectedIdentities(), loops.next(),
+                    ride = new Dialing(connector.connect(key.destination(), tls, key.expectedIdentities(), dialLoop,
                             bindingLocalAddress(key, customizer)));
                     ride.promised = 1;
                     slot.dialing.add(ride);
@@ -102,7 +124,7 @@ public final class ConnectionPool implements AutoCloseable {
             }
             break;
         }
-        Promise<Http2StreamChannel> result = loops.next().newPromise();
+        Promise<Http2StreamChannel> result = dialLoop.newPromise();
         ride.connect.addListener(f -> {
             if (!f.isSuccess()) {
                 result.tryFailure(f.cause());
@@ -157,7 +179,7 @@ public final class ConnectionPool implements AutoCloseable {
         slots.forEach((k, s) -> {
             synchronized (s) {
                 if (!s.open.isEmpty()) {
-                    out.put(k, s.open.size());
+                    out.merge(k.key(), s.open.size(), Integer::sum);
                 }
             }
         });
@@ -182,7 +204,7 @@ public final class ConnectionPool implements AutoCloseable {
                 s.open.removeAll(idle);
             }
             idle.forEach(c -> {
-                LOG.debugf("pool: closing idle HBONE connection to %s", k.destination());
+                LOG.debugf("pool: closing idle HBONE connection to %s", k.key().destination());
                 c.close();
             });
         });

@@ -48,6 +48,10 @@ public final class JwtVerifier {
         this.clockSkewSeconds = clockSkewSeconds;
     }
 
+    long clockSkewSeconds() {
+        return clockSkewSeconds;
+    }
+
     public Result verify(String token, List<JwtRule> rules, Keys keys, long nowSeconds) {
         if (token.length() > maxTokenBytes) {
             return new Refused(AuthnFailure.TOO_LARGE, "token of " + token.length() + " bytes (limit " + maxTokenBytes + ")");

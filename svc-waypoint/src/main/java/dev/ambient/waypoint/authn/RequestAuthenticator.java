@@ -64,15 +64,23 @@ public final class RequestAuthenticator {
 
     private final JwtVerifier verifier;
     private final JwksCache keys;
+    private final VerifiedTokens verifiedTokens;
     private final LongSupplier clockSeconds;
+    private final Counter tokenCacheHits;
     private final Counter anonymous;
     private final Counter authenticated;
     private final Map<AuthnFailure, Counter> refused = new EnumMap<>(AuthnFailure.class);
 
-    public RequestAuthenticator(JwtVerifier verifier, JwksCache keys, LongSupplier clockSeconds, MeterRegistry registry) {
+    /** @param tokenCacheSize verified tokens kept for reuse ({@link VerifiedTokens}); 0: none */
+    public RequestAuthenticator(JwtVerifier verifier, JwksCache keys, int tokenCacheSize, LongSupplier clockSeconds,
+            MeterRegistry registry) {
         this.verifier = verifier;
         this.keys = keys;
+        this.verifiedTokens = new VerifiedTokens(tokenCacheSize, verifier.clockSkewSeconds());
         this.clockSeconds = clockSeconds;
+        tokenCacheHits = Counter.builder("waypoint_authn_token_cache_hits_total")
+                .description("Tokens accepted from the verified-token cache, without verifying their signature again")
+                .register(registry);
         String name = "waypoint_authn_requests_total";
         String help = "HTTP requests by RequestAuthentication outcome (only where a policy applies)";
         anonymous = Counter.builder(name).description(help).tag("outcome", "anonymous").register(registry);
@@ -128,7 +136,7 @@ public final class RequestAuthenticator {
             Executor loop) {
         for (int at = i; at < found.size(); at++) {
             Found f = found.get(at);
-            JwtVerifier.Result r = verifier.verify(f.token(), f.rules(), keys, clockSeconds.getAsLong());
+            JwtVerifier.Result r = verify(f);
             switch (r) {
                 case JwtVerifier.Verified v -> verified.add(v);
                 case JwtVerifier.Refused x -> {
@@ -148,7 +156,7 @@ public final class RequestAuthenticator {
     private CompletableFuture<Outcome> afterFetch(List<Found> found, int at, List<JwtVerifier.Verified> verified,
             Executor loop, JwtVerifier.NeedsKeys before) {
         Found f = found.get(at);
-        JwtVerifier.Result r = verifier.verify(f.token(), f.rules(), keys, clockSeconds.getAsLong());
+        JwtVerifier.Result r = verify(f);
         return switch (r) {
             case JwtVerifier.Verified v -> {
                 verified.add(v);
@@ -159,6 +167,22 @@ public final class RequestAuthenticator {
                     ? new Refused(AuthnFailure.NO_MATCHING_KEY, "no key of " + keySource(n.rule()) + " fits the token")
                     : new Refused(AuthnFailure.JWKS_FETCH_FAILED, "no keys from " + keySource(n.rule()) + " yet"));
         };
+    }
+
+    /** From the verified-token cache if it still holds, else verified (and kept if good). */
+    private JwtVerifier.Result verify(Found f) {
+        long now = clockSeconds.getAsLong();
+        JwtVerifier.Verified cached = verifiedTokens.get(f.token(), f.rules(), keys, now);
+        if (cached != null) {
+            tokenCacheHits.increment();
+            return cached;
+        }
+        JwkSet[] used = new JwkSet[1]; // the very set the signature verified with
+        JwtVerifier.Result r = verifier.verify(f.token(), f.rules(), rule -> used[0] = keys.of(rule), now);
+        if (r instanceof JwtVerifier.Verified v) {
+            verifiedTokens.put(f.token(), v, used[0]);
+        }
+        return r;
     }
 
     private static String keySource(JwtRule rule) {

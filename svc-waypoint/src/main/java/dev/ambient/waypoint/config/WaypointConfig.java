@@ -89,6 +89,13 @@ public interface WaypointConfig {
         /** Tolerance on exp and nbf (Istio's 60 s). */
         @WithDefault("60s")
         Duration clockSkew();
+
+        /**
+         * Verified tokens kept so that a repeated token is not verified again (while its rule, its
+         * issuer's keys, exp and nbf still hold); 0 keeps none. Each costs about twice its size.
+         */
+        @WithDefault("256")
+        int verifiedTokenCacheSize();
     }
 
     interface Listen {

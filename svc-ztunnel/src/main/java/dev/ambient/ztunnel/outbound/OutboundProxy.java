@@ -123,7 +123,7 @@ public final class OutboundProxy {
             case Route.Refused r -> CompletableFuture.failedFuture(new OutboundException(0, r.reason()));
             case Route.Passthrough p -> passthrough(p, p.via(), source, sourceId, client, loop);
             case Route.ByName n -> byName(n, source, sourceId, client, loop);
-            case Route.Hbone h -> hbone(h, source, sourceId, client);
+            case Route.Hbone h -> hbone(h, source, sourceId, client, loop);
         };
         return result.whenComplete((ok, err) -> {
             if (err != null) {
@@ -138,7 +138,7 @@ public final class OutboundProxy {
     }
 
     private CompletableFuture<Established> hbone(Route.Hbone route, Workload source, SpiffeId sourceId,
-            InetSocketAddress client) {
+            InetSocketAddress client, EventLoop loop) {
         CompletableFuture<Established> out = new CompletableFuture<>();
         certificates.forIdentity(sourceId).whenComplete((tls, err) -> {
             if (err != null) {
@@ -152,7 +152,7 @@ public final class OutboundProxy {
             InetAddress local = WorkloadDialer.keepsSource(preserveSourceIp, client, route.endpoint())
                     ? client.getAddress() : null;
             netns.create(() -> pool.open(new PoolKey(sourceId, route.endpoint(), route.expected(), local),
-                    tls.client(), headers, null)).whenComplete((opening, createErr) -> {
+                    tls.client(), headers, null, loop)).whenComplete((opening, createErr) -> {
                 if (createErr != null) {
                     out.completeExceptionally(new OutboundException(0, "cannot open a socket in " + netns.name()
                             + ": " + rootMessage(createErr)));
