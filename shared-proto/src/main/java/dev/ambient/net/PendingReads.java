@@ -85,10 +85,20 @@ public final class PendingReads extends ChannelInboundHandlerAdapter {
     }
 
     private void handOver(ChannelHandlerContext ctx) {
+        // The consumer's callbacks may make the channel read more at once (a stream resumed from
+        // channelReadComplete drains its queue synchronously): that arrives here, behind what is
+        // held, and is replayed in turn; the holder leaves only when nothing is left, never with
+        // data in it (it used to drop such frames, END_STREAM among them).
         boolean any = false;
-        Object next;
-        while ((next = held.poll()) != null) {
-            if (next instanceof ChannelInputShutdownEvent || next instanceof Http2ResetFrame) {
+        for (;;) {
+            Object next = held.poll();
+            if (next == null) {
+                if (!any) {
+                    break;
+                }
+                any = false;
+                ctx.fireChannelReadComplete();
+            } else if (next instanceof ChannelInputShutdownEvent || next instanceof Http2ResetFrame) {
                 if (any) {
                     ctx.fireChannelReadComplete();
                     any = false;
@@ -98,9 +108,6 @@ public final class PendingReads extends ChannelInboundHandlerAdapter {
                 ctx.fireChannelRead(next);
                 any = true;
             }
-        }
-        if (any) {
-            ctx.fireChannelReadComplete();
         }
         if (inactive) {
             ctx.fireChannelInactive();

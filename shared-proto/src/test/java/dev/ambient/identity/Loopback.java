@@ -42,10 +42,17 @@ final class Loopback implements AutoCloseable {
     private final Map<SslContext, Integer> listeners = new IdentityHashMap<>();
     private final List<Channel> open = new ArrayList<>();
     private final AtomicReference<CompletableFuture<SslHandler>> nextServerHandshake = new AtomicReference<>();
+    /** By server handshake: whether it resumed, as said before it completed (so, before connect returns). */
+    private final Map<CompletableFuture<SslHandler>, Boolean> serverResumed =
+            java.util.Collections.synchronizedMap(new IdentityHashMap<>());
 
-    /** What each side saw; every future is settled by the time {@link #connect} returns. */
+    /**
+     * What each side saw; every future is settled by the time {@link #connect} returns. Whether a
+     * side resumed a session is what its BoringSSL engine said as its handshake completed (null for
+     * a JDK engine, which cannot say): read any later, a closed connection's engine says false.
+     */
     record Outcome(CompletableFuture<SslHandler> server, CompletableFuture<SslHandler> client,
-            CompletableFuture<String> echo) {
+            CompletableFuture<String> echo, Boolean serverResumed, Boolean clientResumed) {
 
         boolean succeeded() {
             return !server.isCompletedExceptionally() && !client.isCompletedExceptionally()
@@ -99,6 +106,7 @@ final class Loopback implements AutoCloseable {
         CompletableFuture<SslHandler> server = new CompletableFuture<>();
         CompletableFuture<SslHandler> client = new CompletableFuture<>();
         CompletableFuture<String> echo = new CompletableFuture<>();
+        AtomicReference<Boolean> clientResumed = new AtomicReference<>();
         nextServerHandshake.set(server);
         int port = listeners.computeIfAbsent(serverContext, this::listen);
         Channel channel = null;
@@ -111,6 +119,7 @@ final class Loopback implements AutoCloseable {
                         protected void initChannel(SocketChannel ch) {
                             SslHandler ssl = clientContext.newHandler(ch.alloc(), HOST, port);
                             ssl.handshakeFuture().addListener(f -> {
+                                clientResumed.set(sessionReused(ssl));
                                 settle(client, ssl, f);
                                 if (f.isSuccess()) {
                                     ch.writeAndFlush(Unpooled.copiedBuffer("ping", StandardCharsets.US_ASCII));
@@ -146,7 +155,7 @@ final class Loopback implements AutoCloseable {
             for (CompletableFuture<?> f : new CompletableFuture<?>[] {server, client, echo}) {
                 f.handle((v, e) -> null).get(15, TimeUnit.SECONDS);
             }
-            return new Outcome(server, client, echo);
+            return new Outcome(server, client, echo, serverResumed.remove(server), clientResumed.get());
         } finally {
             if (channel != null) {
                 channel.close().sync();
@@ -163,7 +172,10 @@ final class Loopback implements AutoCloseable {
                     protected void initChannel(SocketChannel ch) {
                         CompletableFuture<SslHandler> server = nextServerHandshake.getAndSet(null);
                         SslHandler ssl = serverContext.newHandler(ch.alloc());
-                        ssl.handshakeFuture().addListener(f -> settle(server, ssl, f));
+                        ssl.handshakeFuture().addListener(f -> {
+                            serverResumed.put(server, sessionReused(ssl));
+                            settle(server, ssl, f);
+                        });
                         ch.pipeline().addLast(ssl, new ChannelInboundHandlerAdapter() {
                             @Override
                             public void channelRead(ChannelHandlerContext ctx, Object msg) {
@@ -180,6 +192,22 @@ final class Loopback implements AutoCloseable {
                 .bind(HOST, 0).syncUninterruptibly().channel();
         open.add(listener);
         return ((InetSocketAddress) listener.localAddress()).getPort();
+    }
+
+    /** Netty keeps BoringSSL's "session reused" flag package-private; the JDK engine has none (null). */
+    static Boolean sessionReused(SslHandler handler) {
+        for (Class<?> c = handler.engine().getClass(); c != null; c = c.getSuperclass()) {
+            try {
+                var method = c.getDeclaredMethod("isSessionReused");
+                method.setAccessible(true);
+                return (Boolean) method.invoke(handler.engine());
+            } catch (NoSuchMethodException e) {
+                // look further up
+            } catch (ReflectiveOperationException | RuntimeException e) {
+                return null;
+            }
+        }
+        return null;
     }
 
     private static void settle(CompletableFuture<SslHandler> side, SslHandler ssl, Future<?> handshake) {

@@ -1,6 +1,8 @@
 package dev.ambient.waypoint.proxy;
 
 import dev.ambient.hbone.StreamReading;
+import dev.ambient.net.PendingReads;
+import dev.ambient.net.SocketRelay;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
@@ -29,7 +31,8 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
     private final AtomicLong bytes;
     /** System.nanoTime() of the last byte either way, shared by both sides. */
     private final AtomicLong lastActivity;
-    private boolean ended;
+    /** Read by the other side's loop. */
+    private volatile boolean ended;
     private TcpSplice peerSide;
     private Channel self;
 
@@ -52,20 +55,34 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
         fromB.peerSide = fromA;
         fromA.self = a;
         fromB.self = b;
-        for (Channel ch : new Channel[] {a, b}) {
-            TcpSplice side = ch == a ? fromA : fromB;
-            ch.eventLoop().execute(() -> {
-                ch.pipeline().addLast(side);
-                // What arrived while the other side was being dialled goes first.
-                dev.ambient.net.PendingReads.release(ch);
-                ch.config().setAutoRead(true);
+        // Both handlers are in place before either side reads. A stream that starts reading
+        // replays what it queued at once, pauses when the other side fills up, and flushes; if that
+        // side drains before its handler is there, nobody hears it and nobody resumes the reader
+        // (a sniffed tunnel whose client had sent ahead stalled so, its END_STREAM never read).
+        a.eventLoop().execute(() -> {
+            a.pipeline().addLast(fromA);
+            b.eventLoop().execute(() -> {
+                b.pipeline().addLast(fromB);
+                fromB.start();
+                a.eventLoop().execute(fromA::start);
             });
-        }
+        });
         AtomicBoolean idledOut = new AtomicBoolean();
         if (!idle.isZero()) {
             a.eventLoop().execute(() -> watchIdle(a, b, last, idle.toNanos(), idledOut));
         }
         return idledOut::get;
+    }
+
+    /**
+     * On this side's loop: what arrived while the other side was being dialled goes first, then
+     * reading is on unless the other side is already full (its handler resumes us when it drains).
+     */
+    private void start() {
+        PendingReads.release(self);
+        if (other.isWritable()) {
+            StreamReading.set(self, true);
+        }
     }
 
     private static void watchIdle(Channel a, Channel b, AtomicLong last, long idleNanos, AtomicBoolean idledOut) {
@@ -92,6 +109,11 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
         other.write(buf);
         if (!other.isWritable()) {
             self.config().setAutoRead(false);
+            // The other side may be on another loop and have drained between the test and the
+            // pause, its handler seeing us still reading: look again, or we may never be resumed.
+            if (other.isWritable()) {
+                StreamReading.set(self, true);
+            }
         }
     }
 
@@ -123,7 +145,7 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
     @Override
     public void channelWritabilityChanged(ChannelHandlerContext ctx) {
         if (self.isWritable()) {
-            StreamReading.set(other, true);
+            SocketRelay.onLoop(other, () -> StreamReading.set(other, true));
         }
     }
 

@@ -127,6 +127,42 @@ class TwoNodeMeshTest {
         assertEquals(List.of(), lost, "connections whose answer was lost, of 1,000");
     }
 
+    /**
+     * The client sends 4 MiB and its FIN but reads nothing for 1.5 s: the echo backs up in every
+     * window and buffer both ways, each relay pauses its reader, and the client's FIN waits behind
+     * paused data. Once the client reads, all of it and the echo server's FIN must follow promptly
+     * (a reader left paused, or a FIN never read while paused, would end in a read timeout).
+     */
+    @Test
+    void aFinBehindBackpressureInBothDirectionsArrivesOnceTheClientReads() throws Exception {
+        for (int run = 0; run < 4; run++) {
+            byte[] payload = new byte[4 << 20];
+            new Random(run).nextBytes(payload);
+            try (Socket s = socks(SOCKS_A, "127.0.10.1", "127.0.20.1", 28080)) {
+                long[] finSent = new long[1];
+                Thread writer = Thread.ofVirtual().start(() -> {
+                    try {
+                        s.getOutputStream().write(payload);
+                        s.shutdownOutput();
+                        finSent[0] = System.nanoTime();
+                    } catch (java.io.IOException e) {
+                        throw new RuntimeException(e);
+                    }
+                });
+                Thread.sleep(1_500);
+                long readFrom = System.nanoTime();
+                byte[] back = s.getInputStream().readAllBytes();
+                long eof = System.nanoTime();
+                writer.join();
+                long afterFin = (eof - Math.max(finSent[0], readFrom)) / 1_000_000;
+                System.out.printf("two ztunnels run %d: 4 MiB echoed, EOF %d ms after the client's FIN and its first read%n",
+                        run, afterFin);
+                assertEquals(sha256(payload), sha256(back), "run " + run + ": the echo, whole, then EOF");
+                assertTrue(afterFin < 4_000, "run " + run + ": EOF took " + afterFin + " ms");
+            }
+        }
+    }
+
     @Test
     void serviceVipReachesAnEndpointOnItsTargetPortByName() throws Exception {
         byte[] payload = "hello service".getBytes();
