@@ -134,6 +134,11 @@ public final class TunnelRelay {
             SocketRelay.onLoop(stream, () -> stream.write(new DefaultHttp2DataFrame(buf)));
             if (!stream.isWritable()) {
                 tcp.config().setAutoRead(false);
+                // On another loop the stream may have drained between the check and the pause, and
+                // its writability event found reading still on: look again, or nobody resumes it.
+                if (stream.isWritable()) {
+                    tcp.config().setAutoRead(true);
+                }
             }
         }
 
@@ -191,6 +196,9 @@ public final class TunnelRelay {
                         SocketRelay.onLoop(tcp, () -> tcp.write(content));
                         if (!tcp.isWritable()) {
                             stream.config().setAutoRead(false);
+                            if (tcp.isWritable()) { // drained meanwhile on its own loop: see the TCP side
+                                StreamReading.set(stream, true);
+                            }
                         }
                     }
                     if (data.isEndStream()) {
