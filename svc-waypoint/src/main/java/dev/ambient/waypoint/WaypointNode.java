@@ -146,8 +146,8 @@ public final class WaypointNode implements AutoCloseable {
                 authn.jwksRefreshInterval(), authn.jwksMinRefetchInterval(), authn.jwksFetchTimeout(),
                 authn.maxJwksBytes()), registry);
         RequestAuthenticator authenticator = new RequestAuthenticator(new JwtVerifier(authn.maxTokenBytes(),
-                authn.clockSkew().toSeconds()), jwks, authn.verifiedTokenCacheSize(), () -> System.currentTimeMillis() / 1000,
-                registry);
+                authn.clockSkew().toSeconds()), jwks, authn.verifiedTokenCacheSize(), authn.failedSignaturesPerPeer(),
+                authn.failedSignaturesWindow(), () -> System.currentTimeMillis() / 1000, registry);
         extAuthz = new ExtAuthz(new ExtAuthz.Limits(config.extAuthz().maxInFlight(),
                 config.extAuthz().maxResponseBytes()), control, registry);
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), extAuthz, balancer, upstream,

@@ -29,7 +29,9 @@ public enum AuthnFailure {
     /** Ours: a token beyond the size bound is not decoded at all. */
     TOO_LARGE("Jwt verification fails", "too_large"),
     /** Ours: more tokens in one request than any policy could ask for. */
-    TOO_MANY("Jwt verification fails", "too_many_tokens");
+    TOO_MANY("Jwt verification fails", "too_many_tokens"),
+    /** Ours: the peer's tokens failed their signature too often lately; not verified ({@link SignatureFailureBudget}). */
+    SIGNATURE_BUDGET_SPENT("Jwt verification fails", "bad_signature_budget");
 
     private final String body;
     private final String tag;

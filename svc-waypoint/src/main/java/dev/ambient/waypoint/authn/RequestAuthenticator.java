@@ -65,18 +65,27 @@ public final class RequestAuthenticator {
     private final JwtVerifier verifier;
     private final JwksCache keys;
     private final VerifiedTokens verifiedTokens;
+    private final SignatureFailureBudget signatureBudget;
+    private final String budgetText;
     private final LongSupplier clockSeconds;
     private final Counter tokenCacheHits;
     private final Counter anonymous;
     private final Counter authenticated;
     private final Map<AuthnFailure, Counter> refused = new EnumMap<>(AuthnFailure.class);
 
-    /** @param tokenCacheSize verified tokens kept for reuse ({@link VerifiedTokens}); 0: none */
-    public RequestAuthenticator(JwtVerifier verifier, JwksCache keys, int tokenCacheSize, LongSupplier clockSeconds,
-            MeterRegistry registry) {
+    /**
+     * @param tokenCacheSize verified tokens kept for reuse ({@link VerifiedTokens}); 0: none
+     * @param failedSignaturesPerPeer failed signatures a peer may cost per {@code failedSignaturesWindow}
+     *        ({@link SignatureFailureBudget}); 0: no bound
+     */
+    public RequestAuthenticator(JwtVerifier verifier, JwksCache keys, int tokenCacheSize, int failedSignaturesPerPeer,
+            java.time.Duration failedSignaturesWindow, LongSupplier clockSeconds, MeterRegistry registry) {
         this.verifier = verifier;
         this.keys = keys;
         this.verifiedTokens = new VerifiedTokens(tokenCacheSize, verifier.clockSkewSeconds());
+        this.signatureBudget = new SignatureFailureBudget(failedSignaturesPerPeer, failedSignaturesWindow.toSeconds());
+        this.budgetText = failedSignaturesPerPeer + " tokens failed their signature within "
+                + failedSignaturesWindow.toSeconds() + " s";
         this.clockSeconds = clockSeconds;
         tokenCacheHits = Counter.builder("waypoint_authn_token_cache_hits_total")
                 .description("Tokens accepted from the verified-token cache, without verifying their signature again")
@@ -104,9 +113,11 @@ public final class RequestAuthenticator {
 
     /**
      * Removes client-sent copies of the output headers, finds and verifies the tokens. Completes at
-     * once unless keys must be fetched; then on {@code loop}.
+     * once unless keys must be fetched; then on {@code loop}. {@code peer}: the mesh identity the
+     * request came from, whose failed signatures are counted against its budget.
      */
-    public CompletableFuture<Outcome> authenticate(List<JwtRule> rules, HttpRequest request, Executor loop) {
+    public CompletableFuture<Outcome> authenticate(List<JwtRule> rules, HttpRequest request, String peer,
+            Executor loop) {
         if (rules.isEmpty()) {
             return CompletableFuture.completedFuture(ANONYMOUS);
         }
@@ -129,14 +140,14 @@ public final class RequestAuthenticator {
             return CompletableFuture.completedFuture(ANONYMOUS);
         }
         List<JwtVerifier.Verified> verified = new ArrayList<>();
-        return verifyFrom(found, 0, verified, loop).thenApply(this::count);
+        return verifyFrom(found, 0, verified, peer, loop).thenApply(this::count);
     }
 
     private CompletableFuture<Outcome> verifyFrom(List<Found> found, int i, List<JwtVerifier.Verified> verified,
-            Executor loop) {
+            String peer, Executor loop) {
         for (int at = i; at < found.size(); at++) {
             Found f = found.get(at);
-            JwtVerifier.Result r = verify(f);
+            JwtVerifier.Result r = verify(f, peer);
             switch (r) {
                 case JwtVerifier.Verified v -> verified.add(v);
                 case JwtVerifier.Refused x -> {
@@ -145,7 +156,7 @@ public final class RequestAuthenticator {
                 case JwtVerifier.NeedsKeys n -> {
                     int next = at;
                     return keys.refresh(n.rule(), n.unknownKid()).thenApplyAsync(k -> k, loop)
-                            .thenCompose(k -> afterFetch(found, next, verified, loop, n));
+                            .thenCompose(k -> afterFetch(found, next, verified, peer, loop, n));
                 }
             }
         }
@@ -154,13 +165,13 @@ public final class RequestAuthenticator {
 
     /** After a fetch the token is verified once more; needing keys again is final. */
     private CompletableFuture<Outcome> afterFetch(List<Found> found, int at, List<JwtVerifier.Verified> verified,
-            Executor loop, JwtVerifier.NeedsKeys before) {
+            String peer, Executor loop, JwtVerifier.NeedsKeys before) {
         Found f = found.get(at);
-        JwtVerifier.Result r = verify(f);
+        JwtVerifier.Result r = verify(f, peer);
         return switch (r) {
             case JwtVerifier.Verified v -> {
                 verified.add(v);
-                yield verifyFrom(found, at + 1, verified, loop);
+                yield verifyFrom(found, at + 1, verified, peer, loop);
             }
             case JwtVerifier.Refused x -> CompletableFuture.completedFuture(new Refused(x.failure(), x.detail()));
             case JwtVerifier.NeedsKeys n -> CompletableFuture.completedFuture(n.unknownKid()
@@ -169,18 +180,27 @@ public final class RequestAuthenticator {
         };
     }
 
-    /** From the verified-token cache if it still holds, else verified (and kept if good). */
-    private JwtVerifier.Result verify(Found f) {
+    /**
+     * From the verified-token cache if it still holds; else, unless the peer has spent its budget of
+     * failed signatures, verified (kept if good, counted against the peer if its signature failed).
+     */
+    private JwtVerifier.Result verify(Found f, String peer) {
         long now = clockSeconds.getAsLong();
         JwtVerifier.Verified cached = verifiedTokens.get(f.token(), f.rules(), keys, now);
         if (cached != null) {
             tokenCacheHits.increment();
             return cached;
         }
+        if (signatureBudget.spent(peer, now)) {
+            return new JwtVerifier.Refused(AuthnFailure.SIGNATURE_BUDGET_SPENT, "not verified: " + budgetText
+                    + " for " + JwtVerifier.printable(peer));
+        }
         JwkSet[] used = new JwkSet[1]; // the very set the signature verified with
         JwtVerifier.Result r = verifier.verify(f.token(), f.rules(), rule -> used[0] = keys.of(rule), now);
         if (r instanceof JwtVerifier.Verified v) {
             verifiedTokens.put(f.token(), v, used[0]);
+        } else if (r instanceof JwtVerifier.Refused x && x.failure() == AuthnFailure.VERIFICATION_FAILS) {
+            signatureBudget.failed(peer, now);
         }
         return r;
     }

@@ -96,6 +96,17 @@ public interface WaypointConfig {
          */
         @WithDefault("256")
         int verifiedTokenCacheSize();
+
+        /**
+         * Tokens of one mesh peer that may fail their signature check per
+         * {@link #failedSignaturesWindow()}; beyond, its tokens not in the verified-token cache are
+         * refused unverified until the window ends. 0: no bound.
+         */
+        @WithDefault("100")
+        int failedSignaturesPerPeer();
+
+        @WithDefault("10s")
+        Duration failedSignaturesWindow();
     }
 
     interface Listen {

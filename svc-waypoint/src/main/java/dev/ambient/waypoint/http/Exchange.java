@@ -196,7 +196,8 @@ final class Exchange {
         Service service = tunnel.service();
         List<JwtRule> jwtRules = RequestAuthenticator.applicable(state.authentications(),
                 path.authorizer.gatewayTarget(), service == null ? null : "Service/" + WaypointState.key(service));
-        CompletableFuture<RequestAuthenticator.Outcome> authn = path.authenticator.authenticate(jwtRules, head, loop);
+        CompletableFuture<RequestAuthenticator.Outcome> authn = path.authenticator.authenticate(jwtRules, head,
+                tunnel.peer() == null ? "" : tunnel.peer().uri(), loop);
         if (authn.isDone()) {
             authenticated(authn.join(), judgedPath);
         } else {
