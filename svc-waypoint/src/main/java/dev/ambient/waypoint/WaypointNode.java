@@ -67,7 +67,6 @@ public final class WaypointNode implements AutoCloseable {
     private Transport transport;
     private WaypointIdentity identity;
     private ConnectionPool pool;
-    private java.util.Map<io.netty.channel.EventLoop, ConnectionPool> perLoopPools = java.util.Map.of();
     private UpstreamClient upstream;
     private ExternalDialer external;
     private InboundDispatcher dispatcher;
@@ -113,9 +112,6 @@ public final class WaypointNode implements AutoCloseable {
         var up = config.upstream();
         HboneConnector connector = new HboneConnector(transport, settings, (int) up.connectTimeout().toMillis(), 0);
         pool = new ConnectionPool(connector, transport.group(), up.idleTimeout());
-        // HTTP requests: one pool per event loop, dialling on that loop (no thread hops per request).
-        java.util.Map<io.netty.channel.EventLoop, ConnectionPool> loopPools = new java.util.concurrent.ConcurrentHashMap<>();
-        perLoopPools = loopPools;
         var http = config.http();
         HttpLimits limits = new HttpLimits(http.retryBufferBytes(), new BodyBudget(http.maxBufferedBodyBytes()),
                 new HttpDeadlines.Limits(http.requestHeaderTimeout(), http.requestTimeout(), http.idleTimeout()),
@@ -134,9 +130,10 @@ public final class WaypointNode implements AutoCloseable {
         external = new ExternalDialer(transport, up.connectTimeout(), up.dnsTimeout(),
                 ExternalDialer.parseServers(up.dnsServers().orElse(java.util.List.of())), destinations,
                 up.tlsFilesCheckInterval());
-        upstream = new UpstreamClient(loop -> loopPools.computeIfAbsent(loop,
-                l -> new ConnectionPool(connector, l, up.idleTimeout())), identity, up.hbonePort(),
-                up.maxIdlePerEndpoint(), up.idleTimeout(), external);
+        // HTTP calls name their loop: each rides a pooled connection of that loop (no thread hops per
+        // request); TCP tunnels name none and share.
+        upstream = new UpstreamClient(pool, identity, up.hbonePort(), up.maxIdlePerEndpoint(), up.idleTimeout(),
+                external);
         LoadBalancer balancer = new LoadBalancer(LoadBalancer.Policy.parse(up.loadBalancing()));
         var authn = config.authn();
         // JWKS fetches and ext_authz calls run on a small Vert.x of their own, never on a data-plane loop.
@@ -172,8 +169,7 @@ public final class WaypointNode implements AutoCloseable {
         Gauge.builder("waypoint_hbone_connections", admission, HboneAdmission::connections)
                 .description("Inbound HBONE connections held, in their handshake or established (bounded by"
                         + " waypoint.listen.limits.max-connections)").register(registry);
-        Gauge.builder("waypoint_pool_connections", this, n -> n.pool.totalConnections()
-                        + n.perLoopPools.values().stream().mapToInt(ConnectionPool::totalConnections).sum())
+        Gauge.builder("waypoint_pool_connections", this, n -> n.pool.totalConnections())
                 .description("Pooled outbound HBONE connections").register(registry);
 
         if (config.xdsAddress().isPresent()) {
@@ -282,7 +278,6 @@ public final class WaypointNode implements AutoCloseable {
         if (pool != null) {
             pool.close();
         }
-        perLoopPools.values().forEach(ConnectionPool::close);
         if (external != null) {
             external.close();
         }

@@ -24,7 +24,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.Function;
 
 /**
  * HTTP to endpoints through HBONE: each upstream connection is one CONNECT stream to the
@@ -33,8 +32,8 @@ import java.util.function.Function;
  * mTLS HTTP/2 connections. Inside a CONNECT stream the waypoint speaks HTTP/1.1
  * ({@link Http1Upstream}: one call at a time, the connection kept for later calls to the same
  * endpoint) or HTTP/2 with prior knowledge ({@link Http2Upstream}: one connection per endpoint,
- * each call one of its streams). Calls stream both ways ({@link UpstreamCall}). Pools are per event
- * loop (as Envoy's per-worker pools): a request and its upstream connection live on the same
+ * each call one of its streams). Calls stream both ways ({@link UpstreamCall}). Connections are per
+ * event loop (as Envoy's per-worker pools): a request and its upstream connection live on the same
  * thread, so nothing here is shared between threads but the counters. An endpoint outside the
  * mesh (a ServiceEntry's) is dialled directly instead, with TLS originated if its service asks
  * ({@link ExternalDialer}); the same HTTP runs over that connection.
@@ -51,7 +50,7 @@ public final class UpstreamClient implements AutoCloseable {
     /** What one upgraded call may read before the splice takes it over (the client has not seen the 101 yet). */
     static final long MAX_EARLY_TUNNEL_BYTES = 1 << 20;
 
-    private final Function<EventLoop, ConnectionPool> pools;
+    private final ConnectionPool pool;
     private final WaypointIdentity identity;
     private final int hbonePort;
     private final int maxIdle;
@@ -63,11 +62,11 @@ public final class UpstreamClient implements AutoCloseable {
     private final AtomicInteger open = new AtomicInteger();
     private final ExternalDialer external;
 
-    /** @param pools the HBONE connection pool dialling on a given event loop */
-    public UpstreamClient(Function<EventLoop, ConnectionPool> pools, WaypointIdentity identity, int hbonePort,
+    /** @param pool the HBONE connection pool; each call's CONNECT rides a connection of the call's loop */
+    public UpstreamClient(ConnectionPool pool, WaypointIdentity identity, int hbonePort,
             int maxIdle, Duration h2IdleTimeout, ExternalDialer external) {
         this.external = external;
-        this.pools = pools;
+        this.pool = pool;
         this.identity = identity;
         this.hbonePort = hbonePort;
         this.maxIdle = maxIdle;
@@ -208,8 +207,8 @@ public final class UpstreamClient implements AutoCloseable {
         }
         PoolKey poolKey = new PoolKey(identity.id(), new InetSocketAddress(endpoint.address(), hbonePort),
                 Set.of(key.expected()));
-        Future<Http2StreamChannel> opened = pools.apply(key.loop()).open(poolKey, tls.client(),
-                HboneHeaders.connect(key.target(), null, null), null);
+        Future<Http2StreamChannel> opened = pool.open(poolKey, tls.client(),
+                HboneHeaders.connect(key.target(), null, null), null, key.loop());
         opened.addListener(f -> {
             if (!f.isSuccess()) {
                 connected.tryFailure(new UpstreamFailure(UpstreamFailure.Kind.CONNECT, "HBONE to " + endpoint.uid()
