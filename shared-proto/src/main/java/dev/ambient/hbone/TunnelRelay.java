@@ -105,16 +105,22 @@ public final class TunnelRelay {
 
     private void maybeCompleteCleanly() {
         if (tcpInputEnded && streamInputEnded) {
-            // Both halves closed: close the socket once its last bytes are flushed. Always queued,
-            // never inline: the stream's loop may have handed the TCP loop writes (the peer's last
-            // data) that are still waiting to run, and closing ahead of them would lose them.
-            try {
-                tcp.eventLoop().execute(() -> tcp.writeAndFlush(Unpooled.EMPTY_BUFFER)
-                        .addListener(ChannelFutureListener.CLOSE));
-            } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
-                // The process is stopping and the channel goes with its loop.
-            }
+            closeTcpAfterItsLastBytes();
             finish(true, "closed");
+        }
+    }
+
+    /**
+     * Closes the socket once its last bytes are flushed. Always queued, never inline: the stream's
+     * loop may have handed the TCP loop writes (the peer's last data) that are still waiting to
+     * run, and closing ahead of them would lose them.
+     */
+    private void closeTcpAfterItsLastBytes() {
+        try {
+            tcp.eventLoop().execute(() -> tcp.writeAndFlush(Unpooled.EMPTY_BUFFER)
+                    .addListener(ChannelFutureListener.CLOSE));
+        } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+            // The process is stopping and the channel goes with its loop.
         }
     }
 
@@ -253,6 +259,13 @@ public final class TunnelRelay {
         public void channelInactive(ChannelHandlerContext ctx) {
             if (tcpInputEnded && streamInputEnded) {
                 maybeCompleteCleanly();
+            } else if (streamInputEnded) {
+                // The peer ended its side and then closed the stream, with at most a NO_ERROR reset
+                // (any other one finished us already): a server that answered and closed. Its
+                // answer and FIN are queued for the socket; close after them, as the server's own
+                // close would, not with a reset that throws them away.
+                closeTcpAfterItsLastBytes();
+                finish(true, "closed by peer after END_STREAM");
             } else {
                 finish(false, "tunnel closed before both sides finished");
             }

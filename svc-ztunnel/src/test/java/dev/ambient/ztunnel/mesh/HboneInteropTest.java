@@ -329,6 +329,32 @@ class HboneInteropTest {
         assertTrue(line.get("problem").isNull(), "a well-formed CONNECT: " + line);
     }
 
+    /**
+     * The independent server sends its whole answer, END_STREAM and then RST_STREAM(NO_ERROR)
+     * without waiting for the request (what an HTTP/2 server whose answer is complete may do, and
+     * Istio's own ztunnel does). That is a clean end: the client, reading slowly and never
+     * half-closing, must get all 1 MiB and then EOF, not a reset. Before, the relay heard the stream
+     * close while the client had not sent its FIN and aborted the socket with SO_LINGER 0, throwing
+     * away the answer still queued for the client.
+     */
+    @Test
+    void anAnswerEndedAndResetWithNoErrorReachesASlowClientWhole() throws Exception {
+        byte[] expected = new byte[1 << 20];
+        for (int i = 0; i < expected.length; i++) {
+            expected[i] = (byte) (i % 251);
+        }
+        try (Socket s = socks(SOCKS_A, "127.0.50.1", "127.0.52.1", 7001)) {
+            s.getOutputStream().write("a request the server does not wait for".getBytes());
+            Thread.sleep(1_000); // the answer backs up in node-a's socket while the stream ends
+            byte[] got = s.getInputStream().readAllBytes();
+            assertEquals(expected.length, got.length, "bytes of the answer before EOF");
+            assertEquals(sha256(expected), sha256(got));
+        }
+        JsonNode line = servers.get("ext").await("stream to port 7001",
+                l -> "127.0.52.1:7001".equals(l.path("authority").asText()));
+        assertEquals("told, then reset:0", line.get("ended").asText(), line.toString());
+    }
+
     @Test
     void concurrentStreamsAndConnectionsToAnIndependentServer() throws Exception {
         PythonServer server = servers.get("ext");
