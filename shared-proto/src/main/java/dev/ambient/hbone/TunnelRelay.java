@@ -239,8 +239,10 @@ public final class TunnelRelay {
         @Override
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof Http2ResetFrame reset) {
-                // END_STREAM followed by RST_STREAM(NO_ERROR) is a clean end, not an abort.
-                if (!(streamInputEnded && reset.errorCode() == Http2Error.NO_ERROR.code())) {
+                // RST_STREAM(NO_ERROR) after END_STREAM is a clean end. Netty hands a reset over at
+                // once, ahead of frames still queued while we pause the stream (END_STREAM among
+                // them), and closes the stream once they are read: channelInactive decides then.
+                if (reset.errorCode() != Http2Error.NO_ERROR.code()) {
                     finish(false, "stream reset by peer (" + Http2Error.valueOf(reset.errorCode()) + ")");
                 }
             } else {
@@ -267,7 +269,7 @@ public final class TunnelRelay {
                 closeTcpAfterItsLastBytes();
                 finish(true, "closed by peer after END_STREAM");
             } else {
-                finish(false, "tunnel closed before both sides finished");
+                finish(false, "tunnel closed before both sides finished");  // a NO_ERROR reset without END_STREAM too
             }
         }
 
