@@ -3,7 +3,10 @@
 
 TLS 1.3 only, ALPN h2 only, a client certificate is required and must chain to the given root.
 Every CONNECT stream is answered 200 and echoed: each DATA byte is sent back on the same stream,
-and the stream is ended once the client has ended its side and everything was echoed. A request
+and the stream is ended once the client has ended its side and everything was echoed. A CONNECT
+to port 7001 is told instead: 6 MiB (bytes i % 251) at once, and 0.5 s after the last of it
+END_STREAM, then RST_STREAM(NO_ERROR), without reading the request, as an HTTP/2 server whose
+answer is complete may do (RFC 9113 8.1); the pause lets the client's side back up first. A request
 that is not a CONNECT (or has no :authority) is answered 400. One thread per connection; a
 connection carries any number of concurrent streams.
 
@@ -23,6 +26,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 
 import h2.config
 import h2.connection
@@ -80,6 +84,8 @@ class Stream:
         self.headers = headers
         self.concurrent = concurrent
         self.pending = bytearray()   # received, not yet echoed
+        self.tell = False            # port 7001: answer, END_STREAM, RST_STREAM(NO_ERROR)
+        self.tell_end_at = None      # time.monotonic() at which a told answer ends
         self.unacked = 0             # flow-controlled bytes echoed but not yet acknowledged
         self.received = 0
         self.sent = 0
@@ -146,7 +152,13 @@ class Connection:
         while True:
             # SSL sockets may hold decrypted bytes select() cannot see.
             if not self.sock.pending():
-                select.select([self.sock], [], [], 30)
+                ends = [s.tell_end_at for s in self.streams.values() if s.tell_end_at and not s.local_ended]
+                wait = max(0, min(ends) - time.monotonic()) if ends else 30
+                readable, _, _ = select.select([self.sock], [], [], wait)
+                if not readable:
+                    self.echo()
+                    self.flush()
+                    continue
             data = self.sock.recv(1 << 16)
             if not data:
                 return
@@ -177,9 +189,12 @@ class Connection:
             else:
                 s.status = 200
                 self.h2.send_headers(event.stream_id, [(":status", "200")])
+                if authority.endswith(":7001"):
+                    s.tell = True
+                    s.pending += (bytes(range(251)) * ((6 << 20) // 251 + 1))[:6 << 20]
         elif isinstance(event, h2.events.DataReceived):
             s = self.streams.get(event.stream_id)
-            if s is None or s.status != 200:
+            if s is None or s.status != 200 or s.tell:
                 # not a tunnel: give the window back, drop the bytes
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 return True
@@ -215,7 +230,16 @@ class Connection:
                 self.h2.send_data(s.stream_id, bytes(s.pending[:n]))
                 del s.pending[:n]
                 s.sent += n
-                self.h2.acknowledge_received_data(n, s.stream_id)
+                if not s.tell:
+                    self.h2.acknowledge_received_data(n, s.stream_id)
+            if s.tell and not s.pending and s.tell_end_at is None:
+                s.tell_end_at = time.monotonic() + 0.5
+            if s.tell and not s.pending and not s.local_ended and time.monotonic() >= s.tell_end_at:
+                self.h2.end_stream(s.stream_id)
+                self.h2.reset_stream(s.stream_id, error_code=0)
+                s.local_ended = True
+                self.report(s, "told, then reset:0")
+                continue
             if s.remote_ended and not s.pending and not s.local_ended:
                 self.h2.end_stream(s.stream_id)
                 s.local_ended = True

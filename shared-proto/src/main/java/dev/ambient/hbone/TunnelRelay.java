@@ -105,16 +105,22 @@ public final class TunnelRelay {
 
     private void maybeCompleteCleanly() {
         if (tcpInputEnded && streamInputEnded) {
-            // Both halves closed: close the socket once its last bytes are flushed. Always queued,
-            // never inline: the stream's loop may have handed the TCP loop writes (the peer's last
-            // data) that are still waiting to run, and closing ahead of them would lose them.
-            try {
-                tcp.eventLoop().execute(() -> tcp.writeAndFlush(Unpooled.EMPTY_BUFFER)
-                        .addListener(ChannelFutureListener.CLOSE));
-            } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
-                // The process is stopping and the channel goes with its loop.
-            }
+            closeTcpAfterItsLastBytes();
             finish(true, "closed");
+        }
+    }
+
+    /**
+     * Closes the socket once its last bytes are flushed. Always queued, never inline: the stream's
+     * loop may have handed the TCP loop writes (the peer's last data) that are still waiting to
+     * run, and closing ahead of them would lose them.
+     */
+    private void closeTcpAfterItsLastBytes() {
+        try {
+            tcp.eventLoop().execute(() -> tcp.writeAndFlush(Unpooled.EMPTY_BUFFER)
+                    .addListener(ChannelFutureListener.CLOSE));
+        } catch (java.util.concurrent.RejectedExecutionException shuttingDown) {
+            // The process is stopping and the channel goes with its loop.
         }
     }
 
@@ -233,8 +239,10 @@ public final class TunnelRelay {
         @Override
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof Http2ResetFrame reset) {
-                // END_STREAM followed by RST_STREAM(NO_ERROR) is a clean end, not an abort.
-                if (!(streamInputEnded && reset.errorCode() == Http2Error.NO_ERROR.code())) {
+                // RST_STREAM(NO_ERROR) after END_STREAM is a clean end. Netty hands a reset over at
+                // once, ahead of frames still queued while we pause the stream (END_STREAM among
+                // them), and closes the stream once they are read: channelInactive decides then.
+                if (reset.errorCode() != Http2Error.NO_ERROR.code()) {
                     finish(false, "stream reset by peer (" + Http2Error.valueOf(reset.errorCode()) + ")");
                 }
             } else {
@@ -253,8 +261,15 @@ public final class TunnelRelay {
         public void channelInactive(ChannelHandlerContext ctx) {
             if (tcpInputEnded && streamInputEnded) {
                 maybeCompleteCleanly();
+            } else if (streamInputEnded) {
+                // The peer ended its side and then closed the stream, with at most a NO_ERROR reset
+                // (any other one finished us already): a server that answered and closed. Its
+                // answer and FIN are queued for the socket; close after them, as the server's own
+                // close would, not with a reset that throws them away.
+                closeTcpAfterItsLastBytes();
+                finish(true, "closed by peer after END_STREAM");
             } else {
-                finish(false, "tunnel closed before both sides finished");
+                finish(false, "tunnel closed before both sides finished");  // a NO_ERROR reset without END_STREAM too
             }
         }
 

@@ -13,7 +13,9 @@ import java.util.ArrayDeque;
  * nothing is lost while a CONNECT is answered or an upstream is dialled. Even with auto-read off,
  * epoll reads at accept time and a parent HTTP/2 read delivers a whole batch of frames, so this
  * must exist; it is bounded, and a peer that pushes past the bound is cut off. Whoever installs it
- * turns auto-read off; the relay turns it back on.
+ * turns auto-read off; the relay turns it back on. The channel's close is held too and reaches the
+ * consumer once, after everything read before it (the holder is the last handler until the
+ * consumer is added, so nothing else waits for it).
  */
 public final class PendingReads extends ChannelInboundHandlerAdapter {
 
@@ -57,8 +59,10 @@ public final class PendingReads extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+        // Held behind the reads, like a FIN: a consumer told "closed" ahead of data it has not seen
+        // yet aborts and loses it (a stream that drains its queue during the replay closes at
+        // once, while the last frames still sit here). Passed on once, after the last held read.
         inactive = true;
-        ctx.fireChannelInactive();
     }
 
     /**

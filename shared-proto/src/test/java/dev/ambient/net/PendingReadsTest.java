@@ -26,10 +26,17 @@ class PendingReadsTest {
     static final class Relay extends ChannelInboundHandlerAdapter {
         final List<String> seen = new ArrayList<>();
         final List<Object> queuedInTheStream;
+        /** A stream whose remote end closed (END_STREAM both ways, or a reset) closes once its queue is read. */
+        final boolean closesAfterTheQueue;
         boolean resumed;
 
         Relay(List<Object> queuedInTheStream) {
+            this(queuedInTheStream, false);
+        }
+
+        Relay(List<Object> queuedInTheStream, boolean closesAfterTheQueue) {
             this.queuedInTheStream = queuedInTheStream;
+            this.closesAfterTheQueue = closesAfterTheQueue;
         }
 
         @Override
@@ -51,7 +58,15 @@ class PendingReadsTest {
                     }
                 }
                 ctx.pipeline().fireChannelReadComplete();
+                if (closesAfterTheQueue) {
+                    ctx.pipeline().fireChannelInactive();
+                }
             }
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext ctx) {
+            seen.add("<inactive>");
         }
 
         @Override
@@ -82,6 +97,49 @@ class PendingReadsTest {
         assertNull(ch.pipeline().get(PendingReads.NAME), "the holder has left");
         ch.pipeline().fireChannelRead(text("later"));
         assertEquals("later", relay.seen.getLast(), "later reads go straight to the relay");
+        ch.finishAndReleaseAll();
+    }
+
+    /**
+     * The stream's queue ends with END_STREAM and the stream closes as soon as it is read (as an
+     * HTTP/2 stream channel does once both ends are closed): the close must reach the relay after
+     * the queued data and the end, once. Before, it passed the holder at once: the relay heard
+     * "closed" with the answer still held (TunnelRelay aborts then, and the answer is lost), and
+     * heard it again at the end of the replay.
+     */
+    @Test
+    void aCloseDuringTheReplayArrivesOnceAfterTheLastHeldRead() {
+        EmbeddedChannel ch = new EmbeddedChannel();
+        PendingReads.install(ch, 1 << 20);
+        ch.pipeline().fireChannelRead(text("early"));
+        ch.pipeline().fireChannelReadComplete();
+        Relay relay = new Relay(List.of(text("answer"), ChannelInputShutdownEvent.INSTANCE), true);
+        ch.pipeline().addLast(relay);
+
+        PendingReads.release(ch);
+
+        assertEquals(List.of("early", "answer", "<end>", "<inactive>"), relay.seen);
+        ch.finishAndReleaseAll();
+    }
+
+    /**
+     * A client that sent its request and FIN, then was closed (reset, or the channel closed) before
+     * its relay started: the relay sees the request, the end, then the close, once.
+     */
+    @Test
+    void aCloseBeforeTheRelayArrivesOnceAfterTheHeldRequestAndItsEnd() {
+        EmbeddedChannel ch = new EmbeddedChannel();
+        PendingReads.install(ch, 1 << 20);
+        ch.pipeline().fireChannelRead(text("request"));
+        ch.pipeline().fireChannelReadComplete();
+        ch.pipeline().fireUserEventTriggered(ChannelInputShutdownEvent.INSTANCE);
+        ch.pipeline().fireChannelInactive();
+        Relay relay = new Relay(List.of());
+        ch.pipeline().addLast(relay);
+
+        PendingReads.release(ch);
+
+        assertEquals(List.of("request", "<end>", "<inactive>"), relay.seen);
         ch.finishAndReleaseAll();
     }
 }

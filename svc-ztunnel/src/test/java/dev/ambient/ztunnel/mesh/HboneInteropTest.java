@@ -329,6 +329,39 @@ class HboneInteropTest {
         assertTrue(line.get("problem").isNull(), "a well-formed CONNECT: " + line);
     }
 
+    /**
+     * The independent server sends its whole answer, END_STREAM and then RST_STREAM(NO_ERROR)
+     * without waiting for the request (what an HTTP/2 server whose answer is complete may do), the
+     * end 0.5 s after the data, while the client's side is backed up. That is a clean end: the
+     * client, reading late and never half-closing, must get all 6 MiB and then EOF, not a reset.
+     * Netty hands a reset to the stream's handler at once, ahead of the frames queued while it is
+     * paused, and the stream closes once they are read. Before, the relay took the early NO_ERROR
+     * reset, its END_STREAM still queued, for an abort; and when it did see END_STREAM first, it took
+     * the stream's close, the client's FIN not sent, for one: both reset the socket (SO_LINGER 0)
+     * and threw away the answer still queued for the client.
+     */
+    @Test
+    void anAnswerEndedAndResetWithNoErrorReachesASlowClientWhole() throws Exception {
+        byte[] expected = new byte[6 << 20];
+        for (int i = 0; i < expected.length; i++) {
+            expected[i] = (byte) (i % 251);
+        }
+        try (Socket s = new Socket(new java.net.Proxy(java.net.Proxy.Type.SOCKS, SOCKS_A))) {
+            s.setReceiveBufferSize(32 << 10); // no autotuning: the answer backs up in node-a, not here
+            s.setSoTimeout(20_000);
+            s.bind(new InetSocketAddress("127.0.50.1", 0));
+            s.connect(InetSocketAddress.createUnresolved("127.0.52.1", 7001), 10_000);
+            s.getOutputStream().write("a request the server does not wait for".getBytes());
+            Thread.sleep(1_500); // the answer backs up in node-a while the stream ends
+            byte[] got = s.getInputStream().readAllBytes();
+            assertEquals(expected.length, got.length, "bytes of the answer before EOF");
+            assertEquals(sha256(expected), sha256(got));
+        }
+        JsonNode line = servers.get("ext").await("stream to port 7001",
+                l -> "127.0.52.1:7001".equals(l.path("authority").asText()));
+        assertEquals("told, then reset:0", line.get("ended").asText(), line.toString());
+    }
+
     @Test
     void concurrentStreamsAndConnectionsToAnIndependentServer() throws Exception {
         PythonServer server = servers.get("ext");

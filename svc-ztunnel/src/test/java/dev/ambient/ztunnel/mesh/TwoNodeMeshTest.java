@@ -163,6 +163,90 @@ class TwoNodeMeshTest {
         }
     }
 
+    /**
+     * Both ends speak and close at once: the client sends its request and FIN as soon as it is
+     * connected (node-a holds them while it dials node-b), and the server sends its whole answer and
+     * FIN as soon as it accepts (node-a's stream holds the answer and END_STREAM while the CONNECT's
+     * 200 arrives, and node-b's socket holds it while node-b sets up). Every byte must arrive both
+     * ways, the answer before the FIN, with no reset. Before PendingReads held the close behind the
+     * reads, node-a's relay heard the stream close in the middle of replaying the held answer
+     * (the stream reads the rest of its queue when the client socket drains, and closes at once) and
+     * aborted: the client got part of the answer and a reset.
+     */
+    @Test
+    void anAnswerSentWithItsFinBeforeTheTunnelIsUpArrivesWhole() throws Exception {
+        byte[] answer = new byte[1 << 20];
+        new Random(7).nextBytes(answer);
+        byte[] request = new byte[256 << 10];
+        new Random(8).nextBytes(request);
+        try (TellerServer teller = new TellerServer(new InetSocketAddress("127.0.20.1", 28082), answer)) {
+            List<String> broken = new ArrayList<>();
+            for (int i = 0; i < 40; i++) {
+                String got;
+                try {
+                    got = roundTrip(socks(SOCKS_A, "127.0.10.1", "127.0.20.1", 28082), request);
+                } catch (java.io.IOException e) {
+                    got = e.toString();
+                }
+                if (!sha256(answer).equals(got)) {
+                    broken.add(i + ": client got " + got);
+                }
+                String heard = teller.received.poll(20, java.util.concurrent.TimeUnit.SECONDS);
+                if (!sha256(request).equals(heard)) {
+                    broken.add(i + ": server got " + heard);
+                }
+            }
+            assertEquals(List.of(), broken, "connections that lost bytes, of 40");
+        }
+    }
+
+    /** Sends its answer and FIN on accept, then reads the request to its FIN and reports its hash. */
+    static final class TellerServer implements AutoCloseable {
+        final java.net.ServerSocket server;
+        final java.util.concurrent.BlockingQueue<String> received = new java.util.concurrent.LinkedBlockingQueue<>();
+        final ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor();
+
+        TellerServer(InetSocketAddress address, byte[] answer) throws java.io.IOException {
+            server = new java.net.ServerSocket();
+            server.setReuseAddress(true);
+            server.bind(address, 64);
+            pool.execute(() -> {
+                while (!server.isClosed()) {
+                    try {
+                        Socket s = server.accept();
+                        pool.execute(() -> serve(s, answer));
+                    } catch (java.io.IOException e) {
+                        return;
+                    }
+                }
+            });
+        }
+
+        private void serve(Socket s, byte[] answer) {
+            try (s) {
+                Thread writer = Thread.ofVirtual().start(() -> {
+                    try {
+                        s.getOutputStream().write(answer);
+                        s.shutdownOutput();
+                    } catch (java.io.IOException ignored) {
+                        // seen by the client as a short answer
+                    }
+                });
+                byte[] in = s.getInputStream().readAllBytes();
+                writer.join();
+                received.add(sha256(in));
+            } catch (Exception e) {
+                received.add(e.toString());
+            }
+        }
+
+        @Override
+        public void close() throws java.io.IOException {
+            server.close();
+            pool.shutdownNow();
+        }
+    }
+
     @Test
     void serviceVipReachesAnEndpointOnItsTargetPortByName() throws Exception {
         byte[] payload = "hello service".getBytes();
