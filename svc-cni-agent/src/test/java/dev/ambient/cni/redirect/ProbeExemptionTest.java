@@ -1,6 +1,7 @@
 package dev.ambient.cni.redirect;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -155,6 +156,34 @@ class ProbeExemptionTest {
             app.close();
             ztunnel.close();
         }
+    }
+
+    @Test
+    void theSweepAfterARestartKeepsOneIpv6RulePerKeptPodAndDropsTheStaleOnes() throws Exception {
+        NetnsCommand command = new NetnsCommand(Duration.ofSeconds(10));
+        HostProbeSnat snat = new HostProbeSnat(TestNetworks.path(NODE), "169.254.7.127",
+                RedirectSettings.PROBE_SOURCE_IPV6, command);
+        String before4 = TestNetworks.iptablesSave(NODE);
+        String before6 = TestNetworks.ip6tablesSave(NODE);
+        // Written as the pod's status may spell it; the rules use ip6tables-save's form.
+        snat.add(List.of("10.249.5.2", "fd00:249:5:0:0:0:0:2", "fd00:249:5::3"));
+        String kept = "-A AMBIENT_POSTROUTING -d fd00:249:5::2/128 -p tcp -m owner --socket-exists -j SNAT"
+                + " --to-source " + RedirectSettings.PROBE_SOURCE_IPV6;
+        // A copy left by an agent that died halfway.
+        List<String> copy = new java.util.ArrayList<>(List.of("ip", "netns", "exec", NODE, "ip6tables", "-t", "nat"));
+        copy.addAll(List.of(kept.split(" ")));
+        TestNetworks.sh(copy.toArray(String[]::new)).check();
+        assertEquals(2, TestNetworks.ip6tablesSave(NODE).lines().filter(kept::equals).count());
+
+        // Pod ::3 left while no agent ran; pod ::2 (and its IPv4 address) stays.
+        snat.retainOnly(List.of("10.249.5.2", POD_IP6));
+        String after = TestNetworks.ip6tablesSave(NODE);
+        assertEquals(1, after.lines().filter(kept::equals).count(), after);
+        assertFalse(after.contains("fd00:249:5::3"), after);
+
+        snat.retainOnly(List.of());
+        assertEquals(before6, TestNetworks.ip6tablesSave(NODE), "the node's IPv6 nat table as it was");
+        assertEquals(before4, TestNetworks.iptablesSave(NODE), "the node's IPv4 nat table as it was");
     }
 
     /** A dual-stack listener in the pod that records each connection's source (IPv4 ones as IPv4). */
