@@ -1,10 +1,7 @@
 package dev.ambient.cni.redirect;
 
 import dev.ambient.cni.redirect.InPodRedirection.Family;
-import dev.ambient.hbone.Authority;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.util.Collection;
 import java.util.HashSet;
@@ -58,18 +55,9 @@ public final class HostProbeSnat {
 
     /** The rule as the family's save tool prints it (IPv6 compressed, so it compares as text). */
     private String rule(String ip) {
-        String prefix = family(ip) == Family.IPV4 ? ip + "/32" : ipv6(ip) + "/128";
+        String prefix = family(ip) == Family.IPV4 ? ip + "/32" : RedirectSettings.ipv6(ip, "pod IP") + "/128";
         String source = family(ip) == Family.IPV4 ? probeSource : probeSourceIpv6;
         return "-A " + CHAIN + " -d " + prefix + " -p tcp -m owner --socket-exists -j SNAT --to-source " + source;
-    }
-
-    private static String ipv6(String ip) {
-        try {
-            // A text with ':' is parsed as an IPv6 literal, never resolved.
-            return Authority.host(InetAddress.getByName(ip));
-        } catch (UnknownHostException e) {
-            throw new IllegalArgumentException("not an IPv6 address: " + ip);
-        }
     }
 
     private InPodRedirection.Saved save(Family family) throws IOException {

@@ -54,19 +54,19 @@ public record RedirectSettings(int outboundPort, int inboundPort, int hbonePort,
         if (probeSource == null || !probeSource.matches("\\d{1,3}(\\.\\d{1,3}){3}")) {
             throw new IllegalArgumentException("probe source must be an IPv4 address: " + probeSource);
         }
-        probeSourceIpv6 = ipv6Literal(probeSourceIpv6);
+        probeSourceIpv6 = ipv6(probeSourceIpv6, "IPv6 probe source");
     }
 
-    /** The address in ip6tables-save's form; an IPv6 literal only (never a name to look up). */
-    private static String ipv6Literal(String text) {
+    /** The address in ip6tables-save's form (compressed); an IPv6 literal only, never a name to look up. */
+    static String ipv6(String text, String what) {
         if (text == null || !text.contains(":")) {
-            throw new IllegalArgumentException("IPv6 probe source must be an IPv6 address: " + text);
+            throw new IllegalArgumentException(what + " must be an IPv6 address: " + text);
         }
         try {
             // A text with ':' is parsed as an IPv6 literal, never resolved.
             return Authority.host(InetAddress.getByName(text));
         } catch (UnknownHostException e) {
-            throw new IllegalArgumentException("IPv6 probe source must be an IPv6 address: " + text);
+            throw new IllegalArgumentException(what + " must be an IPv6 address: " + text);
         }
     }
 }
