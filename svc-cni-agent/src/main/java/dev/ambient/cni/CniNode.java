@@ -75,7 +75,8 @@ public final class CniNode implements AutoCloseable {
         NetnsCommand command = new NetnsCommand(Duration.ofSeconds(20));
         InPodRedirection redirection = new InPodRedirection(s.redirect(), command);
         HostProbeSnat probeSnat = s.probeSnatNetns() == null ? null
-                : new HostProbeSnat(s.probeSnatNetns(), s.redirect().probeSource(), command);
+                : new HostProbeSnat(s.probeSnatNetns(), s.redirect().probeSource(),
+                        s.redirect().probeSourceIpv6(), command);
         this.enroller = new Enroller(s.node(), source, redirection, probeSnat,
                 new PodNetnsLocator(s.netnsDirs(), s.procDir()), zds, metrics, s.ztunnelWait(), s.resyncInterval());
         this.plugin = new PluginServer(s.pluginSocket(), enroller, metrics, s.deadlines().agentAnswer());

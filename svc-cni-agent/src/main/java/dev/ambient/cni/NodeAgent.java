@@ -54,7 +54,7 @@ public class NodeAgent {
         CniNode.Settings s = new CniNode.Settings(config.nodeName(), config.zdsSocket(), config.pluginSocket(),
                 config.ztunnelWait(), config.ackTimeout(), config.kubernetesLookupTimeout(), config.resyncInterval(),
                 config.netnsDirs(), config.procDir(), new RedirectSettings(r.outboundPort(), r.inboundPort(), r.hbonePort(), r.mark(),
-                        r.probeSource(), r.dnsPort(), r.replyMark(), r.replyMarkMask(), r.replyTable()),
+                        r.probeSource(), r.probeSourceIpv6(), r.dnsPort(), r.replyMark(), r.replyMarkMask(), r.replyTable()),
                 // The agent runs on the host network: its own namespace is the node's.
                 r.probeSnat() ? java.nio.file.Path.of("/proc/" + ProcessHandle.current().pid() + "/ns/net") : null,
                 AllowedPeers.of(config.zdsAllowedUids()));

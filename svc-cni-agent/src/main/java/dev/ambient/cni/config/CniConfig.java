@@ -85,9 +85,13 @@ public interface CniConfig {
         @WithDefault("1337")
         int mark();
 
-        /** Source address of kubelet probes after the host's SNAT; exempt from capture. */
+        /** Source address of kubelet probes to a pod's IPv4 addresses after the host's SNAT; exempt from capture. */
         @WithDefault("169.254.7.127")
         String probeSource();
+
+        /** The same for probes to a pod's IPv6 addresses (Istio's IPv6 probe source). */
+        @WithDefault("fd16:9254:7127:1337:ffff:ffff:ffff:ffff")
+        String probeSourceIpv6();
 
         /** SNAT the node's own connections to enrolled pods (kubelet probes) to the probe source. */
         @WithDefault("true")

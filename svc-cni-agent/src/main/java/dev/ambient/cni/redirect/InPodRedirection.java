@@ -31,8 +31,9 @@ import org.jboss.logging.Logger;
  *       pod's own address, as REDIRECT in PREROUTING picks the receiving interface's address);
  *       HBONE reaches the ztunnel's 15008 listener in the pod untouched;</li>
  *   <li>kubelet probes: the host SNATs its probes to a link-local source (169.254.7.127, as Istio
- *       does); that source is exempt, so probes reach the application directly and a pod is not
- *       reported unhealthy because the mesh refused plaintext.</li>
+ *       does; over IPv6 to Istio's fd16:9254:7127:1337:ffff:ffff:ffff:ffff); that source is exempt,
+ *       so probes reach the application directly and a pod is not reported unhealthy because the
+ *       mesh refused plaintext.</li>
  * </ul>
  *
  * <p>Removal deletes exactly what was added. If the nat table did not exist before (a fresh pod on
@@ -49,8 +50,8 @@ import org.jboss.logging.Logger;
  * <p>Dual-stack: the same rules (nat and mangle) go into the IPv6 tables with
  * {@code ip6tables-restore} (REDIRECT sends to {@code ::1} in OUTPUT, where the ztunnel has its DNS
  * listener too, and to the receiving address in PREROUTING, which its {@code ::} listeners take),
- * with IPv6 reply routing beside them, removed as exactly. The probe exemption is IPv4 only (the
- * host SNATs probes to an IPv4 address). A node without IPv6 (no {@code /proc/sys/net/ipv6}) or
+ * with IPv6 reply routing beside them, removed as exactly; there the IPv6 probe source is the one
+ * exempt ({@link HostProbeSnat} SNATs the node's IPv6 probes to it). A node without IPv6 (no {@code /proc/sys/net/ipv6}) or
  * without a working ip6tables gets the IPv4 rules only, said in one log line; but a pod that has an
  * IPv6 address is then refused, since its IPv6 traffic would pass the mesh by.
  *
@@ -176,16 +177,15 @@ public final class InPodRedirection {
         return renderInstall(Family.IPV4, current);
     }
 
-    /** As above, for one family's tables (IPv6: the same rules, without the IPv4 probe exemption). */
+    /** As above, for one family's tables (IPv6: the same rules, with the IPv6 probe source exempt). */
     public String renderInstall(Family family, Saved current) {
         String mark = "0x" + Integer.toHexString(settings.mark());
         StringBuilder b = new StringBuilder();
         declare(b, current, "nat");
         String in = "-A " + INBOUND_CHAIN + " ";
-        if (family != Family.IPV6) {
-            b.append(in).append("-s ").append(settings.probeSource())
-                    .append("/32 -p tcp -m comment --comment \"kubelet probes, SNATed by the host\" -j RETURN\n");
-        }
+        String probes = family == Family.IPV6 ? settings.probeSourceIpv6() + "/128" : settings.probeSource() + "/32";
+        b.append(in).append("-s ").append(probes)
+                .append(" -p tcp -m comment --comment \"kubelet probes, SNATed by the host\" -j RETURN\n");
         b.append(in).append("-p tcp -m tcp --dport ").append(settings.hbonePort()).append(" -j RETURN\n");
         b.append(in).append("-p tcp -j REDIRECT --to-ports ").append(settings.inboundPort()).append('\n');
         String out = "-A " + OUTBOUND_CHAIN + " ";

@@ -416,7 +416,9 @@ class InPodRedirectionTest {
         assertTrue(installed6.contains("-A AMBIENT_OUTPUT -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053"),
                 installed6);
         assertTrue(installed6.contains("-A AMBIENT_OUTPUT -m mark --mark 0x539 -j RETURN"), installed6);
-        assertFalse(installed6.contains("169.254.7.127"), "the probe exemption is IPv4's");
+        assertFalse(installed6.contains("169.254.7.127"), "the IPv4 probe source is IPv4's");
+        assertTrue(installed6.contains("-A AMBIENT_PREROUTING -s fd16:9254:7127:1337:ffff:ffff:ffff:ffff/128 -p tcp"
+                + " -m comment --comment \"kubelet probes, SNATed by the host\" -j RETURN"), installed6);
         // Replies to the ztunnel's transparent IPv6 sockets: the same connmark scheme and routing.
         assertTrue(installed6.contains("-A AMBIENT_OUTPUT -m connmark --mark 0x111/0xfff -j CONNMARK --restore-mark"),
                 installed6);

@@ -10,9 +10,15 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * The ztunnel's own lookups: the IPv4 address of a destination known by name (a ServiceEntry with
+ * The ztunnel's own lookups: an address of a destination known by name (a ServiceEntry with
  * resolution DNS), asked of the upstream resolvers from the ztunnel's own namespace, never blocking
- * an event loop, and kept in the shared cache for the answer's TTL.
+ * an event loop, and kept in the shared cache for the answer's TTL (per question type).
+ *
+ * <p>IPv4 first, as before: type A, and only when the name exists but has no A record (NOERROR, no
+ * address) type AAAA, so an IPv6-only host is reachable while a host with both keeps giving its
+ * IPv4 address (one question, as before, and a connection from a node or pod without IPv6 never
+ * gets an address it cannot reach). The route carries only the name, not the family the client
+ * dialled, so the order is fixed here.
  */
 public final class HostResolver {
 
@@ -31,28 +37,40 @@ public final class HostResolver {
     /** One of the host's addresses; fails with a message naming the host when there is none. */
     public CompletableFuture<InetAddress> resolve(String host) {
         String name = host.toLowerCase(Locale.ROOT);
-        DnsCache.Key key = new DnsCache.Key(upstream.describe(), name, DnsMessage.TYPE_A, DnsMessage.CLASS_IN);
+        return ask(host, name, DnsMessage.TYPE_A).thenCompose(a -> {
+            if (!a.addresses(DnsMessage.TYPE_A).isEmpty() || a.rcode() != DnsMessage.NOERROR) {
+                return pick(name, a, DnsMessage.TYPE_A);
+            }
+            return ask(host, name, DnsMessage.TYPE_AAAA).thenCompose(aaaa ->
+                    aaaa.addresses(DnsMessage.TYPE_AAAA).isEmpty() ? pick(name, a, DnsMessage.TYPE_A)
+                            : pick(name, aaaa, DnsMessage.TYPE_AAAA));
+        });
+    }
+
+    /** The answer to one question, from the cache or the upstream (over TCP when UDP's was truncated). */
+    private CompletableFuture<DnsMessage> ask(String host, String name, int type) {
+        DnsCache.Key key = new DnsCache.Key(upstream.describe(), name, type, DnsMessage.CLASS_IN);
         DnsMessage cached = cache.peek(key);
         if (cached != null) {
-            return pick(name, cached);
+            return CompletableFuture.completedFuture(cached);
         }
         DnsMessage query;
         try {
-            query = DnsMessage.parse(DnsMessage.query(random.nextInt(1 << 16), name, DnsMessage.TYPE_A));
+            query = DnsMessage.parse(DnsMessage.query(random.nextInt(1 << 16), name, type));
         } catch (DnsMessage.Malformed | IllegalArgumentException e) {
             return CompletableFuture.failedFuture(new UnknownHostException(host + ": " + e.getMessage()));
         }
         return upstream.exchange(query, false, SocketNamespace.HOST)
                 .thenCompose(a -> a.truncated() ? upstream.exchange(query, true, SocketNamespace.HOST)
                         : CompletableFuture.completedFuture(a))
-                .thenCompose(answer -> {
+                .thenApply(answer -> {
                     cache.put(key, answer);
-                    return pick(name, answer);
+                    return answer;
                 });
     }
 
-    private static CompletableFuture<InetAddress> pick(String host, DnsMessage answer) {
-        List<byte[]> addresses = answer.addresses(DnsMessage.TYPE_A);
+    private static CompletableFuture<InetAddress> pick(String host, DnsMessage answer, int type) {
+        List<byte[]> addresses = answer.addresses(type);
         if (addresses.isEmpty()) {
             return CompletableFuture.failedFuture(new UnknownHostException(host + ": no address (rcode "
                     + answer.rcode() + ")"));
