@@ -352,7 +352,7 @@ class MeshInABoxIT {
     /**
      * External authorization (samples/ext-authz.yaml), as Istio's ext-authz task writes it: the mesh
      * configuration's provider and a CUSTOM policy on the waypoint for /private. The authorizer
-     * (pods/ext-authz.py, in legacy, dialled by the waypoint in plaintext) allows a request with
+     * (pods/ext-authz.py, in the mesh under STRICT, so asked through HBONE only) allows a request with
      * x-ext-authz: allow; any other gets its 403, body and header, and never reaches httpbin. Other
      * paths are not checked.
      */
