@@ -392,6 +392,14 @@ class MeshInABoxIT {
                     "counted as " + outcome + ":\n" + metrics.lines().filter(l -> l.contains("ext_authz"))
                             .collect(java.util.stream.Collectors.joining("\n")));
         }
+        // The authorizer is under STRICT: the checks reached it only through HBONE, as the waypoint.
+        String nodeA = get("http://127.0.0.2:15020/metrics");
+        assertTrue(nodeA.lines().anyMatch(l -> l.startsWith("istio_tcp_connections_opened_total{")
+                && l.contains("reporter=\"destination\"") && l.contains("destination_workload=\"ext-authz\"")
+                && l.contains("source_principal=\"spiffe://cluster.local/ns/default/sa/waypoint\"")
+                && l.contains("connection_security_policy=\"mutual_tls\"")),
+                "node-a's ztunnel counted the waypoint's mTLS connection to the authorizer:\n" + nodeA.lines()
+                        .filter(l -> l.contains("ext-authz")).collect(java.util.stream.Collectors.joining("\n")));
     }
 
     @Test
