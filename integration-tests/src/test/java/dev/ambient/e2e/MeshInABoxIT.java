@@ -352,7 +352,7 @@ class MeshInABoxIT {
     /**
      * External authorization (samples/ext-authz.yaml), as Istio's ext-authz task writes it: the mesh
      * configuration's provider and a CUSTOM policy on the waypoint for /private. The authorizer
-     * (pods/ext-authz.py, in legacy, dialled by the waypoint in plaintext) allows a request with
+     * (pods/ext-authz.py, in the mesh under STRICT, so asked through HBONE only) allows a request with
      * x-ext-authz: allow; any other gets its 403, body and header, and never reaches httpbin. Other
      * paths are not checked.
      */
@@ -392,6 +392,14 @@ class MeshInABoxIT {
                     "counted as " + outcome + ":\n" + metrics.lines().filter(l -> l.contains("ext_authz"))
                             .collect(java.util.stream.Collectors.joining("\n")));
         }
+        // The authorizer is under STRICT: the checks reached it only through HBONE, as the waypoint.
+        String nodeA = get("http://127.0.0.2:15020/metrics");
+        assertTrue(nodeA.lines().anyMatch(l -> l.startsWith("istio_tcp_connections_opened_total{")
+                && l.contains("reporter=\"destination\"") && l.contains("destination_workload=\"ext-authz\"")
+                && l.contains("source_principal=\"spiffe://cluster.local/ns/default/sa/waypoint\"")
+                && l.contains("connection_security_policy=\"mutual_tls\"")),
+                "node-a's ztunnel counted the waypoint's mTLS connection to the authorizer:\n" + nodeA.lines()
+                        .filter(l -> l.contains("ext-authz")).collect(java.util.stream.Collectors.joining("\n")));
     }
 
     @Test

@@ -22,6 +22,7 @@ import dev.ambient.waypoint.authn.JwtVerifier;
 import dev.ambient.waypoint.authn.RequestAuthenticator;
 import dev.ambient.waypoint.authz.L7Authorizer;
 import dev.ambient.waypoint.extauthz.ExtAuthz;
+import dev.ambient.waypoint.extauthz.MeshAuthorizerBridge;
 import dev.ambient.waypoint.config.WaypointConfig;
 import dev.ambient.waypoint.http.BodyBudget;
 import dev.ambient.waypoint.http.DataPath;
@@ -73,6 +74,7 @@ public final class WaypointNode implements AutoCloseable {
     private HboneListener listener;
     private DataPath dataPath;
     private ExtAuthz extAuthz;
+    private MeshAuthorizerBridge authorizerBridge;
     private DeltaDiscoveryClient xds;
     private JwksCache jwks;
     /** The Vert.x of JWKS fetches and ext_authz calls (one loop), apart from the data plane's. */
@@ -145,8 +147,11 @@ public final class WaypointNode implements AutoCloseable {
         RequestAuthenticator authenticator = new RequestAuthenticator(new JwtVerifier(authn.maxTokenBytes(),
                 authn.clockSkew().toSeconds()), jwks, authn.verifiedTokenCacheSize(), authn.failedSignaturesPerPeer(),
                 authn.failedSignaturesWindow(), () -> System.currentTimeMillis() / 1000, registry);
-        extAuthz = new ExtAuthz(new ExtAuthz.Limits(config.extAuthz().maxInFlight(),
-                config.extAuthz().maxResponseBytes()), control, registry);
+        var ea = config.extAuthz();
+        authorizerBridge = new MeshAuthorizerBridge(transport, pool, identity, up.hbonePort(), store::current,
+                new MeshAuthorizerBridge.Limits(ea.maxTunnels(), up.connectTimeout(), ea.tunnelIdleTimeout()));
+        extAuthz = new ExtAuthz(new ExtAuthz.Limits(ea.maxInFlight(), ea.maxResponseBytes()), control, registry,
+                authorizerBridge.address());
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), extAuthz, balancer, upstream,
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
                 http.retryBudgetPercent(), config.trustDomain(), id, limits, authenticator,
@@ -290,6 +295,9 @@ public final class WaypointNode implements AutoCloseable {
         if (extAuthz != null) {
             extAuthz.close();
         }
+        if (authorizerBridge != null) {
+            authorizerBridge.close();
+        }
         if (control != null) {
             control.close();
         }
@@ -324,6 +332,11 @@ public final class WaypointNode implements AutoCloseable {
 
     public Optional<DeltaDiscoveryClient> xds() {
         return Optional.ofNullable(xds);
+    }
+
+    /** The loopback listener that carries checks to mesh authorizers through HBONE. */
+    public MeshAuthorizerBridge authorizerBridge() {
+        return authorizerBridge;
     }
 
     public MeterRegistry registry() {

@@ -143,14 +143,22 @@ final class HboneTestBox implements AutoCloseable {
 
     /** An HBONE server on {@code listen} as {@code id}, forwarding each CONNECT to its authority over TCP. */
     void endpointServer(InetSocketAddress listen, SpiffeId id) {
+        endpointServer(listen, id, target -> target);
+    }
+
+    /**
+     * As above, delivering each CONNECT to {@code podPort.apply(authority)}: a pod reachable only
+     * from its ztunnel (the authority's address itself may refuse plaintext, as under STRICT).
+     */
+    void endpointServer(InetSocketAddress listen, SpiffeId id, java.util.function.UnaryOperator<InetSocketAddress> podPort) {
         var cert = ca.issue(id, Duration.ofHours(1));
         var tls = HboneTls.serverContext(cert, List.of(ca.root()));
         Channel ch = transport.listen(listen, new HboneServerInitializer(() -> tls, HboneSettings.DEFAULTS,
-                HboneAdmission.forThisProcess(HboneAdmission.Limits.DEFAULTS), this::forward));
+                HboneAdmission.forThisProcess(HboneAdmission.Limits.DEFAULTS), request -> forward(request, podPort)));
         closeables.add(() -> ch.close().sync());
     }
 
-    private void forward(HboneRequest request) {
+    private void forward(HboneRequest request, java.util.function.UnaryOperator<InetSocketAddress> podPort) {
         endpointConnects.add(request.peer().uri() + " -> " + request.target().getAddress().getHostAddress() + ":"
                 + request.target().getPort());
         new Bootstrap().group(request.eventLoop()).channel(transport.socketChannel())
@@ -161,7 +169,7 @@ final class HboneTestBox implements AutoCloseable {
                         dev.ambient.net.PendingReads.install(ch, 1 << 20);
                     }
                 })
-                .connect(request.target()).addListener((ChannelFutureListener) f -> {
+                .connect(podPort.apply(request.target())).addListener((ChannelFutureListener) f -> {
                     if (f.isSuccess()) {
                         request.accept(f.channel(), RelayObserver.NONE);
                     } else {

@@ -60,6 +60,11 @@ class WaypointExtAuthzTest {
     static final String AUTHZ_IP = "127.0.78.50";
     static final int AUTHZ_HTTP = 57590;
     static final int AUTHZ_GRPC = 57591;
+    /** The authorizer pod in the mesh (STRICT): its ports refuse plaintext; its ztunnel delivers to AUTHZ_IP. */
+    static final String MESH_AUTHZ_IP = "127.0.78.60";
+    /** A mesh authorizer endpoint whose ztunnel presents another identity than svc-xds gave. */
+    static final String IMPOSTOR_IP = "127.0.78.62";
+    static final SpiffeId AUTHZ_ID = new SpiffeId("cluster.local", NS, "ext-authz");
     static final SpiffeId SOURCE = new SpiffeId("cluster.local", NS, "productpage");
     static final SpiffeId WAYPOINT = new SpiffeId("cluster.local", NS, "waypoint");
     static final Service PAGE = service("page", NS, "127.0.77.10", 9080, POD_PORT, "http");
@@ -74,12 +79,68 @@ class WaypointExtAuthzTest {
     static Process httpAuthorizer;
     static Process grpcAuthorizer;
     static InetSocketAddress page;
+    static final List<StrictPort> strictPorts = new ArrayList<>();
     static final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).build();
 
     static ExtAuthzProvider.Builder provider(String name, int port, int timeoutMs) {
         return ExtAuthzProvider.newBuilder().setName(name).setService("ext-authz.demo.svc.cluster.local")
                 .setPort(port).setMeshService(true).addEndpoints(AUTHZ_IP + ":" + port).setTimeoutMs(timeoutMs);
+    }
+
+    /** A provider whose one endpoint is a mesh workload: svc-xds gives the identity it must prove. */
+    static ExtAuthzProvider.Builder meshProvider(String name, String ip, int port) {
+        return ExtAuthzProvider.newBuilder().setName(name).setService("ext-authz.demo.svc.cluster.local").setPort(port)
+                .setMeshService(true).addEndpoints(ip + ":" + port).putHboneIdentities(ip + ":" + port, AUTHZ_ID.uri())
+                .setTimeoutMs(5_000);
+    }
+
+    /**
+     * A pod port under STRICT PeerAuthentication as its ztunnel treats plaintext: accepted, then
+     * dropped. Records what arrived in clear (what anyone on the path could read).
+     */
+    static final class StrictPort implements AutoCloseable {
+        final java.net.ServerSocket socket;
+        final java.util.concurrent.atomic.AtomicInteger connections = new java.util.concurrent.atomic.AtomicInteger();
+        final StringBuffer cleartext = new StringBuffer();
+
+        StrictPort(InetSocketAddress at) throws java.io.IOException {
+            socket = new java.net.ServerSocket();
+            socket.setReuseAddress(true);
+            socket.bind(at);
+            Thread.ofVirtual().start(this::run);
+        }
+
+        private void run() {
+            while (!socket.isClosed()) {
+                try (java.net.Socket s = socket.accept()) {
+                    connections.incrementAndGet();
+                    s.setSoTimeout(500);
+                    byte[] b = new byte[8192];
+                    int n = s.getInputStream().read(b);
+                    if (n > 0) {
+                        cleartext.append(new String(b, 0, n, StandardCharsets.ISO_8859_1));
+                    }
+                } catch (java.io.IOException e) {
+                    // a timeout or a reset: the connection is dropped either way
+                }
+            }
+        }
+
+        @Override
+        public void close() throws java.io.IOException {
+            socket.close();
+        }
+    }
+
+    static int plaintextToTheMeshAuthorizer() {
+        return strictPorts.stream().mapToInt(p -> p.connections.get()).sum();
+    }
+
+    static String cleartextSeen() {
+        StringBuilder all = new StringBuilder();
+        strictPorts.forEach(p -> all.append(p.cleartext));
+        return all.toString();
     }
 
     static StringMatch exact(String s) {
@@ -120,8 +181,8 @@ class WaypointExtAuthzTest {
 
         box = new HboneTestBox(dir);
         registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
-        waypoint = box.waypoint("127.0.76.1", HBONE, ENDPOINT_HBONE, Map.of("waypoint.ext-authz.max-in-flight", "4"),
-                registry);
+        waypoint = box.waypoint("127.0.76.1", HBONE, ENDPOINT_HBONE, Map.of("waypoint.ext-authz.max-in-flight", "4",
+                "waypoint.ext-authz.max-tunnels", "16", "waypoint.ext-authz.tunnel-idle-timeout", "2s"), registry);
 
         ExtAuthzProvider httpAuthz = provider("http-authz", AUTHZ_HTTP, 5_000).setHttp(ExtAuthzHttp.newBuilder()
                 .setPathPrefix("/check")
@@ -144,6 +205,14 @@ class WaypointExtAuthzTest {
         ExtAuthzProvider grpcSlow = provider("grpc-slow", AUTHZ_GRPC, 300).setGrpc(ExtAuthzGrpc.getDefaultInstance())
                 .build();
 
+        ExtAuthzProvider meshHttp = meshProvider("mesh-http", MESH_AUTHZ_IP, AUTHZ_HTTP).setHttp(ExtAuthzHttp.newBuilder()
+                .addIncludeRequestHeadersInCheck(exact("x-ext-authz")).addHeadersToUpstreamOnAllow(exact("x-user"))
+                .addHeadersToUpstreamOnAllow(prefix("x-seen-"))).build();
+        ExtAuthzProvider meshGrpc = meshProvider("mesh-grpc", MESH_AUTHZ_IP, AUTHZ_GRPC)
+                .setGrpc(ExtAuthzGrpc.getDefaultInstance()).build();
+        ExtAuthzProvider impostor = meshProvider("impostor", IMPOSTOR_IP, AUTHZ_HTTP).setHttp(ExtAuthzHttp.newBuilder()
+                .addIncludeRequestHeadersInCheck(exact("x-ext-authz"))).build();
+
         Workload pagePod = pod("page", NS, "page", "127.0.78.1", key(PAGE), 9080, POD_PORT);
         Workload productpage = client("productpage", NS, "productpage", "127.0.0.1");
         waypoint.store().replace(WaypointState.of(List.of(pagePod, productpage), List.of(PAGE), List.of(), List.of(
@@ -155,10 +224,26 @@ class WaypointExtAuthzTest {
                 policy("f-no-endpoint", Action.CUSTOM, noEndpoint, exact("/no-endpoint")),
                 policy("g-grpc", Action.CUSTOM, grpc, prefix("/grpc")),
                 policy("h-grpc-slow", Action.CUSTOM, grpcSlow, prefix("/gslow/")),
+                policy("i-mesh-http", Action.CUSTOM, meshHttp, prefix("/mesh-http")),
+                policy("j-mesh-grpc", Action.CUSTOM, meshGrpc, prefix("/mesh-grpc")),
+                policy("k-impostor", Action.CUSTOM, impostor, prefix("/impostor")),
                 policy("deny-too", Action.DENY, null, exact("/deny-too")),
                 policy("allow-some", Action.ALLOW, null, prefix("/headers"), exact("/deny-too"), exact("/public"),
                         prefix("/open/"), prefix("/closed/"), prefix("/hold/"), exact("/unreachable"),
-                        exact("/no-endpoint"), prefix("/grpc"), prefix("/gslow/")))));
+                        exact("/no-endpoint"), prefix("/grpc"), prefix("/gslow/"), prefix("/mesh-http"),
+                        prefix("/mesh-grpc"), prefix("/impostor")))));
+
+        // The authorizer pods under STRICT: plaintext to their ports is accepted and dropped by the
+        // ztunnel; HBONE to their node port is delivered to the authorizer processes.
+        for (String ip : List.of(MESH_AUTHZ_IP, IMPOSTOR_IP)) {
+            for (int port : List.of(AUTHZ_HTTP, AUTHZ_GRPC)) {
+                strictPorts.add(new StrictPort(new InetSocketAddress(ip, port)));
+            }
+        }
+        java.util.function.UnaryOperator<InetSocketAddress> intoThePod = t -> new InetSocketAddress(AUTHZ_IP, t.getPort());
+        box.endpointServer(new InetSocketAddress(MESH_AUTHZ_IP, ENDPOINT_HBONE), AUTHZ_ID, intoThePod);
+        box.endpointServer(new InetSocketAddress(IMPOSTOR_IP, ENDPOINT_HBONE), new SpiffeId("cluster.local", NS,
+                "impostor"), intoThePod);
 
         box.endpointServer(new InetSocketAddress("127.0.78.1", ENDPOINT_HBONE), new SpiffeId("cluster.local", NS, "page"));
         backend = box.backend(new InetSocketAddress("127.0.78.1", POD_PORT), ex -> HboneTestBox.Reply.ok("page"));
@@ -170,6 +255,9 @@ class WaypointExtAuthzTest {
     static void stop() throws Exception {
         if (box != null) {
             box.close();
+        }
+        for (StrictPort p : strictPorts) {
+            p.close();
         }
         for (Process p : new Process[] {httpAuthorizer, grpcAuthorizer}) {
             if (p != null) {
@@ -338,5 +426,138 @@ class WaypointExtAuthzTest {
         assertEquals(6, allowed + refused);
         assertEquals(4, allowed, "max-in-flight (4) reach the authorizer, allowed after its 3 s");
         assertTrue(checks("patient", "overloaded") >= 2, "beyond it, statusOnError at once");
+    }
+
+    // ------------------------------------------------------------- mesh authorizers through HBONE
+
+    @Test
+    void aMeshAuthorizerUnderStrictIsAskedThroughHboneAsTheWaypointNeverInClear() throws Exception {
+        int connects = box.endpointConnects.size();
+        HttpResponse<String> r = get("/mesh-http/x", "x-ext-authz", "allow", "authorization", "Bearer secret-token-1");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals(List.of("alice"), backendSaw("x-user"), "the authorizer's allow reached the request");
+        assertTrue(backendSaw("x-seen-headers").getFirst().contains("authorization"), "the check carried the credential");
+        assertEquals(0, plaintextToTheMeshAuthorizer(), "nothing reached the authorizer pod's port in plaintext: "
+                + cleartextSeen());
+        assertFalse(cleartextSeen().contains("secret-token-1"));
+        assertTrue(box.endpointConnects.subList(connects, box.endpointConnects.size()).contains(
+                WAYPOINT.uri() + " -> " + MESH_AUTHZ_IP + ":" + AUTHZ_HTTP), "an HBONE CONNECT as the waypoint: "
+                + box.endpointConnects);
+        int before = backend.requests.get();
+        assertEquals(403, get("/mesh-http/x").statusCode(), "its deny too");
+        assertEquals(before, backend.requests.get());
+        assertTrue(checks("mesh-http", "allow") >= 1 && checks("mesh-http", "deny") >= 1);
+    }
+
+    @Test
+    void aMeshGrpcAuthorizerUnderStrictIsAskedThroughHbone() throws Exception {
+        HttpResponse<String> ok = get("/mesh-grpc/x", "x-ext-authz", "allow", "authorization", "Bearer secret-token-2");
+        assertEquals(200, ok.statusCode(), ok.body());
+        assertEquals(List.of("alice-grpc"), backendSaw("x-user"));
+        assertEquals(451, get("/mesh-grpc/x", "x-deny-status", "451").statusCode(), "its deny too");
+        assertEquals(0, plaintextToTheMeshAuthorizer(), "nothing in plaintext: " + cleartextSeen());
+        assertTrue(box.endpointConnects.contains(WAYPOINT.uri() + " -> " + MESH_AUTHZ_IP + ":" + AUTHZ_GRPC),
+                box.endpointConnects.toString());
+    }
+
+    @Test
+    void aMeshAuthorizerEndpointProvingAnotherIdentityIsNeverAsked() throws Exception {
+        double errors = checks("impostor", "error");
+        HttpResponse<String> r = get("/impostor/x", "x-ext-authz", "allow", "authorization", "Bearer secret-token-3");
+        assertEquals(403, r.statusCode(), "statusOnError: " + r.body());
+        assertEquals(errors + 1, checks("impostor", "error"));
+        assertFalse(box.endpointConnects.stream().anyMatch(c -> c.contains(IMPOSTOR_IP)),
+                "no CONNECT sent to a peer that is not " + AUTHZ_ID.uri() + ": " + box.endpointConnects);
+        assertEquals(0, plaintextToTheMeshAuthorizer(), "no plaintext fallback: " + cleartextSeen());
+        assertEquals(200, get("/mesh-http/x", "x-ext-authz", "allow").statusCode(), "a good authorizer still answers");
+    }
+
+    /** Writes {@code request} to the bridge and reads its answer (up to {@code bytes}, or to its close). */
+    static byte[] bridgeExchange(java.net.Socket s, byte[] request, int bytes) throws Exception {
+        s.setSoTimeout(10_000);
+        s.getOutputStream().write(request);
+        s.getOutputStream().flush();
+        return s.getInputStream().readNBytes(bytes);
+    }
+
+    static java.net.Socket toBridge() throws Exception {
+        return new java.net.Socket(waypoint.authorizerBridge().address().getAddress(),
+                waypoint.authorizerBridge().address().getPort());
+    }
+
+    @Test
+    void theBridgeRefusesToTunnelToAnythingButAConfiguredMeshAuthorizer() throws Exception {
+        int connects = box.endpointConnects.size();
+        // The page pod is a mesh workload the waypoint may reach, but not an authorizer: refused.
+        try (java.net.Socket s = toBridge()) {
+            String answer = new String(bridgeExchange(s, "CONNECT 127.0.78.1:57580 HTTP/1.1\r\nHost: x\r\n\r\n"
+                    .getBytes(StandardCharsets.US_ASCII), 4096), StandardCharsets.US_ASCII);
+            assertTrue(answer.startsWith("HTTP/1.1 403"), answer);
+        }
+        try (java.net.Socket s = toBridge()) {
+            assertEquals("[5, 0]", java.util.Arrays.toString(bridgeExchange(s, new byte[] {5, 1, 0}, 2)));
+            byte[] reply = bridgeExchange(s, new byte[] {5, 1, 0, 1, 127, 0, 78, 1, (byte) (57580 >> 8), (byte) 57580}, 64);
+            assertEquals(2, reply[1], "SOCKS5: not allowed by ruleset");
+        }
+        // A name is never resolved, even one that would be an authorizer.
+        try (java.net.Socket s = toBridge()) {
+            String answer = new String(bridgeExchange(s, "CONNECT localhost:57590 HTTP/1.1\r\n\r\n"
+                    .getBytes(StandardCharsets.US_ASCII), 4096), StandardCharsets.US_ASCII);
+            assertTrue(answer.startsWith("HTTP/1.1 400"), answer);
+        }
+        assertEquals(connects, box.endpointConnects.size(), "no HBONE CONNECT was made for them: " + box.endpointConnects);
+        // A configured mesh authorizer: tunnelled, and HTTP flows through it.
+        try (java.net.Socket s = toBridge()) {
+            String answer = new String(bridgeExchange(s, ("CONNECT " + MESH_AUTHZ_IP + ":" + AUTHZ_HTTP
+                    + " HTTP/1.1\r\n\r\n").getBytes(StandardCharsets.US_ASCII), 39), StandardCharsets.US_ASCII);
+            assertEquals("HTTP/1.1 200 Connection established\r\n\r\n", answer);
+            String check = new String(bridgeExchange(s, "GET /x HTTP/1.1\r\nHost: a\r\nx-ext-authz: allow\r\nConnection: close\r\n\r\n"
+                    .getBytes(StandardCharsets.US_ASCII), 1 << 16), StandardCharsets.US_ASCII);
+            assertTrue(check.startsWith("HTTP/1.1 200") && check.contains("x-user: alice"), check);
+        }
+    }
+
+    @Test
+    void theBridgeBoundsHandshakesIdleTunnelsAndConnections() throws Exception {
+        // A tunnel left idle is closed after tunnel-idle-timeout (2 s here); a silent connection after connect-timeout (5 s).
+        try (java.net.Socket idle = toBridge(); java.net.Socket silent = toBridge()) {
+            String answer = new String(bridgeExchange(idle, ("CONNECT " + MESH_AUTHZ_IP + ":" + AUTHZ_HTTP
+                    + " HTTP/1.1\r\n\r\n").getBytes(StandardCharsets.US_ASCII), 39), StandardCharsets.US_ASCII);
+            assertTrue(answer.startsWith("HTTP/1.1 200"), answer);
+            long t0 = System.nanoTime();
+            assertEquals(-1, idle.getInputStream().read(), "the idle tunnel was closed");
+            long idleMs = (System.nanoTime() - t0) / 1_000_000;
+            assertTrue(idleMs >= 1_500 && idleMs < 8_000, "closed after ~2 s idle: " + idleMs);
+            silent.setSoTimeout(15_000);
+            assertEquals(-1, silent.getInputStream().read(), "the silent connection was closed");
+        }
+        // At max-tunnels (16) a new connection is closed at once (long before a handshake's 5 s).
+        List<java.net.Socket> held = new ArrayList<>();
+        try {
+            for (int i = 0; i < 40 && waypoint.authorizerBridge().openConnections() < 16; i++) {
+                held.add(toBridge());
+                Thread.sleep(20);
+            }
+            assertEquals(16, waypoint.authorizerBridge().openConnections());
+            try (java.net.Socket over = toBridge()) {
+                over.setSoTimeout(3_000);
+                int read;
+                try {
+                    read = over.getInputStream().read();
+                } catch (java.net.SocketException reset) {
+                    read = -1;
+                }
+                assertEquals(-1, read, "closed at accept");
+            }
+        } finally {
+            for (java.net.Socket s : held) {
+                s.close();
+            }
+        }
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (waypoint.authorizerBridge().openConnections() >= 16 && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertEquals(200, get("/mesh-http/x", "x-ext-authz", "allow").statusCode(), "a good check gets through after");
     }
 }

@@ -212,6 +212,17 @@ public interface WaypointConfig {
         /** The most bytes of an authorizer's answer read (a deny's body, a gRPC message); more fails the check. */
         @WithDefault("65536")
         int maxResponseBytes();
+
+        /**
+         * Connections the loopback bridge to mesh authorizers carries at once (each one HBONE
+         * stream); beyond, a new one is closed at once and its check fails.
+         */
+        @WithDefault("1024")
+        int maxTunnels();
+
+        /** A bridged connection that moves no byte either way for this long is closed. */
+        @WithDefault("10m")
+        Duration tunnelIdleTimeout();
     }
 
     interface Http {

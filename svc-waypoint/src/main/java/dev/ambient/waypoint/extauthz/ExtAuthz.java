@@ -6,6 +6,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.vertx.core.Vertx;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.client.WebClientOptions;
+import java.net.InetSocketAddress;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -27,9 +28,11 @@ import org.jboss.logging.Logger;
  * outcome allow, deny, error, timeout or overloaded.
  *
  * <p>Where the authorizer is: svc-xds resolves a provider's mesh service to its endpoints, and
- * the waypoint dials one (round robin) directly in plaintext, as Istio's waypoint reaches an
- * authorizer outside HBONE when it is not captured; a provider naming something outside the mesh
- * is dialled by name.
+ * the waypoint picks one (round robin). An endpoint whose workload is in the mesh (svc-xds gives
+ * its SPIFFE id) is reached only through HBONE, via {@link MeshAuthorizerBridge}: mTLS with the
+ * waypoint's identity, the authorizer's verified, as Istio's waypoint reaches a mesh authorizer.
+ * An endpoint outside the mesh, or a provider naming something outside the mesh (dialled by
+ * name), is dialled directly in plaintext, as before.
  */
 public final class ExtAuthz implements AutoCloseable {
 
@@ -48,15 +51,18 @@ public final class ExtAuthz implements AutoCloseable {
     private final AtomicLong roundRobin = new AtomicLong();
     private final Map<String, Counter> counters = new ConcurrentHashMap<>();
 
-    /** {@code control}: a small Vert.x of the waypoint's own, never the data plane's event loops; its owner closes it. */
-    public ExtAuthz(Limits limits, Vertx control, MeterRegistry registry) {
+    /**
+     * {@code control}: a small Vert.x of the waypoint's own, never the data plane's event loops; its
+     * owner closes it. {@code bridge}: where checks to mesh authorizers are tunnelled.
+     */
+    public ExtAuthz(Limits limits, Vertx control, MeterRegistry registry, InetSocketAddress bridge) {
         this.limits = limits;
         this.registry = registry;
         this.vertx = control;
         this.http = new HttpAuthorizer(WebClient.create(vertx, new WebClientOptions().setKeepAlive(true)
                 .setMaxPoolSize(64).setFollowRedirects(false).setTryUseCompression(false)
-                .setUserAgentEnabled(false).setMaxHeaderSize(16 * 1024)), limits.maxResponseBytes());
-        this.grpc = new GrpcAuthorizer(limits.maxResponseBytes());
+                .setUserAgentEnabled(false).setMaxHeaderSize(16 * 1024)), limits.maxResponseBytes(), bridge);
+        this.grpc = new GrpcAuthorizer(limits.maxResponseBytes(), bridge);
     }
 
     /**
@@ -94,7 +100,9 @@ public final class ExtAuthz implements AutoCloseable {
     private Target target(ExtAuthzProvider p) {
         List<String> endpoints = p.getEndpointsList();
         if (!endpoints.isEmpty()) {
-            return Target.parse(endpoints.get((int) Math.floorMod(roundRobin.getAndIncrement(), endpoints.size())));
+            String endpoint = endpoints.get((int) Math.floorMod(roundRobin.getAndIncrement(), endpoints.size()));
+            Target t = Target.parse(endpoint);
+            return p.containsHboneIdentities(endpoint) ? new Target(t.host(), t.port(), true) : t;
         }
         return p.getMeshService() ? null : new Target(p.getService().substring(p.getService().indexOf('/') + 1),
                 p.getPort());

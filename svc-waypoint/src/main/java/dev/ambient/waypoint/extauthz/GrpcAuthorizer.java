@@ -8,6 +8,7 @@ import dev.ambient.proto.extauthz.CheckResponse;
 import dev.ambient.proto.extauthz.HeaderValueOption;
 import dev.ambient.proto.extauthz.SocketAddress;
 import dev.ambient.proto.l7.ExtAuthzProvider;
+import io.grpc.HttpConnectProxiedSocketAddress;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.netty.NettyChannelBuilder;
@@ -24,7 +25,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * envoyExtAuthzGrpc: {@code envoy.service.auth.v3.Authorization/Check} over plaintext HTTP/2 with
- * grpc-java (the stack quarkus-grpc is built on), one channel per authorizer address (a few
+ * grpc-java (the stack quarkus-grpc is built on), to a mesh authorizer inside an HBONE stream
+ * (an HTTP CONNECT to {@link MeshAuthorizerBridge}), one channel per authorizer address (a few
  * kept, the least recently used closed). The request's headers (pseudo-headers included, as
  * Envoy) and peers go in the CheckRequest; status OK allows with the OkHttpResponse's header
  * changes, anything else denies with the DeniedHttpResponse's status (403 when unset), headers
@@ -45,14 +47,24 @@ final class GrpcAuthorizer implements AutoCloseable {
         }
     };
     private final int maxMessageBytes;
+    private final InetSocketAddress bridge;
 
-    GrpcAuthorizer(int maxMessageBytes) {
+    GrpcAuthorizer(int maxMessageBytes, InetSocketAddress bridge) {
         this.maxMessageBytes = maxMessageBytes;
+        this.bridge = bridge;
     }
 
     private synchronized ManagedChannel channel(Target t) {
-        return channels.computeIfAbsent(t, k -> NettyChannelBuilder.forAddress(k.host(), k.port()).usePlaintext()
-                .maxInboundMessageSize(maxMessageBytes).build());
+        return channels.computeIfAbsent(t, k -> {
+            NettyChannelBuilder b = NettyChannelBuilder.forAddress(k.host(), k.port()).usePlaintext()
+                    .maxInboundMessageSize(maxMessageBytes);
+            if (k.hbone()) {
+                // HTTP CONNECT to the bridge, which carries the connection in an HBONE stream.
+                b.proxyDetector(address -> HttpConnectProxiedSocketAddress.newBuilder().setProxyAddress(bridge)
+                        .setTargetAddress((InetSocketAddress) address).build());
+            }
+            return b.build();
+        });
     }
 
     /** Completes (on a gRPC thread) with Allow, Deny or Failure; never exceptionally. */

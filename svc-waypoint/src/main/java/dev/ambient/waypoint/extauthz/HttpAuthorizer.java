@@ -11,6 +11,9 @@ import io.vertx.ext.web.client.HttpRequest;
 import io.vertx.ext.web.client.HttpResponse;
 import io.vertx.ext.web.client.WebClient;
 import io.vertx.ext.web.codec.BodyCodec;
+import io.vertx.core.net.ProxyOptions;
+import io.vertx.core.net.ProxyType;
+import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -19,7 +22,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeoutException;
 
 /**
- * envoyExtAuthzHttp, with vertx-web-client: the request's method and path (after the provider's
+ * envoyExtAuthzHttp, with vertx-web-client (to a mesh authorizer through the HBONE bridge, as a
+ * SOCKS5 proxy): the request's method and path (after the provider's
  * pathPrefix), its Host, and the headers the provider selects (Authorization always, as Envoy)
  * go to the authorizer without a body. 200 allows (headersToUpstreamOnAllow from its response go
  * into the forwarded request, replacing the client's; headersToDownstreamOnAllow into the
@@ -30,10 +34,14 @@ final class HttpAuthorizer {
 
     private final WebClient client;
     private final int maxBodyBytes;
+    /** Vert.x tunnels plaintext HTTP only through SOCKS5 (through an HTTP proxy it forwards instead). */
+    private final ProxyOptions viaBridge;
 
-    HttpAuthorizer(WebClient client, int maxBodyBytes) {
+    HttpAuthorizer(WebClient client, int maxBodyBytes, InetSocketAddress bridge) {
         this.client = client;
         this.maxBodyBytes = maxBodyBytes;
+        this.viaBridge = new ProxyOptions().setType(ProxyType.SOCKS5).setHost(bridge.getAddress().getHostAddress())
+                .setPort(bridge.getPort());
     }
 
     /** Completes (on a Vert.x thread) with Allow, Deny or Failure; never exceptionally. */
@@ -45,6 +53,9 @@ final class HttpAuthorizer {
                 + in.pathAndQuery());
         // Vert.x's request timeout is an idle timeout; the whole check's bound is ExtAuthz's timer.
         req.timeout(Math.max(1, p.getTimeoutMs()));
+        if (target.hbone()) {
+            req.proxy(viaBridge);
+        }
         MultiMap h = req.headers();
         in.headers().forEach(e -> {
             String name = e.getKey().toLowerCase(Locale.ROOT);

@@ -1,9 +1,16 @@
 package dev.ambient.waypoint.extauthz;
 
-/** Where one check goes: an endpoint address svc-xds resolved, or a name outside the mesh. */
-record Target(String host, int port) {
+/**
+ * Where one check goes: an endpoint address svc-xds resolved, or a name outside the mesh.
+ * {@code hbone}: a mesh workload, reached only through {@link MeshAuthorizerBridge}.
+ */
+record Target(String host, int port, boolean hbone) {
 
-    /** "ip:port" or "[v6]:port". */
+    Target(String host, int port) {
+        this(host, port, false);
+    }
+
+    /** "ip:port" or "[v6]:port", dialled directly. */
     static Target parse(String endpoint) {
         int colon = endpoint.lastIndexOf(':');
         String host = endpoint.substring(0, colon);

@@ -1,9 +1,11 @@
 package dev.ambient.xds.translate;
 
+import dev.ambient.identity.SpiffeId;
 import dev.ambient.proto.l7.ExtAuthzProvider;
 import dev.ambient.proto.workload.Port;
 import dev.ambient.proto.workload.PortList;
 import dev.ambient.proto.workload.Service;
+import dev.ambient.proto.workload.TunnelProtocol;
 import dev.ambient.proto.workload.Workload;
 import dev.ambient.proto.workload.WorkloadStatus;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
@@ -12,13 +14,13 @@ import java.net.UnknownHostException;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.TreeSet;
+import java.util.TreeMap;
 
 /**
  * The ext_authz providers of one translation, for AuthorizationPolicy action CUSTOM: read from the
  * mesh configuration ({@link MeshConfig}, whose problems it reports once), and each provider's
- * service resolved to the healthy endpoints of the mesh service it names ("ip:targetPort"), which
- * the waypoint dials directly. A service the mesh does not know (an outside name or an IP) is
+ * service resolved to the healthy endpoints of the mesh service it names ("ip:targetPort"), each
+ * in the mesh with the SPIFFE id the waypoint's HBONE tunnel to it must verify. A service the mesh does not know (an outside name or an IP) is
  * left for the waypoint to dial by name.
  */
 final class CustomProviders {
@@ -64,7 +66,14 @@ final class CustomProviders {
             }
             return Optional.of(p);
         }
-        return Optional.of(p.toBuilder().setMeshService(true).addAllEndpoints(endpoints(service, p.getPort())).build());
+        ExtAuthzProvider.Builder resolved = p.toBuilder().setMeshService(true);
+        endpoints(service, p.getPort()).forEach((endpoint, identity) -> {
+            resolved.addEndpoints(endpoint);
+            if (!identity.isEmpty()) {
+                resolved.putHboneIdentities(endpoint, identity);
+            }
+        });
+        return Optional.of(resolved.build());
     }
 
     /** Istio's forms: "hostname" or "namespace/hostname"; short names are not resolved. */
@@ -80,9 +89,13 @@ final class CustomProviders {
         return null;
     }
 
-    private Set<String> endpoints(Service s, int servicePort) {
+    /**
+     * "ip:targetPort" of each healthy endpoint, with the SPIFFE id URI its workload proves when it
+     * is in the mesh (HBONE), else "": the waypoint must reach mesh workloads through HBONE.
+     */
+    private Map<String, String> endpoints(Service s, int servicePort) {
         String key = s.getNamespace() + "/" + s.getHostname();
-        Set<String> out = new TreeSet<>();
+        Map<String, String> out = new TreeMap<>();
         for (Workload w : ctx.translatedWorkloads) {
             PortList ports = w.getServicesMap().get(key);
             if (ports == null || w.getStatus() != WorkloadStatus.HEALTHY || w.getAddressesCount() == 0) {
@@ -97,11 +110,20 @@ final class CustomProviders {
                     } catch (UnknownHostException e) {
                         continue; // not 4 or 16 bytes: the workload translation never makes one
                     }
-                    out.add((host.contains(":") ? "[" + host + "]" : host) + ":" + target);
+                    out.put((host.contains(":") ? "[" + host + "]" : host) + ":" + target, identity(w));
                 }
             }
         }
         return out;
+    }
+
+    private String identity(Workload w) {
+        if (w.getTunnelProtocol() != TunnelProtocol.HBONE) {
+            return "";
+        }
+        String td = w.getTrustDomain().isEmpty() ? ctx.config.trustDomain() : w.getTrustDomain();
+        return new SpiffeId(td, w.getNamespace(), w.getServiceAccount().isEmpty() ? "default" : w.getServiceAccount())
+                .uri();
     }
 
     private static boolean isIp(String s) {

@@ -13,6 +13,7 @@ import dev.ambient.proto.workload.Action;
 import dev.ambient.proto.workload.Authorization;
 import dev.ambient.xds.source.KubeYaml;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -123,6 +124,8 @@ class ExtAuthzTranslationTest {
         assertEquals("x-ext-authz", provider.getHttp().getIncludeRequestHeadersInCheck(0).getExact());
         assertTrue(provider.getMeshService());
         assertEquals(List.of("10.244.3.3:8000"), provider.getEndpointsList(), "resolved to the pod, not a VIP");
+        assertEquals(Map.of("10.244.3.3:8000", "spiffe://cluster.local/ns/shop/sa/default"),
+                provider.getHboneIdentitiesMap(), "a pod of an ambient namespace is reached through HBONE, as itself");
         assertEquals(600_000, provider.getTimeoutMs(), "Istio's default timeout");
         assertFalse(provider.getFailOpen());
     }
@@ -133,6 +136,17 @@ class ExtAuthzTranslationTest {
         ExtAuthzProvider provider = l7(t, "shop/ext-authz").getProvider();
         assertTrue(provider.hasGrpc());
         assertEquals(List.of("10.244.3.3:9000"), provider.getEndpointsList());
+    }
+
+    @Test
+    void anAuthorizerOutsideTheMeshHasNoHboneIdentityAndIsDialledDirectly() throws Exception {
+        String legacy = MESH_CONFIG.replace("namespace: shop", "namespace: legacy")
+                .replace("ext-authz.shop.svc", "ext-authz.legacy.svc");
+        Translation t = translate(legacy, POLICY.formatted("sample-ext-authz-http"));
+        ExtAuthzProvider provider = l7(t, "shop/ext-authz").getProvider();
+        assertEquals(List.of("10.244.3.3:8000"), provider.getEndpointsList());
+        assertTrue(provider.getHboneIdentitiesMap().isEmpty(), "legacy is not in the ambient mesh: "
+                + provider.getHboneIdentitiesMap());
     }
 
     @Test
