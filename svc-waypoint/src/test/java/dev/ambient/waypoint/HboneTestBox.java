@@ -13,6 +13,7 @@ import dev.ambient.hbone.RelayObserver;
 import dev.ambient.hbone.TunnelRelay;
 import dev.ambient.identity.CertificateAuthority;
 import dev.ambient.identity.HboneTls;
+import dev.ambient.identity.Pem;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.net.Transport;
 import dev.ambient.waypoint.config.WaypointConfig;
@@ -168,6 +169,20 @@ final class HboneTestBox implements AutoCloseable {
                         request.reject(503, "workload did not accept");
                     }
                 });
+    }
+
+    /** A certificate of the box's root as PEM files, for peers that are not ours (python-h2). */
+    record PemFiles(Path chain, Path key, Path root) {
+    }
+
+    /** Writes {@code id}'s certificate chain, its key and the root into {@code dir} (file names after the id's account). */
+    PemFiles pemFiles(SpiffeId id, Path dir) throws IOException {
+        var cert = ca.issue(id, Duration.ofHours(1));
+        String name = id.serviceAccount();
+        return new PemFiles(
+                java.nio.file.Files.writeString(dir.resolve(name + "-chain.pem"), Pem.encodeCertificates(cert.chain())),
+                java.nio.file.Files.writeString(dir.resolve(name + "-key.pem"), Pem.encodePrivateKey(cert.privateKey())),
+                java.nio.file.Files.writeString(dir.resolve("root.pem"), Pem.encodeCertificate(ca.root())));
     }
 
     /** What a backend does with one request: status and body. */
