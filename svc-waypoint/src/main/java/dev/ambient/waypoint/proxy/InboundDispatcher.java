@@ -382,10 +382,10 @@ public final class InboundDispatcher implements HboneRequestHandler {
             AtomicLong sent = new AtomicLong();
             AtomicLong received = new AtomicLong();
             java.time.Duration idle = path.limits.tcpIdleTimeout();
+            // TcpSplice ends each side when the other ends: after the bytes still on their way, or
+            // at once for an abort. A close here would throw those bytes away.
             java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, upstream, sent, received, idle);
-            inbound.closeFuture().addListener(x -> upstream.close());
             upstream.closeFuture().addListener(x -> {
-                inbound.close();
                 AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
                         up.target(), String.format("closed%s: sent=%d received=%d %.1fms", idledOut.getAsBoolean()
                                 ? " after the idle timeout (" + idle.toMillis() + " ms)" : "", sent.get(),
