@@ -4,7 +4,7 @@
 TLS 1.3 only, ALPN h2 only, a client certificate is required and must chain to the given root.
 Every CONNECT stream is answered 200 and echoed: each DATA byte is sent back on the same stream,
 and the stream is ended once the client has ended its side and everything was echoed. A CONNECT
-to port 7001 is told instead: 6 MiB (bytes i % 251) at once, and 0.5 s after the last of it
+to port 7001 is told instead: 6 MiB (--told-bytes; bytes i % 251) at once, and 0.5 s after the last of it
 END_STREAM, then RST_STREAM(NO_ERROR), without reading the request, as an HTTP/2 server whose
 answer is complete may do (RFC 9113 8.1); the pause lets the client's side back up first. Port 7002
 is told the same and then only RST_STREAM(NO_ERROR), without END_STREAM (an abort, by RFC 9113 8.1);
@@ -38,6 +38,7 @@ import h2.exceptions
 _print_lock = threading.Lock()
 # CONNECT ports told 6 MiB and then ended so: (END_STREAM first or not, RST_STREAM error code).
 TOLD = {"7001": (True, 0), "7002": (False, 0), "7003": (True, 8)}
+TOLD_BYTES = 6 << 20
 _connection_ids = itertools.count(1)
 
 
@@ -195,7 +196,7 @@ class Connection:
                 self.h2.send_headers(event.stream_id, [(":status", "200")])
                 s.tell = TOLD.get(authority.rpartition(":")[2])
                 if s.tell:
-                    s.pending += (bytes(range(251)) * ((6 << 20) // 251 + 1))[:6 << 20]
+                    s.pending += (bytes(range(251)) * (TOLD_BYTES // 251 + 1))[:TOLD_BYTES]
         elif isinstance(event, h2.events.DataReceived):
             s = self.streams.get(event.stream_id)
             if s is None or s.status != 200 or s.tell:
@@ -284,7 +285,10 @@ def main():
     p.add_argument("--cert", required=True, help="server certificate chain (PEM, leaf first)")
     p.add_argument("--key", required=True, help="server private key (PEM)")
     p.add_argument("--ca", required=True, help="root(s) client certificates must chain to (PEM)")
+    p.add_argument("--told-bytes", type=int, default=6 << 20, help="what told ports are sent")
     args = p.parse_args()
+    global TOLD_BYTES
+    TOLD_BYTES = args.told_bytes
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3

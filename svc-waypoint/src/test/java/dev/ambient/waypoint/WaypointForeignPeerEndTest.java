@@ -65,16 +65,24 @@ class WaypointForeignPeerEndTest {
     static final String APP_IP = "127.0.119.2";
     static final int SINK_PORT = 58721;
     static final int ECHO_PORT = 58722;
-    static final int TOLD_BYTES = 6 << 20;
-    static final int UPLOAD_BYTES = 6 << 20;
-    /** How long the slow reader waits: the peer has sent everything, END_STREAM and its reset by then. */
+    /**
+     * More than the windows and socket buffers on the way hold, read slowly: when the peer's
+     * END_STREAM and reset come, the waypoint holds some of it queued toward the slow side and some
+     * unread in the stream it paused (the reset arrives ahead of those frames).
+     */
+    static final int TOLD_BYTES = 24 << 20;
+    static final int UPLOAD_BYTES = 24 << 20;
+    /** How long the slow reader waits before it starts. */
     static final long LATE_MILLIS = 3_000;
+    /** Then it reads this much at a time, with a pause between: about 10 MiB/s. */
+    static final int SLOW_READ_BYTES = 256 << 10;
+    static final long SLOW_READ_PAUSE_MILLIS = 25;
 
     static final SpiffeId CLIENT = new SpiffeId("cluster.local", NS, "client");
     static final SpiffeId WAYPOINT = new SpiffeId("cluster.local", NS, "waypoint");
     static final SpiffeId FOREIGN = new SpiffeId("cluster.local", NS, "told");
 
-    // hbone_server.py's told ports: 6 MiB, then END_STREAM + RST(NO_ERROR) / RST(NO_ERROR) alone / END_STREAM + RST(CANCEL).
+    // hbone_server.py's told ports: TOLD_BYTES, then END_STREAM + RST(NO_ERROR) / RST(NO_ERROR) alone / END_STREAM + RST(CANCEL).
     static final Service TOLD_END_NO_ERROR = service("told-end", NS, "127.0.120.1", 9000, 7001, "tcp");
     static final Service TOLD_RESET_ONLY = service("told-reset", NS, "127.0.120.2", 9000, 7002, "tcp");
     static final Service TOLD_END_CANCEL = service("told-cancel", NS, "127.0.120.3", 9000, 7003, "tcp");
@@ -164,7 +172,7 @@ class WaypointForeignPeerEndTest {
         Path err = dir.resolve("hbone_server.err");
         Process p = new ProcessBuilder("/usr/bin/python3", sharedScript("hbone_server.py").toString(), "--listen",
                 FOREIGN_IP + ":" + ENDPOINT_HBONE, "--cert", pem.chain().toString(), "--key", pem.key().toString(),
-                "--ca", pem.root().toString()).redirectError(err.toFile()).start();
+                "--ca", pem.root().toString(), "--told-bytes", Integer.toString(TOLD_BYTES)).redirectError(err.toFile()).start();
         p.getOutputStream().close();
         CountDownLatch listening = new CountDownLatch(1);
         Thread.ofVirtual().start(() -> {
@@ -209,7 +217,7 @@ class WaypointForeignPeerEndTest {
         });
     }
 
-    /** Reads nothing for a while (the upload backs up into the waypoint), then all of it, until EOF or a reset. */
+    /** Reads nothing for a while (the upload backs up into the waypoint), then all of it slowly, until EOF or a reset. */
     static void slowSink(Socket s) throws Exception {
         Thread.sleep(LATE_MILLIS);
         s.setSoTimeout(20_000);
@@ -220,11 +228,16 @@ class WaypointForeignPeerEndTest {
         MessageDigest sha = MessageDigest.getInstance("SHA-256");
         byte[] buf = new byte[64 << 10];
         long n = 0;
+        long nextPause = SLOW_READ_BYTES;
         String end = "EOF";
         try {
             for (int r; (r = in.read(buf)) >= 0;) {
                 sha.update(buf, 0, r);
                 n += r;
+                if (n >= nextPause) {
+                    Thread.sleep(SLOW_READ_PAUSE_MILLIS);
+                    nextPause += SLOW_READ_BYTES;
+                }
             }
         } catch (IOException e) {
             end = e.toString();
@@ -248,7 +261,7 @@ class WaypointForeignPeerEndTest {
         return socket;
     }
 
-    /** What a client of the told service reads, reading only after {@link #LATE_MILLIS}. */
+    /** What a client of the told service reads, late and slowly. */
     static Received readTold(Service told) throws Exception {
         try (Socket s = connect(told)) {
             Thread.sleep(LATE_MILLIS);
