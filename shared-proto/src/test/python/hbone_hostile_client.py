@@ -25,8 +25,9 @@ Modes:
                 echoed; then ends the stream and waits (--wait) to see when the server closes.
   upload-then-reset   one CONNECT; --payload bytes (i % 251) sent as fast as the windows allow,
                 then END_STREAM (not with --no-end) and at once RST_STREAM(--reset-code), as a peer
-                whose side is complete may end (RFC 9113 8.1); then reads for --wait seconds.
-                Adds "sent_bytes" and "sent_sha256" (of what was sent).
+                whose side is complete may end (RFC 9113 8.1); --tunnels times, one after another
+                on the connection; then reads for --wait seconds. Adds "sent_bytes" (all tunnels)
+                and "sent_sha256" (of what the last one sent).
   big-header    one CONNECT carrying an extra header of --header-bytes bytes.
   continuation-flood      a HEADERS frame without END_HEADERS, then --streams CONTINUATION frames
                 of one byte each that never end the header block.
@@ -420,13 +421,21 @@ def hold_stream(c, args):
 def upload_then_reset(c, args):
     c.handshake()
     c.preface()
+    c.result["sent_bytes"] = 0
+    for _ in range(args.tunnels):
+        if not c.open or not upload_one_then_reset(c, args):
+            break
+    c.read_for(args.wait)
+
+
+def upload_one_then_reset(c, args):
     sid = c.conn.get_next_available_stream_id()
     c.conn.send_headers(sid, c.connect_headers())
     c.flush()
-    c.result["sent_streams"] = 1
+    c.result["sent_streams"] += 1
     c.read_for(5, until=lambda: sid in c.answered)
     if c.answered.get(sid) != "200":
-        return
+        return False
     payload = (bytes(range(251)) * (args.payload // 251 + 1))[:args.payload]
     sent = 0
     deadline = time.monotonic() + 30
@@ -438,7 +447,7 @@ def upload_then_reset(c, args):
         c.conn.send_data(sid, payload[sent:sent + n])
         sent += n
         c.flush()
-    c.result["sent_bytes"] = sent
+    c.result["sent_bytes"] += sent
     c.result["sent_sha256"] = hashlib.sha256(payload[:sent]).hexdigest()
     if c.open:
         if not args.no_end:
@@ -446,7 +455,7 @@ def upload_then_reset(c, args):
         c.conn.reset_stream(sid, error_code=args.reset_code)
         c.flush()
         c.result["reset_after"] = c.elapsed()
-    c.read_for(args.wait)
+    return c.open
 
 
 def big_header(c, args):
@@ -519,6 +528,7 @@ def main():
     p.add_argument("--preface", action="store_true")
     p.add_argument("--no-end", action="store_true", help="upload-then-reset: no END_STREAM before the reset")
     p.add_argument("--reset-code", type=int, default=0, help="upload-then-reset: RST_STREAM error code")
+    p.add_argument("--tunnels", type=int, default=1, help="upload-then-reset: CONNECTs, one after another")
     p.add_argument("--source", help="local address to connect from")
     p.add_argument("--connections", type=int, default=100)
     args = p.parse_args()

@@ -8,7 +8,8 @@ to port 7001 is told instead: 6 MiB (--told-bytes; bytes i % 251) at once, and 0
 END_STREAM, then RST_STREAM(NO_ERROR), without reading the request, as an HTTP/2 server whose
 answer is complete may do (RFC 9113 8.1); the pause lets the client's side back up first. Port 7002
 is told the same and then only RST_STREAM(NO_ERROR), without END_STREAM (an abort, by RFC 9113 8.1);
-port 7003 END_STREAM, then RST_STREAM(CANCEL). A request
+port 7003 END_STREAM, then RST_STREAM(CANCEL). A CONNECT to port 7004 is a workload that never
+reads: answered 200, its DATA never acknowledged, so the windows toward it fill and stay full. A request
 that is not a CONNECT (or has no :authority) is answered 400. One thread per connection; a
 connection carries any number of concurrent streams.
 
@@ -91,6 +92,7 @@ class Stream:
         self.pending = bytearray()   # received, not yet echoed
         self.tell = None             # told ports: (END_STREAM or not, then RST_STREAM with this code)
         self.tell_end_at = None      # time.monotonic() at which a told answer ends
+        self.sink = False            # port 7004: DATA is never acknowledged
         self.unacked = 0             # flow-controlled bytes echoed but not yet acknowledged
         self.received = 0
         self.sent = 0
@@ -195,10 +197,14 @@ class Connection:
                 s.status = 200
                 self.h2.send_headers(event.stream_id, [(":status", "200")])
                 s.tell = TOLD.get(authority.rpartition(":")[2])
+                s.sink = authority.endswith(":7004")
                 if s.tell:
                     s.pending += (bytes(range(251)) * (TOLD_BYTES // 251 + 1))[:TOLD_BYTES]
         elif isinstance(event, h2.events.DataReceived):
             s = self.streams.get(event.stream_id)
+            if s is not None and s.sink:
+                s.received += len(event.data)   # kept unacknowledged: the sender's windows stay used
+                return True
             if s is None or s.status != 200 or s.tell:
                 # not a tunnel: give the window back, drop the bytes
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -245,7 +251,7 @@ class Connection:
                     self.h2.end_stream(s.stream_id)
                 self.h2.reset_stream(s.stream_id, error_code=code)
                 s.local_ended = True
-                self.report(s, "told, then %sreset:%d" % ("END_STREAM, " if end else "", code))
+                self.report(s, "told, then reset:%d%s" % (code, "" if end else " without END_STREAM"))
                 continue
             if s.remote_ended and not s.pending and not s.local_ended:
                 self.h2.end_stream(s.stream_id)

@@ -50,7 +50,8 @@ import org.junit.jupiter.api.io.TempDir;
  * clean FIN, not a reset. A reset without END_STREAM, or with an error code, stays an abort. Both
  * directions: the endpoint's HBONE server is foreign (shared-proto's {@code hbone_server.py}, told
  * ports), or the client is (shared-proto's {@code hbone_hostile_client.py}, mode upload-then-reset).
- * After each case a good client still gets through.
+ * A client connection may leave no more such tunnels finishing than it may have streams open. After
+ * each case a good client still gets through.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class WaypointForeignPeerEndTest {
@@ -65,6 +66,8 @@ class WaypointForeignPeerEndTest {
     static final String APP_IP = "127.0.119.2";
     static final int SINK_PORT = 58721;
     static final int ECHO_PORT = 58722;
+    /** The waypoint's max-streams-per-connection here: also what one connection may leave finishing. */
+    static final int STREAMS_PER_CONNECTION = 4;
     /**
      * More than the windows and socket buffers on the way hold, read slowly: when the peer's
      * END_STREAM and reset come, the waypoint holds some of it queued toward the slow side and some
@@ -88,10 +91,13 @@ class WaypointForeignPeerEndTest {
     static final Service TOLD_END_CANCEL = service("told-cancel", NS, "127.0.120.3", 9000, 7003, "tcp");
     static final Service SINK = service("sink", NS, "127.0.120.4", 9000, SINK_PORT, "tcp");
     static final Service ECHO = service("echo", NS, "127.0.120.5", 9000, ECHO_PORT, "tcp");
+    /** hbone_server.py's port 7004: a workload that never reads, its windows never given back. */
+    static final Service BLACKHOLE = service("blackhole", NS, "127.0.120.6", 9000, 7004, "tcp");
 
     @TempDir
     static Path dir;
     static HboneTestBox box;
+    static WaypointNode waypoint;
     static HboneTestBox.PemFiles clientPem;
     static Process foreignServer;
     static final List<ServerSocket> apps = new ArrayList<>();
@@ -106,9 +112,10 @@ class WaypointForeignPeerEndTest {
     @BeforeAll
     static void start() throws Exception {
         box = new HboneTestBox(dir);
-        WaypointNode waypoint = box.waypoint(WAYPOINT_IP, HBONE, ENDPOINT_HBONE, Map.of(),
+        waypoint = box.waypoint(WAYPOINT_IP, HBONE, ENDPOINT_HBONE,
+                Map.of("waypoint.listen.max-streams-per-connection", Integer.toString(STREAMS_PER_CONNECTION)),
                 new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
-        List<Service> told = List.of(TOLD_END_NO_ERROR, TOLD_RESET_ONLY, TOLD_END_CANCEL);
+        List<Service> told = List.of(TOLD_END_NO_ERROR, TOLD_RESET_ONLY, TOLD_END_CANCEL, BLACKHOLE);
         List<Service> ours = List.of(SINK, ECHO);
         List<Service> all = new ArrayList<>(told);
         all.addAll(ours);
@@ -319,12 +326,12 @@ class WaypointForeignPeerEndTest {
 
     // ------------------------------------------------------------- the client's side is foreign
 
-    /** hbone_hostile_client.py upload-then-reset to the sink, reading late; returns its JSON summary. */
-    static JsonObject uploadThenReset(String... extra) throws Exception {
+    /** hbone_hostile_client.py upload-then-reset to {@code target}; returns its JSON summary. */
+    static JsonObject uploadThenReset(Service target, String... extra) throws Exception {
         List<String> cmd = new ArrayList<>(List.of("/usr/bin/python3", sharedScript("hbone_hostile_client.py").toString(),
                 "--mode", "upload-then-reset", "--server", WAYPOINT_IP + ":" + HBONE, "--cert",
                 clientPem.chain().toString(), "--key", clientPem.key().toString(), "--ca", clientPem.root().toString(),
-                "--authority", vip(SINK).getAddress().getHostAddress() + ":" + vip(SINK).getPort(),
+                "--authority", vip(target).getAddress().getHostAddress() + ":" + vip(target).getPort(),
                 "--payload", Integer.toString(UPLOAD_BYTES), "--wait", "8"));
         cmd.addAll(List.of(extra));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
@@ -337,7 +344,7 @@ class WaypointForeignPeerEndTest {
     @Test
     void clientEndsWithEndStreamThenNoErrorResetAndTheSlowApplicationGetsEveryByteThenFin() throws Exception {
         lastSink = new CompletableFuture<>();
-        JsonObject client = uploadThenReset();
+        JsonObject client = uploadThenReset(SINK);
         assertEquals(UPLOAD_BYTES, client.getLong("sent_bytes"), "the client sent it all: " + client);
         Received got = lastSink.get(30, TimeUnit.SECONDS);
         System.out.println("client END_STREAM + RST(NO_ERROR): application read " + got);
@@ -351,11 +358,35 @@ class WaypointForeignPeerEndTest {
     @Test
     void clientNoErrorResetWithoutEndStreamIsStillAnAbort() throws Exception {
         lastSink = new CompletableFuture<>();
-        JsonObject client = uploadThenReset("--no-end");
+        JsonObject client = uploadThenReset(SINK, "--no-end");
         Received got = lastSink.get(30, TimeUnit.SECONDS);
         System.out.println("client RST(NO_ERROR) without END_STREAM after " + client.getLong("sent_bytes")
                 + " bytes: application read " + got);
         assertTrue(got.end().contains("reset"), "an abort reaches the application as a reset: " + got);
+        goodClientGetsThrough();
+    }
+
+    /**
+     * The attack: one connection opens tunnels one after another to a workload that reads nothing
+     * (its HBONE server never gives a window back), each 4 MiB then END_STREAM + RST_STREAM(NO_ERROR).
+     * Each reset frees its stream's place and gives its window back to the client, while the waypoint
+     * would go on holding what it read and could not deliver. Beyond the connection's stream limit
+     * such tunnels are aborted.
+     */
+    @Test
+    void aClientConnectionLeavesNoMoreTunnelsFinishingThanItMayHaveStreams() throws Exception {
+        int tunnels = 16;
+        int payload = 4 << 20;
+        int before = waypoint.dispatcher().tcpTunnels();
+        JsonObject client = uploadThenReset(BLACKHOLE, "--tunnels", Integer.toString(tunnels), "--payload",
+                Integer.toString(payload), "--wait", "1");
+        assertEquals((long) tunnels * payload, client.getLong("sent_bytes"), "the client sent it all: " + client);
+        Thread.sleep(1_000); // what was aborted closes
+        int held = waypoint.dispatcher().tcpTunnels() - before;
+        System.out.printf("%d tunnels of %d MiB let go on one connection (stream limit %d) toward a workload that does "
+                + "not read: the waypoint still holds %d%n", tunnels, payload >> 20, STREAMS_PER_CONNECTION, held);
+        assertTrue(held <= STREAMS_PER_CONNECTION, held + " tunnels held for one connection, more than its "
+                + STREAMS_PER_CONNECTION + " streams");
         goodClientGetsThrough();
     }
 }

@@ -388,19 +388,13 @@ public final class InboundDispatcher implements HboneRequestHandler {
             // TcpSplice ends each side when the other ends: after the bytes still on their way, or
             // at once for an abort. A close here would throw those bytes away.
             java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, upstream, sent, received, idle);
-            AtomicInteger open = new AtomicInteger(2);
-            io.netty.channel.ChannelFutureListener closed = x -> {
-                if (open.decrementAndGet() > 0) {
-                    return;
-                }
+            TcpSplice.bothClosed(inbound, upstream).addListener(x -> {
                 tcpTunnels.decrementAndGet();
                 AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
                         up.target(), String.format("closed%s: sent=%d received=%d %.1fms", idledOut.getAsBoolean()
                                 ? " after the idle timeout (" + idle.toMillis() + " ms)" : "", sent.get(),
                                 received.get(), (System.nanoTime() - up.startNanos()) / 1e6));
-            };
-            inbound.closeFuture().addListener(closed);
-            upstream.closeFuture().addListener(closed);
+            });
         });
     }
 

@@ -25,6 +25,11 @@ public final class StreamBytes extends ChannelDuplexHandler {
 
     public static final String NAME = "stream-bytes";
 
+    /** Passed on when the peer resets its stream after END_STREAM: a clean end, its stream's place freed. */
+    public enum ResetAfterEnd {
+        EVENT
+    }
+
     private boolean inputEnded;
     /** The peer reset the stream as an abort ({@link PeerReset}); event loop only. */
     private boolean aborted;
@@ -98,6 +103,7 @@ public final class StreamBytes extends ChannelDuplexHandler {
                 // END_STREAM, then RST_STREAM(NO_ERROR): the peer's side is complete, and what it
                 // sent may still be queued behind this reset while we pause; the stream closes
                 // itself once that is read, and its handlers pass it on first.
+                ctx.fireUserEventTriggered(ResetAfterEnd.EVENT);
                 return;
             }
             // The peer aborted the tunnel: nothing more can be sent or received.

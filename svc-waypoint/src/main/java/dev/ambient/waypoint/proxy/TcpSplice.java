@@ -15,10 +15,13 @@ import io.netty.handler.codec.http2.DefaultHttp2ResetFrame;
 import io.netty.handler.codec.http2.Http2Error;
 import io.netty.handler.codec.http2.Http2Stream;
 import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 
@@ -45,6 +48,8 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
     private boolean closeHandled;
     private TcpSplice peerSide;
     private Channel self;
+    /** Both sides closed. */
+    private Future<?> done;
 
     private TcpSplice(Channel other, AtomicLong bytes, AtomicLong lastActivity) {
         this.other = other;
@@ -65,6 +70,8 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
         fromB.peerSide = fromA;
         fromA.self = a;
         fromB.self = b;
+        fromA.done = bothClosed(a, b);
+        fromB.done = fromA.done;
         // Both handlers are in place before either side reads. A stream that starts reading
         // replays what it queued at once, pauses when the other side fills up, and flushes; if that
         // side drains before its handler is there, nobody hears it and nobody resumes the reader
@@ -82,6 +89,20 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
             a.eventLoop().execute(() -> watchIdle(a, b, last, idle.toNanos(), idledOut));
         }
         return idledOut::get;
+    }
+
+    /** Completes once both channels are closed: a splice's end (one side may outlive the other while its last bytes go out). */
+    public static Future<Void> bothClosed(Channel a, Channel b) {
+        Promise<Void> both = a.eventLoop().newPromise();
+        AtomicInteger open = new AtomicInteger(2);
+        ChannelFutureListener closed = f -> {
+            if (open.decrementAndGet() == 0) {
+                both.trySuccess(null);
+            }
+        };
+        a.closeFuture().addListener(closed);
+        b.closeFuture().addListener(closed);
+        return both;
     }
 
     /**
@@ -136,6 +157,15 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (evt == StreamBytes.ResetAfterEnd.EVENT) {
+            // The client let go of its stream; the tunnel lives on outside its stream limit until
+            // its last bytes are out, so it counts against its connection until both sides close.
+            if (!FinishingTunnels.admit((Http2StreamChannel) self, done)) {
+                failed = true;
+                ctx.close();
+            }
+            return;
+        }
         if (evt instanceof ChannelInputShutdownEvent && !ended) {
             ended = true;
             if (other instanceof Http2StreamChannel stream) {
