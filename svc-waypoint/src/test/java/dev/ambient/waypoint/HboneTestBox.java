@@ -185,6 +185,38 @@ final class HboneTestBox implements AutoCloseable {
                 java.nio.file.Files.writeString(dir.resolve("root.pem"), Pem.encodeCertificate(ca.root())));
     }
 
+    /** What a TCP application does with one accepted connection. */
+    interface App {
+        void serve(java.net.Socket connection) throws Exception;
+    }
+
+    /**
+     * A TCP application on {@code address}, each connection served on a virtual thread of its own
+     * (and closed after); what it throws goes to {@code failed}. Stops with the box.
+     */
+    void app(InetSocketAddress address, App behaviour, java.util.function.Consumer<Exception> failed)
+            throws IOException {
+        java.net.ServerSocket server = new java.net.ServerSocket();
+        server.bind(address);
+        closeables.add(server);
+        Thread.ofVirtual().start(() -> {
+            while (!server.isClosed()) {
+                try {
+                    java.net.Socket s = server.accept();
+                    Thread.ofVirtual().start(() -> {
+                        try (s) {
+                            behaviour.serve(s);
+                        } catch (Exception e) {
+                            failed.accept(e);
+                        }
+                    });
+                } catch (IOException e) {
+                    return;
+                }
+            }
+        });
+    }
+
     /** What a backend does with one request: status and body. */
     record Reply(int status, String body, long delayMillis) {
         static Reply ok(String body) {
