@@ -23,6 +23,11 @@ Modes:
                 the rest sent), then read for --wait seconds: statuses and resets per code.
   hold-stream   one CONNECT; sends --payload bytes every second for --hold seconds and expects them
                 echoed; then ends the stream and waits (--wait) to see when the server closes.
+  upload-then-reset   one CONNECT; --payload bytes (i % 251) sent as fast as the windows allow,
+                then END_STREAM (not with --no-end) and at once RST_STREAM(--reset-code), as a peer
+                whose side is complete may end (RFC 9113 8.1); --tunnels times, one after another
+                on the connection; then reads for --wait seconds. Adds "sent_bytes" (all tunnels)
+                and "sent_sha256" (of what the last one sent).
   big-header    one CONNECT carrying an extra header of --header-bytes bytes.
   continuation-flood      a HEADERS frame without END_HEADERS, then --streams CONTINUATION frames
                 of one byte each that never end the header block.
@@ -41,6 +46,7 @@ Modes with many connections (from --source when given), each printing its own su
 """
 
 import argparse
+import hashlib
 import json
 import os
 import select
@@ -412,6 +418,46 @@ def hold_stream(c, args):
     c.read_for(args.wait)
 
 
+def upload_then_reset(c, args):
+    c.handshake()
+    c.preface()
+    c.result["sent_bytes"] = 0
+    for _ in range(args.tunnels):
+        if not c.open or not upload_one_then_reset(c, args):
+            break
+    c.read_for(args.wait)
+
+
+def upload_one_then_reset(c, args):
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, c.connect_headers())
+    c.flush()
+    c.result["sent_streams"] += 1
+    c.read_for(5, until=lambda: sid in c.answered)
+    if c.answered.get(sid) != "200":
+        return False
+    payload = (bytes(range(251)) * (args.payload // 251 + 1))[:args.payload]
+    sent = 0
+    deadline = time.monotonic() + 30
+    while sent < len(payload) and c.open and time.monotonic() < deadline:
+        n = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size, len(payload) - sent)
+        if n <= 0:
+            c.read(0.2)   # out of window: the server's WINDOW_UPDATE comes when it has read
+            continue
+        c.conn.send_data(sid, payload[sent:sent + n])
+        sent += n
+        c.flush()
+    c.result["sent_bytes"] += sent
+    c.result["sent_sha256"] = hashlib.sha256(payload[:sent]).hexdigest()
+    if c.open:
+        if not args.no_end:
+            c.conn.end_stream(sid)
+        c.conn.reset_stream(sid, error_code=args.reset_code)
+        c.flush()
+        c.result["reset_after"] = c.elapsed()
+    return c.open
+
+
 def big_header(c, args):
     c.handshake()
     c.preface()
@@ -459,7 +505,7 @@ def ping_flood(c, args):
 
 MODES = {"rapid-reset": rapid_reset, "idle": idle, "no-preface": no_preface, "no-tls": no_tls,
          "close-after-handshake": close_after_handshake, "close-mid-flood": close_mid_flood,
-         "setup-flood": setup_flood, "hold-stream": hold_stream, "big-header": big_header,
+         "setup-flood": setup_flood, "hold-stream": hold_stream, "upload-then-reset": upload_then_reset, "big-header": big_header,
          "continuation-flood": continuation_flood, "ping-flood": ping_flood}
 MANY = {"connect-flood": connect_flood, "many-connections": many_connections}
 
@@ -480,6 +526,9 @@ def main():
     p.add_argument("--payload", type=int, default=1000)
     p.add_argument("--header-bytes", type=int, default=20000)
     p.add_argument("--preface", action="store_true")
+    p.add_argument("--no-end", action="store_true", help="upload-then-reset: no END_STREAM before the reset")
+    p.add_argument("--reset-code", type=int, default=0, help="upload-then-reset: RST_STREAM error code")
+    p.add_argument("--tunnels", type=int, default=1, help="upload-then-reset: CONNECTs, one after another")
     p.add_argument("--source", help="local address to connect from")
     p.add_argument("--connections", type=int, default=100)
     args = p.parse_args()

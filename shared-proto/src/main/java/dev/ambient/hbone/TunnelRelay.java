@@ -239,10 +239,9 @@ public final class TunnelRelay {
         @Override
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof Http2ResetFrame reset) {
-                // RST_STREAM(NO_ERROR) after END_STREAM is a clean end. Netty hands a reset over at
-                // once, ahead of frames still queued while we pause the stream (END_STREAM among
-                // them), and closes the stream once they are read: channelInactive decides then.
-                if (reset.errorCode() != Http2Error.NO_ERROR.code()) {
+                // RST_STREAM(NO_ERROR) after END_STREAM is a clean end: the stream closes once the
+                // frames queued ahead of it are read, and channelInactive decides then.
+                if (!PeerReset.endsCleanly(reset, streamInputEnded)) {
                     finish(false, "stream reset by peer (" + Http2Error.valueOf(reset.errorCode()) + ")");
                 }
             } else {
@@ -269,7 +268,7 @@ public final class TunnelRelay {
                 closeTcpAfterItsLastBytes();
                 finish(true, "closed by peer after END_STREAM");
             } else {
-                finish(false, "tunnel closed before both sides finished");  // a NO_ERROR reset without END_STREAM too
+                finish(false, "tunnel closed before both sides finished");
             }
         }
 

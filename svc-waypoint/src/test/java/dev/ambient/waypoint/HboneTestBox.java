@@ -13,6 +13,7 @@ import dev.ambient.hbone.RelayObserver;
 import dev.ambient.hbone.TunnelRelay;
 import dev.ambient.identity.CertificateAuthority;
 import dev.ambient.identity.HboneTls;
+import dev.ambient.identity.Pem;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.net.Transport;
 import dev.ambient.waypoint.config.WaypointConfig;
@@ -176,6 +177,52 @@ final class HboneTestBox implements AutoCloseable {
                         request.reject(503, "workload did not accept");
                     }
                 });
+    }
+
+    /** A certificate of the box's root as PEM files, for peers that are not ours (python-h2). */
+    record PemFiles(Path chain, Path key, Path root) {
+    }
+
+    /** Writes {@code id}'s certificate chain, its key and the root into {@code dir} (file names after the id's account). */
+    PemFiles pemFiles(SpiffeId id, Path dir) throws IOException {
+        var cert = ca.issue(id, Duration.ofHours(1));
+        String name = id.serviceAccount();
+        return new PemFiles(
+                java.nio.file.Files.writeString(dir.resolve(name + "-chain.pem"), Pem.encodeCertificates(cert.chain())),
+                java.nio.file.Files.writeString(dir.resolve(name + "-key.pem"), Pem.encodePrivateKey(cert.privateKey())),
+                java.nio.file.Files.writeString(dir.resolve("root.pem"), Pem.encodeCertificate(ca.root())));
+    }
+
+    /** What a TCP application does with one accepted connection. */
+    interface App {
+        void serve(java.net.Socket connection) throws Exception;
+    }
+
+    /**
+     * A TCP application on {@code address}, each connection served on a virtual thread of its own
+     * (and closed after); what it throws goes to {@code failed}. Stops with the box.
+     */
+    void app(InetSocketAddress address, App behaviour, java.util.function.Consumer<Exception> failed)
+            throws IOException {
+        java.net.ServerSocket server = new java.net.ServerSocket();
+        server.bind(address);
+        closeables.add(server);
+        Thread.ofVirtual().start(() -> {
+            while (!server.isClosed()) {
+                try {
+                    java.net.Socket s = server.accept();
+                    Thread.ofVirtual().start(() -> {
+                        try (s) {
+                            behaviour.serve(s);
+                        } catch (Exception e) {
+                            failed.accept(e);
+                        }
+                    });
+                } catch (IOException e) {
+                    return;
+                }
+            }
+        });
     }
 
     /** What a backend does with one request: status and body. */

@@ -19,11 +19,9 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -73,7 +71,6 @@ class WaypointTcpHalfCloseTest {
     @TempDir
     static Path dir;
     static HboneTestBox box;
-    static final List<ServerSocket> apps = new ArrayList<>();
     /** The client-side port of each service's tunnel, by service name. */
     static final Map<String, InetSocketAddress> tunnels = new java.util.concurrent.ConcurrentHashMap<>();
     /** What the sink and the talker saw of their last connection. */
@@ -112,34 +109,13 @@ class WaypointTcpHalfCloseTest {
 
     @AfterAll
     static void stop() throws Exception {
-        for (ServerSocket s : apps) {
-            s.close();
-        }
         if (box != null) {
             box.close();
         }
     }
 
     static void serve(int port, Consumer<Socket> behaviour) throws IOException {
-        ServerSocket server = new ServerSocket();
-        server.bind(new InetSocketAddress(APP_IP, port));
-        apps.add(server);
-        Thread.ofVirtual().start(() -> {
-            while (!server.isClosed()) {
-                try {
-                    Socket s = server.accept();
-                    Thread.ofVirtual().start(() -> {
-                        try (s) {
-                            behaviour.accept(s);
-                        } catch (Exception e) {
-                            lastApp.completeExceptionally(e);
-                        }
-                    });
-                } catch (IOException e) {
-                    return;
-                }
-            }
-        });
+        box.app(new InetSocketAddress(APP_IP, port), behaviour::accept, e -> lastApp.completeExceptionally(e));
     }
 
     /** Reads nothing for a while (the upload backs up to the client), then all of it; answers the count, then FIN. */

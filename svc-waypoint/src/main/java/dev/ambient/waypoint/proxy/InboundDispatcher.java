@@ -270,20 +270,19 @@ public final class InboundDispatcher implements HboneRequestHandler {
                         upstream.target(), "closed: the client left while its endpoint was dialled");
                 return;
             }
-            Http2StreamChannel inbound = accept(request);
-            inbound.closeFuture().addListener(x -> tcpTunnels.decrementAndGet());
-            splice(tunnel, inbound, upstream);
+            splice(tunnel, accept(request), upstream);
         });
     }
 
     /** A tunnel found to carry TCP by sniffing: answered already, so it is spliced once the endpoint is up. */
     private void forwardSniffedTcp(Tunnel tunnel, Http2StreamChannel inbound) {
         tcpTunnels.incrementAndGet();
-        inbound.closeFuture().addListener(f -> tcpTunnels.decrementAndGet());
         dialEndpoint(tunnel, inbound.eventLoop()).addListener(f -> {
             if (!f.isSuccess()) {
+                tcpTunnels.decrementAndGet();
                 inbound.close();
             } else if (!inbound.isActive()) {
+                tcpTunnels.decrementAndGet();
                 ((Upstream) f.getNow()).stream().close();
             } else {
                 splice(tunnel, inbound, (Upstream) f.getNow());
@@ -372,7 +371,11 @@ public final class InboundDispatcher implements HboneRequestHandler {
         return result;
     }
 
-    /** Relays between the client's tunnel and the endpoint's until either ends; one access-log line at the end. */
+    /**
+     * Relays between the client's tunnel and the endpoint's until both are closed; then the tunnel
+     * no longer counts (one side may outlive the other while its last bytes go out) and gets its
+     * access-log line.
+     */
     private void splice(Tunnel tunnel, Http2StreamChannel inbound, Upstream up) {
         Channel upstream = up.stream();
         upstream.eventLoop().execute(() -> {
@@ -382,10 +385,11 @@ public final class InboundDispatcher implements HboneRequestHandler {
             AtomicLong sent = new AtomicLong();
             AtomicLong received = new AtomicLong();
             java.time.Duration idle = path.limits.tcpIdleTimeout();
+            // TcpSplice ends each side when the other ends: after the bytes still on their way, or
+            // at once for an abort. A close here would throw those bytes away.
             java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, upstream, sent, received, idle);
-            inbound.closeFuture().addListener(x -> upstream.close());
-            upstream.closeFuture().addListener(x -> {
-                inbound.close();
+            TcpSplice.bothClosed(inbound, upstream).addListener(x -> {
+                tcpTunnels.decrementAndGet();
                 AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
                         up.target(), String.format("closed%s: sent=%d received=%d %.1fms", idledOut.getAsBoolean()
                                 ? " after the idle timeout (" + idle.toMillis() + " ms)" : "", sent.get(),

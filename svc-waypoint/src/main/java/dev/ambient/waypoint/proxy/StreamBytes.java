@@ -1,6 +1,9 @@
 package dev.ambient.waypoint.proxy;
 
+import dev.ambient.hbone.PeerReset;
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
@@ -22,24 +25,42 @@ public final class StreamBytes extends ChannelDuplexHandler {
 
     public static final String NAME = "stream-bytes";
 
-    private boolean inputEnded;
-    /** Set by whichever thread ends the output first (TcpSplice ends the other stream's); guarded by this. */
-    private boolean outputEnded;
+    /** Passed on when the peer resets its stream after END_STREAM: a clean end, its stream's place freed. */
+    public enum ResetAfterEnd {
+        EVENT
+    }
 
-    /** Ends our side of the stream (END_STREAM), after what was written before; once. */
-    public static void endOutput(Http2StreamChannel stream) {
+    private boolean inputEnded;
+    /** The peer reset the stream as an abort ({@link PeerReset}); event loop only. */
+    private boolean aborted;
+    /** END_STREAM's write, by whichever thread ends the output first (TcpSplice ends the other stream's); guarded by this. */
+    private ChannelFuture outputEnd;
+
+    /**
+     * Ends our side of the stream (END_STREAM), after what was written before; once. The future
+     * completes when END_STREAM, and so all written before it, has gone out past flow control.
+     */
+    public static ChannelFuture endOutput(Http2StreamChannel stream) {
         StreamBytes self = stream.pipeline().get(StreamBytes.class);
-        if (self != null) {
-            synchronized (self) {
-                if (self.outputEnded) {
-                    return;
-                }
-                self.outputEnded = true;
+        if (self == null) {
+            return writeEndStream(stream);
+        }
+        synchronized (self) {
+            if (self.outputEnd == null) {
+                self.outputEnd = writeEndStream(stream);
             }
+            return self.outputEnd;
         }
-        if (stream.isActive()) {
-            stream.writeAndFlush(new DefaultHttp2DataFrame(true));
-        }
+    }
+
+    private static ChannelFuture writeEndStream(Http2StreamChannel stream) {
+        return stream.isActive() ? stream.writeAndFlush(new DefaultHttp2DataFrame(true)) : stream.newSucceededFuture();
+    }
+
+    /** Whether {@code channel}'s peer aborted its stream with a reset; false for a channel without StreamBytes. Event loop only. */
+    public static boolean aborted(Channel channel) {
+        StreamBytes self = channel.pipeline().get(StreamBytes.class);
+        return self != null && self.aborted;
     }
 
     public boolean inputEnded() {
@@ -77,8 +98,16 @@ public final class StreamBytes extends ChannelDuplexHandler {
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-        if (evt instanceof Http2ResetFrame) {
+        if (evt instanceof Http2ResetFrame reset) {
+            if (PeerReset.endsCleanly(reset, inputEnded)) {
+                // END_STREAM, then RST_STREAM(NO_ERROR): the peer's side is complete, and what it
+                // sent may still be queued behind this reset while we pause; the stream closes
+                // itself once that is read, and its handlers pass it on first.
+                ctx.fireUserEventTriggered(ResetAfterEnd.EVENT);
+                return;
+            }
             // The peer aborted the tunnel: nothing more can be sent or received.
+            aborted = true;
             ctx.close();
             return;
         }

@@ -6,23 +6,32 @@ import dev.ambient.net.SocketRelay;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
+import io.netty.handler.codec.http2.DefaultHttp2ResetFrame;
+import io.netty.handler.codec.http2.Http2Error;
+import io.netty.handler.codec.http2.Http2Stream;
 import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 
 /**
  * Moves bytes between two CONNECT streams (client tunnel and endpoint tunnel), both behind
  * {@link StreamBytes}, or a CONNECT stream and a socket to an endpoint outside the mesh (half-closure
- * on): END_STREAM is passed on as END_STREAM (or a FIN), a reset or close on one side closes
- * the other, and a side whose peer is not writable stops reading (the HTTP/2 windows push back).
+ * on): END_STREAM is passed on as END_STREAM (or a FIN), and a side whose peer is not writable stops
+ * reading (the HTTP/2 windows push back). A side that ended (END_STREAM or FIN) and then closed, at
+ * most with RST_STREAM(NO_ERROR), ends the other after the bytes still on their way to it; an abort
+ * (a reset with an error code, a reset or close before END_STREAM, an error) closes the other at once.
  * With an idle timeout, a splice that moves no byte either way for that long is closed (both sides).
  */
 public final class TcpSplice extends ChannelInboundHandlerAdapter {
@@ -33,8 +42,14 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
     private final AtomicLong lastActivity;
     /** Read by the other side's loop. */
     private volatile boolean ended;
+    /** This side failed (an exception on its channel); event loop only. */
+    private boolean failed;
+    /** Its close was handled (it may be seen twice: replayed from PendingReads, and in start()); event loop only. */
+    private boolean closeHandled;
     private TcpSplice peerSide;
     private Channel self;
+    /** Both sides closed. */
+    private Future<?> done;
 
     private TcpSplice(Channel other, AtomicLong bytes, AtomicLong lastActivity) {
         this.other = other;
@@ -55,6 +70,8 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
         fromB.peerSide = fromA;
         fromA.self = a;
         fromB.self = b;
+        fromA.done = bothClosed(a, b);
+        fromB.done = fromA.done;
         // Both handlers are in place before either side reads. A stream that starts reading
         // replays what it queued at once, pauses when the other side fills up, and flushes; if that
         // side drains before its handler is there, nobody hears it and nobody resumes the reader
@@ -74,13 +91,29 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
         return idledOut::get;
     }
 
+    /** Completes once both channels are closed: a splice's end (one side may outlive the other while its last bytes go out). */
+    public static Future<Void> bothClosed(Channel a, Channel b) {
+        Promise<Void> both = a.eventLoop().newPromise();
+        AtomicInteger open = new AtomicInteger(2);
+        ChannelFutureListener closed = f -> {
+            if (open.decrementAndGet() == 0) {
+                both.trySuccess(null);
+            }
+        };
+        a.closeFuture().addListener(closed);
+        b.closeFuture().addListener(closed);
+        return both;
+    }
+
     /**
      * On this side's loop: what arrived while the other side was being dialled goes first, then
      * reading is on unless the other side is already full (its handler resumes us when it drains).
      */
     private void start() {
         PendingReads.release(self);
-        if (other.isWritable()) {
+        if (!self.isActive()) {
+            closed(); // closed before this handler was there to hear it
+        } else if (other.isWritable()) {
             StreamReading.set(self, true);
         }
     }
@@ -124,6 +157,15 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (evt == StreamBytes.ResetAfterEnd.EVENT) {
+            // The client let go of its stream; the tunnel lives on outside its stream limit until
+            // its last bytes are out, so it counts against its connection until both sides close.
+            if (!FinishingTunnels.admit((Http2StreamChannel) self, done)) {
+                failed = true;
+                ctx.close();
+            }
+            return;
+        }
         if (evt instanceof ChannelInputShutdownEvent && !ended) {
             ended = true;
             if (other instanceof Http2StreamChannel stream) {
@@ -134,8 +176,8 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
                 socket.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> socket.shutdownOutput());
             }
             if (peerSide.ended) {
-                other.eventLoop().execute(() -> other.close());
-                ctx.close();
+                endAfterItsLastBytes(other);
+                endAfterItsLastBytes(self);
             }
             return;
         }
@@ -151,11 +193,50 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
-        other.close();
+        closed();
+    }
+
+    private void closed() {
+        if (closeHandled) {
+            return;
+        }
+        closeHandled = true;
+        if (ended && !failed && !StreamBytes.aborted(self)) {
+            // This side ended its input, then closed, at most with RST_STREAM(NO_ERROR) (RFC 9113
+            // 8.1): what it sent may still be on its way to the other side, queued there behind
+            // flow control. End the other after it, as this side's own end would; closing it now
+            // would throw that away and show its peer a reset.
+            endAfterItsLastBytes(other);
+        } else {
+            other.close();
+        }
+    }
+
+    /**
+     * Ends {@code ch} once what was written to it is out: a stream with END_STREAM and then, if its
+     * peer has not ended its side, RST_STREAM(NO_ERROR) (ours is complete, we want no more; a close
+     * would send CANCEL, an abort); a socket with the FIN already asked for, then close.
+     */
+    private static void endAfterItsLastBytes(Channel ch) {
+        SocketRelay.onLoop(ch, () -> {
+            if (ch instanceof Http2StreamChannel stream) {
+                StreamBytes.endOutput(stream).addListener(f -> {
+                    Http2Stream.State state = stream.stream().state();
+                    if (stream.isActive() && (state == Http2Stream.State.OPEN
+                            || state == Http2Stream.State.HALF_CLOSED_LOCAL)) {
+                        stream.writeAndFlush(new DefaultHttp2ResetFrame(Http2Error.NO_ERROR));
+                    }
+                    stream.close();
+                });
+            } else {
+                ch.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+            }
+        });
     }
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        failed = true;
         ctx.close();
         other.close();
     }

@@ -52,8 +52,9 @@ import org.junit.jupiter.api.io.TempDir;
  * <ul>
  * <li>{@code hbone_client.py} drives the inbound HBONE listener of a workload on node-b, sending
  *     its payload as early data (right after the CONNECT headers, before the 200);</li>
- * <li>{@code hbone_server.py} plays the HBONE listener of workloads on node-z, a node no ztunnel
- *     runs for, and node-a's outbound reaches it through SOCKS5.</li>
+ * <li>{@code hbone_server.py} (shared-proto's, the waypoint's tests use it too) plays the HBONE
+ *     listener of workloads on node-z, a node no ztunnel runs for, and node-a's outbound reaches it
+ *     through SOCKS5.</li>
  * </ul>
  * Skipped only when /usr/bin/python3 cannot import h2.
  */
@@ -469,7 +470,8 @@ class HboneInteropTest {
 
         static PythonServer start(String ip, Identity identity) throws Exception {
             Path err = Files.createTempFile(dir, "server-" + ip, ".err");
-            Process p = HboneClientScript.python(List.of(PYTHON, script.scripts().resolve("hbone_server.py").toString(),
+            Process p = HboneClientScript.python(List.of(PYTHON, script.scripts()
+                    .resolve("../../../../shared-proto/src/test/python/hbone_server.py").normalize().toString(),
                     "--listen", ip + ":" + LoopbackMesh.HBONE_PORT, "--cert", identity.chain().toString(),
                     "--key", identity.key().toString(), "--ca", root.toString()))
                     .redirectError(err.toFile()).start();

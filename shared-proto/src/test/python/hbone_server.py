@@ -4,9 +4,12 @@
 TLS 1.3 only, ALPN h2 only, a client certificate is required and must chain to the given root.
 Every CONNECT stream is answered 200 and echoed: each DATA byte is sent back on the same stream,
 and the stream is ended once the client has ended its side and everything was echoed. A CONNECT
-to port 7001 is told instead: 6 MiB (bytes i % 251) at once, and 0.5 s after the last of it
+to port 7001 is told instead: 6 MiB (--told-bytes; bytes i % 251) at once, and 0.5 s after the last of it
 END_STREAM, then RST_STREAM(NO_ERROR), without reading the request, as an HTTP/2 server whose
-answer is complete may do (RFC 9113 8.1); the pause lets the client's side back up first. A request
+answer is complete may do (RFC 9113 8.1); the pause lets the client's side back up first. Port 7002
+is told the same and then only RST_STREAM(NO_ERROR), without END_STREAM (an abort, by RFC 9113 8.1);
+port 7003 END_STREAM, then RST_STREAM(CANCEL). A CONNECT to port 7004 is a workload that never
+reads: answered 200, its DATA never acknowledged, so the windows toward it fill and stay full. A request
 that is not a CONNECT (or has no :authority) is answered 400. One thread per connection; a
 connection carries any number of concurrent streams.
 
@@ -34,6 +37,9 @@ import h2.events
 import h2.exceptions
 
 _print_lock = threading.Lock()
+# CONNECT ports told 6 MiB and then ended so: (END_STREAM first or not, RST_STREAM error code).
+TOLD = {"7001": (True, 0), "7002": (False, 0), "7003": (True, 8)}
+TOLD_BYTES = 6 << 20
 _connection_ids = itertools.count(1)
 
 
@@ -84,8 +90,9 @@ class Stream:
         self.headers = headers
         self.concurrent = concurrent
         self.pending = bytearray()   # received, not yet echoed
-        self.tell = False            # port 7001: answer, END_STREAM, RST_STREAM(NO_ERROR)
+        self.tell = None             # told ports: (END_STREAM or not, then RST_STREAM with this code)
         self.tell_end_at = None      # time.monotonic() at which a told answer ends
+        self.sink = False            # port 7004: DATA is never acknowledged
         self.unacked = 0             # flow-controlled bytes echoed but not yet acknowledged
         self.received = 0
         self.sent = 0
@@ -189,11 +196,15 @@ class Connection:
             else:
                 s.status = 200
                 self.h2.send_headers(event.stream_id, [(":status", "200")])
-                if authority.endswith(":7001"):
-                    s.tell = True
-                    s.pending += (bytes(range(251)) * ((6 << 20) // 251 + 1))[:6 << 20]
+                s.tell = TOLD.get(authority.rpartition(":")[2])
+                s.sink = authority.endswith(":7004")
+                if s.tell:
+                    s.pending += (bytes(range(251)) * (TOLD_BYTES // 251 + 1))[:TOLD_BYTES]
         elif isinstance(event, h2.events.DataReceived):
             s = self.streams.get(event.stream_id)
+            if s is not None and s.sink:
+                s.received += len(event.data)   # kept unacknowledged: the sender's windows stay used
+                return True
             if s is None or s.status != 200 or s.tell:
                 # not a tunnel: give the window back, drop the bytes
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -235,10 +246,12 @@ class Connection:
             if s.tell and not s.pending and s.tell_end_at is None:
                 s.tell_end_at = time.monotonic() + 0.5
             if s.tell and not s.pending and not s.local_ended and time.monotonic() >= s.tell_end_at:
-                self.h2.end_stream(s.stream_id)
-                self.h2.reset_stream(s.stream_id, error_code=0)
+                end, code = s.tell
+                if end:
+                    self.h2.end_stream(s.stream_id)
+                self.h2.reset_stream(s.stream_id, error_code=code)
                 s.local_ended = True
-                self.report(s, "told, then reset:0")
+                self.report(s, "told, then reset:%d%s" % (code, "" if end else " without END_STREAM"))
                 continue
             if s.remote_ended and not s.pending and not s.local_ended:
                 self.h2.end_stream(s.stream_id)
@@ -278,7 +291,10 @@ def main():
     p.add_argument("--cert", required=True, help="server certificate chain (PEM, leaf first)")
     p.add_argument("--key", required=True, help="server private key (PEM)")
     p.add_argument("--ca", required=True, help="root(s) client certificates must chain to (PEM)")
+    p.add_argument("--told-bytes", type=int, default=6 << 20, help="what told ports are sent")
     args = p.parse_args()
+    global TOLD_BYTES
+    TOLD_BYTES = args.told_bytes
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3

@@ -1,0 +1,57 @@
+package dev.ambient.waypoint.proxy;
+
+import io.netty.channel.Channel;
+import io.netty.handler.codec.http2.Http2FrameCodec;
+import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.util.AttributeKey;
+import io.netty.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jboss.logging.Logger;
+
+/**
+ * Tunnels whose client let go of its stream (END_STREAM, then RST_STREAM(NO_ERROR)) while the
+ * waypoint still delivers what it sent. The reset frees the stream's place under the connection's
+ * SETTINGS_MAX_CONCURRENT_STREAMS and gives its flow-control window back, so without a bound one
+ * client connection could leave any number of them behind, each holding up to a window of data
+ * toward an endpoint that does not read. A connection may leave as many as it may have streams
+ * open; one more is an abort (and one log line per connection).
+ */
+final class FinishingTunnels {
+
+    private static final Logger LOG = Logger.getLogger(FinishingTunnels.class);
+    private static final AttributeKey<AtomicInteger> FINISHING = AttributeKey.valueOf("waypoint-finishing-tunnels");
+    private static final AttributeKey<Boolean> REPORTED = AttributeKey.valueOf("waypoint-finishing-tunnels-reported");
+
+    private FinishingTunnels() {
+    }
+
+    /**
+     * Counts {@code stream}'s tunnel against its connection until {@code done}. False, uncounted,
+     * when the connection has as many finishing already as it may have streams open. A stream the
+     * waypoint opened (to an endpoint) is not the client's and always passes: the pool bounds those.
+     */
+    static boolean admit(Http2StreamChannel stream, Future<?> done) {
+        Channel connection = stream.parent();
+        Http2FrameCodec codec = connection.pipeline().get(Http2FrameCodec.class);
+        if (codec == null || !codec.connection().isServer()) {
+            return true;
+        }
+        int limit = codec.connection().remote().maxActiveStreams();
+        AtomicInteger finishing = connection.attr(FINISHING).get();
+        if (finishing == null) {
+            finishing = new AtomicInteger();
+            connection.attr(FINISHING).set(finishing); // event loop of the connection: no race
+        }
+        if (finishing.incrementAndGet() > limit) {
+            finishing.decrementAndGet();
+            if (connection.attr(REPORTED).setIfAbsent(Boolean.TRUE) == null) {
+                LOG.warnf("HBONE connection from %s: more than %d tunnels reset after END_STREAM still finishing; "
+                        + "the next ones are aborted", connection.remoteAddress(), limit);
+            }
+            return false;
+        }
+        AtomicInteger counted = finishing;
+        done.addListener(f -> counted.decrementAndGet());
+        return true;
+    }
+}
