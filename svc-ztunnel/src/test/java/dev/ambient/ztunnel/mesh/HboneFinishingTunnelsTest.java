@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.ambient.identity.CertificateAuthority;
 import dev.ambient.ztunnel.GoodTraffic;
 import dev.ambient.ztunnel.LogCapture;
 import java.io.IOException;
@@ -15,9 +14,7 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -81,9 +78,7 @@ class HboneFinishingTunnelsTest {
     @TempDir
     static Path dir;
     static LoopbackMesh mesh;
-    static Path script;
-    static Path root;
-    static HboneClientScript.Identity sleepCert;
+    static HboneClientScript.Hostile sleep;
     static ServerSocket sink;
     static final List<Socket> sinkSockets = new CopyOnWriteArrayList<>();
 
@@ -95,14 +90,7 @@ class HboneFinishingTunnelsTest {
         mesh.node("node-a", SOCKS_A.getHostString(), SOCKS_A.getPort());
         mesh.node("node-b", "127.0.0.84", 25383,
                 Map.of("ztunnel.dataplane.max-streams-per-connection", Integer.toString(STREAMS_PER_CONNECTION)));
-        if (HboneClientScript.available()) {
-            CertificateAuthority ca = CertificateAuthority.loadOrCreate(mesh.caDir(), "cluster.local",
-                    Duration.ofDays(3650));
-            root = mesh.caDir().resolve(CertificateAuthority.ROOT_CERT_FILE);
-            sleepCert = new HboneClientScript(dir, root).identity(ca, "default", "sleep", "sleep");
-            script = Path.of(System.getProperty("basedir", "")).toAbsolutePath()
-                    .resolve("../shared-proto/src/test/python/hbone_hostile_client.py").normalize();
-        }
+        sleep = HboneClientScript.Hostile.of(dir, mesh, "default", "sleep");
     }
 
     @AfterAll
@@ -141,8 +129,7 @@ class HboneFinishingTunnelsTest {
 
     @Test
     void aClientConnectionLeavesNoMoreTunnelsFinishingThanItMayHaveStreams() throws Exception {
-        Assumptions.assumeTrue(script != null, "/usr/bin/python3 cannot import h2");
-        assertTrue(Files.isRegularFile(script), "shared-proto's hostile HBONE client: " + script);
+        Assumptions.assumeTrue(sleep != null, "/usr/bin/python3 cannot import h2");
         byte[] payload = "other pods keep talking".getBytes(StandardCharsets.UTF_8);
         String expected = sha256(payload);
         JsonNode client;
@@ -177,15 +164,9 @@ class HboneFinishingTunnelsTest {
 
     /** hbone_hostile_client.py upload-then-reset, sleep's certificate, to the sink; its JSON summary. */
     private static JsonNode uploadThenReset() throws Exception {
-        List<String> cmd = List.of(HboneClientScript.PYTHON, script.toString(), "--mode", "upload-then-reset",
-                "--server", SINK_IP + ":" + LoopbackMesh.HBONE_PORT, "--cert", sleepCert.chain().toString(), "--key",
-                sleepCert.key().toString(), "--ca", root.toString(), "--authority", SINK_IP + ":" + SINK_PORT,
-                "--source", "127.0.26.1", "--tunnels", Integer.toString(TUNNELS), "--payload",
-                Integer.toString(PAYLOAD), "--wait", "1");
-        Process p = HboneClientScript.python(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "hostile client did not finish");
-        return HboneClientScript.JSON.readTree(out.substring(out.lastIndexOf('\n') + 1));
+        return sleep.run("upload-then-reset", SINK_IP + ":" + LoopbackMesh.HBONE_PORT, 120, "--authority",
+                SINK_IP + ":" + SINK_PORT, "--source", "127.0.26.1", "--tunnels", Integer.toString(TUNNELS),
+                "--payload", Integer.toString(PAYLOAD), "--wait", "1");
     }
 
     /**
