@@ -243,6 +243,10 @@ public final class TunnelRelay {
                 // frames queued ahead of it are read, and channelInactive decides then.
                 if (!PeerReset.endsCleanly(reset, streamInputEnded)) {
                     finish(false, "stream reset by peer (" + Http2Error.valueOf(reset.errorCode()) + ")");
+                } else if (!FinishingTunnels.admit(stream, SocketRelay.bothClosed(stream, tcp))) {
+                    // The reset freed the stream's place and window while we hold what is undelivered.
+                    finish(false, "stream reset by peer after END_STREAM, with as many tunnels of its connection "
+                            + "still finishing as it may have streams: aborted");
                 }
             } else {
                 ctx.fireUserEventTriggered(evt);

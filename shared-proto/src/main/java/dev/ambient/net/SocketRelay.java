@@ -8,8 +8,11 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Plain TCP to plain TCP, for destinations outside the mesh: half-close carried across (a FIN on
@@ -54,6 +57,20 @@ public final class SocketRelay {
                 finish(false, "closed before relay");
             }
         });
+    }
+
+    /** Completes once both channels are closed: a relay's end (one side may outlive the other while its last bytes go out). */
+    public static Future<Void> bothClosed(Channel a, Channel b) {
+        Promise<Void> both = a.eventLoop().newPromise();
+        AtomicInteger open = new AtomicInteger(2);
+        ChannelFutureListener closed = f -> {
+            if (open.decrementAndGet() == 0) {
+                both.trySuccess(null);
+            }
+        };
+        a.closeFuture().addListener(closed);
+        b.closeFuture().addListener(closed);
+        return both;
     }
 
     /**

@@ -8,6 +8,7 @@ import dev.ambient.hbone.HboneServerInitializer;
 import dev.ambient.hbone.PoolKey;
 import dev.ambient.identity.SpiffeId;
 import dev.ambient.net.PendingReads;
+import dev.ambient.net.SocketRelay;
 import dev.ambient.proto.l7.TcpRoute;
 import dev.ambient.proto.l7.WeightedBackend;
 import dev.ambient.proto.workload.OutlierDetection;
@@ -388,7 +389,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
             // TcpSplice ends each side when the other ends: after the bytes still on their way, or
             // at once for an abort. A close here would throw those bytes away.
             java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, upstream, sent, received, idle);
-            TcpSplice.bothClosed(inbound, upstream).addListener(x -> {
+            SocketRelay.bothClosed(inbound, upstream).addListener(x -> {
                 tcpTunnels.decrementAndGet();
                 AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
                         up.target(), String.format("closed%s: sent=%d received=%d %.1fms", idledOut.getAsBoolean()

@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.proxy;
 
+import dev.ambient.hbone.FinishingTunnels;
 import dev.ambient.hbone.StreamReading;
 import dev.ambient.net.PendingReads;
 import dev.ambient.net.SocketRelay;
@@ -16,12 +17,10 @@ import io.netty.handler.codec.http2.Http2Error;
 import io.netty.handler.codec.http2.Http2Stream;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.util.concurrent.Future;
-import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 
@@ -70,7 +69,7 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
         fromB.peerSide = fromA;
         fromA.self = a;
         fromB.self = b;
-        fromA.done = bothClosed(a, b);
+        fromA.done = SocketRelay.bothClosed(a, b);
         fromB.done = fromA.done;
         // Both handlers are in place before either side reads. A stream that starts reading
         // replays what it queued at once, pauses when the other side fills up, and flushes; if that
@@ -89,20 +88,6 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
             a.eventLoop().execute(() -> watchIdle(a, b, last, idle.toNanos(), idledOut));
         }
         return idledOut::get;
-    }
-
-    /** Completes once both channels are closed: a splice's end (one side may outlive the other while its last bytes go out). */
-    public static Future<Void> bothClosed(Channel a, Channel b) {
-        Promise<Void> both = a.eventLoop().newPromise();
-        AtomicInteger open = new AtomicInteger(2);
-        ChannelFutureListener closed = f -> {
-            if (open.decrementAndGet() == 0) {
-                both.trySuccess(null);
-            }
-        };
-        a.closeFuture().addListener(closed);
-        b.closeFuture().addListener(closed);
-        return both;
     }
 
     /**

@@ -122,6 +122,47 @@ public final class HboneClientScript {
         }
     }
 
+    /**
+     * shared-proto's {@code hbone_hostile_client.py} holding {@code who}'s certificate and trusting
+     * {@code root}: a mesh peer that abuses an HBONE server, one mode a run.
+     */
+    public record Hostile(Path script, Path root, Identity who) {
+
+        /**
+         * With a certificate for {@code namespace/serviceAccount} from {@code mesh}'s root; null when
+         * /usr/bin/python3 cannot import h2.
+         */
+        public static Hostile of(Path dir, LoopbackMesh mesh, String namespace, String serviceAccount)
+                throws IOException {
+            if (!available()) {
+                return null;
+            }
+            CertificateAuthority ca = CertificateAuthority.loadOrCreate(mesh.caDir(), "cluster.local",
+                    Duration.ofDays(3650));
+            Path root = mesh.caDir().resolve(CertificateAuthority.ROOT_CERT_FILE);
+            Identity who = new HboneClientScript(dir, root).identity(ca, namespace, serviceAccount, serviceAccount);
+            Path script = Path.of(System.getProperty("basedir", "")).toAbsolutePath()
+                    .resolve("../shared-proto/src/test/python/hbone_hostile_client.py").normalize();
+            assertTrue(Files.isRegularFile(script), "shared-proto's hostile HBONE client: " + script);
+            return new Hostile(script, root, who);
+        }
+
+        /** {@code --mode mode} against the HBONE server at {@code server} (ip:port); its JSON summary. */
+        public JsonNode run(String mode, String server, int timeoutSeconds, String... extra) throws Exception {
+            List<String> cmd = new ArrayList<>(List.of(PYTHON, script.toString(), "--mode", mode, "--server", server,
+                    "--cert", who.chain().toString(), "--key", who.key().toString(), "--ca", root.toString()));
+            cmd.addAll(List.of(extra));
+            Process p = python(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
+            try {
+                String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+                assertTrue(p.waitFor(timeoutSeconds, TimeUnit.SECONDS), "hostile client did not finish: " + cmd);
+                return JSON.readTree(out.substring(out.lastIndexOf('\n') + 1));
+            } finally {
+                p.destroyForcibly();
+            }
+        }
+    }
+
     static ProcessBuilder python(List<String> cmd) {
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().put("PYTHONDONTWRITEBYTECODE", "1"); // no __pycache__ in the source tree

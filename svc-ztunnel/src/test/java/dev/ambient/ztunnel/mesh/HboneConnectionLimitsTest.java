@@ -7,17 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.ambient.identity.CertificateAuthority;
 import dev.ambient.ztunnel.GoodTraffic;
 import dev.ambient.ztunnel.LogCapture;
 import dev.ambient.ztunnel.ZtunnelNode;
 import io.micrometer.core.instrument.Counter;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.FutureTask;
@@ -71,9 +67,7 @@ class HboneConnectionLimitsTest {
     static Path dir;
     static LoopbackMesh mesh;
     static ZtunnelNode nodeB;
-    static Path script;
-    static Path root;
-    static HboneClientScript.Identity sleepCert;
+    static HboneClientScript.Hostile sleep;
 
     @BeforeAll
     static void start() throws Exception {
@@ -83,14 +77,7 @@ class HboneConnectionLimitsTest {
         mesh.node("node-a", SOCKS_A.getHostString(), SOCKS_A.getPort());
         nodeB = mesh.node("node-b", "127.0.0.82", 25381,
                 Map.of("ztunnel.dataplane.limits.max-connections-per-identity", Integer.toString(PER_IDENTITY)));
-        if (HboneClientScript.available()) {
-            CertificateAuthority ca = CertificateAuthority.loadOrCreate(mesh.caDir(), "cluster.local",
-                    Duration.ofDays(3650));
-            root = mesh.caDir().resolve(CertificateAuthority.ROOT_CERT_FILE);
-            sleepCert = new HboneClientScript(dir, root).identity(ca, "default", "sleep", "sleep");
-            script = Path.of(System.getProperty("basedir", "")).toAbsolutePath()
-                    .resolve("../shared-proto/src/test/python/hbone_hostile_client.py").normalize();
-        }
+        sleep = HboneClientScript.Hostile.of(dir, mesh, "default", "sleep");
     }
 
     @AfterAll
@@ -102,8 +89,7 @@ class HboneConnectionLimitsTest {
 
     @Test
     void oneIdentitysConnectionsToAllPodsOfANodeMeetOneBound() throws Exception {
-        Assumptions.assumeTrue(script != null, "/usr/bin/python3 cannot import h2");
-        assertTrue(Files.isRegularFile(script), "shared-proto's hostile HBONE client: " + script);
+        Assumptions.assumeTrue(sleep != null, "/usr/bin/python3 cannot import h2");
         byte[] payload = "other pods keep talking".getBytes(StandardCharsets.UTF_8);
         String expected = sha256(payload);
         JsonNode first;
@@ -138,17 +124,9 @@ class HboneConnectionLimitsTest {
 
     /** {@code count} connections with sleep's certificate to {@code ip}'s HBONE listener, held {@code seconds}. */
     private static FutureTask<JsonNode> many(String ip, int count, int seconds) {
-        FutureTask<JsonNode> run = new FutureTask<>(() -> {
-            List<String> cmd = new ArrayList<>(List.of(HboneClientScript.PYTHON, script.toString(), "--mode",
-                    "many-connections", "--server", ip + ":" + LoopbackMesh.HBONE_PORT, "--cert",
-                    sleepCert.chain().toString(), "--key", sleepCert.key().toString(), "--ca", root.toString(),
-                    "--connections", Integer.toString(count), "--source", "127.0.0.66", "--wait",
-                    Integer.toString(seconds)));
-            Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-            assertTrue(p.waitFor(60, TimeUnit.SECONDS), "hostile client did not finish");
-            return HboneClientScript.JSON.readTree(out.substring(out.lastIndexOf('\n') + 1));
-        });
+        FutureTask<JsonNode> run = new FutureTask<>(() -> sleep.run("many-connections",
+                ip + ":" + LoopbackMesh.HBONE_PORT, 60, "--connections", Integer.toString(count), "--source",
+                "127.0.0.66", "--wait", Integer.toString(seconds)));
         Thread.ofVirtual().start(run);
         return run;
     }

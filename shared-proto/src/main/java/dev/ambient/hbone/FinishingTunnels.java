@@ -1,4 +1,4 @@
-package dev.ambient.waypoint.proxy;
+package dev.ambient.hbone;
 
 import io.netty.channel.Channel;
 import io.netty.handler.codec.http2.Http2FrameCodec;
@@ -9,28 +9,30 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.jboss.logging.Logger;
 
 /**
- * Tunnels whose client let go of its stream (END_STREAM, then RST_STREAM(NO_ERROR)) while the
- * waypoint still delivers what it sent. The reset frees the stream's place under the connection's
- * SETTINGS_MAX_CONCURRENT_STREAMS and gives its flow-control window back, so without a bound one
- * client connection could leave any number of them behind, each holding up to a window of data
- * toward an endpoint that does not read. A connection may leave as many as it may have streams
- * open; one more is an abort (and one log line per connection).
+ * Tunnels whose client let go of its stream (END_STREAM, then RST_STREAM(NO_ERROR), a clean end by
+ * {@link PeerReset}) while we still deliver what it sent. The reset frees the stream's place under
+ * the connection's SETTINGS_MAX_CONCURRENT_STREAMS and gives its flow-control window back, so
+ * without a bound one client connection could leave any number of them behind, each holding up to
+ * a stream window of data (and a socket's buffers) toward an application that does not read. A
+ * connection may leave as many as it may have streams open; one more is an abort (and one log line
+ * per connection). Used by the waypoint's TCP splice and by {@link TunnelRelay} (the ztunnel's inbound).
  */
-final class FinishingTunnels {
+public final class FinishingTunnels {
 
     private static final Logger LOG = Logger.getLogger(FinishingTunnels.class);
-    private static final AttributeKey<AtomicInteger> FINISHING = AttributeKey.valueOf("waypoint-finishing-tunnels");
-    private static final AttributeKey<Boolean> REPORTED = AttributeKey.valueOf("waypoint-finishing-tunnels-reported");
+    private static final AttributeKey<AtomicInteger> FINISHING = AttributeKey.valueOf("hbone-finishing-tunnels");
+    private static final AttributeKey<Boolean> REPORTED = AttributeKey.valueOf("hbone-finishing-tunnels-reported");
 
     private FinishingTunnels() {
     }
 
     /**
-     * Counts {@code stream}'s tunnel against its connection until {@code done}. False, uncounted,
-     * when the connection has as many finishing already as it may have streams open. A stream the
-     * waypoint opened (to an endpoint) is not the client's and always passes: the pool bounds those.
+     * Counts {@code stream}'s tunnel against its connection until {@code done} (both sides closed).
+     * False, uncounted, when the connection has as many finishing already as it may have streams
+     * open. A stream we opened (as a client) is not a client's and always passes: our pools bound those.
+     * Event loop of the stream.
      */
-    static boolean admit(Http2StreamChannel stream, Future<?> done) {
+    public static boolean admit(Http2StreamChannel stream, Future<?> done) {
         Channel connection = stream.parent();
         Http2FrameCodec codec = connection.pipeline().get(Http2FrameCodec.class);
         if (codec == null || !codec.connection().isServer()) {
