@@ -1,0 +1,119 @@
+package dev.ambient.ca;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.ambient.controlplane.HostileGrpcPeer;
+import dev.ambient.proto.ca.CertificateServiceGrpc;
+import dev.ambient.proto.ca.TrustBundleRequest;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.QuarkusTestProfile;
+import io.quarkus.test.junit.TestProfile;
+import io.vertx.core.json.JsonObject;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * What one hostile pod can make the CA's gRPC port (15012) hold, with python-h2 as the attacker
+ * (an HTTP/2 stack that is not ours) and, meanwhile and afterwards, a good client from another
+ * address asking for the trust bundle. The bounds are shared-proto's {@code GrpcServerLimits}
+ * (svc-xds has the same, {@code XdsHostilePeerTest}); the profile makes them small enough to hit.
+ */
+@QuarkusTest
+@TestProfile(GrpcHostilePeerTest.SmallLimits.class)
+class GrpcHostilePeerTest {
+
+    public static class SmallLimits implements QuarkusTestProfile {
+        @Override
+        public Map<String, String> getConfigOverrides() {
+            return Map.of("control-plane.grpc.max-connection-idle", "8s",
+                    "control-plane.grpc.max-connections", "60",
+                    "control-plane.grpc.max-connections-per-source", "40");
+        }
+    }
+
+    static final String METHOD = "/" + CertificateServiceGrpc.getGetTrustBundleMethod().getFullMethodName();
+
+    static HostileGrpcPeer from(String sourceIp) {
+        return new HostileGrpcPeer(CaClient.GRPC_TEST_PORT, CaClient.SERVER_NAME, METHOD, sourceIp);
+    }
+
+    /** A ztunnel on another node: one call on a fresh connection. */
+    static void goodClientGetsThrough(String sourceIp) throws InterruptedException {
+        try (CaClient good = CaClient.from(sourceIp, () -> CaServingTlsTest.ROOT)) {
+            assertEquals(1, good.stub("box-sleep").getTrustBundle(TrustBundleRequest.getDefaultInstance()).getRootsCount());
+        }
+    }
+
+    @Test
+    void connectionsWithoutCallsAreClosedWhenIdleAndSilentOnesAtTheHandshakeTimeout() throws Exception {
+        try (HostileGrpcPeer.Running idle = from("127.0.0.3").connections(30, true, 20);
+                HostileGrpcPeer.Running silent = from("127.0.0.4").connections(10, false, 20)) {
+            assertEquals(30, idle.nextLine().getInteger("opened"));
+            assertEquals(10, silent.nextLine().getInteger("opened"));
+            goodClientGetsThrough("127.0.0.2");
+            JsonObject preface = idle.report();
+            assertEquals(30, preface.getInteger("handshaked"));
+            assertEquals(0, preface.getInteger("open_at_end"), "idle connections are closed, not kept forever");
+            assertEquals(30, preface.getJsonObject("goaways").getInteger("0 max_idle", 0), preface.toString());
+            JsonObject nothing = silent.report();
+            assertEquals(0, nothing.getInteger("open_at_end"), "the handshake timeout closes a connection that says nothing");
+            assertTrue(nothing.getDouble("first_close_s") >= 9, nothing.toString());
+        }
+        goodClientGetsThrough("127.0.0.3");
+    }
+
+    @Test
+    void oneSourceHoldsAtMostItsShareAndAllSourcesAtMostTheTotal() throws Exception {
+        try (HostileGrpcPeer.Running first = from("127.0.0.3").connections(50, true, 4)) {
+            assertEquals(50, first.nextLine().getInteger("opened"));
+            goodClientGetsThrough("127.0.0.2"); // 41 of 60: another source still gets in
+            try (HostileGrpcPeer.Running second = from("127.0.0.4").connections(30, true, 2)) {
+                assertEquals(30, second.nextLine().getInteger("opened"));
+                JsonObject overTotal = second.report();
+                assertEquals(30 - (60 - 40), overTotal.getJsonObject("goaways").getInteger("11 too many connections", 0),
+                        "the total of 60 is reached: " + overTotal);
+            }
+            JsonObject overShare = first.report();
+            assertEquals(50 - 40, overShare.getJsonObject("goaways").getInteger("11 too many connections from 127.0.0.3", 0),
+                    overShare.toString());
+        }
+        goodClientGetsThrough("127.0.0.3");
+    }
+
+    @Test
+    void aConnectionHoldsAtMostAHundredCallsWithoutAMessage() throws Exception {
+        try (HostileGrpcPeer.Running streams = from("127.0.0.3").streams(1000, "-", 4)) {
+            JsonObject report = streams.report();
+            assertEquals(100, report.getInteger("max_concurrent_streams"), report.toString());
+            assertTrue(report.getInteger("open_unanswered") <= 100, report.toString());
+        }
+        goodClientGetsThrough("127.0.0.3");
+    }
+
+    @Test
+    void aHeadersAndResetFloodIsToldToCalmDown() throws Exception {
+        try (HostileGrpcPeer.Running flood = from("127.0.0.3").rapidReset(20_000, "-")) {
+            JsonObject report = flood.report();
+            JsonObject goaway = report.getJsonObject("goaway");
+            assertNotNull(goaway, "the flood went on: " + report);
+            assertEquals(11, goaway.getInteger("code"), report.toString()); // ENHANCE_YOUR_CALM
+            assertTrue(report.getInteger("sent") <= 2_000, report.toString());
+        }
+        goodClientGetsThrough("127.0.0.3");
+    }
+
+    @Test
+    void headersBeyondEightKibAreRefused() throws Exception {
+        try (HostileGrpcPeer.Running small = from("127.0.0.3").bigHeaders(1024, "-");
+                HostileGrpcPeer.Running big = from("127.0.0.3").bigHeaders(64 << 10, "-")) {
+            JsonObject answered = small.report();
+            assertEquals("200", answered.getJsonObject("status").getString(":status"), answered.toString());
+            JsonObject refused = big.report();
+            assertTrue(refused.getValue("reset") != null || refused.getValue("goaway") != null
+                    || !"200".equals(refused.getJsonObject("status").getString(":status")), refused.toString());
+        }
+        goodClientGetsThrough("127.0.0.3");
+    }
+}
