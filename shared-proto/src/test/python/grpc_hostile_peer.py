@@ -150,7 +150,7 @@ def connections(n, mode, hold):
             except OSError:
                 data = b""
             watches[i].feed(conns[i], data)
-            if not watches[i].closed:
+            if mode == "preface" and not watches[i].closed:  # silent ones do not even acknowledge SETTINGS
                 try:
                     out = conns[i].data_to_send()
                     if out:
