@@ -10,8 +10,6 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
-import org.jboss.logging.Logger;
 
 /**
  * How many connections a control-plane gRPC server holds, in all and from one IP address. Counted
@@ -21,15 +19,12 @@ import org.jboss.logging.Logger;
  * {@link #transportReady} throws an {@link Http2Exception}, which its HTTP/2 handler turns into
  * that GOAWAY (a grpc-java client reports UNAVAILABLE and retries with backoff).
  *
- * <p>An admitted transport also gets the count of its open calls, which {@link CallsPerConnection} bounds.
+ * <p>An admitted transport also gets the count of its open calls, which {@link CallAdmission} bounds.
  *
- * <p>Refusals can come by the thousand: at most one log line per bound every 10 s, saying how many
- * were not logged. Thread-safe: transports of every event loop report here.
+ * <p>Refusals can come by the thousand: at most one log line every 10 s ({@link RefusalLog}).
+ * Thread-safe: transports of every event loop report here.
  */
 final class GrpcConnectionAdmission extends ServerTransportFilter {
-
-    private static final Logger LOG = Logger.getLogger(GrpcConnectionAdmission.class);
-    private static final long LOG_INTERVAL_NANOS = 10_000_000_000L;
 
     /** Set on an admitted transport: the address its place is counted for. */
     private static final Attributes.Key<InetAddress> ADMITTED = Attributes.Key.create("control-plane admitted source");
@@ -38,8 +33,7 @@ final class GrpcConnectionAdmission extends ServerTransportFilter {
     private final int maxConnections;
     private final AtomicInteger connections = new AtomicInteger();
     private final BoundedCounts<InetAddress> perSource;
-    private final AtomicLong nextLogLine = new AtomicLong(System.nanoTime());
-    private final AtomicInteger unlogged = new AtomicInteger();
+    private final RefusalLog log = new RefusalLog(GrpcConnectionAdmission.class);
 
     GrpcConnectionAdmission(String server, int maxConnections, int maxConnectionsPerSource) {
         this.server = server;
@@ -64,7 +58,7 @@ final class GrpcConnectionAdmission extends ServerTransportFilter {
             throw refuse(remote, "too many connections from " + source.getHostAddress(), perSource.bound()
                     + " connections from this address are open, its bound (control-plane.grpc.max-connections-per-source)");
         }
-        return attributes.toBuilder().set(ADMITTED, source).set(CallsPerConnection.OPEN_CALLS, new AtomicInteger()).build();
+        return attributes.toBuilder().set(ADMITTED, source).set(CallAdmission.OPEN_CALLS, new AtomicInteger()).build();
     }
 
     @Override
@@ -82,15 +76,7 @@ final class GrpcConnectionAdmission extends ServerTransportFilter {
     }
 
     private RuntimeException refuse(SocketAddress remote, String goAwayDebug, String why) {
-        long now = System.nanoTime();
-        long next = nextLogLine.get();
-        if (now - next >= 0 && nextLogLine.compareAndSet(next, now + LOG_INTERVAL_NANOS)) {
-            int notLogged = unlogged.getAndSet(0);
-            LOG.warnf("%s: connection from %s refused: %s; GOAWAY(ENHANCE_YOUR_CALM)%s", server, remote, why,
-                    notLogged == 0 ? "" : " (" + notLogged + " more refused since the last line)");
-        } else {
-            unlogged.incrementAndGet();
-        }
+        log.refused(server + ": connection from " + remote + " refused: " + why + "; GOAWAY(ENHANCE_YOUR_CALM)");
         // grpc-java's HTTP/2 handler finds the Http2Exception among the causes: GOAWAY with its code and message
         return new IllegalStateException(goAwayDebug, new Http2Exception(Http2Error.ENHANCE_YOUR_CALM, goAwayDebug));
     }

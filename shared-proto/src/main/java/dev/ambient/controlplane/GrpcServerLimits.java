@@ -18,7 +18,7 @@ import org.jboss.logging.Logger;
  * @param maxConcurrentCallsPerConnection the server's SETTINGS_MAX_CONCURRENT_STREAMS: calls open
  *        at once on one connection, even calls that never send a message; grpc-java clients queue
  *        beyond it; a peer that does not gets REFUSED_STREAM, or RESOURCE_EXHAUSTED from
- *        {@link CallsPerConnection} when it opened them before acknowledging the SETTINGS
+ *        {@link CallAdmission} when it opened them before acknowledging the SETTINGS
  * @param rapidResetBudget RST_STREAM frames per window on one connection, received or sent
  *        (REFUSED_STREAM counts): one more gets GOAWAY(ENHANCE_YOUR_CALM) (CVE-2023-44487)
  * @param rapidResetWindow that window, whole seconds
@@ -26,26 +26,36 @@ import org.jboss.logging.Logger;
  *        automatic, see {@link #resolve}
  * @param maxConnectionsPerSource of those, from one IP address; 0: automatic, half of
  *        {@code maxConnections}
+ * @param maxCalls calls open at once on all connections (a call holds heap from its HEADERS on,
+ *        message or not); 0: automatic, see {@link #resolve}
+ * @param maxCallsPerSource of those, from one IP address; 0: automatic, half of {@code maxCalls}
  */
 public record GrpcServerLimits(Duration maxConnectionIdle, int maxConcurrentCallsPerConnection, int rapidResetBudget,
-        Duration rapidResetWindow, int maxConnections, int maxConnectionsPerSource) {
+        Duration rapidResetWindow, int maxConnections, int maxConnectionsPerSource, int maxCalls,
+        int maxCallsPerSource) {
 
     private static final Logger LOG = Logger.getLogger(GrpcServerLimits.class);
 
     static final String PREFIX = "control-plane.grpc.";
 
     public static final GrpcServerLimits DEFAULTS = new GrpcServerLimits(Duration.ofMinutes(5), 100, 200,
-            Duration.ofSeconds(30), 0, 0);
+            Duration.ofSeconds(30), 0, 0, 0, 0);
 
     /**
-     * Heap budgeted per connection when {@code max-connections} is automatic: TLS 1.3 with the JDK
-     * engine, the HTTP/2 codec and grpc-java's transport, with room for a few calls; more than the
-     * 32 KiB of an HBONE connection, whose TLS and codec are lighter.
+     * Heap budgeted per connection when {@code max-connections} is automatic: an idle one (TLS 1.3
+     * with the JDK engine, HTTP/2 codec, grpc-java transport) measured 55 KiB, so all of them
+     * together take less than half the heap.
      */
-    static final long HEAP_PER_CONNECTION = 64 << 10;
+    static final long HEAP_PER_CONNECTION = 128 << 10;
 
-    /** The least {@code max-connections} resolves to, however small the process. */
-    static final int MIN_CONNECTIONS = 64;
+    /**
+     * Heap budgeted per call when {@code max-calls} is automatic: a call without a message measured
+     * 14 KiB, so all of them together take less than a quarter of the heap.
+     */
+    static final long HEAP_PER_CALL = 64 << 10;
+
+    /** The least an automatic bound resolves to, however small the process. */
+    static final int MIN_AUTOMATIC = 64;
 
     public GrpcServerLimits {
         if (maxConnectionIdle.isNegative() || maxConnectionIdle.isZero() || rapidResetWindow.toSeconds() < 1) {
@@ -56,7 +66,7 @@ public record GrpcServerLimits(Duration maxConnectionIdle, int maxConcurrentCall
             throw new IllegalArgumentException(PREFIX + "max-concurrent-calls-per-connection and rapid-reset-budget"
                     + " must be positive");
         }
-        if (maxConnections < 0 || maxConnectionsPerSource < 0) {
+        if (maxConnections < 0 || maxConnectionsPerSource < 0 || maxCalls < 0 || maxCallsPerSource < 0) {
             throw new IllegalArgumentException(PREFIX + "connection bounds must be positive (0: automatic)");
         }
     }
@@ -72,38 +82,54 @@ public record GrpcServerLimits(Duration maxConnectionIdle, int maxConcurrentCall
                 config.getOptionalValue(PREFIX + "rapid-reset-window", Duration.class).orElse(DEFAULTS.rapidResetWindow),
                 config.getOptionalValue(PREFIX + "max-connections", Integer.class).orElse(DEFAULTS.maxConnections),
                 config.getOptionalValue(PREFIX + "max-connections-per-source", Integer.class)
-                        .orElse(DEFAULTS.maxConnectionsPerSource));
+                        .orElse(DEFAULTS.maxConnectionsPerSource),
+                config.getOptionalValue(PREFIX + "max-calls", Integer.class).orElse(DEFAULTS.maxCalls),
+                config.getOptionalValue(PREFIX + "max-calls-per-source", Integer.class)
+                        .orElse(DEFAULTS.maxCallsPerSource));
     }
 
     /**
      * The automatic bounds made concrete for a process: {@code maxConnections} half its file
      * descriptors, and no more than its heap holds at {@link #HEAP_PER_CONNECTION} each;
-     * {@code maxConnectionsPerSource} half of that. A share, not a tight fit: an address may stand
-     * for many clients (proxies of a remote cluster through one gateway, nodes behind SNAT), while
-     * no address may hold more than all the others can still open.
+     * {@code maxCalls} one per {@link #HEAP_PER_CALL} of heap; each per-source bound half of its
+     * total. A share, not a tight fit: an address may stand for many clients (proxies of a remote
+     * cluster through one gateway, nodes behind SNAT), while no address may hold more than all the
+     * others can still open.
      */
     public GrpcServerLimits resolve(long maxFds, long maxHeap) {
-        long automatic = Math.max(MIN_CONNECTIONS, Math.min(maxFds / 2, maxHeap / HEAP_PER_CONNECTION));
-        int connections = maxConnections > 0 ? maxConnections : (int) Math.min(Integer.MAX_VALUE, automatic);
-        int perSource = maxConnectionsPerSource > 0 ? maxConnectionsPerSource : Math.max(1, connections / 2);
+        int connections = maxConnections > 0 ? maxConnections : automatic(Math.min(maxFds / 2, maxHeap / HEAP_PER_CONNECTION));
+        int calls = maxCalls > 0 ? maxCalls : automatic(maxHeap / HEAP_PER_CALL);
         return new GrpcServerLimits(maxConnectionIdle, maxConcurrentCallsPerConnection, rapidResetBudget,
-                rapidResetWindow, connections, perSource);
+                rapidResetWindow, connections, maxConnectionsPerSource > 0 ? maxConnectionsPerSource : half(connections),
+                calls, maxCallsPerSource > 0 ? maxCallsPerSource : half(calls));
+    }
+
+    private static int automatic(long bound) {
+        return (int) Math.min(Integer.MAX_VALUE, Math.max(MIN_AUTOMATIC, bound));
+    }
+
+    private static int half(int bound) {
+        return Math.max(1, bound / 2);
     }
 
     /** Applies these limits, resolved for this process (logged once), to a server being built. */
     void applyTo(VertxServerBuilder builder, String server) {
         long fds = HboneAdmission.maxFileDescriptors();
         GrpcServerLimits resolved = resolve(fds, Runtime.getRuntime().maxMemory());
-        LOG.infof("%s: at most %d connections (%s), %d per source address; %d calls per connection; idle connections"
-                + " closed after %s; GOAWAY beyond %d stream resets per %d s", server, resolved.maxConnections,
-                maxConnections > 0 ? "configured" : "automatic", resolved.maxConnectionsPerSource,
-                maxConcurrentCallsPerConnection, maxConnectionIdle, rapidResetBudget, rapidResetWindow.toSeconds());
+        LOG.infof("%s: at most %d connections (%s), %d per source address; %d open calls (%s), %d per source address,"
+                + " %d per connection; idle connections closed after %s; GOAWAY beyond %d stream resets per %d s"
+                + " (RLIMIT_NOFILE %s, max heap %d MiB)", server, resolved.maxConnections,
+                maxConnections > 0 ? "configured" : "automatic", resolved.maxConnectionsPerSource, resolved.maxCalls,
+                maxCalls > 0 ? "configured" : "automatic", resolved.maxCallsPerSource, maxConcurrentCallsPerConnection,
+                maxConnectionIdle, rapidResetBudget, rapidResetWindow.toSeconds(),
+                fds == Long.MAX_VALUE ? "unknown" : fds, Runtime.getRuntime().maxMemory() >> 20);
         builder.nettyBuilder()
                 .maxConnectionIdle(maxConnectionIdle.toNanos(), TimeUnit.NANOSECONDS)
                 .maxConcurrentCallsPerConnection(maxConcurrentCallsPerConnection)
                 .maxRstFramesPerWindow(rapidResetBudget, (int) rapidResetWindow.toSeconds());
         builder.addTransportFilter(new GrpcConnectionAdmission(server, resolved.maxConnections,
                 resolved.maxConnectionsPerSource));
-        builder.intercept(new CallsPerConnection(maxConcurrentCallsPerConnection));
+        builder.intercept(new CallAdmission(server, maxConcurrentCallsPerConnection, resolved.maxCalls,
+                resolved.maxCallsPerSource));
     }
 }

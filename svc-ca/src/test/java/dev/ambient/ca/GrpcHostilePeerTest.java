@@ -11,6 +11,7 @@ import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.QuarkusTestProfile;
 import io.quarkus.test.junit.TestProfile;
 import io.vertx.core.json.JsonObject;
+import java.lang.management.ManagementFactory;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -29,7 +30,9 @@ class GrpcHostilePeerTest {
         public Map<String, String> getConfigOverrides() {
             return Map.of("control-plane.grpc.max-connection-idle", "8s",
                     "control-plane.grpc.max-connections", "60",
-                    "control-plane.grpc.max-connections-per-source", "40");
+                    "control-plane.grpc.max-connections-per-source", "40",
+                    "control-plane.grpc.max-calls", "300",
+                    "control-plane.grpc.max-calls-per-source", "150");
         }
     }
 
@@ -44,6 +47,14 @@ class GrpcHostilePeerTest {
         try (CaClient good = CaClient.from(sourceIp, () -> CaServingTlsTest.ROOT)) {
             assertEquals(1, good.stub("box-sleep").getTrustBundle(TrustBundleRequest.getDefaultInstance()).getRootsCount());
         }
+    }
+
+    /** Heap in use after a full collection (this test runs in the CA's JVM): for the printed cost of an attack. */
+    static long heapUsed() {
+        for (int i = 0; i < 3; i++) {
+            System.gc();
+        }
+        return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
     }
 
     @Test
@@ -66,11 +77,13 @@ class GrpcHostilePeerTest {
 
     @Test
     void oneSourceHoldsAtMostItsShareAndAllSourcesAtMostTheTotal() throws Exception {
-        try (HostileGrpcPeer.Running first = from("127.0.0.3").connections(50, true, 4)) {
+        long before = heapUsed();
+        try (HostileGrpcPeer.Running first = from("127.0.0.3").connections(50, true, 6)) {
             assertEquals(50, first.nextLine().getInteger("opened"));
             goodClientGetsThrough("127.0.0.2"); // 41 of 60: another source still gets in
             try (HostileGrpcPeer.Running second = from("127.0.0.4").connections(30, true, 2)) {
                 assertEquals(30, second.nextLine().getInteger("opened"));
+                System.out.printf("60 connections held: %d KiB of heap each%n", (heapUsed() - before) / 60 >> 10);
                 JsonObject overTotal = second.report();
                 assertEquals(30 - (60 - 40), overTotal.getJsonObject("goaways").getInteger("11 too many connections", 0),
                         "the total of 60 is reached: " + overTotal);
@@ -93,6 +106,25 @@ class GrpcHostilePeerTest {
     }
 
     @Test
+    void oneSourceHoldsAtMostItsShareOfCallsAndAllSourcesAtMostTheTotal() throws Exception {
+        long before = heapUsed();
+        try (HostileGrpcPeer.Running a = from("127.0.0.3").streams(100, "-", 6);
+                HostileGrpcPeer.Running b = from("127.0.0.3").streams(100, "-", 6);
+                HostileGrpcPeer.Running c = from("127.0.0.4").streams(100, "-", 6);
+                HostileGrpcPeer.Running d = from("127.0.0.4").streams(100, "-", 6);
+                HostileGrpcPeer.Running e = from("127.0.0.5").streams(100, "-", 6)) {
+            Thread.sleep(4_000);
+            System.out.printf("300 calls without a message held: %d KiB of heap each%n", (heapUsed() - before) / 300 >> 10);
+            int fromFirst = a.report().getInteger("open_unanswered") + b.report().getInteger("open_unanswered");
+            int fromSecond = c.report().getInteger("open_unanswered") + d.report().getInteger("open_unanswered");
+            int fromThird = e.report().getInteger("open_unanswered");
+            assertTrue(fromFirst <= 150 && fromSecond <= 150, fromFirst + " and " + fromSecond + " calls held");
+            assertEquals(300, fromFirst + fromSecond + fromThird, "all sources together hold the total");
+        }
+        goodClientGetsThrough("127.0.0.3");
+    }
+
+    @Test
     void aHeadersAndResetFloodIsToldToCalmDown() throws Exception {
         try (HostileGrpcPeer.Running flood = from("127.0.0.3").rapidReset(20_000, "-")) {
             JsonObject report = flood.report();
@@ -104,15 +136,24 @@ class GrpcHostilePeerTest {
         goodClientGetsThrough("127.0.0.3");
     }
 
+    /** Reset, GOAWAY, or an HTTP status other than gRPC's 200. */
+    static boolean notServed(JsonObject report) {
+        JsonObject status = report.getJsonObject("status");
+        return report.getValue("reset") != null || report.getValue("goaway") != null
+                || (status != null && !"200".equals(status.getString(":status")));
+    }
+
     @Test
     void headersBeyondEightKibAreRefused() throws Exception {
         try (HostileGrpcPeer.Running small = from("127.0.0.3").bigHeaders(1024, "-");
+                HostileGrpcPeer.Running over = from("127.0.0.3").bigHeaders(9 << 10, "-");
                 HostileGrpcPeer.Running big = from("127.0.0.3").bigHeaders(64 << 10, "-")) {
             JsonObject answered = small.report();
             assertEquals("200", answered.getJsonObject("status").getString(":status"), answered.toString());
+            JsonObject refusedCall = over.report();
+            assertTrue(notServed(refusedCall), refusedCall.toString());
             JsonObject refused = big.report();
-            assertTrue(refused.getValue("reset") != null || refused.getValue("goaway") != null
-                    || !"200".equals(refused.getJsonObject("status").getString(":status")), refused.toString());
+            assertTrue(notServed(refused), refused.toString());
         }
         goodClientGetsThrough("127.0.0.3");
     }
