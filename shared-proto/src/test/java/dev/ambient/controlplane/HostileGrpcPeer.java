@@ -1,5 +1,7 @@
 package dev.ambient.controlplane;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -71,6 +73,20 @@ public record HostileGrpcPeer(int port, String serverName, String methodPath, St
         public void close() {
             process.destroyForcibly();
         }
+    }
+
+    /** Judges a {@link #streams} report: the server advertised {@code maxCalls} and held no more. */
+    public static void assertAtMostCallsHeld(JsonObject report, int maxCalls) {
+        assertEquals(maxCalls, report.getInteger("max_concurrent_streams"), report.toString());
+        assertTrue(report.getInteger("open_unanswered") <= maxCalls, report.toString());
+    }
+
+    /** Judges a {@link #rapidReset} report: GOAWAY(ENHANCE_YOUR_CALM) long before the flood's end. */
+    public static void assertToldToCalmDown(JsonObject report) {
+        JsonObject goaway = report.getJsonObject("goaway");
+        assertNotNull(goaway, "the flood went on: " + report);
+        assertEquals(11, goaway.getInteger("code"), report.toString()); // ENHANCE_YOUR_CALM
+        assertTrue(report.getInteger("sent") <= 2_000, report.toString());
     }
 
     /** N connections that finish TLS, then send nothing ({@code preface=false}) or only the HTTP/2 preface. */
