@@ -38,7 +38,13 @@ final class CallAdmission implements ServerInterceptor {
     private final int maxCalls;
     private final AtomicInteger calls = new AtomicInteger();
     private final BoundedCounts<InetAddress> perSource;
-    private final RefusalLog log = new RefusalLog(CallAdmission.class);
+    private final RefusalLog overConnection = new RefusalLog(CallAdmission.class, "calls_per_connection");
+    private final RefusalLog overTotal = new RefusalLog(CallAdmission.class, "calls");
+    private final RefusalLog overShare = new RefusalLog(CallAdmission.class, "calls_per_source");
+
+    /** Which bound a call met, and the sentence that says so. */
+    private record Refused(RefusalLog log, String why) {
+    }
 
     CallAdmission(String server, int maxCallsPerConnection, int maxCalls, int maxCallsPerSource) {
         this.server = server;
@@ -56,12 +62,12 @@ final class CallAdmission implements ServerInterceptor {
             return next.startCall(call, headers);
         }
         InetAddress source = inet.getAddress();
-        Optional<String> refused = admit(onConnection, source);
+        Optional<Refused> refused = admit(onConnection, source);
         if (refused.isPresent()) {
-            String refusal = refused.get();
-            log.refused(server + ": call " + call.getMethodDescriptor().getFullMethodName() + " from " + remote
-                    + " refused: " + refusal + "; RESOURCE_EXHAUSTED");
-            call.close(Status.RESOURCE_EXHAUSTED.withDescription(refusal), new Metadata());
+            String why = refused.get().why();
+            refused.get().log().refused(server + ": call " + call.getMethodDescriptor().getFullMethodName() + " from "
+                    + remote + " refused: " + why + "; RESOURCE_EXHAUSTED");
+            call.close(Status.RESOURCE_EXHAUSTED.withDescription(why), new Metadata());
             return new ServerCall.Listener<>() { };
         }
         ServerCall.Listener<Q> listener;
@@ -96,21 +102,22 @@ final class CallAdmission implements ServerInterceptor {
     }
 
     /** Takes a place on the connection, for the source and in all; or says which bound is full. */
-    private Optional<String> admit(AtomicInteger onConnection, InetAddress source) {
+    private Optional<Refused> admit(AtomicInteger onConnection, InetAddress source) {
         if (onConnection.incrementAndGet() > maxCallsPerConnection) {
             onConnection.decrementAndGet();
-            return Optional.of(maxCallsPerConnection + " calls are open on this connection, its bound"
-                    + " (control-plane.grpc.max-concurrent-calls-per-connection)");
+            return Optional.of(new Refused(overConnection, maxCallsPerConnection + " calls are open on this"
+                    + " connection, its bound (control-plane.grpc.max-concurrent-calls-per-connection)"));
         }
         if (calls.getAndUpdate(n -> n < maxCalls ? n + 1 : n) >= maxCalls) {
             onConnection.decrementAndGet();
-            return Optional.of("the server holds " + maxCalls + " open calls, its bound (control-plane.grpc.max-calls)");
+            return Optional.of(new Refused(overTotal, "the server holds " + maxCalls + " open calls, its bound"
+                    + " (control-plane.grpc.max-calls)"));
         }
         if (!perSource.tryAcquire(source)) {
             calls.decrementAndGet();
             onConnection.decrementAndGet();
-            return Optional.of(perSource.bound() + " calls from this address are open, its bound"
-                    + " (control-plane.grpc.max-calls-per-source)");
+            return Optional.of(new Refused(overShare, perSource.bound() + " calls from this address are open, its"
+                    + " bound (control-plane.grpc.max-calls-per-source)"));
         }
         return Optional.empty();
     }

@@ -21,7 +21,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>An admitted transport also gets the count of its open calls, which {@link CallAdmission} bounds.
  *
- * <p>Refusals can come by the thousand: at most one log line every 10 s ({@link RefusalLog}).
+ * <p>Refusals can come by the thousand: each counted, at most one log line every 10 s per bound
+ * ({@link RefusalLog}).
  * Thread-safe: transports of every event loop report here.
  */
 final class GrpcConnectionAdmission extends ServerTransportFilter {
@@ -33,7 +34,8 @@ final class GrpcConnectionAdmission extends ServerTransportFilter {
     private final int maxConnections;
     private final AtomicInteger connections = new AtomicInteger();
     private final BoundedCounts<InetAddress> perSource;
-    private final RefusalLog log = new RefusalLog(GrpcConnectionAdmission.class);
+    private final RefusalLog overTotal = new RefusalLog(GrpcConnectionAdmission.class, "connections");
+    private final RefusalLog overShare = new RefusalLog(GrpcConnectionAdmission.class, "connections_per_source");
 
     GrpcConnectionAdmission(String server, int maxConnections, int maxConnectionsPerSource) {
         this.server = server;
@@ -50,12 +52,12 @@ final class GrpcConnectionAdmission extends ServerTransportFilter {
         InetAddress source = inet.getAddress();
         int held = connections.getAndUpdate(n -> n < maxConnections ? n + 1 : n);
         if (held >= maxConnections) {
-            throw refuse(remote, "too many connections", "the server holds " + held
+            throw refuse(overTotal, remote, "too many connections", "the server holds " + held
                     + " connections, its bound (control-plane.grpc.max-connections)");
         }
         if (!perSource.tryAcquire(source)) {
             connections.decrementAndGet();
-            throw refuse(remote, "too many connections from " + source.getHostAddress(), perSource.bound()
+            throw refuse(overShare, remote, "too many connections from " + source.getHostAddress(), perSource.bound()
                     + " connections from this address are open, its bound (control-plane.grpc.max-connections-per-source)");
         }
         return attributes.toBuilder().set(ADMITTED, source).set(CallAdmission.OPEN_CALLS, new AtomicInteger()).build();
@@ -75,7 +77,7 @@ final class GrpcConnectionAdmission extends ServerTransportFilter {
         return connections.get();
     }
 
-    private RuntimeException refuse(SocketAddress remote, String goAwayDebug, String why) {
+    private RuntimeException refuse(RefusalLog log, SocketAddress remote, String goAwayDebug, String why) {
         log.refused(server + ": connection from " + remote + " refused: " + why + "; GOAWAY(ENHANCE_YOUR_CALM)");
         // grpc-java's HTTP/2 handler finds the Http2Exception among the causes: GOAWAY with its code and message
         return new IllegalStateException(goAwayDebug, new Http2Exception(Http2Error.ENHANCE_YOUR_CALM, goAwayDebug));

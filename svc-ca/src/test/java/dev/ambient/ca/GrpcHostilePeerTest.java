@@ -92,6 +92,8 @@ class GrpcHostilePeerTest {
                     overShare.toString());
         }
         goodClientGetsThrough("127.0.0.3");
+        assertTrue(MetricsScrape.value("control_plane_grpc_refusals_total", "limit=\"connections\"") >= 10);
+        assertTrue(MetricsScrape.value("control_plane_grpc_refusals_total", "limit=\"connections_per_source\"") >= 10);
     }
 
     @Test
@@ -118,6 +120,8 @@ class GrpcHostilePeerTest {
             assertTrue(fromFirst <= 150 && fromSecond <= 150, fromFirst + " and " + fromSecond + " calls held");
             assertEquals(300, fromFirst + fromSecond + fromThird, "all sources together hold the total");
         }
+        assertTrue(MetricsScrape.value("control_plane_grpc_refusals_total", "limit=\"calls_per_source\"") >= 50);
+        assertTrue(MetricsScrape.value("control_plane_grpc_refusals_total", "limit=\"calls\"") >= 50);
         goodClientGetsThrough("127.0.0.3");
     }
 
