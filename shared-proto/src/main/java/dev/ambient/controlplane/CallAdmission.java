@@ -17,7 +17,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * How many calls are open at once: on one connection, from one IP address, and in all. A call
- * costs heap from its HEADERS on, whether or not a message ever comes (about 14 KiB measured), and
+ * costs heap from its HEADERS on, whether or not a message ever comes (4-14 KiB measured), and
  * a unary call whose client never sends its message stays open as long as the connection. A call
  * beyond a bound is closed at once with RESOURCE_EXHAUSTED, before any service code runs.
  *

@@ -43,14 +43,14 @@ public record GrpcServerLimits(Duration maxConnectionIdle, int maxConcurrentCall
 
     /**
      * Heap budgeted per connection when {@code max-connections} is automatic: an idle one (TLS 1.3
-     * with the JDK engine, HTTP/2 codec, grpc-java transport) measured 55 KiB, so all of them
+     * with the JDK engine, HTTP/2 codec, grpc-java transport) measured 42-55 KiB, so all of them
      * together take less than half the heap.
      */
     static final long HEAP_PER_CONNECTION = 128 << 10;
 
     /**
      * Heap budgeted per call when {@code max-calls} is automatic: a call without a message measured
-     * 14 KiB, so all of them together take less than a quarter of the heap.
+     * 4-14 KiB, so all of them together take less than a quarter of the heap.
      */
     static final long HEAP_PER_CALL = 64 << 10;
 
