@@ -10,8 +10,9 @@ the attacker). Prints one JSON line of what it saw, for the Java test to judge.
       and SETTINGS (preface), prints {"opened": n}, and watches them HOLD_S seconds: how many the
       server closed, when, and with which GOAWAY code.
   streams N PATH TOKEN HOLD_S
-      on one connection opens N gRPC calls (HEADERS without END_STREAM, no message) and watches
-      HOLD_S seconds: how many the server reset (by code), answered, or left open.
+      on one connection opens N gRPC calls (HEADERS without END_STREAM, no message), prints
+      {"sent": n}, and watches HOLD_S seconds: how many the server reset (by code), answered, or
+      left open.
   rapid-reset N PATH TOKEN
       on one connection sends up to N times HEADERS then RST_STREAM(CANCEL) (CVE-2023-44487),
       in bursts of 100, until the server says GOAWAY or closes.
@@ -186,6 +187,7 @@ def streams(n, path, token, hold):
         if i % 100 == 99:
             sock.sendall(conn.data_to_send())
     sock.sendall(conn.data_to_send())
+    print(json.dumps({"sent": sent}), flush=True)
     w.read(sock, conn, hold)
     codes = {}
     for code in w.resets.values():
