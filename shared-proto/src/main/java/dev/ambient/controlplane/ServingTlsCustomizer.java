@@ -4,6 +4,7 @@ import io.quarkus.grpc.api.ServerBuilderCustomizer;
 import io.quarkus.grpc.runtime.config.GrpcServerConfiguration;
 import io.vertx.grpc.VertxServerBuilder;
 import io.vertx.grpc.server.GrpcServerOptions;
+import org.eclipse.microprofile.config.ConfigProvider;
 
 /**
  * Makes Quarkus's separate gRPC server (a grpc-netty server on Vert.x's event loops, built by
@@ -16,6 +17,9 @@ import io.vertx.grpc.server.GrpcServerOptions;
  * <p>A service registers one as a bean (a {@code @Singleton} subclass that also keeps the
  * certificate fresh); Quarkus applies it to the server builder before its own SSL options, which
  * leave our key material in place when no certificate file is configured.
+ *
+ * <p>It also applies {@link GrpcServerLimits} ({@code control-plane.grpc.*}): what one peer may
+ * make the server hold, which grpc-java leaves unbounded by default.
  */
 public class ServingTlsCustomizer implements ServerBuilderCustomizer<VertxServerBuilder> {
 
@@ -34,6 +38,7 @@ public class ServingTlsCustomizer implements ServerBuilderCustomizer<VertxServer
     public void customize(GrpcServerConfiguration config, VertxServerBuilder builder) {
         check(config);
         builder.useSsl(options -> ControlPlaneTls.serve(options, keys));
+        GrpcServerLimits.from(ConfigProvider.getConfig()).applyTo(builder, "control-plane gRPC server");
     }
 
     @Override

@@ -6,21 +6,21 @@ import java.util.concurrent.ConcurrentHashMap;
  * How many of something each key holds now, each key up to a bound; thread-safe. A key whose count
  * falls to zero is forgotten, so the map never holds more keys than there are things counted.
  */
-final class BoundedCounts<K> {
+public final class BoundedCounts<K> {
 
     private final ConcurrentHashMap<K, Integer> counts = new ConcurrentHashMap<>();
     private final int bound;
 
-    BoundedCounts(int bound) {
+    public BoundedCounts(int bound) {
         this.bound = bound;
     }
 
-    int bound() {
+    public int bound() {
         return bound;
     }
 
     /** One more for {@code key}, unless it holds the bound already; false then. */
-    boolean tryAcquire(K key) {
+    public boolean tryAcquire(K key) {
         boolean[] acquired = {false};
         counts.compute(key, (k, n) -> {
             int held = n == null ? 0 : n;
@@ -33,16 +33,16 @@ final class BoundedCounts<K> {
         return acquired[0];
     }
 
-    void release(K key) {
+    public void release(K key) {
         counts.computeIfPresent(key, (k, n) -> n <= 1 ? null : n - 1);
     }
 
-    int count(K key) {
+    public int count(K key) {
         return counts.getOrDefault(key, 0);
     }
 
     /** Keys holding anything now. */
-    int keys() {
+    public int keys() {
         return counts.size();
     }
 }

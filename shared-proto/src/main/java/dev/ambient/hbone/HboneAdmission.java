@@ -121,7 +121,7 @@ public final class HboneAdmission {
     }
 
     /** The process's RLIMIT_NOFILE (the JVM raises its soft limit to the hard one at start), or MAX_VALUE if unknown. */
-    static long maxFileDescriptors() {
+    public static long maxFileDescriptors() {
         if (ManagementFactory.getOperatingSystemMXBean() instanceof UnixOperatingSystemMXBean unix) {
             long max = unix.getMaxFileDescriptorCount();
             if (max > 0) {

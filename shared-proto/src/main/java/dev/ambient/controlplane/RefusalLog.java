@@ -1,0 +1,43 @@
+package dev.ambient.controlplane;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Metrics;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.jboss.logging.Logger;
+
+/**
+ * One kind of refusal of a {@code control-plane.grpc.*} limit: each is counted
+ * ({@code control_plane_grpc_refusals_total{limit}}, in Micrometer's global registry, which Quarkus
+ * scrapes with the service's own metrics), and logged, but a flood of them must not become a flood
+ * of lines: at most one line every 10 s, saying how many were refused since the line before.
+ * Thread-safe.
+ */
+final class RefusalLog {
+
+    private static final long INTERVAL_NANOS = 10_000_000_000L;
+
+    private final Logger log;
+    private final AtomicLong nextLine = new AtomicLong(System.nanoTime());
+    private final AtomicInteger unlogged = new AtomicInteger();
+    private final Counter counted;
+
+    /** @param limit the metric's {@code limit} label */
+    RefusalLog(Class<?> category, String limit) {
+        this.log = Logger.getLogger(category);
+        this.counted = Counter.builder("control_plane_grpc_refusals").tag("limit", limit)
+                .description("Connections and calls refused by a control-plane.grpc limit").register(Metrics.globalRegistry);
+    }
+
+    void refused(String line) {
+        counted.increment();
+        long now = System.nanoTime();
+        long next = nextLine.get();
+        if (now - next >= 0 && nextLine.compareAndSet(next, now + INTERVAL_NANOS)) {
+            int notLogged = unlogged.getAndSet(0);
+            log.warn(notLogged == 0 ? line : line + " (" + notLogged + " more refused since the last line)");
+        } else {
+            unlogged.incrementAndGet();
+        }
+    }
+}
