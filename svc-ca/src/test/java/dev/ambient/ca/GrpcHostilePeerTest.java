@@ -12,6 +12,7 @@ import io.quarkus.test.junit.TestProfile;
 import io.vertx.core.json.JsonObject;
 import java.lang.management.ManagementFactory;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -77,8 +78,13 @@ class GrpcHostilePeerTest {
     @Test
     void oneSourceHoldsAtMostItsShareAndAllSourcesAtMostTheTotal() throws Exception {
         long before = heapUsed();
+        double overShareBefore = MetricsScrape.value("control_plane_grpc_refusals_total", "limit=\"connections_per_source\"");
         try (HostileGrpcPeer.Running first = from("127.0.0.3").connections(50, true, 12)) { // held while the rest runs, ended before the 15-s idle bound
             assertEquals(50, first.nextLine().getInteger("opened"));
+            // "opened" is the client's side of the handshake; the server counts a connection at its
+            // SETTINGS, a moment later. Wait until it has judged all 50 (its 10 refusals counted), or
+            // the second source's connections can take a place one of these would have had.
+            awaitRefusals("connections_per_source", overShareBefore + 10);
             goodClientGetsThrough("127.0.0.2"); // 41 of 60: another source still gets in
             try (HostileGrpcPeer.Running second = from("127.0.0.4").connections(30, true, 2)) {
                 assertEquals(30, second.nextLine().getInteger("opened"));
@@ -94,6 +100,15 @@ class GrpcHostilePeerTest {
         goodClientGetsThrough("127.0.0.3");
         assertTrue(MetricsScrape.value("control_plane_grpc_refusals_total", "limit=\"connections\"") >= 10);
         assertTrue(MetricsScrape.value("control_plane_grpc_refusals_total", "limit=\"connections_per_source\"") >= 10);
+    }
+
+    private static void awaitRefusals(String limit, double atLeast) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        double seen;
+        while ((seen = MetricsScrape.value("control_plane_grpc_refusals_total", "limit=\"" + limit + "\"")) < atLeast) {
+            assertTrue(System.nanoTime() < deadline, "refusals of " + limit + ": " + seen + ", expected " + atLeast + " within 10 s");
+            Thread.sleep(50);
+        }
     }
 
     @Test
