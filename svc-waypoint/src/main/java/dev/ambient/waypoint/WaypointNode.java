@@ -40,6 +40,7 @@ import dev.ambient.waypoint.proxy.UpstreamClient;
 import dev.ambient.waypoint.route.LoadBalancer;
 import dev.ambient.waypoint.state.StateStore;
 import dev.ambient.waypoint.state.WaypointState;
+import dev.ambient.waypoint.telemetry.HboneRefusals;
 import dev.ambient.waypoint.telemetry.RequestMetrics;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -156,7 +157,8 @@ public final class WaypointNode implements AutoCloseable {
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
                 http.retryBudgetPercent(), config.trustDomain(), id, limits, authenticator,
                 new Mirrors(http.maxMirrorsInFlight(), http.mirrorTimeout(), registry));
-        dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external);
+        dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external,
+                new HboneRefusals(registry));
         HboneAdmission admission = HboneAdmission.forThisProcess(config.listen().limits().toAdmissionLimits());
         listener = new HboneListener(transport, new InetSocketAddress(config.listen().address(),
                 config.listen().hbonePort()), identity, settings, admission, dispatcher);
