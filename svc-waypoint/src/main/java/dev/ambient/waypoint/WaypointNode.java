@@ -150,7 +150,7 @@ public final class WaypointNode implements AutoCloseable {
                 authn.failedSignaturesWindow(), () -> System.currentTimeMillis() / 1000, registry);
         var ea = config.extAuthz();
         authorizerBridge = new MeshAuthorizerBridge(transport, pool, identity, up.hbonePort(), store::current,
-                new MeshAuthorizerBridge.Limits(ea.maxTunnels(), up.connectTimeout(), ea.tunnelIdleTimeout()));
+                new MeshAuthorizerBridge.Limits(ea.maxTunnels(), up.connectTimeout(), ea.tunnelIdleTimeout()), registry);
         extAuthz = new ExtAuthz(new ExtAuthz.Limits(ea.maxInFlight(), ea.maxResponseBytes()), control, registry,
                 authorizerBridge.address());
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), extAuthz, balancer, upstream,
