@@ -11,9 +11,10 @@ import org.jboss.logging.Logger;
  * ({@code control_plane_grpc_refusals_total{limit}}, in Micrometer's global registry, which Quarkus
  * scrapes with the service's own metrics), and logged, but a flood of them must not become a flood
  * of lines: at most one line every 10 s, saying how many were refused since the line before.
- * Thread-safe.
+ * Other listeners that refuse what anyone may send them use it with their own counter (the
+ * waypoint's ext_authz bridge). Thread-safe.
  */
-final class RefusalLog {
+public final class RefusalLog {
 
     private static final long INTERVAL_NANOS = 10_000_000_000L;
 
@@ -24,12 +25,18 @@ final class RefusalLog {
 
     /** @param limit the metric's {@code limit} label */
     RefusalLog(Class<?> category, String limit) {
-        this.log = Logger.getLogger(category);
-        this.counted = Counter.builder("control_plane_grpc_refusals").tag("limit", limit)
-                .description("Connections and calls refused by a control-plane.grpc limit").register(Metrics.globalRegistry);
+        this(category, Counter.builder("control_plane_grpc_refusals").tag("limit", limit)
+                .description("Connections and calls refused by a control-plane.grpc limit").register(Metrics.globalRegistry));
     }
 
-    void refused(String line) {
+    /** @param counted incremented for every refusal, logged or not */
+    public RefusalLog(Class<?> category, Counter counted) {
+        this.log = Logger.getLogger(category);
+        this.counted = counted;
+    }
+
+    /** Counts one refusal; logs {@code line} (WARN) unless a line of this kind was written in the last 10 s. */
+    public void refused(String line) {
         counted.increment();
         long now = System.nanoTime();
         long next = nextLine.get();

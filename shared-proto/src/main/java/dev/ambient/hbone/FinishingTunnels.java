@@ -14,16 +14,24 @@ import org.jboss.logging.Logger;
  * the connection's SETTINGS_MAX_CONCURRENT_STREAMS and gives its flow-control window back, so
  * without a bound one client connection could leave any number of them behind, each holding up to
  * a stream window of data (and a socket's buffers) toward an application that does not read. A
- * connection may leave as many as it may have streams open; one more is an abort (and one log line
- * per connection). Used by the waypoint's TCP splice and by {@link TunnelRelay} (the ztunnel's inbound).
+ * connection may leave as many as it may have streams open; one more is an abort (one log line per
+ * connection, and each one counted by the connection's {@link HboneRequestHandler#limitCounted} as
+ * {@link HboneLimit#FINISHING_TUNNELS}). Used by the waypoint's TCP splice and by {@link TunnelRelay}
+ * (the ztunnel's inbound).
  */
 public final class FinishingTunnels {
 
     private static final Logger LOG = Logger.getLogger(FinishingTunnels.class);
     private static final AttributeKey<AtomicInteger> FINISHING = AttributeKey.valueOf("hbone-finishing-tunnels");
     private static final AttributeKey<Boolean> REPORTED = AttributeKey.valueOf("hbone-finishing-tunnels-reported");
+    private static final AttributeKey<HboneRequestHandler> HANDLER = AttributeKey.valueOf("hbone-finishing-tunnels-handler");
 
     private FinishingTunnels() {
+    }
+
+    /** An accepted HBONE connection's aborts are counted by {@code handler}, the one its CONNECTs go to. */
+    static void reportTo(Channel connection, HboneRequestHandler handler) {
+        connection.attr(HANDLER).set(handler);
     }
 
     /**
@@ -49,6 +57,11 @@ public final class FinishingTunnels {
             if (connection.attr(REPORTED).setIfAbsent(Boolean.TRUE) == null) {
                 LOG.warnf("HBONE connection from %s: more than %d tunnels reset after END_STREAM still finishing; "
                         + "the next ones are aborted", connection.remoteAddress(), limit);
+            }
+            HboneRequestHandler handler = connection.attr(HANDLER).get();
+            if (handler != null) {
+                // The abort's lines are this warning and the tunnel's own access-log line: only counted here.
+                handler.limitCounted(connection.remoteAddress(), HboneLimit.FINISHING_TUNNELS);
             }
             return false;
         }

@@ -25,7 +25,13 @@ public enum HboneLimit {
     /** Too many HBONE connections held by the process: closed at accept. */
     CONNECTIONS("connections"),
     /** Too many established connections of one peer identity: GOAWAY(ENHANCE_YOUR_CALM) after its SETTINGS. */
-    CONNECTIONS_PER_IDENTITY("connections_per_identity");
+    CONNECTIONS_PER_IDENTITY("connections_per_identity"),
+    /**
+     * More tunnels ended with END_STREAM + RST_STREAM(NO_ERROR) still finishing on one connection
+     * than it may have streams ({@link FinishingTunnels}): the tunnel aborted. Only counted
+     * ({@link HboneRequestHandler#limitCounted}): its log lines are written where it is aborted.
+     */
+    FINISHING_TUNNELS("finishing_tunnels");
 
     private final String tag;
 

@@ -31,7 +31,8 @@ public interface HboneRequestHandler {
     /**
      * A limit hit again while its log line is held back (refusals at accept can come by the
      * thousand; {@link #limitReached} is called for one of them every few seconds, with how many
-     * were not logged): count it, write nothing.
+     * were not logged), or one whose lines are written where it is hit ({@link HboneLimit#FINISHING_TUNNELS}):
+     * count it, write nothing.
      */
     default void limitCounted(SocketAddress remote, HboneLimit limit) {
     }

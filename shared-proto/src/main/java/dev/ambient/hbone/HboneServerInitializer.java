@@ -117,6 +117,7 @@ public final class HboneServerInitializer extends ChannelInitializer<Channel> {
             return;
         }
         HboneServerConnection connection = new HboneServerConnection(ch, limits, handler, admission, slot);
+        FinishingTunnels.reportTo(ch, handler);
         SslHandler ssl = context.newHandler(ch.alloc());
         ssl.setHandshakeTimeoutMillis(0); // the connection's own deadline covers TLS and the HTTP/2 preface
         ch.pipeline().addLast(ssl, new AlpnGate(connection), new ConnectionWatch(connection));

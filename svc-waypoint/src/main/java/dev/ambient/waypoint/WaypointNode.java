@@ -40,6 +40,7 @@ import dev.ambient.waypoint.proxy.UpstreamClient;
 import dev.ambient.waypoint.route.LoadBalancer;
 import dev.ambient.waypoint.state.StateStore;
 import dev.ambient.waypoint.state.WaypointState;
+import dev.ambient.waypoint.telemetry.HboneRefusals;
 import dev.ambient.waypoint.telemetry.RequestMetrics;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -149,14 +150,15 @@ public final class WaypointNode implements AutoCloseable {
                 authn.failedSignaturesWindow(), () -> System.currentTimeMillis() / 1000, registry);
         var ea = config.extAuthz();
         authorizerBridge = new MeshAuthorizerBridge(transport, pool, identity, up.hbonePort(), store::current,
-                new MeshAuthorizerBridge.Limits(ea.maxTunnels(), up.connectTimeout(), ea.tunnelIdleTimeout()));
+                new MeshAuthorizerBridge.Limits(ea.maxTunnels(), up.connectTimeout(), ea.tunnelIdleTimeout()), registry);
         extAuthz = new ExtAuthz(new ExtAuthz.Limits(ea.maxInFlight(), ea.maxResponseBytes()), control, registry,
                 authorizerBridge.address());
         dataPath = new DataPath(store, new L7Authorizer(config.gateway()), extAuthz, balancer, upstream,
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
                 http.retryBudgetPercent(), config.trustDomain(), id, limits, authenticator,
                 new Mirrors(http.maxMirrorsInFlight(), http.mirrorTimeout(), registry));
-        dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external);
+        dispatcher = new InboundDispatcher(dataPath, pool, identity, up.hbonePort(), external,
+                new HboneRefusals(registry));
         HboneAdmission admission = HboneAdmission.forThisProcess(config.listen().limits().toAdmissionLimits());
         listener = new HboneListener(transport, new InetSocketAddress(config.listen().address(),
                 config.listen().hbonePort()), identity, settings, admission, dispatcher);

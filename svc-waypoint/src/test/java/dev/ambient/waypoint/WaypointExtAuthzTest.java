@@ -517,6 +517,62 @@ class WaypointExtAuthzTest {
         }
     }
 
+    /**
+     * Anything in the pod can make the bridge refuse, as fast as it connects: each refusal is
+     * counted, but its reason gets one log line per 10 s, which says how many were not logged.
+     */
+    @Test
+    void theBridgeLogsItsRefusalsAtMostOnceEveryTenSecondsPerReasonAndCountsEach() throws Exception {
+        int refusals = 20;
+        double before = bridgeRefusals("not_allowed");
+        List<String> lines = new java.util.concurrent.CopyOnWriteArrayList<>();
+        java.util.logging.Handler capture = new java.util.logging.Handler() {
+            @Override
+            public void publish(java.util.logging.LogRecord r) {
+                lines.add(r instanceof org.jboss.logmanager.ExtLogRecord ext ? ext.getFormattedMessage() : r.getMessage());
+            }
+
+            @Override
+            public void flush() {
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        java.util.logging.Logger bridgeLog = java.util.logging.Logger.getLogger(
+                dev.ambient.waypoint.extauthz.MeshAuthorizerBridge.class.getName());
+        bridgeLog.addHandler(capture);
+        try {
+            for (int i = 0; i < refusals; i++) {
+                try (java.net.Socket s = toBridge()) {
+                    String answer = new String(bridgeExchange(s, "CONNECT 127.0.78.1:57580 HTTP/1.1\r\n\r\n"
+                            .getBytes(StandardCharsets.US_ASCII), 4096), StandardCharsets.US_ASCII);
+                    assertTrue(answer.startsWith("HTTP/1.1 403"), answer);
+                }
+            }
+        } finally {
+            bridgeLog.removeHandler(capture);
+        }
+        List<String> refusedLines = lines.stream().filter(l -> l.contains("refused")).toList();
+        System.out.printf("%d refused CONNECTs to the bridge: %d log lines %s, counted %.0f%n", refusals,
+                refusedLines.size(), refusedLines, bridgeRefusals("not_allowed") - before);
+        assertTrue(refusedLines.size() <= 1, "at most one line for a reason per 10 s: " + refusedLines);
+        assertEquals(refusals, bridgeRefusals("not_allowed") - before,
+                "every refusal counted in waypoint_ext_authz_bridge_refusals_total{reason=not_allowed}");
+        // The bridge still tunnels to a configured authorizer.
+        try (java.net.Socket s = toBridge()) {
+            String answer = new String(bridgeExchange(s, ("CONNECT " + MESH_AUTHZ_IP + ":" + AUTHZ_HTTP
+                    + " HTTP/1.1\r\n\r\n").getBytes(StandardCharsets.US_ASCII), 39), StandardCharsets.US_ASCII);
+            assertEquals("HTTP/1.1 200 Connection established\r\n\r\n", answer);
+        }
+    }
+
+    static double bridgeRefusals(String reason) {
+        var c = registry.find("waypoint_ext_authz_bridge_refusals_total").tag("reason", reason).counter();
+        return c == null ? 0 : c.count();
+    }
+
     @Test
     void theBridgeBoundsHandshakesIdleTunnelsAndConnections() throws Exception {
         // A tunnel left idle is closed after tunnel-idle-timeout (2 s here); a silent connection after connect-timeout (5 s).

@@ -350,15 +350,25 @@ class WaypointForeignPeerEndTest {
         int tunnels = 16;
         int payload = 4 << 20;
         int before = waypoint.dispatcher().tcpTunnels();
+        double abortedBefore = aborted();
         JsonObject client = uploadThenReset(BLACKHOLE, "--tunnels", Integer.toString(tunnels), "--payload",
                 Integer.toString(payload), "--wait", "1");
         assertEquals((long) tunnels * payload, client.getLong("sent_bytes"), "the client sent it all: " + client);
         Thread.sleep(1_000); // what was aborted closes
         int held = waypoint.dispatcher().tcpTunnels() - before;
+        double counted = aborted() - abortedBefore;
         System.out.printf("%d tunnels of %d MiB let go on one connection (stream limit %d) toward a workload that does "
-                + "not read: the waypoint still holds %d%n", tunnels, payload >> 20, STREAMS_PER_CONNECTION, held);
+                + "not read: the waypoint still holds %d, counted as refused (finishing_tunnels) %.0f%n", tunnels,
+                payload >> 20, STREAMS_PER_CONNECTION, held, counted);
         assertTrue(held <= STREAMS_PER_CONNECTION, held + " tunnels held for one connection, more than its "
                 + STREAMS_PER_CONNECTION + " streams");
+        assertEquals(tunnels - held, counted, "every tunnel aborted is counted in"
+                + " waypoint_hbone_refused_total{reason=finishing_tunnels}");
         goodClientGetsThrough();
+    }
+
+    private static double aborted() {
+        return waypoint.registry().get("waypoint_hbone_refused_total").tag("reason", "finishing_tunnels").counter()
+                .count();
     }
 }

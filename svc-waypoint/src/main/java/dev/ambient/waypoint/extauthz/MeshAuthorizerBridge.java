@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.extauthz;
 
+import dev.ambient.controlplane.RefusalLog;
 import dev.ambient.hbone.ConnectionPool;
 import dev.ambient.hbone.HboneHeaders;
 import dev.ambient.hbone.PoolKey;
@@ -10,6 +11,8 @@ import dev.ambient.net.Transport;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.waypoint.identity.WaypointIdentity;
 import dev.ambient.waypoint.state.WaypointState;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
@@ -23,13 +26,13 @@ import io.netty.handler.timeout.IdleStateHandler;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
+import java.util.EnumMap;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import org.jboss.logging.Logger;
 
@@ -46,6 +49,8 @@ import org.jboss.logging.Logger;
  * one log line), resolves no names, and is bounded: a handshake and its tunnel must be up within
  * the connect timeout, at most {@code maxTunnels} connections at once (beyond, closed at accept),
  * a connection idle either way for {@code idleTimeout} is closed, a handshake is at most 8 KiB.
+ * Every refusal counts in {@code waypoint_ext_authz_bridge_refusals_total{reason}}; its log line is
+ * written at most once every 10 s per reason, since anything local can make refusals by the thousand.
  */
 public final class MeshAuthorizerBridge implements AutoCloseable {
 
@@ -65,13 +70,18 @@ public final class MeshAuthorizerBridge implements AutoCloseable {
     private final Supplier<WaypointState> states;
     private final Limits limits;
     private final AtomicInteger open = new AtomicInteger();
-    private final AtomicLong nextBusyLine = new AtomicLong(System.nanoTime());
+    private final Map<ProxyHandshake.Refusal, RefusalLog> refusals = new EnumMap<>(ProxyHandshake.Refusal.class);
     private volatile Allowed allowed;
     private final Channel server;
 
     /** Binds 127.0.0.1 on an ephemeral port, on the data plane's transport (where the HBONE pool lives). */
     public MeshAuthorizerBridge(Transport transport, ConnectionPool pool, WaypointIdentity identity, int hbonePort,
-            Supplier<WaypointState> states, Limits limits) {
+            Supplier<WaypointState> states, Limits limits, MeterRegistry registry) {
+        for (ProxyHandshake.Refusal why : ProxyHandshake.Refusal.values()) {
+            refusals.put(why, new RefusalLog(MeshAuthorizerBridge.class, Counter.builder(
+                    "waypoint_ext_authz_bridge_refusals_total").tag("reason", why.name().toLowerCase(java.util.Locale.ROOT))
+                    .description("Connections the ext_authz bridge refused, by why").register(registry)));
+        }
         this.pool = pool;
         this.identity = identity;
         this.hbonePort = hbonePort;
@@ -99,12 +109,8 @@ public final class MeshAuthorizerBridge implements AutoCloseable {
     private void accept(Channel ch) {
         if (open.incrementAndGet() > limits.maxTunnels()) {
             open.decrementAndGet();
-            long now = System.nanoTime();
-            long next = nextBusyLine.get();
-            if (now - next >= 0 && nextBusyLine.compareAndSet(next, now + TimeUnit.SECONDS.toNanos(10))) {
-                LOG.warnf("ext_authz bridge: %d connections already (waypoint.ext-authz.max-tunnels); closing new ones",
-                        limits.maxTunnels());
-            }
+            refusals.get(ProxyHandshake.Refusal.BUSY).refused("ext_authz bridge: " + limits.maxTunnels()
+                    + " connections already (waypoint.ext-authz.max-tunnels); closing new ones");
             ch.close();
             return;
         }
@@ -254,9 +260,10 @@ public final class MeshAuthorizerBridge implements AutoCloseable {
         private void refuse(ChannelHandlerContext ctx, ProxyHandshake.Protocol protocol, ProxyHandshake.Refusal why,
                 InetSocketAddress target, String reason) {
             decided = true;
-            LOG.warnf("ext_authz bridge: refused %s%s from %s: %s", protocol == null ? "a connection" : protocol + " CONNECT",
+            refusals.get(why).refused(String.format("ext_authz bridge: refused %s%s from %s: %s",
+                    protocol == null ? "a connection" : protocol + " CONNECT",
                     target == null ? "" : " to " + target.getAddress().getHostAddress() + ":" + target.getPort(),
-                    ctx.channel().remoteAddress(), reason);
+                    ctx.channel().remoteAddress(), reason));
             ctx.writeAndFlush(ProxyHandshake.refusal(protocol, why)).addListener(ChannelFutureListener.CLOSE);
         }
 

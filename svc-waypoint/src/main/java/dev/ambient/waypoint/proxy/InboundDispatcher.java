@@ -2,6 +2,7 @@ package dev.ambient.waypoint.proxy;
 
 import dev.ambient.hbone.Authority;
 import dev.ambient.hbone.HboneHeaders;
+import dev.ambient.hbone.HboneLimit;
 import dev.ambient.hbone.HboneRequest;
 import dev.ambient.hbone.HboneRequestHandler;
 import dev.ambient.hbone.HboneServerInitializer;
@@ -25,6 +26,7 @@ import dev.ambient.waypoint.route.RouteTable;
 import dev.ambient.waypoint.state.WaypointState;
 import dev.ambient.waypoint.state.WaypointState.Endpoint;
 import dev.ambient.waypoint.telemetry.AccessLog;
+import dev.ambient.waypoint.telemetry.HboneRefusals;
 import dev.ambient.hbone.ConnectionPool;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
@@ -82,6 +84,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
     private final WaypointIdentity identity;
     private final int upstreamHbonePort;
     private final ExternalDialer external;
+    private final HboneRefusals refusals;
     private final AtomicInteger openTunnels = new AtomicInteger();
     private final AtomicInteger tcpTunnels = new AtomicInteger();
     /** Tunnels carrying h2c: a drain tells their clients, too, to open no new stream. */
@@ -96,8 +99,9 @@ public final class InboundDispatcher implements HboneRequestHandler {
     }
 
     public InboundDispatcher(DataPath path, ConnectionPool hbone, WaypointIdentity identity, int upstreamHbonePort,
-            ExternalDialer external) {
+            ExternalDialer external, HboneRefusals refusals) {
         this.external = external;
+        this.refusals = refusals;
         this.path = path;
         this.hbone = hbone;
         this.identity = identity;
@@ -402,5 +406,17 @@ public final class InboundDispatcher implements HboneRequestHandler {
     @Override
     public void refused(SocketAddress remote, String reason) {
         AccessLog.connection("hbone", String.valueOf(remote), "-", "-", "refused: " + reason);
+    }
+
+    @Override
+    public void limitReached(SocketAddress remote, HboneLimit limit, String detail) {
+        refusals.count(limit);
+        refused(remote, limit.tag() + ": " + detail);
+    }
+
+    /** A refusal whose log line is held back or written elsewhere: counted all the same. */
+    @Override
+    public void limitCounted(SocketAddress remote, HboneLimit limit) {
+        refusals.count(limit);
     }
 }

@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.ambient.ztunnel.GoodTraffic;
 import dev.ambient.ztunnel.LogCapture;
+import dev.ambient.ztunnel.ZtunnelNode;
+import io.micrometer.core.instrument.Counter;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
@@ -78,6 +80,7 @@ class HboneFinishingTunnelsTest {
     @TempDir
     static Path dir;
     static LoopbackMesh mesh;
+    static ZtunnelNode nodeB;
     static HboneClientScript.Hostile sleep;
     static ServerSocket sink;
     static final List<Socket> sinkSockets = new CopyOnWriteArrayList<>();
@@ -88,7 +91,7 @@ class HboneFinishingTunnelsTest {
         mesh.echo("127.0.27.2", ECHO_PORT);
         sink = neverReading(new InetSocketAddress(SINK_IP, SINK_PORT));
         mesh.node("node-a", SOCKS_A.getHostString(), SOCKS_A.getPort());
-        mesh.node("node-b", "127.0.0.84", 25383,
+        nodeB = mesh.node("node-b", "127.0.0.84", 25383,
                 Map.of("ztunnel.dataplane.max-streams-per-connection", Integer.toString(STREAMS_PER_CONNECTION)));
         sleep = HboneClientScript.Hostile.of(dir, mesh, "default", "sleep");
     }
@@ -136,6 +139,7 @@ class HboneFinishingTunnelsTest {
         Held held;
         GoodTraffic.Stats good;
         List<String> lines;
+        double abortedBefore = aborted();
         try (LogCapture log = new LogCapture("dev.ambient.hbone")) {
             GoodTraffic traffic = new GoodTraffic("other", () -> expected.equals(
                     roundTrip(socks(SOCKS_A, "127.0.26.2", "127.0.27.2", ECHO_PORT), payload)));
@@ -145,21 +149,30 @@ class HboneFinishingTunnelsTest {
             good = traffic.stop();
             lines = log.matching(l -> l.contains("still finishing"));
         }
+        double counted = aborted() - abortedBefore;
         System.out.printf("%d tunnels of %d MiB, each ended with END_STREAM + RST_STREAM(NO_ERROR), on one connection"
                 + " (stream limit %d) toward an application that does not read (accepted %d): the ztunnel still holds"
                 + " %d, with %.1f MiB of their bytes in its memory (%.1f MiB more in socket buffers); log lines %s;"
-                + " pod 'other' meanwhile: %s%n", TUNNELS, PAYLOAD >> 20, STREAMS_PER_CONNECTION, sinkSockets.size(),
-                held.tunnels(), held.inProcess() / 1048576.0, held.kernelBytes() / 1048576.0, lines, good);
+                + " pod 'other' meanwhile: %s; counted as refused (finishing_tunnels) %.0f%n", TUNNELS, PAYLOAD >> 20, STREAMS_PER_CONNECTION, sinkSockets.size(),
+                held.tunnels(), held.inProcess() / 1048576.0, held.kernelBytes() / 1048576.0, lines, good, counted);
         assertEquals((long) TUNNELS * PAYLOAD, client.get("sent_bytes").asLong(), "the client sent it all: " + client);
         assertEquals(TUNNELS, sinkSockets.size(), "every tunnel reached the application");
         assertTrue(held.tunnels() <= STREAMS_PER_CONNECTION, held.tunnels() + " tunnels held for one connection, more than its "
                 + STREAMS_PER_CONNECTION + " streams");
         assertTrue(held.tunnels() > 0, "the tunnels within the bound are still finishing, not thrown away");
         assertEquals(1, lines.size(), "one log line for the connection: " + lines);
+        assertEquals(TUNNELS - held.tunnels(), counted, "every tunnel aborted is counted in"
+                + " ztunnel_hbone_handshakes_refused{reason=finishing_tunnels}");
         assertEquals(0, good.failed(), "another pod keeps reaching node-b: " + good);
         assertTrue(good.ok() > 0, good.toString());
         // And afterwards, a new tunnel works.
         assertEquals(expected, roundTrip(socks(SOCKS_A, "127.0.26.2", "127.0.27.2", ECHO_PORT), payload));
+    }
+
+    /** ztunnel_hbone_handshakes_refused{reason=finishing_tunnels} of node-b. */
+    private static double aborted() {
+        Counter c = nodeB.registry().find("ztunnel_hbone_handshakes_refused").tag("reason", "finishing_tunnels").counter();
+        return c == null ? 0 : c.count();
     }
 
     /** hbone_hostile_client.py upload-then-reset, sleep's certificate, to the sink; its JSON summary. */
