@@ -1,9 +1,9 @@
 package dev.ambient.controlplane;
 
+import dev.ambient.net.LineThrottle;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Metrics;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
+import java.time.Duration;
 import org.jboss.logging.Logger;
 
 /**
@@ -16,11 +16,8 @@ import org.jboss.logging.Logger;
  */
 public final class RefusalLog {
 
-    private static final long INTERVAL_NANOS = 10_000_000_000L;
-
     private final Logger log;
-    private final AtomicLong nextLine = new AtomicLong(System.nanoTime());
-    private final AtomicInteger unlogged = new AtomicInteger();
+    private final LineThrottle lines = new LineThrottle(Duration.ofSeconds(10));
     private final Counter counted;
 
     /** @param limit the metric's {@code limit} label */
@@ -38,13 +35,9 @@ public final class RefusalLog {
     /** Counts one refusal; logs {@code line} (WARN) unless a line of this kind was written in the last 10 s. */
     public void refused(String line) {
         counted.increment();
-        long now = System.nanoTime();
-        long next = nextLine.get();
-        if (now - next >= 0 && nextLine.compareAndSet(next, now + INTERVAL_NANOS)) {
-            int notLogged = unlogged.getAndSet(0);
+        int notLogged = lines.event();
+        if (notLogged != LineThrottle.NOT_DUE) {
             log.warn(notLogged == 0 ? line : line + " (" + notLogged + " more refused since the last line)");
-        } else {
-            unlogged.incrementAndGet();
         }
     }
 }

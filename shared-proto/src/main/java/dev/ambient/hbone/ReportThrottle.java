@@ -1,11 +1,10 @@
 package dev.ambient.hbone;
 
+import dev.ambient.net.LineThrottle;
 import java.net.SocketAddress;
 import java.time.Duration;
 import java.util.EnumMap;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Which refusals of a limit get a log line: the first of each {@link HboneLimit} per interval, the
@@ -17,32 +16,22 @@ final class ReportThrottle {
 
     static final Duration INTERVAL = Duration.ofSeconds(10);
 
-    private record Window(AtomicLong nextLineNanos, AtomicInteger unlogged) {
-    }
-
-    private final long intervalNanos;
-    private final Map<HboneLimit, Window> windows = new EnumMap<>(HboneLimit.class);
+    private final Map<HboneLimit, LineThrottle> lines = new EnumMap<>(HboneLimit.class);
 
     ReportThrottle(Duration interval) {
-        this.intervalNanos = interval.toNanos();
-        long now = System.nanoTime();
         for (HboneLimit limit : HboneLimit.values()) {
-            windows.put(limit, new Window(new AtomicLong(now), new AtomicInteger()));
+            lines.put(limit, new LineThrottle(interval));
         }
     }
 
     /** Reports one refusal to {@code handler}: with a log line if none was written for this limit lately. */
     void report(HboneRequestHandler handler, SocketAddress remote, HboneLimit limit, String detail) {
-        Window w = windows.get(limit);
-        long now = System.nanoTime();
-        long next = w.nextLineNanos().get();
-        if (now - next >= 0 && w.nextLineNanos().compareAndSet(next, now + intervalNanos)) {
-            int unlogged = w.unlogged().getAndSet(0);
+        int unlogged = lines.get(limit).event();
+        if (unlogged == LineThrottle.NOT_DUE) {
+            handler.limitCounted(remote, limit);
+        } else {
             handler.limitReached(remote, limit, unlogged == 0 ? detail
                     : detail + " (" + unlogged + " more refused for this reason since the last line)");
-        } else {
-            w.unlogged().incrementAndGet();
-            handler.limitCounted(remote, limit);
         }
     }
 }
