@@ -180,8 +180,10 @@ class K8sManifestsTest {
         assertTrue(javaOpts.contains("-XX:MaxRAMPercentage=40"), javaOpts);
         assertTrue(javaOpts.contains("--enable-native-access=ALL-UNNAMED"), javaOpts);
         assertEquals("2", value(env, "MALLOC_ARENA_MAX"), "two glibc arenas, not one per thread");
-        assertEquals("-Xmn8m -XX:MinHeapFreeRatio=20 -XX:MaxHeapFreeRatio=40", value(env, "JDK_JAVA_OPTIONS"),
-                "the ztunnel's own heap sizing: a fixed young generation, an old one 20-40% free after a full GC");
+        assertEquals("-Xmn8m -XX:MinHeapFreeRatio=20 -XX:MaxHeapFreeRatio=40 -Dio.netty.allocator.maxCachedBufferCapacity=262144",
+                value(env, "JDK_JAVA_OPTIONS"),
+                "the ztunnel's own sizing: a fixed young generation, an old one 20-40% free after a full GC,"
+                        + " and Netty's thread caches holding the data plane's 64-256 KiB buffers");
 
         JsonNode resources = container().path("resources");
         assertEquals("200m", resources.at("/requests/cpu").asText());
