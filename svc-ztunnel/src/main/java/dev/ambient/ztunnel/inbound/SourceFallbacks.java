@@ -1,10 +1,9 @@
 package dev.ambient.ztunnel.inbound;
 
+import dev.ambient.net.LineThrottle;
 import dev.ambient.ztunnel.metrics.TrafficMetrics;
 import java.net.InetAddress;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
+import java.time.Duration;
 import org.jboss.logging.Logger;
 
 /**
@@ -17,11 +16,9 @@ import org.jboss.logging.Logger;
 public final class SourceFallbacks {
 
     private static final Logger LOG = Logger.getLogger(SourceFallbacks.class);
-    private static final long INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(10);
 
     private final TrafficMetrics metrics;
-    private final AtomicLong nextLineNanos = new AtomicLong(System.nanoTime());
-    private final AtomicInteger unlogged = new AtomicInteger();
+    private final LineThrottle lines = new LineThrottle(Duration.ofSeconds(10));
 
     public SourceFallbacks(TrafficMetrics metrics) {
         this.metrics = metrics;
@@ -29,15 +26,11 @@ public final class SourceFallbacks {
 
     void fellBack(String where, InetAddress client, Throwable cause) {
         metrics.sourceFallback(cause instanceof WorkloadDialer.TransparentBindFailed ? "ip_transparent" : "bind");
-        long now = System.nanoTime();
-        long next = nextLineNanos.get();
-        if (now - next >= 0 && nextLineNanos.compareAndSet(next, now + INTERVAL_NANOS)) {
-            int others = unlogged.getAndSet(0);
+        int others = lines.event();
+        if (others != LineThrottle.NOT_DUE) {
             LOG.warnf("inbound: could not connect to the application from the client's address %s in %s (%s); it"
                     + " sees the pod's own address instead%s", client.getHostAddress(), where, cause.getMessage(),
                     others == 0 ? "" : " (" + others + " more since the last line)");
-        } else {
-            unlogged.incrementAndGet();
         }
     }
 }
