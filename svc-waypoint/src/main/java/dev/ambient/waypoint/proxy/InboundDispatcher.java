@@ -76,6 +76,11 @@ public final class InboundDispatcher implements HboneRequestHandler {
      * h2c inside a tunnel: 100 streams, and extended CONNECT (RFC 8441) for WebSocket over HTTP/2.
      * Windows stay at HTTP/2's 64 KiB: what a stream the endpoint does not drain may hold.
      */
+    /**
+     * What a sniffed TCP tunnel's client may send while its endpoint is dialled (more closes it):
+     * kept, as the ztunnel's and the declared-TCP path's holders are, at 4 MiB.
+     */
+    private static final long SNIFFED_HOLD_BYTES = 4L << 20;
     private static final Http2Settings H2C_SETTINGS = Http2Settings.defaultSettings().maxConcurrentStreams(100)
             .connectProtocolEnabled(true);
 
@@ -244,8 +249,10 @@ public final class InboundDispatcher implements HboneRequestHandler {
                     return;
                 }
                 stream.config().setAutoRead(false);
-                p.addAfter(after, PendingReads.NAME, new PendingReads(4L << 20));
-                forwardSniffedTcp(tunnel, stream);
+                Promise<Void> done = stream.eventLoop().newPromise();
+                SniffedTcpHold hold = new SniffedTcpHold(stream, SNIFFED_HOLD_BYTES, done);
+                p.addAfter(after, SniffedTcpHold.NAME, hold);
+                forwardSniffedTcp(tunnel, stream, hold, done);
             }
         }
         LOG.debugf("tunnel from %s for %s carries %s", tunnel.source(), tunnel.describe(), protocol);
@@ -275,23 +282,57 @@ public final class InboundDispatcher implements HboneRequestHandler {
                         upstream.target(), "closed: the client left while its endpoint was dialled");
                 return;
             }
-            splice(tunnel, accept(request), upstream);
+            splice(tunnel, accept(request), upstream, null);
         });
     }
 
-    /** A tunnel found to carry TCP by sniffing: answered already, so it is spliced once the endpoint is up. */
-    private void forwardSniffedTcp(Tunnel tunnel, Http2StreamChannel inbound) {
+    /**
+     * A tunnel found to carry TCP by sniffing: answered already, so the client may have sent all it
+     * had, and even ended cleanly and let go of its stream, by the time the endpoint is up; the hold
+     * has what it sent. Completes {@code done} once the tunnel is over.
+     */
+    private void forwardSniffedTcp(Tunnel tunnel, Http2StreamChannel inbound, SniffedTcpHold hold,
+            Promise<Void> done) {
         tcpTunnels.incrementAndGet();
         dialEndpoint(tunnel, inbound.eventLoop()).addListener(f -> {
             if (!f.isSuccess()) {
+                hold.discard();
                 tcpTunnels.decrementAndGet();
+                done.trySuccess(null);
                 inbound.close();
-            } else if (!inbound.isActive()) {
-                tcpTunnels.decrementAndGet();
-                ((Upstream) f.getNow()).stream().close();
-            } else {
-                splice(tunnel, inbound, (Upstream) f.getNow());
+                return;
             }
+            Upstream upstream = (Upstream) f.getNow();
+            switch (hold.client()) {
+                case OPEN -> {
+                    hold.handOver(inbound.pipeline().context(hold));
+                    splice(tunnel, inbound, upstream, done);
+                }
+                case ENDED -> deliverLate(tunnel, hold, upstream, done);
+                case GONE -> {
+                    hold.discard();
+                    tcpTunnels.decrementAndGet();
+                    done.trySuccess(null);
+                    inbound.close();
+                    upstream.stream().close();
+                    AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
+                            upstream.target(), "closed: " + hold.goneReason());
+                }
+            }
+        });
+    }
+
+    /** The client ended cleanly during the dial: its upload goes to the endpoint, then END_STREAM. */
+    private void deliverLate(Tunnel tunnel, SniffedTcpHold hold, Upstream up, Promise<Void> done) {
+        AtomicLong sent = new AtomicLong();
+        AtomicLong received = new AtomicLong();
+        java.time.Duration idle = path.limits.tcpIdleTimeout();
+        java.util.function.BooleanSupplier idledOut = LateUpload.deliver(up.stream(), hold.takeUpload(), sent,
+                received, idle);
+        up.stream().closeFuture().addListener(x -> {
+            tcpTunnels.decrementAndGet();
+            done.trySuccess(null);
+            logClosed(tunnel, up, " after the client ended during the dial", idledOut, idle, sent, received);
         });
     }
 
@@ -381,7 +422,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
      * no longer counts (one side may outlive the other while its last bytes go out) and gets its
      * access-log line.
      */
-    private void splice(Tunnel tunnel, Http2StreamChannel inbound, Upstream up) {
+    private void splice(Tunnel tunnel, Http2StreamChannel inbound, Upstream up, Promise<Void> done) {
         Channel upstream = up.stream();
         upstream.eventLoop().execute(() -> {
             if (upstream instanceof Http2StreamChannel) {
@@ -395,12 +436,21 @@ public final class InboundDispatcher implements HboneRequestHandler {
             java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, upstream, sent, received, idle);
             SocketRelay.bothClosed(inbound, upstream).addListener(x -> {
                 tcpTunnels.decrementAndGet();
-                AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
-                        up.target(), String.format("closed%s: sent=%d received=%d %.1fms", idledOut.getAsBoolean()
-                                ? " after the idle timeout (" + idle.toMillis() + " ms)" : "", sent.get(),
-                                received.get(), (System.nanoTime() - up.startNanos()) / 1e6));
+                if (done != null) {
+                    done.trySuccess(null);
+                }
+                logClosed(tunnel, up, "", idledOut, idle, sent, received);
             });
         });
+    }
+
+    /** A TCP tunnel's access-log line once it is over: how it ended, bytes each way, duration. */
+    private static void logClosed(Tunnel tunnel, Upstream up, String how, java.util.function.BooleanSupplier idledOut,
+            java.time.Duration idle, AtomicLong sent, AtomicLong received) {
+        AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(), up.target(),
+                String.format("closed%s%s: sent=%d received=%d %.1fms", how, idledOut.getAsBoolean()
+                        ? " after the idle timeout (" + idle.toMillis() + " ms)" : "", sent.get(), received.get(),
+                        (System.nanoTime() - up.startNanos()) / 1e6));
     }
 
     @Override

@@ -103,7 +103,7 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private static void watchIdle(Channel a, Channel b, AtomicLong last, long idleNanos, AtomicBoolean idledOut) {
+    static void watchIdle(Channel a, Channel b, AtomicLong last, long idleNanos, AtomicBoolean idledOut) {
         if (!a.isActive() && !b.isActive()) {
             return;
         }
@@ -202,7 +202,7 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
      * peer has not ended its side, RST_STREAM(NO_ERROR) (ours is complete, we want no more; a close
      * would send CANCEL, an abort); a socket with the FIN already asked for, then close.
      */
-    private static void endAfterItsLastBytes(Channel ch) {
+    static void endAfterItsLastBytes(Channel ch) {
         SocketRelay.onLoop(ch, () -> {
             if (ch instanceof Http2StreamChannel stream) {
                 StreamBytes.endOutput(stream).addListener(f -> {
