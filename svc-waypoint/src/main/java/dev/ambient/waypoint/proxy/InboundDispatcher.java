@@ -73,14 +73,14 @@ public final class InboundDispatcher implements HboneRequestHandler {
     /** The SHA-256 of the peer certificate of an HBONE connection, computed once per connection. */
     private static final AttributeKey<String> PEER_CERT_SHA256 = AttributeKey.valueOf("waypoint-peer-cert-sha256");
     /**
+     * What a sniffed TCP tunnel's client may send while its endpoint is dialled (more closes it):
+     * 4 MiB, as the holders of the ztunnel's tunnels and of a sniffed tunnel before this one.
+     */
+    private static final long SNIFFED_HOLD_BYTES = 4L << 20;
+    /**
      * h2c inside a tunnel: 100 streams, and extended CONNECT (RFC 8441) for WebSocket over HTTP/2.
      * Windows stay at HTTP/2's 64 KiB: what a stream the endpoint does not drain may hold.
      */
-    /**
-     * What a sniffed TCP tunnel's client may send while its endpoint is dialled (more closes it):
-     * kept, as the ztunnel's and the declared-TCP path's holders are, at 4 MiB.
-     */
-    private static final long SNIFFED_HOLD_BYTES = 4L << 20;
     private static final Http2Settings H2C_SETTINGS = Http2Settings.defaultSettings().maxConcurrentStreams(100)
             .connectProtocolEnabled(true);
 
@@ -282,7 +282,7 @@ public final class InboundDispatcher implements HboneRequestHandler {
                         upstream.target(), "closed: the client left while its endpoint was dialled");
                 return;
             }
-            splice(tunnel, accept(request), upstream, null);
+            splice(tunnel, accept(request), null, upstream, null);
         });
     }
 
@@ -303,36 +303,17 @@ public final class InboundDispatcher implements HboneRequestHandler {
                 return;
             }
             Upstream upstream = (Upstream) f.getNow();
-            switch (hold.client()) {
-                case OPEN -> {
-                    hold.handOver(inbound.pipeline().context(hold));
-                    splice(tunnel, inbound, upstream, done);
-                }
-                case ENDED -> deliverLate(tunnel, hold, upstream, done);
-                case GONE -> {
-                    hold.discard();
-                    tcpTunnels.decrementAndGet();
-                    done.trySuccess(null);
-                    inbound.close();
-                    upstream.stream().close();
-                    AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
-                            upstream.target(), "closed: " + hold.goneReason());
-                }
+            if (hold.gone()) {
+                hold.discard();
+                tcpTunnels.decrementAndGet();
+                done.trySuccess(null);
+                inbound.close();
+                upstream.stream().close();
+                AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
+                        upstream.target(), "closed: " + hold.goneReason());
+                return;
             }
-        });
-    }
-
-    /** The client ended cleanly during the dial: its upload goes to the endpoint, then END_STREAM. */
-    private void deliverLate(Tunnel tunnel, SniffedTcpHold hold, Upstream up, Promise<Void> done) {
-        AtomicLong sent = new AtomicLong();
-        AtomicLong received = new AtomicLong();
-        java.time.Duration idle = path.limits.tcpIdleTimeout();
-        java.util.function.BooleanSupplier idledOut = LateUpload.deliver(up.stream(), hold.takeUpload(), sent,
-                received, idle);
-        up.stream().closeFuture().addListener(x -> {
-            tcpTunnels.decrementAndGet();
-            done.trySuccess(null);
-            logClosed(tunnel, up, " after the client ended during the dial", idledOut, idle, sent, received);
+            splice(tunnel, inbound, hold, upstream, done);
         });
     }
 
@@ -422,7 +403,8 @@ public final class InboundDispatcher implements HboneRequestHandler {
      * no longer counts (one side may outlive the other while its last bytes go out) and gets its
      * access-log line.
      */
-    private void splice(Tunnel tunnel, Http2StreamChannel inbound, Upstream up, Promise<Void> done) {
+    private void splice(Tunnel tunnel, Http2StreamChannel inbound, SniffedTcpHold held, Upstream up,
+            Promise<Void> done) {
         Channel upstream = up.stream();
         upstream.eventLoop().execute(() -> {
             if (upstream instanceof Http2StreamChannel) {
@@ -433,24 +415,20 @@ public final class InboundDispatcher implements HboneRequestHandler {
             java.time.Duration idle = path.limits.tcpIdleTimeout();
             // TcpSplice ends each side when the other ends: after the bytes still on their way, or
             // at once for an abort. A close here would throw those bytes away.
-            java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, upstream, sent, received, idle);
+            java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, held, upstream, sent, received,
+                    idle);
             SocketRelay.bothClosed(inbound, upstream).addListener(x -> {
                 tcpTunnels.decrementAndGet();
                 if (done != null) {
                     done.trySuccess(null);
                 }
-                logClosed(tunnel, up, "", idledOut, idle, sent, received);
+                AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(), up.target(),
+                        String.format("closed%s%s: sent=%d received=%d %.1fms", held != null && held.endedDuringDial()
+                                ? " after the client ended during the dial" : "", idledOut.getAsBoolean()
+                                ? " after the idle timeout (" + idle.toMillis() + " ms)" : "", sent.get(),
+                                received.get(), (System.nanoTime() - up.startNanos()) / 1e6));
             });
         });
-    }
-
-    /** A TCP tunnel's access-log line once it is over: how it ended, bytes each way, duration. */
-    private static void logClosed(Tunnel tunnel, Upstream up, String how, java.util.function.BooleanSupplier idledOut,
-            java.time.Duration idle, AtomicLong sent, AtomicLong received) {
-        AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(), up.target(),
-                String.format("closed%s%s: sent=%d received=%d %.1fms", how, idledOut.getAsBoolean()
-                        ? " after the idle timeout (" + idle.toMillis() + " ms)" : "", sent.get(), received.get(),
-                        (System.nanoTime() - up.startNanos()) / 1e6));
     }
 
     @Override

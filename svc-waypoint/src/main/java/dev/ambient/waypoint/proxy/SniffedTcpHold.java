@@ -1,8 +1,8 @@
 package dev.ambient.waypoint.proxy;
 
 import dev.ambient.hbone.FinishingTunnels;
-import dev.ambient.net.PendingReads;
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
@@ -18,7 +18,10 @@ import java.util.List;
  * went out before the sniff, so the client sends at once). Held here and owned by the dispatcher,
  * not by the stream: a client may end cleanly during the dial, END_STREAM then RST_STREAM(NO_ERROR)
  * often in the same read as its data, and Netty then closes the stream and removes its handlers;
- * what it sent must still be delivered ({@link LateUpload}). Bounded twice: at most
+ * what it sent must still be delivered: {@link TcpSplice} takes it when it starts, from the
+ * pipeline if the stream is open, else from here, and ends the endpoint's side after it as it would
+ * for a client that ended once spliced (END_STREAM, then RST_STREAM(NO_ERROR) if the endpoint has
+ * not ended; what the endpoint answers is dropped). Bounded twice: at most
  * {@code maxBytes} for the tunnel (more closes the stream), and from that reset on the tunnel counts
  * among its connection's finishing tunnels ({@link FinishingTunnels}, as many as the connection may
  * have streams): beyond them it is aborted and its bytes let go. Event loop of the stream only.
@@ -26,16 +29,6 @@ import java.util.List;
 final class SniffedTcpHold extends ChannelInboundHandlerAdapter {
 
     static final String NAME = "sniffed-tcp-hold";
-
-    /** Where the client's side stands when the dial ends. */
-    enum Client {
-        /** Its stream is open: splice as usual, what was held first. */
-        OPEN,
-        /** It ended cleanly during the dial and its stream is closed: deliver what it sent, then end. */
-        ENDED,
-        /** It aborted, left without a clean end, sent too much, or let go beyond its connection's bound. */
-        GONE
-    }
 
     private final ArrayDeque<ByteBuf> bytes = new ArrayDeque<>();
     private final long maxBytes;
@@ -49,6 +42,8 @@ final class SniffedTcpHold extends ChannelInboundHandlerAdapter {
     /** Beyond the finishing bound, or past maxBytes: aborted. */
     private boolean aborted;
     private String abortReason;
+    /** Set on release: the stream had closed after a clean end; read by the access log's thread. */
+    private volatile boolean endedDuringDial;
 
     SniffedTcpHold(Http2StreamChannel stream, long maxBytes, Future<?> done) {
         this.stream = stream;
@@ -56,14 +51,12 @@ final class SniffedTcpHold extends ChannelInboundHandlerAdapter {
         this.done = done;
     }
 
-    Client client() {
-        if (aborted) {
-            return Client.GONE;
-        }
-        if (stream.isActive()) {
-            return Client.OPEN;
-        }
-        return letGo ? Client.ENDED : Client.GONE;
+    /**
+     * When the dial ends: whether the client is gone, aborted (beyond its connection's bound, too
+     * much sent) or closed without a clean end; else the tunnel is spliced, what was held first.
+     */
+    boolean gone() {
+        return aborted || !letGo && !stream.isActive();
     }
 
     /** Why the client counts as gone, for the access log. */
@@ -122,25 +115,37 @@ final class SniffedTcpHold extends ChannelInboundHandlerAdapter {
     }
 
     /**
-     * The client's stream is open: a {@link PendingReads} takes this holder's place, holding what
-     * was held (and END_STREAM if read) for the splice, which releases it once both sides are joined.
+     * When the splice's handler on {@code stream} is in place, on its loop. Stream open: what was
+     * held (and END_STREAM if read) goes to that handler through the pipeline, and the holder leaves;
+     * returns nothing. Stream closed after its client ended cleanly: returns what it sent, for the
+     * splice to pass on as read, then the end ({@link #endedDuringDial()}). Otherwise: nothing.
      */
-    void handOver(ChannelHandlerContext ctx) {
-        ctx.pipeline().addAfter(NAME, PendingReads.NAME, new PendingReads(maxBytes));
-        for (ByteBuf b; (b = bytes.poll()) != null;) {
-            ctx.fireChannelRead(b);
+    List<ByteBuf> release(Channel stream) {
+        ChannelHandlerContext ctx = stream.pipeline().context(this);
+        if (ctx != null) {
+            for (ByteBuf b; (b = bytes.poll()) != null;) {
+                ctx.fireChannelRead(b);
+            }
+            ctx.fireChannelReadComplete();
+            if (inputEnded) {
+                ctx.fireUserEventTriggered(ChannelInputShutdownEvent.INSTANCE);
+            }
+            ctx.pipeline().remove(this);
+            return List.of();
         }
-        if (inputEnded) {
-            ctx.fireUserEventTriggered(ChannelInputShutdownEvent.INSTANCE);
+        if (!letGo || aborted) {
+            discard();
+            return List.of();
         }
-        ctx.pipeline().remove(this);
+        endedDuringDial = true;
+        List<ByteBuf> upload = new ArrayList<>(bytes);
+        bytes.clear();
+        return upload;
     }
 
-    /** The client ended during the dial: what it sent, for {@link LateUpload}; the holder is empty after. */
-    List<ByteBuf> takeUpload() {
-        List<ByteBuf> out = new ArrayList<>(bytes);
-        bytes.clear();
-        return out;
+    /** The client had ended cleanly and its stream was closed when the splice started. */
+    boolean endedDuringDial() {
+        return endedDuringDial;
     }
 
     /** Lets go of what is held; once the dial ends, the dispatcher calls it for every outcome but a delivery. */
