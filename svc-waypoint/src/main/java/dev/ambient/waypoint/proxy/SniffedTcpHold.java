@@ -18,10 +18,10 @@ import java.util.List;
  * went out before the sniff, so the client sends at once). Held here and owned by the dispatcher,
  * not by the stream: a client may end cleanly during the dial, END_STREAM then RST_STREAM(NO_ERROR)
  * often in the same read as its data, and Netty then closes the stream and removes its handlers;
- * what it sent must still be delivered: {@link TcpSplice} takes it when it starts, from the
- * pipeline if the stream is open, else from here, and ends the endpoint's side after it as it would
- * for a client that ended once spliced (END_STREAM, then RST_STREAM(NO_ERROR) if the endpoint has
- * not ended; what the endpoint answers is dropped). Bounded twice: at most
+ * what it sent must still be delivered: {@link TcpSplice} takes it when it starts, through the
+ * pipeline if the stream is open, else from here, and then sends END_STREAM to the endpoint (whose
+ * answer is dropped until it ends its side). The holder stays until then, so no clean reset between
+ * the dial and the splice loses the bytes either. Bounded twice: at most
  * {@code maxBytes} for the tunnel (more closes the stream), and from that reset on the tunnel counts
  * among its connection's finishing tunnels ({@link FinishingTunnels}, as many as the connection may
  * have streams): beyond them it is aborted and its bytes let go. Event loop of the stream only.
