@@ -37,13 +37,13 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Handler;
-import java.util.logging.LogRecord;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -119,20 +119,7 @@ class WaypointForeignPeerEndTest {
     /** What the recorder read, one entry per connection. */
     static final LinkedBlockingQueue<Received> recorded = new LinkedBlockingQueue<>();
     static final List<String> accessLog = java.util.Collections.synchronizedList(new ArrayList<>());
-    static final Handler capture = new Handler() {
-        @Override
-        public void publish(LogRecord r) {
-            accessLog.add(r.getParameters() == null ? r.getMessage() : String.format(r.getMessage(), r.getParameters()));
-        }
-
-        @Override
-        public void flush() {
-        }
-
-        @Override
-        public void close() {
-        }
-    };
+    static final Handler capture = new LogCapture(accessLog);
 
     /** @param bytes read; @param sha256 of them; @param end "EOF" or the error that ended the reading */
     record Received(long bytes, String sha256, String end) {
@@ -375,41 +362,12 @@ class WaypointForeignPeerEndTest {
     }
 
     /**
-     * The attack: one connection opens tunnels one after another to a workload that reads nothing
-     * (its HBONE server never gives a window back), each 4 MiB then END_STREAM + RST_STREAM(NO_ERROR).
-     * Each reset frees its stream's place and gives its window back to the client, while the waypoint
-     * would go on holding what it read and could not deliver. Beyond the connection's stream limit
-     * such tunnels are aborted.
-     */
-    @Test
-    void aClientConnectionLeavesNoMoreTunnelsFinishingThanItMayHaveStreams() throws Exception {
-        int tunnels = 16;
-        int payload = 4 << 20;
-        int before = waypoint.dispatcher().tcpTunnels();
-        double abortedBefore = aborted();
-        JsonObject client = uploadThenReset(BLACKHOLE, "--tunnels", Integer.toString(tunnels), "--payload",
-                Integer.toString(payload), "--wait", "1");
-        assertEquals((long) tunnels * payload, client.getLong("sent_bytes"), "the client sent it all: " + client);
-        Thread.sleep(1_000); // what was aborted closes
-        int held = waypoint.dispatcher().tcpTunnels() - before;
-        double counted = aborted() - abortedBefore;
-        System.out.printf("%d tunnels of %d MiB let go on one connection (stream limit %d) toward a workload that does "
-                + "not read: the waypoint still holds %d, counted as refused (finishing_tunnels) %.0f%n", tunnels,
-                payload >> 20, STREAMS_PER_CONNECTION, held, counted);
-        assertTrue(held <= STREAMS_PER_CONNECTION, held + " tunnels held for one connection, more than its "
-                + STREAMS_PER_CONNECTION + " streams");
-        assertEquals(tunnels - held, counted, "every tunnel aborted is counted in"
-                + " waypoint_hbone_refused_total{reason=finishing_tunnels}");
-        goodClientGetsThrough();
-    }
-
-    /**
      * The attack found on sniffed ports: the client's upload, END_STREAM and RST_STREAM(NO_ERROR)
      * arrive together, and the reset lands while the waypoint dials the endpoint it sniffed TCP for;
      * Netty closes the stream then. Every upload still reaches the application, then a FIN, and each
      * tunnel gets its access-log line. Four client connections of four tunnels each: a connection's
      * tunnels let go of while their endpoint is dialled count among its finishing tunnels, and four
-     * is what one may leave (the bound's own case is the blackhole's test below).
+     * is what one may leave (the bound's own case is the blackhole's test above).
      */
     @Test
     void sniffedClientEndingDuringTheDialStillHasEveryByteDeliveredThenFin() throws Exception {
@@ -473,30 +431,33 @@ class WaypointForeignPeerEndTest {
     }
 
     /**
-     * The attack on a sniffed port: tunnels toward a workload that never reads nor answers, each a
-     * 256 KiB upload (more than the workload's 64 KiB window, so the waypoint's END_STREAM toward it
-     * never goes out) then END_STREAM + RST_STREAM(NO_ERROR), mostly during the dial. What the
-     * waypoint still delivers for a client that has let go is bounded as on a declared port: no more
-     * such tunnels per connection than it may have streams; the rest are aborted, counted and logged.
+     * The attack: one connection opens tunnels one after another to a workload that reads nothing
+     * (its HBONE server never gives a window back), each an upload then END_STREAM +
+     * RST_STREAM(NO_ERROR). Each reset frees its stream's place and gives its window back to the
+     * client, while the waypoint would go on holding what it read and could not deliver. Beyond the
+     * connection's stream limit such tunnels are aborted, counted and logged. On the declared port
+     * 4 MiB each; on the sniffed one (the 200 before the dial) 256 KiB, more than the workload's
+     * 64 KiB window so that the waypoint's END_STREAM toward it never goes out, and most resets land
+     * while the endpoint is dialled.
      */
-    @Test
-    void aSniffedClientConnectionLeavesNoMoreTunnelsFinishingThanItMayHaveStreams() throws Exception {
+    @ParameterizedTest
+    @CsvSource({"blackhole, 4194304", "blackhole-sniffed, 262144"})
+    void aClientConnectionLeavesNoMoreTunnelsFinishingThanItMayHaveStreams(String name, int payload) throws Exception {
+        Service target = name.equals(BLACKHOLE.getName()) ? BLACKHOLE : BLACKHOLE_SNIFFED;
         int tunnels = 16;
-        int payload = 256 << 10;
         int before = waypoint.dispatcher().tcpTunnels();
         double abortedBefore = aborted();
         accessLog.clear();
-        JsonObject client = uploadThenReset(BLACKHOLE_SNIFFED, "--tunnels", Integer.toString(tunnels), "--payload",
+        JsonObject client = uploadThenReset(target, "--tunnels", Integer.toString(tunnels), "--payload",
                 Integer.toString(payload), "--wait", "1");
         assertEquals((long) tunnels * payload, client.getLong("sent_bytes"), "the client sent it all: " + client);
         Thread.sleep(1_000); // what was aborted closes
         int held = waypoint.dispatcher().tcpTunnels() - before;
         double counted = aborted() - abortedBefore;
         List<String> lines = linesFor(FOREIGN_IP + ":7004", tunnels - held);
-        System.out.printf("sniffed: %d tunnels of %d KiB let go during the dial on one connection (stream limit %d)"
-                + " toward a workload that does not read: the waypoint still holds %d, counted as refused"
-                + " (finishing_tunnels) %.0f; log: %s%n", tunnels, payload >> 10, STREAMS_PER_CONNECTION, held,
-                counted, lines);
+        System.out.printf("%s: %d tunnels of %d KiB let go on one connection (stream limit %d) toward a workload that"
+                + " does not read: the waypoint still holds %d, counted as refused (finishing_tunnels) %.0f; log: %s%n",
+                name, tunnels, payload >> 10, STREAMS_PER_CONNECTION, held, counted, lines);
         assertTrue(held <= STREAMS_PER_CONNECTION, held + " tunnels held for one connection, more than its "
                 + STREAMS_PER_CONNECTION + " streams");
         assertTrue(held > 0, "the tunnels within the bound are still being delivered, not dropped");
