@@ -34,7 +34,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Handler;
-import java.util.logging.LogRecord;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -64,21 +63,7 @@ class WaypointEgressTest {
     static HboneTestBox box;
     static PrometheusMeterRegistry registry;
     static final List<String> accessLog = Collections.synchronizedList(new ArrayList<>());
-    static final Handler capture = new Handler() {
-        @Override
-        public void publish(LogRecord r) {
-            accessLog.add(r.getParameters() == null ? r.getMessage()
-                    : String.format(r.getMessage(), r.getParameters()));
-        }
-
-        @Override
-        public void flush() {
-        }
-
-        @Override
-        public void close() {
-        }
-    };
+    static final Handler capture = new LogCapture(accessLog);
     static final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).build();
     static int nextTunnelPort = 58401;

@@ -34,13 +34,16 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.logging.Handler;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -67,6 +70,8 @@ class WaypointForeignPeerEndTest {
     static final String APP_IP = "127.0.119.2";
     static final int SINK_PORT = 58721;
     static final int ECHO_PORT = 58722;
+    /** An application that reads every connection at once, to its end, and records what it read. */
+    static final int RECORDER_PORT = 58723;
     /** The waypoint's max-streams-per-connection here: also what one connection may leave finishing. */
     static final int STREAMS_PER_CONNECTION = 4;
     /**
@@ -94,6 +99,13 @@ class WaypointForeignPeerEndTest {
     static final Service ECHO = service("echo", NS, "127.0.120.5", 9000, ECHO_PORT, "tcp");
     /** hbone_server.py's port 7004: a workload that never reads, its windows never given back. */
     static final Service BLACKHOLE = service("blackhole", NS, "127.0.120.6", 9000, 7004, "tcp");
+    /**
+     * The same workload on a port that declares no protocol: the 200 comes first, the endpoint is
+     * dialled once the first bytes say TCP, and a small upload's END_STREAM + reset arrive during that dial.
+     */
+    static final Service BLACKHOLE_SNIFFED = service("blackhole-sniffed", NS, "127.0.120.7", 9000, 7004, "");
+    /** The recorder on a port that declares no protocol: sniffed, then its endpoint dialled. */
+    static final Service RECORDER_SNIFFED = service("recorder-sniffed", NS, "127.0.120.8", 9000, RECORDER_PORT, "");
 
     @TempDir
     static Path dir;
@@ -104,6 +116,10 @@ class WaypointForeignPeerEndTest {
     static final Map<String, InetSocketAddress> tunnels = new ConcurrentHashMap<>();
     /** What the sink read of its last connection. */
     static volatile CompletableFuture<Received> lastSink = new CompletableFuture<>();
+    /** What the recorder read, one entry per connection. */
+    static final LinkedBlockingQueue<Received> recorded = new LinkedBlockingQueue<>();
+    static final List<String> accessLog = java.util.Collections.synchronizedList(new ArrayList<>());
+    static final Handler capture = new LogCapture(accessLog);
 
     /** @param bytes read; @param sha256 of them; @param end "EOF" or the error that ended the reading */
     record Received(long bytes, String sha256, String end) {
@@ -115,8 +131,9 @@ class WaypointForeignPeerEndTest {
         waypoint = box.waypoint(WAYPOINT_IP, HBONE, ENDPOINT_HBONE,
                 Map.of("waypoint.listen.max-streams-per-connection", Integer.toString(STREAMS_PER_CONNECTION)),
                 new PrometheusMeterRegistry(PrometheusConfig.DEFAULT));
-        List<Service> told = List.of(TOLD_END_NO_ERROR, TOLD_RESET_ONLY, TOLD_END_CANCEL, BLACKHOLE);
-        List<Service> ours = List.of(SINK, ECHO);
+        List<Service> told = List.of(TOLD_END_NO_ERROR, TOLD_RESET_ONLY, TOLD_END_CANCEL, BLACKHOLE,
+                BLACKHOLE_SNIFFED);
+        List<Service> ours = List.of(SINK, ECHO, RECORDER_SNIFFED);
         List<Service> all = new ArrayList<>(told);
         all.addAll(ours);
         waypoint.store().replace(WaypointState.of(List.of(backing(pod("told", NS, "told", FOREIGN_IP, null, 0, 0), told),
@@ -125,6 +142,11 @@ class WaypointForeignPeerEndTest {
         box.endpointServer(new InetSocketAddress(APP_IP, ENDPOINT_HBONE), new SpiffeId("cluster.local", NS, "app"));
         foreignServer = startForeignServer();
         serve(SINK_PORT, WaypointForeignPeerEndTest::slowSink);
+        serve(RECORDER_PORT, s -> {
+            s.setSoTimeout(20_000);
+            recorded.add(readToEnd(s.getInputStream()));
+        });
+        java.util.logging.Logger.getLogger("dev.ambient.waypoint.access").addHandler(capture);
         serve(ECHO_PORT, s -> {
             s.getInputStream().transferTo(s.getOutputStream());
             s.shutdownOutput();
@@ -139,6 +161,7 @@ class WaypointForeignPeerEndTest {
 
     @AfterAll
     static void stop() throws Exception {
+        java.util.logging.Logger.getLogger("dev.ambient.waypoint.access").removeHandler(capture);
         if (foreignServer != null) {
             foreignServer.destroy();
             foreignServer.waitFor(5, TimeUnit.SECONDS);
@@ -339,31 +362,108 @@ class WaypointForeignPeerEndTest {
     }
 
     /**
-     * The attack: one connection opens tunnels one after another to a workload that reads nothing
-     * (its HBONE server never gives a window back), each 4 MiB then END_STREAM + RST_STREAM(NO_ERROR).
-     * Each reset frees its stream's place and gives its window back to the client, while the waypoint
-     * would go on holding what it read and could not deliver. Beyond the connection's stream limit
-     * such tunnels are aborted.
+     * The attack found on sniffed ports: the client's upload, END_STREAM and RST_STREAM(NO_ERROR)
+     * arrive together, and the reset lands while the waypoint dials the endpoint it sniffed TCP for;
+     * Netty closes the stream then. Every upload still reaches the application, then a FIN, and each
+     * tunnel gets its access-log line. Four client connections of four tunnels each: a connection's
+     * tunnels let go of while their endpoint is dialled count among its finishing tunnels, and four
+     * is what one may leave (the bound's own case is the blackhole's test above).
      */
     @Test
-    void aClientConnectionLeavesNoMoreTunnelsFinishingThanItMayHaveStreams() throws Exception {
+    void sniffedClientEndingDuringTheDialStillHasEveryByteDeliveredThenFin() throws Exception {
+        int connections = 4;
+        int tunnels = connections * STREAMS_PER_CONNECTION;
+        int payload = 16 << 10;
+        recorded.clear();
+        accessLog.clear();
+        String sha256 = null;
+        for (int i = 0; i < connections; i++) {
+            JsonObject client = uploadThenReset(RECORDER_SNIFFED, "--tunnels", Integer.toString(STREAMS_PER_CONNECTION),
+                    "--payload", Integer.toString(payload), "--wait", "0.5");
+            assertEquals((long) STREAMS_PER_CONNECTION * payload, client.getLong("sent_bytes"),
+                    "the client sent it all: " + client);
+            sha256 = client.getString("sent_sha256");
+        }
+        List<Received> got = new ArrayList<>();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (got.size() < tunnels && System.nanoTime() < deadline) {
+            Received r = recorded.poll(100, TimeUnit.MILLISECONDS);
+            if (r != null) {
+                got.add(r);
+            }
+        }
+        String target = APP_IP + ":" + RECORDER_PORT;
+        List<String> lines = linesFor(target, tunnels);
+        long duringDial = lines.stream().filter(l -> l.contains(DIAL_REASON)).count();
+        long whole = got.stream().filter(r -> r.bytes() == payload && r.end().equals("EOF")).count();
+        System.out.printf("sniffed: %d tunnels of %d KiB ended (END_STREAM + RST(NO_ERROR)) at once: the application"
+                + " read %d whole, then EOF (%s); %d ended during the dial; log: %s%n", tunnels, payload >> 10, whole,
+                got, duringDial, lines);
+        assertEquals(tunnels, got.size(), "connections the application saw: " + got);
+        for (Received r : got) {
+            assertEquals("EOF", r.end(), "the application's reading ends with a FIN, not a reset: " + got);
+            assertEquals(payload, r.bytes(), "bytes the application read: " + got);
+            assertEquals(sha256, r.sha256(), "the upload's digest");
+        }
+        assertEquals(tunnels, lines.size(), "one access-log line per tunnel: " + lines);
+        assertTrue(lines.stream().allMatch(l -> l.contains("sent=" + payload)), "each line counts the upload: " + lines);
+        assertTrue(duringDial > 0, "the case is the one meant: some reset landed during the dial: " + lines);
+        goodClientGetsThrough();
+    }
+
+    /** The access-log line of a tunnel whose client ended cleanly while its endpoint was dialled. */
+    static final String DIAL_REASON = "the client ended during the dial";
+
+    /** The TCP access-log lines naming {@code target}, once {@code n} of them are there or 10 s passed. */
+    static List<String> linesFor(String target, int n) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        List<String> lines;
+        do {
+            synchronized (accessLog) {
+                lines = accessLog.stream().filter(l -> l.startsWith("tcp ") && l.contains("target=" + target)).toList();
+            }
+            if (lines.size() >= n) {
+                return lines;
+            }
+            Thread.sleep(50);
+        } while (System.nanoTime() < deadline);
+        return lines;
+    }
+
+    /**
+     * The attack: one connection opens tunnels one after another to a workload that reads nothing
+     * (its HBONE server never gives a window back), each an upload then END_STREAM +
+     * RST_STREAM(NO_ERROR). Each reset frees its stream's place and gives its window back to the
+     * client, while the waypoint would go on holding what it read and could not deliver. Beyond the
+     * connection's stream limit such tunnels are aborted, counted and logged. On the declared port
+     * 4 MiB each; on the sniffed one (the 200 before the dial) 256 KiB, more than the workload's
+     * 64 KiB window so that the waypoint's END_STREAM toward it never goes out, and most resets land
+     * while the endpoint is dialled.
+     */
+    @ParameterizedTest
+    @CsvSource({"blackhole, 4194304", "blackhole-sniffed, 262144"})
+    void aClientConnectionLeavesNoMoreTunnelsFinishingThanItMayHaveStreams(String name, int payload) throws Exception {
+        Service target = name.equals(BLACKHOLE.getName()) ? BLACKHOLE : BLACKHOLE_SNIFFED;
         int tunnels = 16;
-        int payload = 4 << 20;
         int before = waypoint.dispatcher().tcpTunnels();
         double abortedBefore = aborted();
-        JsonObject client = uploadThenReset(BLACKHOLE, "--tunnels", Integer.toString(tunnels), "--payload",
+        accessLog.clear();
+        JsonObject client = uploadThenReset(target, "--tunnels", Integer.toString(tunnels), "--payload",
                 Integer.toString(payload), "--wait", "1");
         assertEquals((long) tunnels * payload, client.getLong("sent_bytes"), "the client sent it all: " + client);
         Thread.sleep(1_000); // what was aborted closes
         int held = waypoint.dispatcher().tcpTunnels() - before;
         double counted = aborted() - abortedBefore;
-        System.out.printf("%d tunnels of %d MiB let go on one connection (stream limit %d) toward a workload that does "
-                + "not read: the waypoint still holds %d, counted as refused (finishing_tunnels) %.0f%n", tunnels,
-                payload >> 20, STREAMS_PER_CONNECTION, held, counted);
+        List<String> lines = linesFor(FOREIGN_IP + ":7004", tunnels - held);
+        System.out.printf("%s: %d tunnels of %d KiB let go on one connection (stream limit %d) toward a workload that"
+                + " does not read: the waypoint still holds %d, counted as refused (finishing_tunnels) %.0f; log: %s%n",
+                name, tunnels, payload >> 10, STREAMS_PER_CONNECTION, held, counted, lines);
         assertTrue(held <= STREAMS_PER_CONNECTION, held + " tunnels held for one connection, more than its "
                 + STREAMS_PER_CONNECTION + " streams");
+        assertTrue(held > 0, "the tunnels within the bound are still being delivered, not dropped");
         assertEquals(tunnels - held, counted, "every tunnel aborted is counted in"
                 + " waypoint_hbone_refused_total{reason=finishing_tunnels}");
+        assertEquals(tunnels - held, lines.size(), "each aborted tunnel has its access-log line: " + lines);
         goodClientGetsThrough();
     }
 

@@ -53,7 +53,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Handler;
-import java.util.logging.LogRecord;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -104,20 +103,7 @@ class WaypointRouteDefaultsTest {
     static final List<AutoCloseable> apps = new ArrayList<>();
     static final List<Process> processes = new ArrayList<>();
     static final List<String> accessLog = new CopyOnWriteArrayList<>();
-    static final Handler capture = new Handler() {
-        @Override
-        public void publish(LogRecord r) {
-            accessLog.add(r.getParameters() == null ? r.getMessage() : String.format(r.getMessage(), r.getParameters()));
-        }
-
-        @Override
-        public void flush() {
-        }
-
-        @Override
-        public void close() {
-        }
-    };
+    static final Handler capture = new LogCapture(accessLog);
     /** Requests each application received, by "app path". */
     static final Map<String, AtomicInteger> seen = new ConcurrentHashMap<>();
     /** What the mirror's application received: "METHOD target host bytes sha256". */

@@ -73,6 +73,11 @@ public final class InboundDispatcher implements HboneRequestHandler {
     /** The SHA-256 of the peer certificate of an HBONE connection, computed once per connection. */
     private static final AttributeKey<String> PEER_CERT_SHA256 = AttributeKey.valueOf("waypoint-peer-cert-sha256");
     /**
+     * What a sniffed TCP tunnel's client may send while its endpoint is dialled (more closes it):
+     * 4 MiB, as the holders of the ztunnel's tunnels and of a sniffed tunnel before this one.
+     */
+    private static final long SNIFFED_HOLD_BYTES = 4L << 20;
+    /**
      * h2c inside a tunnel: 100 streams, and extended CONNECT (RFC 8441) for WebSocket over HTTP/2.
      * Windows stay at HTTP/2's 64 KiB: what a stream the endpoint does not drain may hold.
      */
@@ -244,8 +249,10 @@ public final class InboundDispatcher implements HboneRequestHandler {
                     return;
                 }
                 stream.config().setAutoRead(false);
-                p.addAfter(after, PendingReads.NAME, new PendingReads(4L << 20));
-                forwardSniffedTcp(tunnel, stream);
+                Promise<Void> done = stream.eventLoop().newPromise();
+                SniffedTcpHold hold = new SniffedTcpHold(stream, SNIFFED_HOLD_BYTES, done);
+                p.addAfter(after, SniffedTcpHold.NAME, hold);
+                forwardSniffedTcp(tunnel, stream, hold, done);
             }
         }
         LOG.debugf("tunnel from %s for %s carries %s", tunnel.source(), tunnel.describe(), protocol);
@@ -275,23 +282,38 @@ public final class InboundDispatcher implements HboneRequestHandler {
                         upstream.target(), "closed: the client left while its endpoint was dialled");
                 return;
             }
-            splice(tunnel, accept(request), upstream);
+            splice(tunnel, accept(request), null, upstream, null);
         });
     }
 
-    /** A tunnel found to carry TCP by sniffing: answered already, so it is spliced once the endpoint is up. */
-    private void forwardSniffedTcp(Tunnel tunnel, Http2StreamChannel inbound) {
+    /**
+     * A tunnel found to carry TCP by sniffing: answered already, so the client may have sent all it
+     * had, and even ended cleanly and let go of its stream, by the time the endpoint is up; the hold
+     * has what it sent. Completes {@code done} once the tunnel is over.
+     */
+    private void forwardSniffedTcp(Tunnel tunnel, Http2StreamChannel inbound, SniffedTcpHold hold,
+            Promise<Void> done) {
         tcpTunnels.incrementAndGet();
         dialEndpoint(tunnel, inbound.eventLoop()).addListener(f -> {
             if (!f.isSuccess()) {
+                hold.discard();
                 tcpTunnels.decrementAndGet();
+                done.trySuccess(null);
                 inbound.close();
-            } else if (!inbound.isActive()) {
-                tcpTunnels.decrementAndGet();
-                ((Upstream) f.getNow()).stream().close();
-            } else {
-                splice(tunnel, inbound, (Upstream) f.getNow());
+                return;
             }
+            Upstream upstream = (Upstream) f.getNow();
+            if (hold.gone()) {
+                hold.discard();
+                tcpTunnels.decrementAndGet();
+                done.trySuccess(null);
+                inbound.close();
+                upstream.stream().close();
+                AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
+                        upstream.target(), "closed: " + hold.goneReason());
+                return;
+            }
+            splice(tunnel, inbound, hold, upstream, done);
         });
     }
 
@@ -381,7 +403,8 @@ public final class InboundDispatcher implements HboneRequestHandler {
      * no longer counts (one side may outlive the other while its last bytes go out) and gets its
      * access-log line.
      */
-    private void splice(Tunnel tunnel, Http2StreamChannel inbound, Upstream up) {
+    private void splice(Tunnel tunnel, Http2StreamChannel inbound, SniffedTcpHold held, Upstream up,
+            Promise<Void> done) {
         Channel upstream = up.stream();
         upstream.eventLoop().execute(() -> {
             if (upstream instanceof Http2StreamChannel) {
@@ -392,11 +415,16 @@ public final class InboundDispatcher implements HboneRequestHandler {
             java.time.Duration idle = path.limits.tcpIdleTimeout();
             // TcpSplice ends each side when the other ends: after the bytes still on their way, or
             // at once for an abort. A close here would throw those bytes away.
-            java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, upstream, sent, received, idle);
+            java.util.function.BooleanSupplier idledOut = TcpSplice.join(inbound, held, upstream, sent, received,
+                    idle);
             SocketRelay.bothClosed(inbound, upstream).addListener(x -> {
                 tcpTunnels.decrementAndGet();
-                AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(),
-                        up.target(), String.format("closed%s: sent=%d received=%d %.1fms", idledOut.getAsBoolean()
+                if (done != null) {
+                    done.trySuccess(null);
+                }
+                AccessLog.connection("tcp", Authority.format(tunnel.source()), tunnel.peer().uri(), up.target(),
+                        String.format("closed%s%s: sent=%d received=%d %.1fms", held != null && held.endedDuringDial()
+                                ? " after the client ended during the dial" : "", idledOut.getAsBoolean()
                                 ? " after the idle timeout (" + idle.toMillis() + " ms)" : "", sent.get(),
                                 received.get(), (System.nanoTime() - up.startNanos()) / 1e6));
             });

@@ -19,6 +19,7 @@ import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -32,6 +33,12 @@ import java.util.function.BooleanSupplier;
  * most with RST_STREAM(NO_ERROR), ends the other after the bytes still on their way to it; an abort
  * (a reset with an error code, a reset or close before END_STREAM, an error) closes the other at once.
  * With an idle timeout, a splice that moves no byte either way for that long is closed (both sides).
+ * A sniffed client's side may come with a {@link SniffedTcpHold}: what it sent while its endpoint
+ * was dialled, kept past its stream's close if it ended cleanly then; that goes on as if read now,
+ * then its END_STREAM, and the tunnel finishes when the endpoint ends its side too (its answer,
+ * with nobody to take it, read and dropped), or at the idle timeout. It is not reset right after
+ * our END_STREAM, as for a client that lets go once spliced: an endpoint's HBONE server may get
+ * that reset ahead of the data it has not read yet, just after its 200, and take it for an abort.
  */
 public final class TcpSplice extends ChannelInboundHandlerAdapter {
 
@@ -47,6 +54,8 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
     private boolean closeHandled;
     private TcpSplice peerSide;
     private Channel self;
+    /** What this side's client sent while its endpoint was dialled (a sniffed tunnel), or null. */
+    private SniffedTcpHold held;
     /** Both sides closed. */
     private Future<?> done;
 
@@ -62,6 +71,12 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
      * no byte moved either way for that long; the answer says whether that is how it ended.
      */
     public static BooleanSupplier join(Channel a, Channel b, AtomicLong aToB, AtomicLong bToA, Duration idle) {
+        return join(a, null, b, aToB, bToA, idle);
+    }
+
+    /** As {@link #join(Channel, Channel, AtomicLong, AtomicLong, Duration)}, {@code a}'s first bytes in {@code aHeld}. */
+    static BooleanSupplier join(Channel a, SniffedTcpHold aHeld, Channel b, AtomicLong aToB, AtomicLong bToA,
+            Duration idle) {
         AtomicLong last = new AtomicLong(System.nanoTime());
         TcpSplice fromA = new TcpSplice(b, aToB, last);
         TcpSplice fromB = new TcpSplice(a, bToA, last);
@@ -69,6 +84,7 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
         fromB.peerSide = fromA;
         fromA.self = a;
         fromB.self = b;
+        fromA.held = aHeld;
         fromA.done = SocketRelay.bothClosed(a, b);
         fromB.done = fromA.done;
         // Both handlers are in place before either side reads. A stream that starts reading
@@ -95,10 +111,20 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
      * reading is on unless the other side is already full (its handler resumes us when it drains).
      */
     private void start() {
-        PendingReads.release(self);
+        if (held == null) {
+            PendingReads.release(self);
+        } else {
+            List<ByteBuf> upload = held.release(self);
+            if (held.endedDuringDial()) {
+                // Its stream closed before this handler was there: no pipeline to read it through.
+                upload.forEach(this::forward);
+                other.flush();
+                endOfInput();
+            }
+        }
         if (!self.isActive()) {
             closed(); // closed before this handler was there to hear it
-        } else if (other.isWritable()) {
+        } else if (other.isWritable() || !other.isActive()) {
             StreamReading.set(self, true);
         }
     }
@@ -121,9 +147,16 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        ByteBuf buf = (ByteBuf) msg;
+        forward((ByteBuf) msg);
+    }
+
+    private void forward(ByteBuf buf) {
         bytes.addAndGet(buf.readableBytes());
         lastActivity.lazySet(System.nanoTime());
+        if (!other.isActive()) {
+            buf.release(); // an answer to a client that is gone: dropped, and reading goes on to the end
+            return;
+        }
         other.write(buf);
         if (!other.isWritable()) {
             self.config().setAutoRead(false);
@@ -151,7 +184,16 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
             }
             return;
         }
-        if (evt instanceof ChannelInputShutdownEvent && !ended) {
+        if (evt instanceof ChannelInputShutdownEvent) {
+            endOfInput();
+            return;
+        }
+        ctx.fireUserEventTriggered(evt);
+    }
+
+    /** This side's END_STREAM (or FIN): passed on after what it sent; once. */
+    private void endOfInput() {
+        if (!ended) {
             ended = true;
             if (other instanceof Http2StreamChannel stream) {
                 StreamBytes.endOutput(stream);
@@ -164,9 +206,7 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
                 endAfterItsLastBytes(other);
                 endAfterItsLastBytes(self);
             }
-            return;
         }
-        ctx.fireUserEventTriggered(evt);
     }
 
     @Override
@@ -186,6 +226,10 @@ public final class TcpSplice extends ChannelInboundHandlerAdapter {
             return;
         }
         closeHandled = true;
+        if (ended && held != null && held.endedDuringDial()) {
+            // Our END_STREAM toward the endpoint is on its way; its own end closes the tunnel.
+            return;
+        }
         if (ended && !failed && !StreamBytes.aborted(self)) {
             // This side ended its input, then closed, at most with RST_STREAM(NO_ERROR) (RFC 9113
             // 8.1): what it sent may still be on its way to the other side, queued there behind
