@@ -90,9 +90,11 @@ public class EndpointListeners {
                 handler, (name, limit) -> refusals.get(name + "/" + limit.label()).increment());
         listener.listen(endpoint.host(), endpoint.port()).toCompletionStage().toCompletableFuture().join();
         listeners.add(listener);
-        LOG.infof("%s listening on %s:%d (at most %d connections per source, %d in all, idle %s)", endpoint.name(),
-                endpoint.host(), listener.port(), bounds.maxConnectionsPerSource(), bounds.maxConnections(),
-                bounds.idleTimeout());
+        // Quarkus's own "Listening on: http://host:port" wording: @QuarkusIntegrationTest finds the
+        // packaged jar's HTTP port by it (the first such line, the probes'), as operators do.
+        LOG.infof("%s: Listening on: http://%s:%d (at most %d connections per source, %d in all, idle %s)",
+                endpoint.name(), endpoint.host(), listener.port(), bounds.maxConnectionsPerSource(),
+                bounds.maxConnections(), bounds.idleTimeout());
     }
 
     void onStop(@Observes ShutdownEvent event) {
