@@ -1,6 +1,6 @@
 package dev.ambient.ztunnel;
 
-import dev.ambient.ztunnel.admin.EndpointListeners;
+import dev.ambient.net.QuarkusEndpoints;
 import dev.ambient.ztunnel.config.ZtunnelConfig;
 import dev.ambient.ztunnel.guard.OwnListeners;
 import dev.ambient.ztunnel.state.LocalConfigException;
@@ -52,8 +52,8 @@ public class Ztunnel {
     /** The probe (15021) and metrics (15020) ports served in this process (admin/EndpointListeners). */
     static List<OwnListeners.Listener> quarkusListeners(Config c) {
         List<OwnListeners.Listener> out = new ArrayList<>();
-        EndpointListeners.probes(c).ifPresent(e -> out.add(new OwnListeners.Listener("readiness", e.port(), host(e.host()))));
-        EndpointListeners.metrics(c).ifPresent(e -> out.add(new OwnListeners.Listener("metrics", e.port(), host(e.host()))));
+        QuarkusEndpoints.probes(c).ifPresent(e -> out.add(new OwnListeners.Listener("readiness", e.port(), host(e.host()))));
+        QuarkusEndpoints.metrics(c).ifPresent(e -> out.add(new OwnListeners.Listener("metrics", e.port(), host(e.host()))));
         return out;
     }
 
