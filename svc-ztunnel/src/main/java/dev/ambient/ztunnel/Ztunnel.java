@@ -1,11 +1,11 @@
 package dev.ambient.ztunnel;
 
+import dev.ambient.net.QuarkusEndpoints;
 import dev.ambient.ztunnel.config.ZtunnelConfig;
 import dev.ambient.ztunnel.guard.OwnListeners;
 import dev.ambient.ztunnel.state.LocalConfigException;
 import io.micrometer.core.instrument.MeterRegistry;
 import dev.ambient.ztunnel.inpod.ZdsClient;
-import io.quarkus.runtime.LaunchMode;
 import io.quarkus.runtime.Quarkus;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
@@ -49,20 +49,11 @@ public class Ztunnel {
         }
     }
 
-    /** The probe (15021) and metrics (15020) ports Quarkus serves in this process. */
+    /** The probe (15021) and metrics (15020) ports served in this process (admin/EndpointListeners). */
     static List<OwnListeners.Listener> quarkusListeners(Config c) {
-        boolean test = LaunchMode.current() == LaunchMode.TEST;
         List<OwnListeners.Listener> out = new ArrayList<>();
-        c.getOptionalValue(test ? "quarkus.http.test-port" : "quarkus.http.port", Integer.class)
-                .filter(p -> p > 0)
-                .ifPresent(p -> out.add(new OwnListeners.Listener("readiness", p,
-                        host(c.getOptionalValue("quarkus.http.host", String.class).orElse("0.0.0.0")))));
-        if (c.getOptionalValue("quarkus.management.enabled", Boolean.class).orElse(false)) {
-            c.getOptionalValue(test ? "quarkus.management.test-port" : "quarkus.management.port", Integer.class)
-                    .filter(p -> p > 0)
-                    .ifPresent(p -> out.add(new OwnListeners.Listener("metrics", p,
-                            host(c.getOptionalValue("quarkus.management.host", String.class).orElse("0.0.0.0")))));
-        }
+        QuarkusEndpoints.probes(c).ifPresent(e -> out.add(new OwnListeners.Listener("readiness", e.port(), host(e.host()))));
+        QuarkusEndpoints.metrics(c).ifPresent(e -> out.add(new OwnListeners.Listener("metrics", e.port(), host(e.host()))));
         return out;
     }
 

@@ -44,6 +44,8 @@ public interface ZtunnelConfig {
 
     Dns dns();
 
+    Endpoints endpoints();
+
     /**
      * Istio's outboundTrafficPolicy: ALLOW_ANY passes connections to unknown destinations through as
      * plain TCP; REGISTRY_ONLY refuses them (only known workloads, services and ServiceEntries).
@@ -252,5 +254,27 @@ public interface ZtunnelConfig {
          */
         @WithDefault("1024")
         int socketQueue();
+    }
+
+    /**
+     * The probe (15021) and metrics (15020) listeners: every pod can reach them without credentials,
+     * so what connections may hold there is bounded (see README, Ports).
+     */
+    interface Endpoints {
+        /** Connections one source address may hold per listener; beyond it closed at accept. */
+        @WithDefault("16")
+        int maxConnectionsPerSource();
+
+        /** Connections all sources together may hold per listener. */
+        @WithDefault("256")
+        int maxConnections();
+
+        /** An idle connection is closed after this; longer than Prometheus's scrape interval keeps its connection. */
+        @WithDefault("2m")
+        Duration idleTimeout();
+
+        /** A connection must have sent its first request's headers this soon after accept. */
+        @WithDefault("10s")
+        Duration firstRequestTimeout();
     }
 }
