@@ -240,7 +240,8 @@ public final class TunnelRelay {
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof Http2ResetFrame reset) {
                 // RST_STREAM(NO_ERROR) after END_STREAM is a clean end: the stream closes once the
-                // frames queued ahead of it are read, and channelInactive decides then.
+                // frames queued ahead of it are read, and channelInactive decides then. One that came
+                // before we were attached was held, and is judged by the stream's state on arrival.
                 if (!PeerReset.endsCleanly(reset, streamInputEnded)) {
                     finish(false, "stream reset by peer (" + Http2Error.valueOf(reset.errorCode()) + ")");
                 } else if (!FinishingTunnels.admit(stream, SocketRelay.bothClosed(stream, tcp))) {

@@ -4,7 +4,10 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.codec.http2.Http2DataFrame;
+import io.netty.handler.codec.http2.Http2FrameStream;
 import io.netty.handler.codec.http2.Http2ResetFrame;
+import io.netty.handler.codec.http2.Http2Stream;
+import io.netty.handler.codec.http2.Http2StreamFrame;
 import io.netty.util.ReferenceCountUtil;
 import java.util.ArrayDeque;
 
@@ -48,9 +51,47 @@ public final class PendingReads extends ChannelInboundHandlerAdapter {
         // Swallowed: the relay flushes when it replays.
     }
 
+    /**
+     * A peer's reset held here, replayed in place of {@code frame}, with what the connection knew when
+     * it arrived: whether the peer had already ended its side (its END_STREAM read by the connection,
+     * the stream half-closed by it). That is lost by the replay: the reset closes the stream, and the
+     * END_STREAM may still sit, unread, in the stream's queue behind it. {@code dev.ambient.hbone.PeerReset}
+     * judges by it.
+     */
+    public record HeldReset(Http2ResetFrame frame, boolean peerEndedFirst) implements Http2ResetFrame {
+
+        static HeldReset of(Http2ResetFrame reset) {
+            Http2FrameStream stream = reset.stream();
+            return new HeldReset(reset, stream != null && stream.state() == Http2Stream.State.HALF_CLOSED_REMOTE);
+        }
+
+        @Override
+        public long errorCode() {
+            return frame.errorCode();
+        }
+
+        @Override
+        public String name() {
+            return frame.name();
+        }
+
+        @Override
+        public Http2FrameStream stream() {
+            return frame.stream();
+        }
+
+        @Override
+        public Http2StreamFrame stream(Http2FrameStream stream) {
+            frame.stream(stream);
+            return this;
+        }
+    }
+
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-        if (evt instanceof ChannelInputShutdownEvent || evt instanceof Http2ResetFrame) {
+        if (evt instanceof Http2ResetFrame reset) {
+            held.add(reset instanceof HeldReset ? reset : HeldReset.of(reset));
+        } else if (evt instanceof ChannelInputShutdownEvent) {
             held.add(evt);
         } else {
             ctx.fireUserEventTriggered(evt);
