@@ -125,6 +125,21 @@ class Watch:
                     self.closed = True
 
 
+def reads(socks, closed, hold):
+    """(index, bytes read) from the sockets not yet marked closed (closed[i] None), b"" at a close,
+    for HOLD seconds or until the caller has marked all closed."""
+    end = time.monotonic() + hold
+    while time.monotonic() < end and any(t is None for t in closed):
+        live = [s for s, t in zip(socks, closed) if t is None]
+        ready, _, _ = select.select(live, [], [], 0.5)
+        for s in ready:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            yield socks.index(s), data
+
+
 def connections(n, mode, hold):
     start = time.monotonic()
     socks, conns, watches, failed = [], [], [], 0
@@ -144,26 +159,17 @@ def connections(n, mode, hold):
     opened = time.monotonic() - start
     print(json.dumps({"opened": len(socks)}), flush=True)
     closed_at = [None] * len(socks)
-    end = time.monotonic() + hold
-    while time.monotonic() < end and any(t is None for t in closed_at):
-        live = [s for s, t in zip(socks, closed_at) if t is None]
-        ready, _, _ = select.select(live, [], [], 0.5)
-        for s in ready:
-            i = socks.index(s)
+    for i, data in reads(socks, closed_at, hold):
+        watches[i].feed(conns[i], data)
+        if mode == "preface" and not watches[i].closed:  # silent ones do not even acknowledge SETTINGS
             try:
-                data = s.recv(65536)
+                out = conns[i].data_to_send()
+                if out:
+                    socks[i].sendall(out)
             except OSError:
-                data = b""
-            watches[i].feed(conns[i], data)
-            if mode == "preface" and not watches[i].closed:  # silent ones do not even acknowledge SETTINGS
-                try:
-                    out = conns[i].data_to_send()
-                    if out:
-                        s.sendall(out)
-                except OSError:
-                    watches[i].closed = True
-            if watches[i].closed:
-                closed_at[i] = round(time.monotonic() - start, 2)
+                watches[i].closed = True
+        if watches[i].closed:
+            closed_at[i] = round(time.monotonic() - start, 2)
     goaways = {}
     for w in watches:
         if w.goaway:
@@ -195,18 +201,9 @@ def tcp(n, hold):
         socks.append(s)
     print(json.dumps({"opened": len(socks)}), flush=True)
     closed_after = [None] * len(socks)
-    end = time.monotonic() + hold
-    while time.monotonic() < end and any(t is None for t in closed_after):
-        live = [s for s, t in zip(socks, closed_after) if t is None]
-        ready, _, _ = select.select(live, [], [], 0.5)
-        for s in ready:
-            i = socks.index(s)
-            try:
-                data = s.recv(65536)
-            except OSError:
-                data = b""
-            if not data:  # the server sends nothing before a ClientHello: anything readable is its close
-                closed_after[i] = time.monotonic() - opened_at[i]
+    for i, data in reads(socks, closed_after, hold):
+        if not data:  # the server sends nothing before a ClientHello: anything readable is its close
+            closed_after[i] = time.monotonic() - opened_at[i]
     print(json.dumps({"opened": len(socks), "failed": failed, "held": closed_after.count(None),
                       "closed_at_once": sum(1 for t in closed_after if t is not None and t < 2),
                       "closed_later": sum(1 for t in closed_after if t is not None and t >= 2)}), flush=True)
