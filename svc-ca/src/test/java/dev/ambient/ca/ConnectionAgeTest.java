@@ -1,11 +1,11 @@
 package dev.ambient.ca;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 
 import dev.ambient.proto.ca.CertificateServiceGrpc;
 import dev.ambient.proto.ca.TrustBundleRequest;
+import io.grpc.Attributes;
 import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ClientCall;
@@ -42,9 +42,9 @@ class ConnectionAgeTest {
         }
     }
 
-    /** The client's end of the connection each call went over. */
-    static final class LocalAddresses implements ClientInterceptor {
-        final List<SocketAddress> seen = new CopyOnWriteArrayList<>();
+    /** The connection each call went over: its transport's attributes (one object per connection) and client end. */
+    static final class Connections implements ClientInterceptor {
+        final List<Attributes> seen = new CopyOnWriteArrayList<>();
 
         @Override
         public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
@@ -55,7 +55,7 @@ class ConnectionAgeTest {
                     super.start(new ForwardingClientCallListener.SimpleForwardingClientCallListener<>(listener) {
                         @Override
                         public void onHeaders(Metadata h) {
-                            seen.add(call.getAttributes().get(Grpc.TRANSPORT_ATTR_LOCAL_ADDR));
+                            seen.add(call.getAttributes());
                             super.onHeaders(h);
                         }
                     }, headers);
@@ -66,7 +66,7 @@ class ConnectionAgeTest {
 
     @Test
     void anAgedConnectionIsReplacedAndTheClientIsServedOnTheNext() throws Exception {
-        LocalAddresses connections = new LocalAddresses();
+        Connections connections = new Connections();
         try (CaClient client = CaClient.from("127.0.0.2", () -> CaServingTlsTest.ROOT)) {
             CertificateServiceGrpc.CertificateServiceBlockingStub stub = client.stub("box-sleep")
                     .withInterceptors(connections);
@@ -75,8 +75,10 @@ class ConnectionAgeTest {
             assertEquals(1, stub.getTrustBundle(TrustBundleRequest.getDefaultInstance()).getRootsCount());
         }
         assertEquals(2, connections.seen.size());
-        assertNotNull(connections.seen.get(0));
-        assertNotEquals(connections.seen.get(0), connections.seen.get(1),
-                "the second call went over the first connection: it was not replaced at its max age");
+        SocketAddress first = connections.seen.get(0).get(Grpc.TRANSPORT_ATTR_LOCAL_ADDR);
+        SocketAddress second = connections.seen.get(1).get(Grpc.TRANSPORT_ATTR_LOCAL_ADDR);
+        System.out.printf("first call from %s, second from %s%n", first, second);
+        assertNotSame(connections.seen.get(0), connections.seen.get(1),
+                "the second call went over the first connection (" + first + "): it was not replaced at its max age");
     }
 }
