@@ -9,6 +9,10 @@ the attacker). Prints one JSON line of what it saw, for the Java test to judge.
       opens N connections that finish TLS, then send nothing (silent) or only the HTTP/2 preface
       and SETTINGS (preface), prints {"opened": n}, and watches them HOLD_S seconds: how many the
       server closed, when, and with which GOAWAY code.
+  tcp N HOLD_S
+      opens N TCP connections that send one byte of a TLS record (a ClientHello that never comes),
+      prints {"opened": n}, and watches them HOLD_S seconds: how many the server closed within 2 s
+      of accept (before any TLS), and how many it still held at the end.
   streams N PATH TOKEN HOLD_S
       on one connection opens N gRPC calls (HEADERS without END_STREAM, no message), prints
       {"sent": n}, and watches HOLD_S seconds: how many the server reset (by code), answered, or
@@ -121,6 +125,21 @@ class Watch:
                     self.closed = True
 
 
+def reads(socks, closed, hold):
+    """(index, bytes read) from the sockets not yet marked closed (closed[i] None), b"" at a close,
+    for HOLD seconds or until the caller has marked all closed."""
+    end = time.monotonic() + hold
+    while time.monotonic() < end and any(t is None for t in closed):
+        live = [s for s, t in zip(socks, closed) if t is None]
+        ready, _, _ = select.select(live, [], [], 0.5)
+        for s in ready:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            yield socks.index(s), data
+
+
 def connections(n, mode, hold):
     start = time.monotonic()
     socks, conns, watches, failed = [], [], [], 0
@@ -140,26 +159,17 @@ def connections(n, mode, hold):
     opened = time.monotonic() - start
     print(json.dumps({"opened": len(socks)}), flush=True)
     closed_at = [None] * len(socks)
-    end = time.monotonic() + hold
-    while time.monotonic() < end and any(t is None for t in closed_at):
-        live = [s for s, t in zip(socks, closed_at) if t is None]
-        ready, _, _ = select.select(live, [], [], 0.5)
-        for s in ready:
-            i = socks.index(s)
+    for i, data in reads(socks, closed_at, hold):
+        watches[i].feed(conns[i], data)
+        if mode == "preface" and not watches[i].closed:  # silent ones do not even acknowledge SETTINGS
             try:
-                data = s.recv(65536)
+                out = conns[i].data_to_send()
+                if out:
+                    socks[i].sendall(out)
             except OSError:
-                data = b""
-            watches[i].feed(conns[i], data)
-            if mode == "preface" and not watches[i].closed:  # silent ones do not even acknowledge SETTINGS
-                try:
-                    out = conns[i].data_to_send()
-                    if out:
-                        s.sendall(out)
-                except OSError:
-                    watches[i].closed = True
-            if watches[i].closed:
-                closed_at[i] = round(time.monotonic() - start, 2)
+                watches[i].closed = True
+        if watches[i].closed:
+            closed_at[i] = round(time.monotonic() - start, 2)
     goaways = {}
     for w in watches:
         if w.goaway:
@@ -170,6 +180,33 @@ def connections(n, mode, hold):
                       "closed": len(times), "first_close_s": times[0] if times else None,
                       "last_close_s": times[-1] if times else None, "opening_s": round(opened, 2),
                       "goaways": goaways}), flush=True)
+    for s in socks:
+        s.close()
+
+
+def tcp(n, hold):
+    source = (os.environ["SOURCE_IP"], 0) if os.environ.get("SOURCE_IP") else None
+    socks, opened_at, failed = [], [], 0
+    for _ in range(n):
+        try:
+            s = socket.create_connection((host, port), timeout=10, source_address=source)
+        except OSError:
+            failed += 1
+            continue
+        opened_at.append(time.monotonic())
+        try:
+            s.sendall(b"\x16")  # TLS handshake record type: the first byte of a ClientHello
+        except OSError:
+            pass  # closed already: seen below
+        socks.append(s)
+    print(json.dumps({"opened": len(socks)}), flush=True)
+    closed_after = [None] * len(socks)
+    for i, data in reads(socks, closed_after, hold):
+        if not data:  # the server sends nothing before a ClientHello: anything readable is its close
+            closed_after[i] = time.monotonic() - opened_at[i]
+    print(json.dumps({"opened": len(socks), "failed": failed, "held": closed_after.count(None),
+                      "closed_at_once": sum(1 for t in closed_after if t is not None and t < 2),
+                      "closed_later": sum(1 for t in closed_after if t is not None and t >= 2)}), flush=True)
     for s in socks:
         s.close()
 
@@ -232,6 +269,8 @@ def big_headers(size, path, token):
 
 if attack == "connections":
     connections(int(args[0]), args[1], float(args[2]))
+elif attack == "tcp":
+    tcp(int(args[0]), float(args[1]))
 elif attack == "streams":
     streams(int(args[0]), args[1], args[2], float(args[3]))
 elif attack == "rapid-reset":

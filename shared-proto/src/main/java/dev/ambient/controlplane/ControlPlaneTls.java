@@ -4,8 +4,6 @@ import io.grpc.netty.GrpcSslContexts;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
-import io.vertx.core.http.HttpServerOptions;
-import io.vertx.core.net.KeyCertOptions;
 import java.util.Set;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.X509TrustManager;
@@ -24,12 +22,7 @@ public final class ControlPlaneTls {
 
     private ControlPlaneTls() {}
 
-    /** A Vert.x server (Quarkus's separate gRPC server) serving what {@code keys} holds. */
-    public static void serve(HttpServerOptions options, ServingKeyManager keys) {
-        options.setKeyCertOptions(KeyCertOptions.wrap(keys));
-    }
-
-    /** A grpc-netty server context serving what {@code keys} holds (tests, embedded servers). */
+    /** A grpc-netty server context serving what {@code keys} holds (the control plane's gRPC servers, tests). */
     public static SslContext serverContext(ServingKeyManager keys) {
         try {
             return GrpcSslContexts.configure(SslContextBuilder.forServer(keys), SslProvider.JDK)

@@ -14,7 +14,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * How many connections a control-plane gRPC server holds, in all and from one IP address. Counted
  * from the client's first HTTP/2 SETTINGS (grpc-java's "transport ready": TLS and preface done) to
- * the close; before that, Quarkus's {@code handshake-timeout} bounds a connection's life. One more
+ * the close; before that, {@link HandshakingConnections} counts it, and Quarkus's
+ * {@code handshake-timeout} bounds its life. One more
  * gets GOAWAY(ENHANCE_YOUR_CALM) and is closed: grpc-java offers no way to refuse a transport, so
  * {@link #transportReady} throws an {@link Http2Exception}, which its HTTP/2 handler turns into
  * that GOAWAY (a grpc-java client reports UNAVAILABLE and retries with backoff).
@@ -37,14 +38,19 @@ final class GrpcConnectionAdmission extends ServerTransportFilter {
     private final RefusalLog overTotal = new RefusalLog(GrpcConnectionAdmission.class, "connections");
     private final RefusalLog overShare = new RefusalLog(GrpcConnectionAdmission.class, "connections_per_source");
 
-    GrpcConnectionAdmission(String server, int maxConnections, int maxConnectionsPerSource) {
+    private final HandshakingConnections handshaking;
+
+    GrpcConnectionAdmission(String server, int maxConnections, int maxConnectionsPerSource,
+            HandshakingConnections handshaking) {
         this.server = server;
+        this.handshaking = handshaking;
         this.maxConnections = maxConnections;
         this.perSource = new BoundedCounts<>(maxConnectionsPerSource);
     }
 
     @Override
     public Attributes transportReady(Attributes attributes) {
+        handshaking.ready(attributes); // ready or refused here, it no longer counts as handshaking
         SocketAddress remote = attributes.get(Grpc.TRANSPORT_ATTR_REMOTE_ADDR);
         if (!(remote instanceof InetSocketAddress inet)) {
             return attributes; // not a TCP peer (in-process tests): nothing to count

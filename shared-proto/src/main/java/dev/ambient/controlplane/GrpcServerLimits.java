@@ -1,6 +1,8 @@
 package dev.ambient.controlplane;
 
 import dev.ambient.hbone.HboneAdmission;
+import io.grpc.netty.InternalProtocolNegotiators;
+import io.netty.handler.ssl.SslContext;
 import io.vertx.grpc.VertxServerBuilder;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -29,17 +31,28 @@ import org.jboss.logging.Logger;
  * @param maxCalls calls open at once on all connections (a call holds heap from its HEADERS on,
  *        message or not); 0: automatic, see {@link #resolve}
  * @param maxCallsPerSource of those, from one IP address; 0: automatic, half of {@code maxCalls}
+ * @param maxHandshakingConnections connections from accept to the client's first SETTINGS (TLS and
+ *        preface not yet done) the server holds at once; one more is closed at accept, before any
+ *        TLS work; 0: automatic, see {@link #resolve}
+ * @param maxHandshakingConnectionsPerSource of those, from one IP address; 0: automatic, a quarter
+ *        of {@code maxHandshakingConnections}
+ * @param maxConnectionAge a connection this old gets GOAWAY (grpc-java adds up to 10% jitter), so
+ *        that clients spread over replicas added since they connected (xDS scaled out)
+ * @param maxConnectionAgeGrace after that GOAWAY, how long calls still open may go on before the
+ *        connection is closed: a discovery stream never ends by itself, so this only lets a unary
+ *        call (a CSR) finish; the stream is then cut and its client resubscribes elsewhere
  */
 public record GrpcServerLimits(Duration maxConnectionIdle, int maxConcurrentCallsPerConnection, int rapidResetBudget,
         Duration rapidResetWindow, int maxConnections, int maxConnectionsPerSource, int maxCalls,
-        int maxCallsPerSource) {
+        int maxCallsPerSource, int maxHandshakingConnections, int maxHandshakingConnectionsPerSource,
+        Duration maxConnectionAge, Duration maxConnectionAgeGrace) {
 
     private static final Logger LOG = Logger.getLogger(GrpcServerLimits.class);
 
     static final String PREFIX = "control-plane.grpc.";
 
     public static final GrpcServerLimits DEFAULTS = new GrpcServerLimits(Duration.ofMinutes(5), 100, 200,
-            Duration.ofSeconds(30), 0, 0, 0, 0);
+            Duration.ofSeconds(30), 0, 0, 0, 0, 0, 0, Duration.ofMinutes(30), Duration.ofSeconds(10));
 
     /**
      * Heap budgeted per connection when {@code max-connections} is automatic: an idle one (TLS 1.3
@@ -66,7 +79,12 @@ public record GrpcServerLimits(Duration maxConnectionIdle, int maxConcurrentCall
             throw new IllegalArgumentException(PREFIX + "max-concurrent-calls-per-connection and rapid-reset-budget"
                     + " must be positive");
         }
-        if (maxConnections < 0 || maxConnectionsPerSource < 0 || maxCalls < 0 || maxCallsPerSource < 0) {
+        if (maxConnectionAge.isNegative() || maxConnectionAge.isZero() || maxConnectionAgeGrace.isNegative()) {
+            throw new IllegalArgumentException(PREFIX + "max-connection-age must be positive, max-connection-age-grace"
+                    + " not negative");
+        }
+        if (maxConnections < 0 || maxConnectionsPerSource < 0 || maxCalls < 0 || maxCallsPerSource < 0
+                || maxHandshakingConnections < 0 || maxHandshakingConnectionsPerSource < 0) {
             throw new IllegalArgumentException(PREFIX + "connection bounds must be positive (0: automatic)");
         }
     }
@@ -85,7 +103,14 @@ public record GrpcServerLimits(Duration maxConnectionIdle, int maxConcurrentCall
                         .orElse(DEFAULTS.maxConnectionsPerSource),
                 config.getOptionalValue(PREFIX + "max-calls", Integer.class).orElse(DEFAULTS.maxCalls),
                 config.getOptionalValue(PREFIX + "max-calls-per-source", Integer.class)
-                        .orElse(DEFAULTS.maxCallsPerSource));
+                        .orElse(DEFAULTS.maxCallsPerSource),
+                config.getOptionalValue(PREFIX + "max-handshaking-connections", Integer.class)
+                        .orElse(DEFAULTS.maxHandshakingConnections),
+                config.getOptionalValue(PREFIX + "max-handshaking-connections-per-source", Integer.class)
+                        .orElse(DEFAULTS.maxHandshakingConnectionsPerSource),
+                config.getOptionalValue(PREFIX + "max-connection-age", Duration.class).orElse(DEFAULTS.maxConnectionAge),
+                config.getOptionalValue(PREFIX + "max-connection-age-grace", Duration.class)
+                        .orElse(DEFAULTS.maxConnectionAgeGrace));
     }
 
     /**
@@ -94,14 +119,23 @@ public record GrpcServerLimits(Duration maxConnectionIdle, int maxConcurrentCall
      * {@code maxCalls} one per {@link #HEAP_PER_CALL} of heap; each per-source bound half of its
      * total. A share, not a tight fit: an address may stand for many clients (proxies of a remote
      * cluster through one gateway, nodes behind SNAT), while no address may hold more than all the
-     * others can still open.
+     * others can still open. {@code maxHandshakingConnections} a quarter of the descriptors and of
+     * what the heap holds at {@link #HEAP_PER_CONNECTION} each (an SSL engine mid-handshake is no
+     * cheaper), so ready and handshaking connections together leave a quarter of the descriptors
+     * for the rest of the process; its per-source bound a quarter of it: a handshake lasts
+     * milliseconds, so even a gateway of many clients rarely has many at once, and an attacker
+     * needs four addresses, not two, to make new clients wait for the handshake timeout.
      */
     public GrpcServerLimits resolve(long maxFds, long maxHeap) {
         int connections = maxConnections > 0 ? maxConnections : automatic(Math.min(maxFds / 2, maxHeap / HEAP_PER_CONNECTION));
         int calls = maxCalls > 0 ? maxCalls : automatic(maxHeap / HEAP_PER_CALL);
+        int handshaking = maxHandshakingConnections > 0 ? maxHandshakingConnections
+                : automatic(Math.min(maxFds / 4, maxHeap / HEAP_PER_CONNECTION / 4));
         return new GrpcServerLimits(maxConnectionIdle, maxConcurrentCallsPerConnection, rapidResetBudget,
                 rapidResetWindow, connections, maxConnectionsPerSource > 0 ? maxConnectionsPerSource : half(connections),
-                calls, maxCallsPerSource > 0 ? maxCallsPerSource : half(calls));
+                calls, maxCallsPerSource > 0 ? maxCallsPerSource : half(calls), handshaking,
+                maxHandshakingConnectionsPerSource > 0 ? maxHandshakingConnectionsPerSource : Math.max(1, handshaking / 4),
+                maxConnectionAge, maxConnectionAgeGrace);
     }
 
     private static int automatic(long bound) {
@@ -112,23 +146,35 @@ public record GrpcServerLimits(Duration maxConnectionIdle, int maxConcurrentCall
         return Math.max(1, bound / 2);
     }
 
-    /** Applies these limits, resolved for this process (logged once), to a server being built. */
-    void applyTo(VertxServerBuilder builder, String server) {
+    /**
+     * Applies these limits, resolved for this process (logged once), to a server being built, which
+     * serves TLS with {@code tls}: through grpc-java's own TLS negotiator, wrapped in
+     * {@link HandshakingConnections} (the only place a connection can be refused before its TLS).
+     */
+    void applyTo(VertxServerBuilder builder, SslContext tls, String server) {
         long fds = HboneAdmission.maxFileDescriptors();
         GrpcServerLimits resolved = resolve(fds, Runtime.getRuntime().maxMemory());
-        LOG.infof("%s: at most %d connections (%s), %d per source address; %d open calls (%s), %d per source address,"
-                + " %d per connection; idle connections closed after %s; GOAWAY beyond %d stream resets per %d s"
-                + " (RLIMIT_NOFILE %s, max heap %d MiB)", server, resolved.maxConnections,
-                maxConnections > 0 ? "configured" : "automatic", resolved.maxConnectionsPerSource, resolved.maxCalls,
-                maxCalls > 0 ? "configured" : "automatic", resolved.maxCallsPerSource, maxConcurrentCallsPerConnection,
-                maxConnectionIdle, rapidResetBudget, rapidResetWindow.toSeconds(),
-                fds == Long.MAX_VALUE ? "unknown" : fds, Runtime.getRuntime().maxMemory() >> 20);
+        LOG.infof("%s: at most %d connections (%s), %d per source address; %d handshaking (%s), %d per source address;"
+                + " %d open calls (%s), %d per source address, %d per connection; idle connections closed after %s,"
+                + " all after %s (grace %s); GOAWAY beyond %d stream resets per %d s (RLIMIT_NOFILE %s, max heap %d MiB)",
+                server, resolved.maxConnections, maxConnections > 0 ? "configured" : "automatic",
+                resolved.maxConnectionsPerSource, resolved.maxHandshakingConnections,
+                maxHandshakingConnections > 0 ? "configured" : "automatic", resolved.maxHandshakingConnectionsPerSource,
+                resolved.maxCalls, maxCalls > 0 ? "configured" : "automatic", resolved.maxCallsPerSource,
+                maxConcurrentCallsPerConnection, maxConnectionIdle, maxConnectionAge, maxConnectionAgeGrace,
+                rapidResetBudget, rapidResetWindow.toSeconds(), fds == Long.MAX_VALUE ? "unknown" : fds,
+                Runtime.getRuntime().maxMemory() >> 20);
+        HandshakingConnections handshaking = new HandshakingConnections(server, resolved.maxHandshakingConnections,
+                resolved.maxHandshakingConnectionsPerSource);
         builder.nettyBuilder()
+                .protocolNegotiator(handshaking.around(InternalProtocolNegotiators.serverTls(tls)))
                 .maxConnectionIdle(maxConnectionIdle.toNanos(), TimeUnit.NANOSECONDS)
+                .maxConnectionAge(maxConnectionAge.toNanos(), TimeUnit.NANOSECONDS)
+                .maxConnectionAgeGrace(maxConnectionAgeGrace.toNanos(), TimeUnit.NANOSECONDS)
                 .maxConcurrentCallsPerConnection(maxConcurrentCallsPerConnection)
                 .maxRstFramesPerWindow(rapidResetBudget, (int) rapidResetWindow.toSeconds());
         builder.addTransportFilter(new GrpcConnectionAdmission(server, resolved.maxConnections,
-                resolved.maxConnectionsPerSource));
+                resolved.maxConnectionsPerSource, handshaking));
         builder.intercept(new CallAdmission(server, maxConcurrentCallsPerConnection, resolved.maxCalls,
                 resolved.maxCallsPerSource));
     }

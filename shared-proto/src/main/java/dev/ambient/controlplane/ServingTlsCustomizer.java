@@ -1,22 +1,25 @@
 package dev.ambient.controlplane;
 
+import io.grpc.netty.NettyServerBuilder;
 import io.quarkus.grpc.api.ServerBuilderCustomizer;
 import io.quarkus.grpc.runtime.config.GrpcServerConfiguration;
 import io.vertx.grpc.VertxServerBuilder;
 import io.vertx.grpc.server.GrpcServerOptions;
+import java.util.concurrent.TimeUnit;
 import org.eclipse.microprofile.config.ConfigProvider;
 
 /**
  * Makes Quarkus's separate gRPC server (a grpc-netty server on Vert.x's event loops, built by
  * {@code VertxServerBuilder}) serve TLS with the certificate a {@link ServingKeyManager} holds
  * now, so it rotates without a restart. Quarkus's own {@code quarkus.grpc.server.ssl.*} keys only
- * read files once at start; here they supply the rest: {@code plain-text=false},
+ * read files once at start; here they must say the same: {@code plain-text=false},
  * {@code ssl.protocols=TLSv1.3}, {@code ssl.client-auth=NONE}. Anything else refuses to start,
  * so a configuration mistake can never serve the control plane in clear.
  *
  * <p>A service registers one as a bean (a {@code @Singleton} subclass that also keeps the
- * certificate fresh); Quarkus applies it to the server builder before its own SSL options, which
- * leave our key material in place when no certificate file is configured.
+ * certificate fresh). The server is built by {@link ControlPlaneServerProvider}, so TLS is
+ * grpc-java's own negotiator (TLS 1.3, ALPN h2), set here with the rest of the limits, not
+ * Vert.x's: Vert.x's would replace it at start, and with it the bound on handshaking connections.
  *
  * <p>It also applies {@link GrpcServerLimits} ({@code control-plane.grpc.*}): what one peer may
  * make the server hold, which grpc-java leaves unbounded by default.
@@ -37,8 +40,21 @@ public class ServingTlsCustomizer implements ServerBuilderCustomizer<VertxServer
     @Override
     public void customize(GrpcServerConfiguration config, VertxServerBuilder builder) {
         check(config);
-        builder.useSsl(options -> ControlPlaneTls.serve(options, keys));
-        GrpcServerLimits.from(ConfigProvider.getConfig()).applyTo(builder, "control-plane gRPC server");
+        if (!ControlPlaneServerProvider.made(builder)) {
+            throw new IllegalStateException("the control-plane gRPC server must be built by " + ControlPlaneServerProvider.class
+                    .getName() + " (META-INF/services of shared-proto; another GrpcBuilderProvider on the class path?):"
+                    + " otherwise its TLS would not be the one that bounds handshaking connections");
+        }
+        keepAlive(config.netty(), builder.nettyBuilder());
+        GrpcServerLimits.from(ConfigProvider.getConfig()).applyTo(builder, ControlPlaneTls.serverContext(keys),
+                "control-plane gRPC server");
+    }
+
+    /** {@code quarkus.grpc.server.netty.*}: Quarkus applies them only to servers it builds itself. */
+    private static void keepAlive(GrpcServerConfiguration.GrpcServerNettyConfig config, NettyServerBuilder builder) {
+        config.keepAliveTime().ifPresent(time -> builder.keepAliveTime(time.toNanos(), TimeUnit.NANOSECONDS));
+        config.permitKeepAliveTime().ifPresent(time -> builder.permitKeepAliveTime(time.toNanos(), TimeUnit.NANOSECONDS));
+        config.permitKeepAliveWithoutCalls().ifPresent(builder::permitKeepAliveWithoutCalls);
     }
 
     @Override

@@ -94,6 +94,11 @@ public record HostileGrpcPeer(int port, String serverName, String methodPath, St
         return start("connections", String.valueOf(n), preface ? "preface" : "silent", String.valueOf(holdSeconds));
     }
 
+    /** N TCP connections that send one byte of a ClientHello, then nothing: never past TLS. */
+    public Running tcp(int n, int holdSeconds) {
+        return start("tcp", String.valueOf(n), String.valueOf(holdSeconds));
+    }
+
     /** N gRPC calls on one connection that never send a message; {@code token} "-" for none. */
     public Running streams(int n, String token, int holdSeconds) {
         return start("streams", String.valueOf(n), methodPath, token, String.valueOf(holdSeconds));

@@ -28,7 +28,9 @@ class GrpcHostilePeerTest {
     public static class SmallLimits implements QuarkusTestProfile {
         @Override
         public Map<String, String> getConfigOverrides() {
-            return Map.of("control-plane.grpc.max-connection-idle", "15s",
+            return Map.of("control-plane.grpc.max-handshaking-connections", "30",
+                    "control-plane.grpc.max-handshaking-connections-per-source", "20",
+                    "control-plane.grpc.max-connection-idle", "15s",
                     "control-plane.grpc.max-connections", "60",
                     "control-plane.grpc.max-connections-per-source", "40",
                     "control-plane.grpc.max-calls", "300",
@@ -109,6 +111,37 @@ class GrpcHostilePeerTest {
             assertTrue(System.nanoTime() < deadline, "refusals of " + limit + ": " + seen + ", expected " + atLeast + " within 10 s");
             Thread.sleep(50);
         }
+    }
+
+    /**
+     * Connections that never finish TLS (a ClientHello that never comes) are bounded in number, not
+     * only by the 10-s handshake timeout: a pod that re-opens them as they time out could otherwise
+     * hold as many descriptors as it likes, until accept fails for every proxy. The excess is closed
+     * at accept, before any TLS work.
+     */
+    @Test
+    void connectionsStillHandshakingAreBoundedAtAccept() throws Exception {
+        double overShareBefore = MetricsScrape.value("control_plane_grpc_refusals_total",
+                "limit=\"handshaking_connections_per_source\"");
+        double overTotalBefore = MetricsScrape.value("control_plane_grpc_refusals_total",
+                "limit=\"handshaking_connections\"");
+        try (HostileGrpcPeer.Running first = from("127.0.0.3").tcp(50, 6)) {
+            assertEquals(50, first.nextLine().getInteger("opened"));
+            awaitRefusals("handshaking_connections_per_source", overShareBefore + 30);
+            goodClientGetsThrough("127.0.0.2"); // 20 of 30 handshaking places taken: another source still gets in
+            try (HostileGrpcPeer.Running second = from("127.0.0.4").tcp(30, 2)) {
+                assertEquals(30, second.nextLine().getInteger("opened"));
+                JsonObject overTotal = second.report();
+                assertEquals(30 - 20, overTotal.getInteger("held"), "the total of 30 is reached: " + overTotal);
+                assertEquals(20, overTotal.getInteger("closed_at_once"), overTotal.toString());
+            }
+            JsonObject overShare = first.report();
+            assertEquals(20, overShare.getInteger("held"), "one address holds its share of 20: " + overShare);
+            assertEquals(30, overShare.getInteger("closed_at_once"), overShare.toString());
+        }
+        goodClientGetsThrough("127.0.0.3");
+        assertTrue(MetricsScrape.value("control_plane_grpc_refusals_total", "limit=\"handshaking_connections\"")
+                >= overTotalBefore + 20);
     }
 
     @Test

@@ -32,6 +32,7 @@ class XdsHostilePeerTest {
             Map<String, String> config = new HashMap<>(super.getConfigOverrides());
             config.put("control-plane.grpc.max-connection-idle", "5s");
             config.put("control-plane.grpc.max-connections-per-source", "20");
+            config.put("control-plane.grpc.max-handshaking-connections-per-source", "10");
             return config;
         }
     }
@@ -85,5 +86,17 @@ class XdsHostilePeerTest {
             assertEquals(0, report.getInteger("open_at_end"), report.toString());
         }
         goodClientSyncs("after-idle");
+    }
+
+    @Test
+    void connectionsThatNeverFinishTlsAreBoundedAtAccept() throws Exception {
+        try (HostileGrpcPeer.Running silent = peer().tcp(30, 4)) {
+            assertEquals(30, silent.nextLine().getInteger("opened"));
+            goodClientSyncs("during-handshakes"); // from 127.0.0.1: another address
+            JsonObject report = silent.report();
+            assertEquals(10, report.getInteger("held"), "one address holds its share of 10: " + report);
+            assertEquals(20, report.getInteger("closed_at_once"), report.toString());
+        }
+        goodClientSyncs("after-handshakes");
     }
 }
