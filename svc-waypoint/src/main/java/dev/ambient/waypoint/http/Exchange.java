@@ -71,7 +71,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * authorization and routing on the request's head, fault injection, header changes, a weighted
  * backend and an endpoint, then attempts through HBONE. The request's body flows to the endpoint
  * as it arrives, and the response's back to the client as it is read, each paced by the other
- * side (backpressure), so no body is held whole.
+ * side (backpressure), so no body is held whole; the one exception is a CUSTOM check whose
+ * provider takes the body, which holds up to its maxRequestBytes first ({@link HeldBodies}).
  *
  * <p>Retries happen only before the response has begun (its head goes to the client at once) and
  * only while the whole body so far is held ({@link RetryBuffer}, kept only when the route retries,
