@@ -275,13 +275,14 @@ final class Exchange {
         }
         heldBody = path.heldBodies.hold(settings);
         whenBodyHeld = () -> bodyHeld(policy, judgedPath);
-        for (HttpContent part : unsent) { // what came with the head
-            if (!holdPart(part)) {
-                return;
+        // What came with the head (a copy to walk: a refusal empties the queue).
+        for (HttpContent part : List.copyOf(unsent)) {
+            if (whenBodyHeld == null || !holdPart(part)) {
+                break;
             }
         }
-        if (whenBodyHeld == null) {
-            return; // asked already
+        if (done || whenBodyHeld == null) {
+            return; // refused, or asked already
         }
         bodyTimer = loop.schedule(() -> {
             if (!done && whenBodyHeld != null) {
