@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.extauthz;
 
+import com.google.protobuf.ByteString;
 import dev.ambient.proto.extauthz.Address;
 import dev.ambient.proto.extauthz.AttributeContext;
 import dev.ambient.proto.extauthz.AuthorizationGrpc;
@@ -8,7 +9,6 @@ import dev.ambient.proto.extauthz.CheckResponse;
 import dev.ambient.proto.extauthz.HeaderValueOption;
 import dev.ambient.proto.extauthz.SocketAddress;
 import dev.ambient.proto.l7.ExtAuthzProvider;
-import com.google.protobuf.ByteString;
 import io.grpc.HttpConnectProxiedSocketAddress;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
