@@ -884,4 +884,30 @@ class WaypointExtAuthzTest {
         assertEquals(0, registry.find("waypoint_ext_authz_held_body_bytes").gauge().value(), "nothing left held");
         assertEquals(200, post("/body/x", randomBody(100, 14), "x-ext-authz", "allow").statusCode());
     }
+
+    /**
+     * The held body sits queued when the route's retry copy begins: the copy must take it, or a
+     * retry sends the endpoint a body without its start (before: the retry got 0 of 3,000 bytes).
+     */
+    @Test
+    void aRetryAfterTheCheckSendsTheWholeHeldBodyAgain() throws Exception {
+        java.util.concurrent.atomic.AtomicBoolean failed = new java.util.concurrent.atomic.AtomicBoolean();
+        var normal = backend.behaviour;
+        backend.behaviour = ex -> ex.getRequestURI().getPath().equals("/body/retry") && failed.compareAndSet(false, true)
+                ? new HboneTestBox.Reply(503, "once", 0) : HboneTestBox.Reply.ok("page");
+        try {
+            byte[] body = randomBody(3_000, 15);
+            int before = backend.requests.get();
+            // PUT: idempotent, so sent again though its body reached the endpoint.
+            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create("http://127.0.76.1:" + page.getPort()
+                    + "/body/retry")).timeout(Duration.ofSeconds(30)).header("x-ext-authz", "allow")
+                    .PUT(HttpRequest.BodyPublishers.ofByteArray(body)).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, r.statusCode(), r.body());
+            assertEquals(before + 2, backend.requests.get(), "503 once, then Istio's default retry");
+            assertTrue(java.util.Arrays.equals(body, lastBody()), "the retry carried the whole body: "
+                    + lastBody().length + " bytes");
+        } finally {
+            backend.behaviour = normal;
+        }
+    }
 }
