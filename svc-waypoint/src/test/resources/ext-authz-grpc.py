@@ -3,8 +3,11 @@
 envoy.service.auth.v3.Authorization/Check from a proto compiled here with grpc_tools (Debian
 python3-grpc-tools), an independent gRPC stack. "x-ext-authz: allow" is allowed (x-user set
 upstream), any other request denied (PERMISSION_DENIED, HTTP 403 or x-deny-status, a header and
-a body). A path ending in /slow answers after 3 s.
+a body). A path ending in /slow answers after 3 s. The check's body (body, or raw_body with
+packAsBytes) is reported back as x-seen-* headers (SHA-256, length, size, which field,
+x-envoy-auth-partial-body); a body holding "forbidden" is denied.
 Usage: ext-authz-grpc.py PROTO_ROOT OUT_DIR HOST PORT"""
+import hashlib
 import sys
 import time
 from concurrent import futures
@@ -27,7 +30,11 @@ class Authorizer(rpc.AuthorizationServicer):
         if http.path.endswith("/slow"):
             time.sleep(3)
         r = pb.CheckResponse()
-        if http.headers.get("x-ext-authz") == "allow":
+        checked = http.raw_body if http.raw_body else http.body.encode("utf-8")
+        seen = {"x-seen-body-sha256": hashlib.sha256(checked).hexdigest(), "x-seen-body-length": str(len(checked)),
+                "x-seen-size": str(http.size), "x-seen-raw": "1" if http.raw_body else "0",
+                "x-seen-partial": http.headers.get("x-envoy-auth-partial-body", "-")}
+        if http.headers.get("x-ext-authz") == "allow" and b"forbidden" not in checked:
             r.status.code = 0
             h = r.ok_response.headers.add()
             h.header.key, h.header.value = "x-user", "alice-grpc"
@@ -35,6 +42,9 @@ class Authorizer(rpc.AuthorizationServicer):
             h.header.key, h.header.value = "x-seen-principal", request.attributes.source.principal
             h = r.ok_response.headers.add()
             h.header.key, h.header.value = "x-seen-method-path", http.method + " " + http.path
+            for k, v in seen.items():
+                h = r.ok_response.headers.add()
+                h.header.key, h.header.value = k, v
             r.ok_response.headers_to_remove.append("x-drop-me")
             h = r.ok_response.response_headers_to_add.add()
             h.header.key, h.header.value = "x-ext-authz-check-result", "allowed"

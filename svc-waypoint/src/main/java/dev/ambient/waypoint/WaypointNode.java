@@ -25,6 +25,7 @@ import dev.ambient.waypoint.extauthz.ExtAuthz;
 import dev.ambient.waypoint.extauthz.MeshAuthorizerBridge;
 import dev.ambient.waypoint.config.WaypointConfig;
 import dev.ambient.waypoint.http.BodyBudget;
+import dev.ambient.waypoint.http.HeldBodies;
 import dev.ambient.waypoint.http.DataPath;
 import dev.ambient.waypoint.http.HttpDeadlines;
 import dev.ambient.waypoint.http.HttpLimits;
@@ -153,7 +154,8 @@ public final class WaypointNode implements AutoCloseable {
                 new MeshAuthorizerBridge.Limits(ea.maxTunnels(), up.connectTimeout(), ea.tunnelIdleTimeout()), registry);
         extAuthz = new ExtAuthz(new ExtAuthz.Limits(ea.maxInFlight(), ea.maxResponseBytes()), control, registry,
                 authorizerBridge.address());
-        dataPath = new DataPath(store, new L7Authorizer(config.gateway()), extAuthz, balancer, upstream,
+        dataPath = new DataPath(store, new L7Authorizer(config.gateway()), extAuthz,
+                new HeldBodies(ea.maxBufferedBodyBytes(), ea.bodyReadTimeout(), registry), balancer, upstream,
                 new RequestMetrics(registry), new RetryBudget(http.minRetryConcurrency()),
                 http.retryBudgetPercent(), config.trustDomain(), id, limits, authenticator,
                 new Mirrors(http.maxMirrorsInFlight(), http.mirrorTimeout(), registry));

@@ -238,6 +238,8 @@ final class HboneTestBox implements AutoCloseable {
         final AtomicInteger requests = new AtomicInteger();
         volatile Function<HttpExchange, Reply> behaviour;
         final List<Map<String, List<String>>> headers = java.util.Collections.synchronizedList(new ArrayList<>());
+        /** The request bodies received, in the order received. */
+        final List<byte[]> bodies = java.util.Collections.synchronizedList(new ArrayList<>());
 
         Backend(InetSocketAddress address, Function<HttpExchange, Reply> behaviour) throws IOException {
             this.behaviour = behaviour;
@@ -246,7 +248,7 @@ final class HboneTestBox implements AutoCloseable {
             server.createContext("/", ex -> {
                 requests.incrementAndGet();
                 headers.add(Map.copyOf(ex.getRequestHeaders()));
-                ex.getRequestBody().readAllBytes();
+                bodies.add(ex.getRequestBody().readAllBytes());
                 Reply r = this.behaviour.apply(ex);
                 if (r.delayMillis() > 0) {
                     try {

@@ -69,6 +69,10 @@ class WaypointExtAuthzTest {
     static final SpiffeId WAYPOINT = new SpiffeId("cluster.local", NS, "waypoint");
     static final Service PAGE = service("page", NS, "127.0.77.10", 9080, POD_PORT, "http");
     static final String TARGET = "Service/demo/" + PAGE.getHostname();
+    /** maxRequestBytes of the body-taking providers (but body-big's 1 MiB). */
+    static final int BODY_LIMIT = 4096;
+    /** waypoint.ext-authz.max-buffered-body-bytes here: three 600 kB bodies (each held with its copy) fit, not four. */
+    static final long BODY_BUDGET = 4L << 20;
 
     @TempDir
     static Path dir;
@@ -182,7 +186,9 @@ class WaypointExtAuthzTest {
         box = new HboneTestBox(dir);
         registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         waypoint = box.waypoint("127.0.76.1", HBONE, ENDPOINT_HBONE, Map.of("waypoint.ext-authz.max-in-flight", "4",
-                "waypoint.ext-authz.max-tunnels", "16", "waypoint.ext-authz.tunnel-idle-timeout", "2s"), registry);
+                "waypoint.ext-authz.max-tunnels", "16", "waypoint.ext-authz.tunnel-idle-timeout", "2s",
+                "waypoint.ext-authz.max-buffered-body-bytes", Long.toString(BODY_BUDGET),
+                "waypoint.ext-authz.body-read-timeout", "3s"), registry);
 
         ExtAuthzProvider httpAuthz = provider("http-authz", AUTHZ_HTTP, 5_000).setHttp(ExtAuthzHttp.newBuilder()
                 .setPathPrefix("/check")
@@ -213,6 +219,19 @@ class WaypointExtAuthzTest {
         ExtAuthzProvider impostor = meshProvider("impostor", IMPOSTOR_IP, AUTHZ_HTTP).setHttp(ExtAuthzHttp.newBuilder()
                 .addIncludeRequestHeadersInCheck(exact("x-ext-authz"))).build();
 
+        // includeRequestBodyInCheck: 4 KiB, refused beyond (413) or sent in part; gRPC as text or bytes.
+        ExtAuthzHttp.Builder bodyHttp = ExtAuthzHttp.newBuilder().addIncludeRequestHeadersInCheck(exact("x-ext-authz"))
+                .addHeadersToUpstreamOnAllow(prefix("x-seen-")).setMaxRequestBytes(BODY_LIMIT);
+        ExtAuthzProvider bodyAuthz = provider("body-http", AUTHZ_HTTP, 5_000).setHttp(bodyHttp).build();
+        ExtAuthzProvider partialAuthz = provider("body-partial", AUTHZ_HTTP, 5_000)
+                .setHttp(bodyHttp.clone().setAllowPartialMessage(true)).build();
+        ExtAuthzProvider bigAuthz = provider("body-big", AUTHZ_HTTP, 10_000)
+                .setHttp(bodyHttp.clone().setMaxRequestBytes(1 << 20)).build();
+        ExtAuthzProvider grpcBody = provider("body-grpc", AUTHZ_GRPC, 5_000).setGrpc(ExtAuthzGrpc.newBuilder()
+                .setMaxRequestBytes(BODY_LIMIT)).build();
+        ExtAuthzProvider grpcRaw = provider("body-grpc-raw", AUTHZ_GRPC, 5_000).setGrpc(ExtAuthzGrpc.newBuilder()
+                .setMaxRequestBytes(BODY_LIMIT).setAllowPartialMessage(true).setPackAsBytes(true)).build();
+
         Workload pagePod = pod("page", NS, "page", "127.0.78.1", key(PAGE), 9080, POD_PORT);
         Workload productpage = client("productpage", NS, "productpage", "127.0.0.1");
         waypoint.store().replace(WaypointState.of(List.of(pagePod, productpage), List.of(PAGE), List.of(), List.of(
@@ -227,11 +246,17 @@ class WaypointExtAuthzTest {
                 policy("i-mesh-http", Action.CUSTOM, meshHttp, prefix("/mesh-http")),
                 policy("j-mesh-grpc", Action.CUSTOM, meshGrpc, prefix("/mesh-grpc")),
                 policy("k-impostor", Action.CUSTOM, impostor, prefix("/impostor")),
+                policy("l-body", Action.CUSTOM, bodyAuthz, prefix("/body/")),
+                policy("m-partial", Action.CUSTOM, partialAuthz, prefix("/partial/")),
+                policy("n-big", Action.CUSTOM, bigAuthz, prefix("/big/")),
+                policy("o-grpc-body", Action.CUSTOM, grpcBody, prefix("/gbody/")),
+                policy("p-grpc-raw", Action.CUSTOM, grpcRaw, prefix("/graw/")),
                 policy("deny-too", Action.DENY, null, exact("/deny-too")),
                 policy("allow-some", Action.ALLOW, null, prefix("/headers"), exact("/deny-too"), exact("/public"),
                         prefix("/open/"), prefix("/closed/"), prefix("/hold/"), exact("/unreachable"),
                         exact("/no-endpoint"), prefix("/grpc"), prefix("/gslow/"), prefix("/mesh-http"),
-                        prefix("/mesh-grpc"), prefix("/impostor")))));
+                        prefix("/mesh-grpc"), prefix("/impostor"), prefix("/body/"), prefix("/partial/"),
+                        prefix("/big/"), prefix("/gbody/"), prefix("/graw/")))));
 
         // The authorizer pods under STRICT: plaintext to their ports is accepted and dropped by the
         // ztunnel; HBONE to their node port is delivered to the authorizer processes.
@@ -615,5 +640,274 @@ class WaypointExtAuthzTest {
             Thread.sleep(20);
         }
         assertEquals(200, get("/mesh-http/x", "x-ext-authz", "allow").statusCode(), "a good check gets through after");
+    }
+
+    // ------------------------------------------------------------- includeRequestBodyInCheck
+
+    static byte[] randomBody(int n, long seed) {
+        byte[] b = new byte[n];
+        new java.util.Random(seed).nextBytes(b); // binary, not text: nothing may be decoded on the way
+        return b;
+    }
+
+    static String sha256(byte[] b, int n) throws Exception {
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                .digest(java.util.Arrays.copyOf(b, n)));
+    }
+
+    static CompletableFuture<HttpResponse<String>> post(String path, HttpRequest.BodyPublisher body, boolean expectContinue,
+            String... headers) {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.76.1:" + page.getPort() + path))
+                .timeout(Duration.ofSeconds(30)).expectContinue(expectContinue).POST(body);
+        for (int i = 0; i < headers.length; i += 2) {
+            b.header(headers[i], headers[i + 1]);
+        }
+        return http.sendAsync(b.build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    static HttpResponse<String> post(String path, byte[] body, String... headers) throws Exception {
+        return post(path, HttpRequest.BodyPublishers.ofByteArray(body), false, headers).get();
+    }
+
+    /** A body without Content-Length: HTTP/1.1 chunked, so its length is known only as it arrives. */
+    static HttpResponse<String> postChunked(String path, byte[] body, String... headers) throws Exception {
+        return post(path, HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(body)), false,
+                headers).get();
+    }
+
+    static byte[] lastBody() {
+        return backend.bodies.get(backend.bodies.size() - 1);
+    }
+
+    static double bodyRefusals(String reason) {
+        var c = registry.find("waypoint_ext_authz_body_refusals_total").tag("reason", reason).counter();
+        return c == null ? 0 : c.count();
+    }
+
+    @Test
+    void aBodyWithinTheLimitIsWhatTheAuthorizerJudgesAndWhatTheApplicationGets() throws Exception {
+        byte[] body = randomBody(3_000, 1);
+        HttpResponse<String> r = post("/body/x", body, "x-ext-authz", "allow");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals(List.of("3000"), backendSaw("x-seen-body-length"), "the authorizer got the whole body");
+        assertEquals(List.of(sha256(body, body.length)), backendSaw("x-seen-body-sha256"));
+        assertEquals(List.of("false"), backendSaw("x-seen-partial"), "x-envoy-auth-partial-body, as Envoy");
+        assertTrue(java.util.Arrays.equals(body, lastBody()), "the application got exactly the judged bytes");
+        // Chunked (no Content-Length), and a client that waits for 100 Continue: the same.
+        byte[] chunked = randomBody(4_096, 2);
+        assertEquals(200, postChunked("/body/x", chunked, "x-ext-authz", "allow").statusCode());
+        assertEquals(List.of(sha256(chunked, chunked.length)), backendSaw("x-seen-body-sha256"));
+        assertTrue(java.util.Arrays.equals(chunked, lastBody()), "exactly maxRequestBytes is within the limit");
+        byte[] waits = randomBody(2_000, 3);
+        HttpResponse<String> continued = post("/body/x", HttpRequest.BodyPublishers.ofByteArray(waits), true,
+                "x-ext-authz", "allow").get();
+        assertEquals(200, continued.statusCode(), continued.body());
+        assertEquals(List.of(sha256(waits, waits.length)), backendSaw("x-seen-body-sha256"));
+        assertTrue(java.util.Arrays.equals(waits, lastBody()));
+    }
+
+    @Test
+    void aBodyOverTheLimitIsRefusedWith413AndReachesNeitherAuthorizerNorApplication() throws Exception {
+        int before = backend.requests.get();
+        double asked = checks("body-http", "allow") + checks("body-http", "deny");
+        double refused = bodyRefusals("too_large");
+        HttpResponse<String> declared = post("/body/x", randomBody(BODY_LIMIT + 1, 4), "x-ext-authz", "allow");
+        assertEquals(413, declared.statusCode(), declared.body());
+        HttpResponse<String> chunked = postChunked("/body/x", randomBody(20_000, 5), "x-ext-authz", "allow");
+        assertEquals(413, chunked.statusCode(), "found over the limit as it arrived: " + chunked.body());
+        assertEquals(before, backend.requests.get(), "the application saw nothing");
+        assertEquals(asked, checks("body-http", "allow") + checks("body-http", "deny"), "the authorizer was not asked");
+        assertEquals(refused + 2, bodyRefusals("too_large"));
+        assertEquals(200, post("/body/x", randomBody(100, 6), "x-ext-authz", "allow").statusCode(),
+                "a good client still gets through");
+    }
+
+    @Test
+    void withPartialMessagesTheAuthorizerJudgesThePrefixAndTheApplicationGetsAll() throws Exception {
+        byte[] body = randomBody(100_000, 7);
+        HttpResponse<String> r = post("/partial/x", body, "x-ext-authz", "allow");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals(List.of(Integer.toString(BODY_LIMIT)), backendSaw("x-seen-body-length"));
+        assertEquals(List.of(sha256(body, BODY_LIMIT)), backendSaw("x-seen-body-sha256"), "its first maxRequestBytes");
+        assertEquals(List.of("true"), backendSaw("x-seen-partial"));
+        assertTrue(java.util.Arrays.equals(body, lastBody()), "the application got the whole body");
+    }
+
+    @Test
+    void anAuthorizerDenyingOnTheBodysContentKeepsTheRequestFromTheApplication() throws Exception {
+        int before = backend.requests.get();
+        byte[] body = "{\"op\": \"forbidden\"}".getBytes(StandardCharsets.UTF_8);
+        HttpResponse<String> r = post("/body/x", body, "x-ext-authz", "allow");
+        assertEquals(403, r.statusCode());
+        assertEquals("denied: the body says forbidden\n", r.body());
+        HttpResponse<String> g = post("/gbody/x", body, "x-ext-authz", "allow");
+        assertEquals(403, g.statusCode(), "the gRPC authorizer too: " + g.body());
+        assertEquals(before, backend.requests.get(), "the application saw neither");
+        assertEquals(200, post("/body/x", "{\"op\": \"read\"}".getBytes(StandardCharsets.UTF_8), "x-ext-authz", "allow")
+                .statusCode(), "a good client still gets through");
+    }
+
+    @Test
+    void aGrpcAuthorizerGetsTheBodyAsTextOrAsRawBytes() throws Exception {
+        byte[] text = "{\"amount\": 10, \"to\": \"bob\", \"note\": \"caf\u00e9\"}".getBytes(StandardCharsets.UTF_8);
+        HttpResponse<String> r = post("/gbody/x", text, "x-ext-authz", "allow");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals(List.of(sha256(text, text.length)), backendSaw("x-seen-body-sha256"));
+        assertEquals(List.of("0"), backendSaw("x-seen-raw"), "in HttpRequest.body");
+        assertEquals(List.of(Integer.toString(text.length)), backendSaw("x-seen-size"));
+        assertEquals(List.of("false"), backendSaw("x-seen-partial"));
+        assertTrue(java.util.Arrays.equals(text, lastBody()));
+        // Not UTF-8 and no packAsBytes: never sent altered (replacement characters) to be judged: the check fails.
+        int before = backend.requests.get();
+        HttpResponse<String> binary = post("/gbody/x", randomBody(1_000, 8), "x-ext-authz", "allow");
+        assertEquals(403, binary.statusCode(), "statusOnError: " + binary.body());
+        assertEquals(before, backend.requests.get());
+        // packAsBytes and partial: raw_body holds the first maxRequestBytes; the application gets all.
+        byte[] raw = randomBody(50_000, 9);
+        HttpResponse<String> packed = post("/graw/x", raw, "x-ext-authz", "allow");
+        assertEquals(200, packed.statusCode(), packed.body());
+        assertEquals(List.of("1"), backendSaw("x-seen-raw"));
+        assertEquals(List.of(sha256(raw, BODY_LIMIT)), backendSaw("x-seen-body-sha256"));
+        assertEquals(List.of("true"), backendSaw("x-seen-partial"));
+        assertTrue(java.util.Arrays.equals(raw, lastBody()));
+    }
+
+    @Test
+    void anAuthorizerWithoutABodySettingIsAskedWithoutOneAndTheBodyStreams() throws Exception {
+        byte[] body = randomBody(300_000, 10);
+        HttpResponse<String> r = post("/headers/post", body, "x-ext-authz", "allow");
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals(List.of("0"), backendSaw("x-seen-body-length"), "no body in the check");
+        assertEquals(List.of("-"), backendSaw("x-seen-partial"), "no x-envoy-auth-partial-body either");
+        assertTrue(java.util.Arrays.equals(body, lastBody()));
+    }
+
+    /** nghttp (h2c, prior knowledge) POSTs {@code body}; its verbose output. */
+    static String nghttp(String path, byte[] body) throws Exception {
+        Path file = dir.resolve("h2-body-" + System.nanoTime());
+        java.nio.file.Files.write(file, body);
+        Process p = new ProcessBuilder("nghttp", "-v", "-H", "x-ext-authz: allow", "-d", file.toString(),
+                "http://127.0.76.1:" + page.getPort() + path).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.ISO_8859_1);
+        assertTrue(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), "nghttp did not finish");
+        return out;
+    }
+
+    @Test
+    void anHttp2ClientsBodyIsHeldJudgedAndForwardedTheSame() throws Exception {
+        byte[] body = randomBody(40_000, 11); // more than one DATA frame, more than the limit
+        String partial = nghttp("/partial/h2", body);
+        assertTrue(partial.contains(":status: 200"), partial);
+        assertEquals(List.of(sha256(body, BODY_LIMIT)), backendSaw("x-seen-body-sha256"));
+        assertTrue(java.util.Arrays.equals(body, lastBody()), "the application got the whole body over HTTP/2");
+        byte[] small = randomBody(3_000, 12);
+        assertTrue(nghttp("/body/h2", small).contains(":status: 200"));
+        assertEquals(List.of(sha256(small, small.length)), backendSaw("x-seen-body-sha256"));
+        assertTrue(java.util.Arrays.equals(small, lastBody()));
+        int before = backend.requests.get();
+        String over = nghttp("/body/h2", body);
+        assertTrue(over.contains(":status: 413"), over);
+        assertEquals(before, backend.requests.get());
+    }
+
+    @Test
+    void manyLargeBodiesPastTheWaypointsBoundAreRefusedWith503AndAGoodRequestStillPasses() throws Exception {
+        double refusedBefore = bodyRefusals("budget");
+        int n = 8;
+        List<byte[]> bodies = new ArrayList<>();
+        List<CompletableFuture<HttpResponse<String>>> sent = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            bodies.add(randomBody(600_000, 100 + i));
+            // /slow: the authorizer takes 3 s, so the bodies are held all at once.
+            sent.add(post("/big/slow", HttpRequest.BodyPublishers.ofByteArray(bodies.get(i)), false, "x-ext-authz", "allow"));
+        }
+        int ok = 0;
+        int refused = 0;
+        for (var f : sent) {
+            HttpResponse<String> r = f.get();
+            if (r.statusCode() == 200) {
+                ok++;
+            } else {
+                assertEquals(503, r.statusCode(), r.body());
+                assertTrue(r.body().contains("holds too many request bodies"), r.body());
+                refused++;
+            }
+        }
+        System.out.printf("%d concurrent 600 kB bodies under a %d-byte bound: %d allowed, %d refused%n", n, BODY_BUDGET,
+                ok, refused);
+        assertTrue(refused >= 1, "8 × 1.2 MB held (body and copy) cannot fit in 4 MiB");
+        assertTrue(ok >= 1, "some were held and allowed");
+        assertEquals(refused, bodyRefusals("budget") - refusedBefore, "each refusal counted");
+        // Every body the application got is one that was sent, whole.
+        synchronized (backend.bodies) {
+            for (byte[] got : backend.bodies.subList(backend.bodies.size() - ok, backend.bodies.size())) {
+                assertTrue(bodies.stream().anyMatch(b -> java.util.Arrays.equals(b, got)), "a whole body, as sent");
+            }
+        }
+        assertEquals(200, post("/body/x", randomBody(1_000, 13), "x-ext-authz", "allow").statusCode(),
+                "a good request still gets through");
+        assertEquals(0, registry.find("waypoint_ext_authz_held_body_bytes").gauge().value(), "nothing left held");
+    }
+
+    @Test
+    void aClientTricklingItsBodyIsCutByTheBodyReadTimeout() throws Exception {
+        int before = backend.requests.get();
+        double timeouts = bodyRefusals("timeout");
+        long t0 = System.nanoTime();
+        String answer;
+        try (java.net.Socket s = new java.net.Socket("127.0.76.1", page.getPort())) {
+            s.setSoTimeout(20_000);
+            var out = s.getOutputStream();
+            out.write(("POST /body/x HTTP/1.1\r\nHost: page\r\nx-ext-authz: allow\r\nContent-Length: 4000\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+            // 10 bytes every 500 ms: never silent long enough for the request timeout (30 s).
+            Thread writer = Thread.ofVirtual().start(() -> {
+                try {
+                    for (int i = 0; i < 60; i++) {
+                        out.write("0123456789".getBytes(StandardCharsets.US_ASCII));
+                        out.flush();
+                        Thread.sleep(500);
+                    }
+                } catch (Exception e) {
+                    // the waypoint closed it
+                }
+            });
+            answer = new String(s.getInputStream().readNBytes(12), StandardCharsets.US_ASCII);
+            writer.interrupt();
+        }
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertEquals("HTTP/1.1 408", answer);
+        assertTrue(ms >= 2_500 && ms < 10_000, "cut after the 3 s body read timeout: " + ms + " ms");
+        assertEquals(before, backend.requests.get());
+        assertEquals(timeouts + 1, bodyRefusals("timeout"));
+        assertEquals(0, registry.find("waypoint_ext_authz_held_body_bytes").gauge().value(), "nothing left held");
+        assertEquals(200, post("/body/x", randomBody(100, 14), "x-ext-authz", "allow").statusCode());
+    }
+
+    /**
+     * The held body sits queued when the route's retry copy begins: the copy must take it, or a
+     * retry sends the endpoint a body without its start (before: the retry got 0 of 3,000 bytes).
+     */
+    @Test
+    void aRetryAfterTheCheckSendsTheWholeHeldBodyAgain() throws Exception {
+        java.util.concurrent.atomic.AtomicBoolean failed = new java.util.concurrent.atomic.AtomicBoolean();
+        var normal = backend.behaviour;
+        backend.behaviour = ex -> ex.getRequestURI().getPath().equals("/body/retry") && failed.compareAndSet(false, true)
+                ? new HboneTestBox.Reply(503, "once", 0) : HboneTestBox.Reply.ok("page");
+        try {
+            byte[] body = randomBody(3_000, 15);
+            int before = backend.requests.get();
+            // PUT: idempotent, so sent again though its body reached the endpoint.
+            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create("http://127.0.76.1:" + page.getPort()
+                    + "/body/retry")).timeout(Duration.ofSeconds(30)).header("x-ext-authz", "allow")
+                    .PUT(HttpRequest.BodyPublishers.ofByteArray(body)).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, r.statusCode(), r.body());
+            assertEquals(before + 2, backend.requests.get(), "503 once, then Istio's default retry");
+            assertTrue(java.util.Arrays.equals(body, lastBody()), "the retry carried the whole body: "
+                    + lastBody().length + " bytes");
+        } finally {
+            backend.behaviour = normal;
+        }
     }
 }

@@ -223,6 +223,17 @@ public interface WaypointConfig {
         /** A bridged connection that moves no byte either way for this long is closed. */
         @WithDefault("10m")
         Duration tunnelIdleTimeout();
+
+        /**
+         * Request bodies held for checks (includeRequestBodyInCheck) across all requests, bytes, the
+         * copies sent to authorizers included; beyond, a request that needs one is refused (503).
+         */
+        @WithDefault("33554432")
+        long maxBufferedBodyBytes();
+
+        /** From when the waypoint starts holding a body for a check until it holds enough to ask; beyond, 408. */
+        @WithDefault("10s")
+        Duration bodyReadTimeout();
     }
 
     interface Http {

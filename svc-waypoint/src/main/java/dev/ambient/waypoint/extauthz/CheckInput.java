@@ -11,8 +11,9 @@ import java.net.InetSocketAddress;
  * @param headers the request's headers; read on the calling thread only (copied into the check)
  * @param sourcePrincipal the client's SPIFFE id URI, or "" when unauthenticated
  * @param destinationPrincipal this waypoint's SPIFFE id URI
+ * @param body the body to send, held as the provider's includeRequestBodyInCheck asks; null for none
  */
 public record CheckInput(String method, String pathAndQuery, String host, String scheme, String protocol,
         HttpHeaders headers, InetSocketAddress source, String sourcePrincipal, InetSocketAddress destination,
-        String destinationPrincipal) {
+        String destinationPrincipal, CheckBody body) {
 }

@@ -25,7 +25,8 @@ import org.jboss.logging.Logger;
  * back to its own event loop. A failed check (unreachable, timeout, 5xx, overloaded) allows when
  * the provider is failOpen, else denies with its statusOnError (403 by default), as Envoy.
  * Counts outcomes per provider: {@code waypoint_ext_authz_checks_total{provider, outcome}} with
- * outcome allow, deny, error, timeout or overloaded.
+ * outcome allow, deny, error, timeout or overloaded. With includeRequestBodyInCheck the caller
+ * holds the body first and passes it in the {@link CheckInput} ({@link BodySettings}).
  *
  * <p>Where the authorizer is: svc-xds resolves a provider's mesh service to its endpoints, and
  * the waypoint picks one (round robin). An endpoint whose workload is in the mesh (svc-xds gives

@@ -1,5 +1,6 @@
 package dev.ambient.waypoint.extauthz;
 
+import com.google.protobuf.ByteString;
 import dev.ambient.proto.extauthz.Address;
 import dev.ambient.proto.extauthz.AttributeContext;
 import dev.ambient.proto.extauthz.AuthorizationGrpc;
@@ -14,6 +15,9 @@ import io.grpc.Status;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -28,7 +32,10 @@ import java.util.concurrent.TimeUnit;
  * grpc-java (the stack quarkus-grpc is built on), to a mesh authorizer inside an HBONE stream
  * (an HTTP CONNECT to {@link MeshAuthorizerBridge}), one channel per authorizer address (a few
  * kept, the least recently used closed). The request's headers (pseudo-headers included, as
- * Envoy) and peers go in the CheckRequest; status OK allows with the OkHttpResponse's header
+ * Envoy) and peers go in the CheckRequest, with includeRequestBodyInCheck also the held body
+ * (HttpRequest.body as text, or raw_body with packAsBytes; a body that is not UTF-8 text without
+ * packAsBytes fails the check rather than be sent altered), its size and
+ * {@code x-envoy-auth-partial-body}; status OK allows with the OkHttpResponse's header
  * changes, anything else denies with the DeniedHttpResponse's status (403 when unset), headers
  * and body. Deadline = the provider's timeout.
  */
@@ -70,7 +77,7 @@ final class GrpcAuthorizer implements AutoCloseable {
     /** Completes (on a gRPC thread) with Allow, Deny or Failure; never exceptionally. */
     CompletableFuture<Outcome> check(ExtAuthzProvider p, Target target, CheckInput in) {
         CompletableFuture<Outcome> result = new CompletableFuture<>();
-        CheckRequest request = request(in);
+        CheckRequest request = request(in, BodySettings.of(p));
         AuthorizationGrpc.newStub(channel(target)).withDeadlineAfter(Math.max(1, p.getTimeoutMs()), TimeUnit.MILLISECONDS)
                 .check(request, new StreamObserver<>() {
                     @Override
@@ -95,7 +102,8 @@ final class GrpcAuthorizer implements AutoCloseable {
         return result;
     }
 
-    static CheckRequest request(CheckInput in) {
+    /** @param settings the provider's body setting (packAsBytes), or null */
+    static CheckRequest request(CheckInput in, BodySettings settings) {
         AttributeContext.HttpRequest.Builder http = AttributeContext.HttpRequest.newBuilder().setMethod(in.method())
                 .setPath(in.pathAndQuery()).setHost(in.host() == null ? "" : in.host()).setScheme(in.scheme())
                 .setProtocol(in.protocol());
@@ -112,11 +120,31 @@ final class GrpcAuthorizer implements AutoCloseable {
         headers.put(":scheme", in.scheme());
         in.headers().forEach(e -> headers.merge(e.getKey().toLowerCase(Locale.ROOT), e.getValue(), (a, b) -> a + "," + b));
         headers.remove("host");
+        if (in.body() != null) {
+            headers.put(CheckBody.PARTIAL_HEADER, Boolean.toString(in.body().partial()));
+            body(http, in.body(), settings != null && settings.packAsBytes());
+        }
         http.putAllHeaders(headers);
         return CheckRequest.newBuilder().setAttributes(AttributeContext.newBuilder()
                 .setSource(peer(in.source(), in.sourcePrincipal()))
                 .setDestination(peer(in.destination(), in.destinationPrincipal()))
                 .setRequest(AttributeContext.Request.newBuilder().setHttp(http))).build();
+    }
+
+    /** The body exactly as held: raw bytes, or the same bytes as text only when they are UTF-8 (never replaced). */
+    private static void body(AttributeContext.HttpRequest.Builder http, CheckBody body, boolean packAsBytes) {
+        http.setSize(body.received());
+        if (packAsBytes) {
+            http.setRawBody(ByteString.copyFrom(body.bytes()));
+            return;
+        }
+        try {
+            http.setBody(StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(body.bytes())).toString());
+        } catch (CharacterCodingException e) {
+            throw new IllegalArgumentException("the request body is not UTF-8 text, which a gRPC check's body"
+                    + " must be (packAsBytes sends it as bytes)");
+        }
     }
 
     private static AttributeContext.Peer peer(InetSocketAddress a, String principal) {

@@ -25,7 +25,8 @@ import java.util.concurrent.TimeoutException;
  * envoyExtAuthzHttp, with vertx-web-client (to a mesh authorizer through the HBONE bridge, as a
  * SOCKS5 proxy): the request's method and path (after the provider's
  * pathPrefix), its Host, and the headers the provider selects (Authorization always, as Envoy)
- * go to the authorizer without a body. 200 allows (headersToUpstreamOnAllow from its response go
+ * go to the authorizer; with includeRequestBodyInCheck, the held body as the check's body (its
+ * Content-Length) and {@code x-envoy-auth-partial-body}, as Envoy, else no body. 200 allows (headersToUpstreamOnAllow from its response go
  * into the forwarded request, replacing the client's; headersToDownstreamOnAllow into the
  * response); 5xx is a failure (Envoy's); any other status denies with that status, the
  * authorizer's headers (headersToDownstreamOnDeny, or all) and its body, read up to a bound.
@@ -68,8 +69,12 @@ final class HttpAuthorizer {
         if (in.host() != null) {
             h.set(HttpHeaderNames.HOST.toString(), in.host());
         }
+        if (in.body() != null) {
+            h.set(CheckBody.PARTIAL_HEADER, Boolean.toString(in.body().partial()));
+        }
         CappedBody body = new CappedBody(maxBodyBytes);
-        req.as(BodyCodec.pipe(body, false)).send().onComplete(ar -> {
+        HttpRequest<Void> call = req.as(BodyCodec.pipe(body, false));
+        (in.body() == null ? call.send() : call.sendBuffer(Buffer.buffer(in.body().bytes()))).onComplete(ar -> {
             if (ar.failed()) {
                 Throwable t = ar.cause();
                 result.complete(new Outcome.Failure(t instanceof TimeoutException || String.valueOf(t.getMessage())

@@ -11,7 +11,8 @@ import dev.ambient.waypoint.telemetry.RequestMetrics;
 import dev.ambient.waypoint.telemetry.SourceWorkloads;
 
 /**
- * What every request needs, built once per waypoint: the state, authentication, policy, balancing,
+ * What every request needs, built once per waypoint: the state, authentication, policy (and the
+ * bodies held for its external authorizers), balancing,
  * upstream client, metrics, limits, request mirroring, this waypoint's identity, and whether the
  * waypoint is draining.
  */
@@ -20,6 +21,8 @@ public final class DataPath {
     public final StateStore store;
     public final L7Authorizer authorizer;
     public final ExtAuthz extAuthz;
+    /** The request bodies held for ext_authz checks, bounded across requests. */
+    public final HeldBodies heldBodies;
     public final LoadBalancer balancer;
     public final UpstreamClient upstream;
     public final RequestMetrics metrics;
@@ -33,12 +36,14 @@ public final class DataPath {
     public final RequestAuthenticator authenticator;
     private volatile boolean draining;
 
-    public DataPath(StateStore store, L7Authorizer authorizer, ExtAuthz extAuthz, LoadBalancer balancer, UpstreamClient upstream,
+    public DataPath(StateStore store, L7Authorizer authorizer, ExtAuthz extAuthz, HeldBodies heldBodies,
+            LoadBalancer balancer, UpstreamClient upstream,
             RequestMetrics metrics, RetryBudget retryBudget, int defaultRetryBudgetPercent, String trustDomain,
             SpiffeId self, HttpLimits limits, RequestAuthenticator authenticator, Mirrors mirrors) {
         this.store = store;
         this.authorizer = authorizer;
         this.extAuthz = extAuthz;
+        this.heldBodies = heldBodies;
         this.balancer = balancer;
         this.upstream = upstream;
         this.metrics = metrics;

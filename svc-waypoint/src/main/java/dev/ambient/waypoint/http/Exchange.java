@@ -16,6 +16,8 @@ import dev.ambient.waypoint.authn.AuthnFailure;
 import dev.ambient.waypoint.authn.RequestAuth;
 import dev.ambient.waypoint.authn.RequestAuthenticator;
 import dev.ambient.waypoint.authz.L7Authorizer;
+import dev.ambient.waypoint.extauthz.BodySettings;
+import dev.ambient.waypoint.extauthz.CheckBody;
 import dev.ambient.waypoint.extauthz.CheckInput;
 import dev.ambient.waypoint.extauthz.Outcome;
 import dev.ambient.waypoint.proxy.TcpSplice;
@@ -69,7 +71,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * authorization and routing on the request's head, fault injection, header changes, a weighted
  * backend and an endpoint, then attempts through HBONE. The request's body flows to the endpoint
  * as it arrives, and the response's back to the client as it is read, each paced by the other
- * side (backpressure), so no body is held whole.
+ * side (backpressure), so no body is held whole; the one exception is a CUSTOM check whose
+ * provider takes the body, which holds up to its maxRequestBytes first ({@link HeldBodies}).
  *
  * <p>Retries happen only before the response has begun (its head goes to the client at once) and
  * only while the whole body so far is held ({@link RetryBuffer}, kept only when the route retries,
@@ -129,6 +132,13 @@ final class Exchange {
 
     /** Request parts not yet written to the current attempt (it is connecting). */
     private final ArrayDeque<HttpContent> unsent = new ArrayDeque<>();
+    /** The body held for a CUSTOM check that takes it (includeRequestBodyInCheck); null otherwise. */
+    private HeldBody heldBody;
+    /** What to do once enough of the body is held; non-null only while holding it (reading it for the check). */
+    private Runnable whenBodyHeld;
+    private ScheduledFuture<?> bodyTimer;
+    /** The waypoint said 100 Continue itself already (to get a body it holds for a check). */
+    private boolean continued;
     /** A copy of the body so far while a retry may need it; null once none can. */
     private RetryBuffer retryBuffer;
     private boolean forwarding;
@@ -231,7 +241,12 @@ final class Exchange {
         Optional<L7Authorization> custom = path.authorizer.customPolicy(state.policies(), tunnel.service(),
                 authzRequest(judgedPath));
         if (custom.isPresent()) {
-            askAuthorizer(custom.get(), judgedPath);
+            BodySettings body = BodySettings.of(custom.get().getProvider());
+            if (body != null && upgrade == null) {
+                holdBody(custom.get(), body, judgedPath);
+            } else {
+                askAuthorizer(custom.get(), judgedPath, null);
+            }
             return;
         }
         authorized(judgedPath);
@@ -243,11 +258,92 @@ final class Exchange {
                         head.headers().get(HttpHeaderNames.HOST), head.headers()), requestAuth);
     }
 
+    /**
+     * includeRequestBodyInCheck, as Envoy's with_request_body: the body is read and held (its parts
+     * stay in {@link #unsent}, to be forwarded unchanged) until it ends or is longer than the
+     * provider's maxRequestBytes, then the authorizer is asked with its first maxRequestBytes. A
+     * longer body is refused with 413 (at once when its Content-Length says so) unless the
+     * provider takes a partial body. Bounded: the waypoint's budget of held bodies (503 beyond),
+     * and the body read timeout (408); reading stops once enough is held.
+     */
+    private void holdBody(L7Authorization policy, BodySettings settings, String judgedPath) {
+        long declared = HttpUtil.getContentLength(head, -1L);
+        if (declared > settings.maxBytes() && !settings.allowPartial()) {
+            refuseBody(HeldBodies.Refusal.TOO_LARGE, "Content-Length " + declared + " is over maxRequestBytes "
+                    + settings.maxBytes() + " of ext_authz provider " + policy.getProvider().getName());
+            return;
+        }
+        heldBody = path.heldBodies.hold(settings);
+        whenBodyHeld = () -> bodyHeld(policy, judgedPath);
+        // What came with the head (a copy to walk: a refusal empties the queue).
+        for (HttpContent part : List.copyOf(unsent)) {
+            if (whenBodyHeld == null || !holdPart(part)) {
+                break;
+            }
+        }
+        if (done || whenBodyHeld == null) {
+            return; // refused, or asked already
+        }
+        bodyTimer = loop.schedule(() -> {
+            if (!done && whenBodyHeld != null) {
+                refuseBody(HeldBodies.Refusal.TIMEOUT, "the body was not held within waypoint.ext-authz.body-read-timeout ("
+                        + path.heldBodies.readTimeout().toMillis() + " ms) for ext_authz provider "
+                        + policy.getProvider().getName());
+            }
+        }, path.heldBodies.readTimeout().toMillis(), TimeUnit.MILLISECONDS);
+        if (expectContinue && !requestEnded) {
+            continued = true; // the client waits for it before it sends the body the check needs
+            downstream.informational(new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.CONTINUE,
+                    Unpooled.EMPTY_BUFFER));
+        }
+        updateReading();
+    }
+
+    /** One part of the body while it is held for the check; false when the request was refused. */
+    private boolean holdPart(HttpContent part) {
+        if (!heldBody.add(part.content())) {
+            refuseBody(HeldBodies.Refusal.BUDGET, "the request bodies held for ext_authz checks reached"
+                    + " waypoint.ext-authz.max-buffered-body-bytes");
+            return false;
+        }
+        if (heldBody.enough(requestEnded)) {
+            Runnable then = whenBodyHeld;
+            whenBodyHeld = null;
+            then.run();
+        }
+        return true;
+    }
+
+    /** Enough of the body is held: a body over the limit is refused unless partial is allowed; else the authorizer is asked. */
+    private void bodyHeld(L7Authorization policy, String judgedPath) {
+        cancel(bodyTimer);
+        if (heldBody.over() && !heldBody.settings().allowPartial()) {
+            refuseBody(HeldBodies.Refusal.TOO_LARGE, "the body is longer than maxRequestBytes "
+                    + heldBody.settings().maxBytes() + " of ext_authz provider " + policy.getProvider().getName());
+            return;
+        }
+        updateReading(); // no more until the answer
+        askAuthorizer(policy, judgedPath, heldBody.checkBody());
+    }
+
+    private void refuseBody(HeldBodies.Refusal r, String reason) {
+        path.heldBodies.refused(r);
+        local(r.status, r.body, "UAEX", reason);
+    }
+
+    private void releaseHeldBody() {
+        whenBodyHeld = null;
+        cancel(bodyTimer);
+        if (heldBody != null) {
+            heldBody.release();
+        }
+    }
+
     /** Off the event loop: the authorizer answers on its client's thread, and the exchange goes on on its own loop. */
-    private void askAuthorizer(L7Authorization policy, String judgedPath) {
+    private void askAuthorizer(L7Authorization policy, String judgedPath, CheckBody body) {
         CheckInput in = new CheckInput(method, uri, head.headers().get(HttpHeaderNames.HOST), "http",
                 downstream.http2() ? "HTTP/2" : "HTTP/1.1", head.headers(), tunnel.source(),
-                tunnel.peer() == null ? "" : tunnel.peer().uri(), tunnel.target(), path.self.uri());
+                tunnel.peer() == null ? "" : tunnel.peer().uri(), tunnel.target(), path.self.uri(), body);
         path.extAuthz.check(policy.getProvider(), in).whenComplete((outcome, failure) -> loop.execute(() ->
                 checked(policy, outcome != null ? outcome
                         : new Outcome.Deny(403, List.of(), "", "ext_authz failed: " + failure), judgedPath)));
@@ -320,6 +416,16 @@ final class Exchange {
         retry = effectiveRetry();
         if (retry != null && upgrade == null) {
             retryBuffer = new RetryBuffer(path.limits.retryBufferBytes(), path.limits.bodyBudget());
+            // What arrived while the request waited (for its JWT keys, its authorizer, or its body
+            // held for the authorizer) is body too: a retry must send it again.
+            for (HttpContent part : unsent) {
+                if (!retryBuffer.hold(part)) {
+                    retryBuffer = null;
+                    notRetried = "the body outgrew the retry buffer (" + path.limits.retryBufferBytes()
+                            + " bytes, or the waypoint's body budget)";
+                    break;
+                }
+            }
         }
         if (route != null && route.hasFault()) {
             FaultInjection fault = route.getFault();
@@ -361,6 +467,9 @@ final class Exchange {
             attempt.call.write(part);
         } else {
             unsent.add(part);
+            if (whenBodyHeld != null && !holdPart(part)) {
+                return; // refused
+            }
         }
         if (requestEnded) {
             sendMirrors();
@@ -387,8 +496,8 @@ final class Exchange {
 
     /** Whether more of the request's body is welcome now. */
     private boolean wantsRequestBody() {
-        return !done && !requestEnded && upgrade == null && attempt != null && attempt.ready
-                && attempt.call.isWritable();
+        return !done && !requestEnded && upgrade == null && (whenBodyHeld != null
+                || (attempt != null && attempt.ready && attempt.call.isWritable()));
     }
 
     private void updateReading() {
@@ -442,7 +551,7 @@ final class Exchange {
         }
         upstreamHead = upstreamHead();
         sendMirrors();
-        if (expectContinue && !requestEnded) {
+        if (expectContinue && !requestEnded && !continued) {
             // As Envoy: the waypoint says 100 itself (once policy let the request through) and
             // does not pass the expectation on.
             downstream.informational(new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.CONTINUE,
@@ -577,6 +686,7 @@ final class Exchange {
                     }
                 }
             }
+            releaseHeldBody(); // what was held for the check has gone on
             call.flush();
             updateReading();
         }
@@ -1042,6 +1152,7 @@ final class Exchange {
         mirrors = List.of();
         cancel(routeTimer);
         cancel(idleTimer);
+        releaseHeldBody();
         releaseRetryBuffer();
         releaseUnsent();
         if (attempt != null) {

@@ -81,7 +81,7 @@ public record MeshConfig(Map<String, ExtAuthzProvider> providers, List<String> p
             for (int i = 0; i < list.size(); i++) {
                 String at = "extensionProviders[" + i + "]";
                 try {
-                    provider(list.get(i), at, providers, problems);
+                    provider(list.get(i), at, providers);
                 } catch (Specs.Invalid e) {
                     problems.add(e.getMessage() + " (provider left out; CUSTOM policies naming it deny)");
                 }
@@ -92,8 +92,7 @@ public record MeshConfig(Map<String, ExtAuthzProvider> providers, List<String> p
         return new MeshConfig(Map.copyOf(providers), List.copyOf(problems));
     }
 
-    private static void provider(Map<String, Object> p, String at, Map<String, ExtAuthzProvider> out,
-            List<String> notes) {
+    private static void provider(Map<String, Object> p, String at, Map<String, ExtAuthzProvider> out) {
         Specs.onlyKeys(p, at, PROVIDER_KEYS);
         String name = Specs.string(p.get("name"), at + ".name");
         if (name == null || name.isEmpty()) {
@@ -137,21 +136,18 @@ public record MeshConfig(Map<String, ExtAuthzProvider> providers, List<String> p
                     http.putIncludeAdditionalHeadersInCheck(e.getKey().toLowerCase(java.util.Locale.ROOT), value);
                 }
             }
-            body(m.get("includeRequestBodyInCheck"), h + ".includeRequestBodyInCheck", http);
-            if (http.getMaxRequestBytes() > 0) {
-                notes.add(h + ".includeRequestBodyInCheck: the waypoint does not send request bodies to"
-                        + " authorizers yet; the provider is kept and its checks carry no body");
-            }
+            Body body = body(m.get("includeRequestBodyInCheck"), h + ".includeRequestBodyInCheck");
+            http.setMaxRequestBytes(body.maxBytes()).setAllowPartialMessage(body.allowPartial())
+                    .setPackAsBytes(body.packAsBytes());
             b.setHttp(http);
         } else if (p.get("envoyExtAuthzGrpc") != null) {
             String g = at + ".envoyExtAuthzGrpc";
             Map<String, Object> m = Specs.map(p.get("envoyExtAuthzGrpc"), g);
             Specs.onlyKeys(m, g, GRPC_KEYS);
             common(m, g, b);
-            if (m.get("includeRequestBodyInCheck") != null) {
-                throw new Specs.Invalid(g + ".includeRequestBodyInCheck: not supported for gRPC providers");
-            }
-            b.setGrpc(ExtAuthzGrpc.getDefaultInstance());
+            Body body = body(m.get("includeRequestBodyInCheck"), g + ".includeRequestBodyInCheck");
+            b.setGrpc(ExtAuthzGrpc.newBuilder().setMaxRequestBytes(body.maxBytes())
+                    .setAllowPartialMessage(body.allowPartial()).setPackAsBytes(body.packAsBytes()));
         } else {
             return; // a tracing or logging provider: not ours to read
         }
@@ -224,9 +220,14 @@ public record MeshConfig(Map<String, ExtAuthzProvider> providers, List<String> p
         }
     }
 
-    private static void body(Object raw, String at, ExtAuthzHttp.Builder http) {
+    /** includeRequestBodyInCheck, either kind of provider; maxBytes 0 = no body. */
+    private record Body(int maxBytes, boolean allowPartial, boolean packAsBytes) {
+        static final Body NONE = new Body(0, false, false);
+    }
+
+    private static Body body(Object raw, String at) {
         if (raw == null) {
-            return;
+            return Body.NONE;
         }
         Map<String, Object> m = Specs.map(raw, at);
         Specs.onlyKeys(m, at, BODY_KEYS);
@@ -235,9 +236,8 @@ public record MeshConfig(Map<String, ExtAuthzProvider> providers, List<String> p
             throw new Specs.Invalid(at + ".maxRequestBytes: required, 1.." + MAX_REQUEST_BYTES + ": '"
                     + m.get("maxRequestBytes") + "'");
         }
-        http.setMaxRequestBytes(max);
-        http.setAllowPartialMessage(bool(m.get("allowPartialMessage"), at + ".allowPartialMessage"));
-        http.setPackAsBytes(bool(m.get("packAsBytes"), at + ".packAsBytes"));
+        return new Body(max, bool(m.get("allowPartialMessage"), at + ".allowPartialMessage"),
+                bool(m.get("packAsBytes"), at + ".packAsBytes"));
     }
 
     private static boolean bool(Object o, String at) {

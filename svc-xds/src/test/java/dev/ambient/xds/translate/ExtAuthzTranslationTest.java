@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.ambient.discovery.ResourceTypes;
+import dev.ambient.proto.l7.ExtAuthzGrpc;
 import dev.ambient.proto.l7.ExtAuthzProvider;
 import dev.ambient.proto.l7.L7Authorization;
 import dev.ambient.proto.workload.Action;
@@ -215,6 +216,16 @@ class ExtAuthzTranslationTest {
                   envoyExtAuthzGrpc: {service: x.shop.svc.cluster.local, port: 80, failOpen: "yes"}
                 - name: g
                   envoyExtAuthzGrpc: {port: 80}
+                - name: g2
+                  envoyExtAuthzGrpc:
+                    service: x.shop.svc.cluster.local
+                    port: 80
+                    includeRequestBodyInCheck: {maxRequestBytes: 0}
+                - name: grpc-body
+                  envoyExtAuthzGrpc:
+                    service: x.shop.svc.cluster.local
+                    port: 80
+                    includeRequestBodyInCheck: {maxRequestBytes: 8192, packAsBytes: true}
                 - name: h
                   envoyExtAuthzHttp: {service: x.shop.svc.cluster.local, port: 80, pathPrefix: "no-slash"}
                 - name: i
@@ -235,14 +246,14 @@ class ExtAuthzTranslationTest {
                   zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}
                 """;
         MeshConfig c = MeshConfig.parse(bad);
-        assertEquals(List.of("good"), List.copyOf(c.providers().keySet()), c.problems().toString());
+        assertEquals(java.util.Set.of("good", "grpc-body"), c.providers().keySet(), c.problems().toString());
         String all = String.join("\n", c.problems());
         assertEquals(10, c.problems().size(), all);
         for (String expected : List.of("(a).envoyExtAuthzHttp.port", "(b).envoyExtAuthzHttp.timeout",
                 "(c).envoyExtAuthzHttp.statusOnError", "(d).envoyExtAuthzHttp.includeRequestHeadersInCheck[0]",
                 "(e).envoyExtAuthzHttp.includeRequestBodyInCheck.maxRequestBytes", "(f).envoyExtAuthzGrpc.failOpen",
-                "(g).envoyExtAuthzGrpc.service", "(h).envoyExtAuthzHttp.pathPrefix", "(i).envoyExtAuthzHttp.headerz",
-                "(good).envoyExtAuthzHttp.includeRequestBodyInCheck: the waypoint does not send request bodies")) {
+                "(g).envoyExtAuthzGrpc.service", "(g2).envoyExtAuthzGrpc.includeRequestBodyInCheck.maxRequestBytes",
+                "(h).envoyExtAuthzHttp.pathPrefix", "(i).envoyExtAuthzHttp.headerz")) {
             assertTrue(all.contains(expected), expected + " in " + all);
         }
         ExtAuthzProvider good = c.providers().get("good");
@@ -253,6 +264,12 @@ class ExtAuthzTranslationTest {
         assertEquals("x-auth-", good.getHttp().getHeadersToUpstreamOnAllow(1).getPrefix());
         assertEquals("waypoint", good.getHttp().getIncludeAdditionalHeadersInCheckMap().get("x-from"));
         assertEquals(4096, good.getHttp().getMaxRequestBytes());
+        assertTrue(good.getHttp().getAllowPartialMessage());
+        assertFalse(all.contains("does not send request bodies"), "the waypoint sends them now: " + all);
+        ExtAuthzGrpc grpcBody = c.providers().get("grpc-body").getGrpc();
+        assertEquals(8192, grpcBody.getMaxRequestBytes(), "a gRPC provider's body setting is carried too");
+        assertFalse(grpcBody.getAllowPartialMessage());
+        assertTrue(grpcBody.getPackAsBytes());
     }
 
     @Test
