@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -152,17 +153,29 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
     private final class Stream implements StreamObserver<DeltaDiscoveryResponse> {
         @Override
         public void onNext(DeltaDiscoveryResponse response) {
-            scheduler.execute(() -> apply(response));
+            onScheduler(() -> apply(response));
         }
 
         @Override
         public void onError(Throwable t) {
-            scheduler.execute(() -> reconnectLater(t.getMessage()));
+            onScheduler(() -> reconnectLater(t.getMessage()));
         }
 
         @Override
         public void onCompleted() {
-            scheduler.execute(() -> reconnectLater("stream closed by server"));
+            onScheduler(() -> reconnectLater("stream closed by server"));
+        }
+    }
+
+    /** Hops a gRPC callback onto the scheduler; after close() it has stopped, and there is nothing to do. */
+    private void onScheduler(Runnable task) {
+        if (closed) {
+            return;
+        }
+        try {
+            scheduler.execute(task);
+        } catch (RejectedExecutionException stopped) {
+            // close() ran between the check and here: the callback came too late to matter
         }
     }
 
@@ -221,11 +234,21 @@ public final class DeltaDiscoveryClient implements AutoCloseable {
         }
         connected = false;
         lastError = why;
-        failures++;
+        // The server's max-connection-age (GOAWAY NO_ERROR "max_age", then the grace): routine, every
+        // 30 min by default, so it is neither a failure for the backoff nor a warning.
+        boolean aged = why != null && why.endsWith("debug data: max_age");
+        if (!aged) {
+            failures++;
+        }
         long base = Math.min(30_000, 500L << Math.min(failures, 6));
         long delay = base / 2 + ThreadLocalRandom.current().nextLong(base / 2 + 1);
-        LOG.warnf("xds: stream to %s lost (%s); serving the last good state, reconnecting in %d ms", endpoint, why,
-                delay);
+        if (aged) {
+            LOG.infof("xds: %s replaced the stream's connection at its maximum age; serving the last good state,"
+                    + " resubscribing in %d ms", endpoint, delay);
+        } else {
+            LOG.warnf("xds: stream to %s lost (%s); serving the last good state, reconnecting in %d ms", endpoint, why,
+                    delay);
+        }
         typesSynced.clear();
         scheduler.schedule(this::connect, delay, TimeUnit.MILLISECONDS);
     }
